@@ -1,0 +1,341 @@
+"""The action, its derivatives, and the least-action fit (pure numpy/scipy).
+
+S(V) = (1/n) * sum_{edges f->g} w(f->g) * K(V_f - V_g)
+
+Kernels (K'(x)/K'(-x) = exp(-beta x) makes detailed balance stationary):
+  softplus     K(x) = log(1 + exp(-x))
+  exponential  K(x) = exp(-beta x / 2)
+
+The exact infimum: S is convex and gauge invariant. Inside a strongly connected
+component (SCC) the minimiser is finite; an edge between SCCs has no return path,
+so the infimum sends the upstream SCC to +inf relative to the downstream one and
+the edge contributes 0. We fit all SCCs at once by Newton's method on the
+block-diagonal Hessian (a weighted graph Laplacian with one pinned state per SCC)
+— measured at the paper's size: 7 Newton steps and 0.07 s against 778 L-BFGS-B
+iterations (benchmarks/fit_bench.py) — then propagate exclusion lower bounds
+(paper Eq 25) down the condensation DAG.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse import linalg as spla
+from scipy.special import expit
+
+from .graph import Graph
+
+
+# ----------------------------------------------------------------------------- kernels
+@dataclass(frozen=True)
+class Softplus:
+    name: str = "softplus"
+    beta: float = 1.0
+
+    def value(self, x):
+        return np.logaddexp(0.0, -x)
+
+    def d1(self, x):
+        return -expit(-x)
+
+    def d2(self, x):
+        s = expit(x)
+        return s * (1.0 - s)
+
+
+@dataclass(frozen=True)
+class Exponential:
+    beta: float = 1.0
+    name: str = "exp"
+
+    def value(self, x):
+        return np.exp(-0.5 * self.beta * x)
+
+    def d1(self, x):
+        return -0.5 * self.beta * np.exp(-0.5 * self.beta * x)
+
+    def d2(self, x):
+        return 0.25 * self.beta**2 * np.exp(-0.5 * self.beta * x)
+
+
+def make_kernel(name: str = "softplus", beta: float = 1.0):
+    if name == "softplus":
+        return Softplus()
+    if name in ("exp", "exponential"):
+        if not beta > 0:
+            raise ValueError("beta must be > 0")
+        return Exponential(beta=float(beta))
+    raise ValueError(f"unknown kernel {name!r} (choose softplus or exp)")
+
+
+# ----------------------------------------------------------------------------- action
+def action(V: np.ndarray, src, dst, w, n_states: int, kernel=Softplus()) -> float:
+    return float(np.dot(w, kernel.value(V[src] - V[dst])) / n_states)
+
+
+def action_and_grad(V: np.ndarray, src, dst, w, n_states: int, kernel=Softplus()):
+    """Value and analytic gradient, vectorised over edges (np.bincount scatter)."""
+    x = V[src] - V[dst]
+    val = float(np.dot(w, kernel.value(x)) / n_states)
+    k1 = w * kernel.d1(x)
+    g = (np.bincount(src, k1, minlength=len(V)) - np.bincount(dst, k1, minlength=len(V))) / n_states
+    return val, g
+
+
+def hessian(V: np.ndarray, src, dst, w, n_states: int, kernel=Softplus()) -> sp.csr_matrix:
+    """The Hessian: a weighted graph Laplacian with edge weights w K''(V_f - V_g) / n."""
+    c = w * kernel.d2(V[src] - V[dst]) / n_states
+    n = len(V)
+    rows = np.concatenate([src, dst, src, dst])
+    cols = np.concatenate([src, dst, dst, src])
+    vals = np.concatenate([c, c, -c, -c])
+    return sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
+
+
+def action_of(V: np.ndarray, g: Graph, kernel=Softplus()) -> float:
+    """The action of a full potential vector on graph ``g`` (+inf entries allowed: they cost 0 downhill)."""
+    V = np.asarray(V, dtype=float)
+    x = V[g.src] - V[g.dst]
+    with np.errstate(invalid="ignore"):
+        k = np.where(np.isposinf(x), 0.0, kernel.value(np.where(np.isfinite(x), x, 0.0)))
+    k = np.where(np.isneginf(x) | np.isnan(x), np.inf, k)
+    return float(np.dot(g.w, k) / g.n_states)
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass
+class FitResult:
+    names: list[str]
+    visits: np.ndarray
+    potential: np.ndarray        # finite for states in sink SCCs, nan where unbounded
+    scc_potential: np.ndarray    # finite potential inside the state's own SCC (gauge: SCC minimum = 0)
+    lower_bound: np.ndarray      # exclusion-inequality lower bound in the downstream sinks' gauge
+    scc: np.ndarray              # SCC label per state
+    unbounded: np.ndarray        # state's SCC is upstream of another SCC
+    scc_order: list[int]         # SCC labels in topological order (upstream first)
+    action: float                # S_min (exact infimum) or the whole-graph stopping value
+    converged: bool
+    iterations: int
+    grad_norm: float
+    seconds: float
+    mode: str = "exact"
+    n_edges: int = 0
+    stderr: np.ndarray | None = None
+    history: list = field(default_factory=list)   # (iteration, action, grad_norm)
+    options: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+    @property
+    def n_states(self) -> int:
+        return len(self.names)
+
+    @property
+    def n_sccs(self) -> int:
+        return int(self.scc.max()) + 1 if len(self.scc) else 0
+
+    def target_potential(self) -> np.ndarray:
+        """One finite number per state for display and evolution targets:
+        the potential where bounded, the exclusion lower bound where unbounded."""
+        return np.where(self.unbounded, self.lower_bound, self.potential)
+
+
+# ----------------------------------------------------------------------------- Newton
+def _solve(H: sp.csr_matrix, rhs: np.ndarray, direct_limit: int = 150_000) -> np.ndarray:
+    if H.shape[0] == 0:
+        return rhs.copy()
+    if H.shape[0] <= direct_limit:
+        return spla.spsolve(H.tocsc(), rhs, permc_spec="COLAMD")
+    d = H.diagonal()
+    M = spla.LinearOperator(H.shape, matvec=lambda v: v / d)
+    x, _ = spla.cg(H, rhs, rtol=1e-12, maxiter=2000, M=M)
+    return x
+
+
+def newton_fit(
+    g: Graph, labels: np.ndarray, pins: np.ndarray, kernel=Softplus(), tol: float = 1e-10,
+    max_iter: int = 200,
+) -> tuple[np.ndarray, dict]:
+    """Minimise the action restricted to intra-SCC edges, one pinned state per SCC (V=0 there).
+
+    Returns V (finite inside each SCC, pinned states 0) and a stats dict.
+    """
+    n = g.n_states
+    inner = labels[g.src] == labels[g.dst]
+    src, dst, w = g.src[inner], g.dst[inner], g.w[inner]
+    free = np.ones(n, dtype=bool)
+    free[pins] = False
+    # states with no intra-SCC edge are singletons: nothing to fit
+    touched = np.zeros(n, dtype=bool)
+    touched[src] = touched[dst] = True
+    free &= touched
+    idx = np.flatnonzero(free)
+    V = np.zeros(n)
+    S, grad = action_and_grad(V, src, dst, w, n, kernel)
+    history = [(0, S, float(np.abs(grad).max()) if n else 0.0)]
+    it = 0
+    converged = history[0][2] <= tol
+    while not converged and it < max_iter:
+        it += 1
+        H = hessian(V, src, dst, w, n, kernel)[idx][:, idx]
+        step = np.zeros(n)
+        step[idx] = -_solve(H, grad[idx])
+        slope = float(np.dot(grad, step))
+        t = 1.0
+        while True:
+            Vn = V + t * step
+            Sn, gn = action_and_grad(Vn, src, dst, w, n, kernel)
+            if Sn <= S + 1e-4 * t * slope or t < 1e-12:
+                break
+            t *= 0.5
+        stalled = Sn >= S and t < 1e-12
+        V, S, grad = Vn, Sn, gn
+        gnorm = float(np.abs(grad).max())
+        history.append((it, S, gnorm))
+        converged = gnorm <= tol
+        if stalled:
+            break
+    return V, {"iterations": it, "converged": bool(converged), "grad_norm": history[-1][2], "history": history,
+               "action": S}
+
+
+# ----------------------------------------------------------------------------- condensation DAG
+def _dag(labels: np.ndarray, n_comp: int, g: Graph):
+    cross = labels[g.src] != labels[g.dst]
+    a, b = labels[g.src[cross]], labels[g.dst[cross]]
+    return cross, a, b
+
+
+def _levels_from(n_comp: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Kahn's algorithm, vectorised per frontier, on the DAG a->b. Returns the level of each node
+    (0 = no incoming edge) — one Python iteration per level, not per node."""
+    key = np.unique(a.astype(np.int64) * n_comp + b)
+    a, b = key // n_comp, key % n_comp
+    order = np.argsort(a, kind="stable")
+    a, b = a[order], b[order]
+    indptr = np.searchsorted(a, np.arange(n_comp + 1))
+    indeg = np.bincount(b, minlength=n_comp)
+    level = np.full(n_comp, -1, dtype=np.int64)
+    frontier = np.flatnonzero(indeg == 0)
+    lev = 0
+    while len(frontier):
+        level[frontier] = lev
+        starts, ends = indptr[frontier], indptr[frontier + 1]
+        lens = ends - starts
+        if lens.sum() == 0:
+            break
+        pos = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(lens.sum())
+        targets = b[pos]
+        np.subtract.at(indeg, targets, 1)
+        cand = np.unique(targets)
+        frontier = cand[indeg[cand] == 0]
+        lev += 1
+    return level
+
+
+def topological_order(labels: np.ndarray, n_comp: int, g: Graph) -> list[int]:
+    """SCC labels, upstream first (ties by label)."""
+    _, a, b = _dag(labels, n_comp, g)
+    level = _levels_from(n_comp, a, b)
+    return [int(c) for c in np.lexsort((np.arange(n_comp), level))]
+
+
+def lower_bounds(g: Graph, labels: np.ndarray, n_comp: int, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exclusion-inequality bounds propagated from the sink SCCs upward.
+
+    For an inter-SCC edge f->g (g->f never seen in N(g) samples): V_f - V_g >= log(w(f->g)/w_unit(g)),
+    w_unit(g) = 1/N(g) (low_reject) or 1/N0 (high_reject) — paper Eq 25. An upstream SCC C gets the
+    offset max over its outgoing edges of lb(g) + bound - u_f; sink SCCs keep offset 0.
+    Returns (lower bound per state, upstream flag per SCC).
+    """
+    cross, a, b = _dag(labels, n_comp, g)
+    es, ed = g.src[cross], g.dst[cross]
+    bound = np.log(g.w[cross] / g.unit_weight()[ed])
+    upstream = np.zeros(n_comp, dtype=bool)
+    upstream[a] = True
+    height = _levels_from(n_comp, b, a)  # level 0 = sinks, on the reversed DAG
+    offset = np.zeros(n_comp)
+    lb = u.copy()
+    edge_level = height[a]
+    for lev in range(1, int(height.max()) + 1 if n_comp else 0):
+        sel = edge_level == lev
+        if not sel.any():
+            continue
+        vals = lb[ed[sel]] + bound[sel] - u[es[sel]]
+        comps = a[sel]
+        off = np.full(n_comp, -np.inf)
+        np.maximum.at(off, comps, vals)
+        done = np.isfinite(off)
+        offset[done] = off[done]
+        members = done[labels]
+        lb[members] = offset[labels[members]] + u[members]
+    return lb, upstream
+
+
+# ----------------------------------------------------------------------------- the fit
+def fit_exact(g: Graph, kernel=Softplus(), tol: float = 1e-10) -> FitResult:
+    """The exact infimum: SCCs, Newton per SCC (all at once), lower bounds down the DAG."""
+    t0 = time.perf_counter()
+    n_comp, labels = g.sccs()
+    # pin: the most visited state of each SCC (ties: lowest index)
+    order = np.lexsort((np.arange(g.n_states), -g.visits, labels))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = labels[order][1:] != labels[order][:-1]
+    pins = order[first]
+    V, stats = newton_fit(g, labels, pins, kernel, tol=tol)
+    # gauge: the minimum of each SCC is 0
+    mins = np.full(n_comp, np.inf)
+    np.minimum.at(mins, labels, V)
+    u = V - mins[labels]
+    lb, upstream = lower_bounds(g, labels, n_comp, u)
+    unb = upstream[labels]
+    potential = np.where(unb, np.nan, u)
+    res = FitResult(
+        names=g.names, visits=g.visits, potential=potential, scc_potential=u, lower_bound=lb, scc=labels,
+        unbounded=unb, scc_order=topological_order(labels, n_comp, g), action=float(stats["action"]),
+        converged=stats["converged"], iterations=stats["iterations"], grad_norm=stats["grad_norm"],
+        seconds=time.perf_counter() - t0, mode="exact", n_edges=g.n_edges, history=stats["history"],
+        options={"kernel": kernel.name, "beta": kernel.beta, "weight": g.weight, "n0": g.n0,
+                 "min_visits": g.min_visits, "gauge": "minimum potential of each SCC = 0"},
+    )
+    return res
+
+
+def fit_whole_graph(g: Graph, kernel=Softplus(), maxiter: int = 15000) -> FitResult:
+    """The paper's procedure, for comparison: one L-BFGS-B over every state and edge,
+    topological initialisation (upstream SCCs start higher), zero-mean gauge.
+    Its values for states upstream of another SCC are wherever the optimiser stopped."""
+    from scipy.optimize import minimize
+
+    t0 = time.perf_counter()
+    n_comp, labels = g.sccs()
+    _, a, b = _dag(labels, n_comp, g)
+    height = _levels_from(n_comp, b, a)
+    V0 = height[labels].astype(float)
+    V0 -= V0.mean()
+    history = []
+
+    def fun(V):
+        val, grad = action_and_grad(V, g.src, g.dst, g.w, g.n_states, kernel)
+        return val, grad
+
+    def cb(xk):
+        val, grad = fun(xk)
+        history.append((len(history) + 1, val, float(np.abs(grad).max())))
+
+    r = minimize(fun, V0, jac=True, method="L-BFGS-B", callback=cb, options={"maxiter": maxiter})
+    V = r.x - r.x.mean()
+    val, grad = fun(V)
+    _, upstream = lower_bounds(g, labels, n_comp, np.zeros(g.n_states))
+    return FitResult(
+        names=g.names, visits=g.visits, potential=V, scc_potential=V, lower_bound=np.full(g.n_states, np.nan),
+        scc=labels, unbounded=upstream[labels], scc_order=topological_order(labels, n_comp, g), action=val,
+        converged=bool(r.success), iterations=int(r.nit), grad_norm=float(np.abs(grad).max()),
+        seconds=time.perf_counter() - t0, mode="whole-graph", n_edges=g.n_edges, history=history,
+        options={"kernel": kernel.name, "beta": kernel.beta, "weight": g.weight, "n0": g.n0,
+                 "min_visits": g.min_visits, "gauge": "mean potential = 0", "optimizer": "L-BFGS-B"},
+        notes=["whole-graph mode (the paper's procedure): values for states upstream of another SCC "
+               "are stopping artefacts of L-BFGS-B, not estimates — their true potential is +inf "
+               "relative to the downstream SCC (use the default exact mode)."],
+    )

@@ -1,0 +1,275 @@
+"""Import and export of transitions.
+
+Formats (chosen by file extension):
+
+* ``.csv`` / ``.tsv``: header with columns ``source,target[,count]``. An empty
+  target or ``<escape>`` is an escape; target == source is a self-loop; count
+  defaults to 1 and must be a non-negative integer. Lines starting with ``#``
+  are comments (used for provenance).
+* ``.jsonl``: one object per line, ``{"source": ..., "target": ... or null, "count": n}``.
+* ``.json``: the paper's public dataset — a list of records
+  ``{"target_expression", "target_score", "source_expressions": [{"expression", "score"}, ...]}``.
+  Rule: every (source expression, target expression) pair in a record is ONE
+  sample source -> target (a source listed twice counts twice). Scores are kept
+  as state metadata. On export, escapes are written as records whose
+  ``target_expression`` is null (an extension of the format), so a round trip
+  keeps every count.
+
+Every problem is reported as one line naming the file and line (``InputError``).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io as _io
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .store import ESCAPE, Counts, RunStore, Sample
+
+ESCAPE_TOKEN = "<escape>"
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "paper-json"}
+
+
+@dataclass
+class Row:
+    source: str
+    target: str | None
+    count: int
+    line: int
+
+
+def detect_format(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(
+            f"unknown file type {path.suffix or '(none)'!r}: expected .csv, .tsv, .jsonl or .json (paper dataset)",
+            str(path),
+        )
+    return fmt
+
+
+def _count(value, where: str, line: int) -> int:
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        return 1
+    if isinstance(value, bool):
+        raise InputError(f"count must be a non-negative integer, got {value!r}", where, line)
+    if isinstance(value, (int, np.integer)):
+        n = int(value)
+    elif isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise InputError(f"count must be a non-negative integer, got {value!r}", where, line)
+        n = int(value)
+    else:
+        s = str(value).strip()
+        try:
+            n = int(s)
+        except ValueError:
+            raise InputError(f"count must be a non-negative integer, got {s!r}", where, line) from None
+    if n < 0:
+        raise InputError(f"count must be a non-negative integer, got {n}", where, line)
+    return n
+
+
+def _state(value, what: str, where: str, line: int, allow_escape: bool) -> str | None:
+    if value is None:
+        if allow_escape:
+            return None
+        raise InputError(f"{what} is missing", where, line)
+    if not isinstance(value, str):
+        raise InputError(f"{what} must be a string, got {type(value).__name__}", where, line)
+    s = value.strip()
+    if allow_escape and (s == "" or s == ESCAPE_TOKEN):
+        return None
+    if s == "" or s == ESCAPE_TOKEN:
+        raise InputError(f"{what} is empty", where, line)
+    return s
+
+
+def read_rows(path: str | Path) -> tuple[list[Row], dict[str, dict]]:
+    """Parse a transitions file. Returns rows and per-state metadata (scores from the paper JSON)."""
+    path = Path(path)
+    where = str(path)
+    fmt = detect_format(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("file not found", where) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte {exc.start})", where) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", where) from None
+    if not text.strip():
+        raise InputError("file is empty", where)
+    meta: dict[str, dict] = {}
+    rows: list[Row] = []
+    if fmt in ("csv", "tsv"):
+        # lines starting with '#' are comments (provenance lines); blank them to keep line numbers
+        text = "\n".join("" if ln.startswith("#") else ln for ln in text.split("\n"))
+        reader = csv.reader(_io.StringIO(text), delimiter="," if fmt == "csv" else "\t")
+        try:
+            header = []
+            while not any(h.strip() for h in header):
+                header = [h.strip().lower() for h in next(reader)]
+        except StopIteration:
+            raise InputError("file has no header line", where) from None
+        except csv.Error as exc:
+            raise InputError(f"malformed {fmt.upper()}: {exc}", where, 1) from None
+        for col in ("source", "target"):
+            if col not in header:
+                raise InputError(f"missing column {col!r} (header: {','.join(header)})", where, reader.line_num)
+        si, ti = header.index("source"), header.index("target")
+        ci = header.index("count") if "count" in header else None
+        try:
+            for rec in reader:
+                line = reader.line_num
+                if not rec or all(not c.strip() for c in rec):
+                    continue
+                if len(rec) != len(header):
+                    raise InputError(f"expected {len(header)} fields, found {len(rec)}", where, line)
+                src = _state(rec[si], "source", where, line, allow_escape=False)
+                tgt = _state(rec[ti], "target", where, line, allow_escape=True)
+                rows.append(Row(src, tgt, _count(rec[ci] if ci is not None else None, where, line), line))
+        except csv.Error as exc:
+            raise InputError(f"malformed {fmt.upper()}: {exc}", where, reader.line_num) from None
+    elif fmt == "jsonl":
+        for line, raw in enumerate(text.splitlines(), 1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"broken JSON: {exc.msg} (column {exc.colno})", where, line) from None
+            if not isinstance(obj, dict):
+                raise InputError("each line must be a JSON object", where, line)
+            if "source" not in obj:
+                raise InputError("missing field 'source'", where, line)
+            if "target" not in obj:
+                raise InputError("missing field 'target' (null for an escape)", where, line)
+            rows.append(
+                Row(
+                    _state(obj["source"], "source", where, line, False),
+                    _state(obj["target"], "target", where, line, True),
+                    _count(obj.get("count"), where, line),
+                    line,
+                )
+            )
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"broken JSON: {exc.msg} (column {exc.colno})", where, exc.lineno) from None
+        if not isinstance(data, list):
+            raise InputError("expected a JSON list of records (the paper dataset format)", where, 1)
+        for i, rec in enumerate(data):
+            loc = f"{where} record {i}"
+            if not isinstance(rec, dict):
+                raise InputError("record is not an object", loc)
+            for key in ("target_expression", "source_expressions"):
+                if key not in rec:
+                    raise InputError(f"missing field {key!r}", loc)
+            tgt = _state(rec["target_expression"], "target_expression", loc, None, allow_escape=True)
+            if tgt is not None and rec.get("target_score") is not None:
+                meta.setdefault(tgt, {})["score"] = rec["target_score"]
+            srcs = rec["source_expressions"]
+            if not isinstance(srcs, list):
+                raise InputError("source_expressions must be a list", loc)
+            for j, s in enumerate(srcs):
+                if not isinstance(s, dict) or "expression" not in s:
+                    raise InputError(f"source_expressions[{j}] needs an 'expression'", loc)
+                src = _state(s["expression"], f"source_expressions[{j}].expression", loc, None, False)
+                if s.get("score") is not None:
+                    meta.setdefault(src, {})["score"] = s["score"]
+                rows.append(Row(src, tgt, 1, i))
+    if not rows:
+        raise InputError("no transitions in file", where)
+    return rows, meta
+
+
+def rows_to_counts(rows: list[Row], meta: dict | None = None) -> Counts:
+    agg: Counter = Counter()
+    index: dict[str, int] = {}
+    for r in rows:
+        s = index.setdefault(r.source, len(index))
+        t = ESCAPE if r.target is None else index.setdefault(r.target, len(index))
+        agg[(s, t)] += r.count
+    keys = [k for k, v in agg.items() if v > 0]
+    src = np.array([k[0] for k in keys], dtype=np.int64)
+    dst = np.array([k[1] for k in keys], dtype=np.int64)
+    cnt = np.array([agg[k] for k in keys], dtype=np.int64)
+    return Counts(list(index), src, dst, cnt, meta={"state_meta": meta or {}})
+
+
+def read_counts(path: str | Path) -> Counts:
+    rows, meta = read_rows(path)
+    c = rows_to_counts(rows, meta)
+    c.meta["file"] = str(path)
+    return c
+
+
+def import_file(path: str | Path, store: RunStore, chunk: int = 50_000) -> dict:
+    """Import a file into a store: one sample row per counted transition, uid = file hash + line + k,
+    so importing the same file twice adds nothing. All-or-nothing: parse first, then one transaction."""
+    path = Path(path)
+    rows, meta = read_rows(path)  # raises before touching the store
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    samples = []
+    for i, r in enumerate(rows):
+        for k in range(r.count):
+            samples.append(
+                Sample(
+                    uid=f"import:{digest}:{i}:{k}", source=r.source, target=r.target,
+                    reason="imported escape" if r.target is None else None, agent="import", model=None,
+                    source_meta=meta.get(r.source), target_meta=meta.get(r.target) if r.target else None,
+                )
+            )
+    added = store.add_samples(samples)
+    store.log_event("import", "import", {"file": str(path), "samples": len(samples), "added": added})
+    return {"file": str(path), "samples_in_file": len(samples), "added": added, "duplicates": len(samples) - added}
+
+
+def export_counts(counts: Counts, path: str | Path, state_meta: dict | None = None) -> int:
+    path = Path(path)
+    fmt = detect_format(path)
+    state_meta = state_meta or {}
+    names = counts.states
+    rows = [
+        (names[s], None if d == ESCAPE else names[d], int(c))
+        for s, d, c in zip(counts.src, counts.dst, counts.count)
+        if c > 0
+    ]
+    rows.sort(key=lambda r: (r[0], r[1] or ""))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt in ("csv", "tsv"):
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            wr = csv.writer(fh, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
+            wr.writerow(["source", "target", "count"])
+            for s, t, c in rows:
+                wr.writerow([s, ESCAPE_TOKEN if t is None else t, c])
+    elif fmt == "jsonl":
+        with open(path, "w", encoding="utf-8") as fh:
+            for s, t, c in rows:
+                fh.write(json.dumps({"source": s, "target": t, "count": c}) + "\n")
+    else:
+        by_target: dict = {}
+        for s, t, c in rows:
+            by_target.setdefault(t, []).extend([s] * c)
+        out = []
+        for t, srcs in by_target.items():
+            out.append(
+                {
+                    "target_expression": t,
+                    "target_score": (state_meta.get(t) or {}).get("score") if t else None,
+                    "source_expressions": [
+                        {"expression": s, "score": (state_meta.get(s) or {}).get("score")} for s in srcs
+                    ],
+                }
+            )
+        path.write_text(json.dumps(out, indent=1), encoding="utf-8")
+    return sum(r[2] for r in rows)

@@ -1,0 +1,387 @@
+"""SQLite run store: the durable record of a run (WAL, versioned schema).
+
+One row per agent sample in ``samples`` (with a unique ``uid``), so counts are
+always derived and never lost. Writes are transactional and idempotent:
+re-inserting a sample with the same uid is a no-op.
+
+Tables: meta (schema version), runs, states, raw_outputs, samples,
+candidates (evolution genealogy), events (stage log), checkpoints (blobs),
+stage_results (per-stage summaries read by ``potsearch status``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from .errors import InputError
+
+SCHEMA_VERSION = 1
+STORE_FILENAME = "store.sqlite"
+APP_ID = 0x706F7473  # "pots": marks a file as a potsearch store
+
+ESCAPE = -1  # target index of an escape in aggregated counts
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs(
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL,
+  created REAL NOT NULL, config TEXT, status TEXT);
+CREATE TABLE IF NOT EXISTS states(
+  id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, text TEXT NOT NULL, meta TEXT);
+CREATE TABLE IF NOT EXISTS raw_outputs(id INTEGER PRIMARY KEY, text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS samples(
+  id INTEGER PRIMARY KEY,
+  uid TEXT NOT NULL UNIQUE,
+  run_id INTEGER REFERENCES runs(id),
+  source_id INTEGER NOT NULL REFERENCES states(id),
+  target_id INTEGER REFERENCES states(id),
+  outcome TEXT NOT NULL CHECK (outcome IN ('state','self','escape')),
+  reason TEXT,
+  agent TEXT, model TEXT, created REAL,
+  tokens_in INTEGER, tokens_out INTEGER, latency REAL, cost REAL, error TEXT,
+  raw_id INTEGER REFERENCES raw_outputs(id),
+  CHECK ((outcome = 'escape') = (target_id IS NULL)));
+CREATE INDEX IF NOT EXISTS samples_source ON samples(source_id);
+CREATE TABLE IF NOT EXISTS candidates(
+  id INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE, run_id INTEGER REFERENCES runs(id),
+  canonical TEXT, source TEXT NOT NULL, params TEXT, parents TEXT,
+  operator TEXT, model TEXT, island INTEGER, round INTEGER,
+  train_action REAL, heldout_action REAL, gap REAL,
+  complexity INTEGER, n_params INTEGER, eval_seconds REAL,
+  error TEXT, tokens INTEGER, cost REAL, created REAL, meta TEXT);
+CREATE INDEX IF NOT EXISTS candidates_canonical ON candidates(canonical);
+CREATE TABLE IF NOT EXISTS events(
+  id INTEGER PRIMARY KEY, run_id INTEGER, created REAL NOT NULL,
+  stage TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT);
+CREATE TABLE IF NOT EXISTS checkpoints(
+  id INTEGER PRIMARY KEY, stage TEXT NOT NULL, step INTEGER NOT NULL,
+  created REAL NOT NULL, sha256 TEXT NOT NULL, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS stage_results(
+  stage TEXT PRIMARY KEY, created REAL NOT NULL, summary TEXT NOT NULL);
+"""
+
+
+@dataclass
+class Sample:
+    """One agent sample. ``target`` is None for an escape; == source for a self-loop."""
+
+    uid: str
+    source: str
+    target: str | None
+    reason: str | None = None
+    agent: str | None = None
+    model: str | None = None
+    created: float | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    latency: float | None = None
+    cost: float | None = None
+    error: str | None = None
+    raw: str | None = None
+    source_key: str | None = None  # canonical keys (default: the text itself)
+    target_key: str | None = None
+    source_meta: dict | None = None
+    target_meta: dict | None = None
+
+    @property
+    def outcome(self) -> str:
+        if self.target is None:
+            return "escape"
+        skey = self.source_key or self.source
+        tkey = self.target_key or self.target
+        return "self" if skey == tkey else "state"
+
+
+@dataclass
+class Counts:
+    """Aggregated transitions: one row per (source, outcome) with its count.
+
+    ``states[i]`` is state i's text; ``dst == ESCAPE`` marks escapes and
+    ``dst == src`` self-loops. This is the exchange format between the store,
+    the importers, the synthetic generator and the graph builder.
+    """
+
+    states: list[str]
+    src: np.ndarray
+    dst: np.ndarray
+    count: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return int(self.count.sum())
+
+    def visits(self) -> np.ndarray:
+        """N(f): every sample drawn from f, self-loops and escapes included."""
+        return np.bincount(self.src, weights=self.count, minlength=len(self.states)).astype(np.int64)
+
+
+def run_dir_of(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    return p.parent if p.name == STORE_FILENAME or p.suffix in (".sqlite", ".db") else p
+
+
+class RunStore:
+    """A run's SQLite store. Use ``RunStore.open`` / ``RunStore.create``."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection):
+        self.path = path
+        self.conn = conn
+
+    # ---------------------------------------------------------------- open
+    @classmethod
+    def create(cls, path: str | os.PathLike, name: str | None = None, kind: str = "run") -> "RunStore":
+        """Open the store at ``path`` (a run directory or a .sqlite file), creating it if needed."""
+        path = Path(path)
+        if path.suffix not in (".sqlite", ".db"):
+            path = path / STORE_FILENAME
+        if path.exists():
+            return cls.open(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise InputError(f"cannot create the run store: {exc}", str(path)) from None
+        store = cls(path, conn)
+        store._pragmas()
+        with store.transaction():
+            conn.executescript(_DDL.replace("\n", "\n"))
+            conn.execute(f"PRAGMA application_id = {APP_ID}")
+            conn.execute("INSERT INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
+            conn.execute("INSERT INTO meta VALUES('created', ?)", (str(time.time()),))
+            conn.execute(
+                "INSERT INTO runs(name, kind, created) VALUES(?,?,?)",
+                (name or path.parent.name, kind, time.time()),
+            )
+        return store
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, readonly: bool = False) -> "RunStore":
+        path = Path(path)
+        if path.is_dir():
+            path = path / STORE_FILENAME
+        if not path.exists():
+            raise InputError("no run store here (run `potsearch collect` or `potsearch import` first)", str(path))
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(16)
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror}", str(path)) from None
+        if head != b"SQLite format 3\x00":
+            raise InputError("not a potsearch run store (not an SQLite file)", str(path))
+        uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
+            store = cls(path, conn)
+            if not readonly:
+                store._pragmas()
+            app = conn.execute("PRAGMA application_id").fetchone()[0]
+            if app != APP_ID:
+                raise InputError("not a potsearch run store (an SQLite file of another application)", str(path))
+            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"not a readable potsearch run store ({exc})", str(path)) from None
+        version = int(row[0]) if row else -1
+        if version != SCHEMA_VERSION:
+            raise InputError(
+                f"run store has schema version {version}; this potsearch reads version {SCHEMA_VERSION}",
+                str(path),
+            )
+        return store
+
+    def _pragmas(self) -> None:
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.execute("PRAGMA busy_timeout=30000")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path.parent
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT; rolls back on any exception."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    # ---------------------------------------------------------------- runs / meta
+    def run_id(self) -> int:
+        return int(self.conn.execute("SELECT min(id) FROM runs").fetchone()[0])
+
+    def run_info(self) -> dict:
+        r = self.conn.execute("SELECT name, kind, created, config, status FROM runs ORDER BY id LIMIT 1").fetchone()
+        return {"name": r[0], "kind": r[1], "created": r[2], "config": json.loads(r[3]) if r[3] else {}, "status": r[4]}
+
+    def set_run_config(self, config: dict, kind: str | None = None) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE runs SET config=? WHERE id=?", (json.dumps(config, sort_keys=True), self.run_id()))
+            if kind:
+                c.execute("UPDATE runs SET kind=? WHERE id=?", (kind, self.run_id()))
+
+    def get_meta(self, key: str, default=None):
+        r = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return json.loads(r[0]) if r and key != "schema_version" else (r[0] if r else default)
+
+    def set_meta(self, key: str, value) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO meta VALUES(?,?)", (key, json.dumps(value)))
+
+    # ---------------------------------------------------------------- states / samples
+    def _state_ids(self, c: sqlite3.Connection, items: dict[str, tuple[str, dict | None]]) -> dict[str, int]:
+        """key -> id for every key in ``items`` (key -> (text, meta)), inserting new ones."""
+        c.executemany(
+            "INSERT OR IGNORE INTO states(key, text, meta) VALUES(?,?,?)",
+            [(k, t, json.dumps(m) if m else None) for k, (t, m) in items.items()],
+        )
+        out: dict[str, int] = {}
+        keys = list(items)
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            q = "SELECT key, id FROM states WHERE key IN (%s)" % ",".join("?" * len(chunk))
+            out.update(dict(c.execute(q, chunk).fetchall()))
+        return out
+
+    def add_samples(self, samples: Iterable[Sample]) -> int:
+        """Insert samples in one transaction; returns how many were new (uid not seen before)."""
+        samples = list(samples)
+        if not samples:
+            return 0
+        run_id = self.run_id()
+        items: dict[str, tuple[str, dict | None]] = {}
+        for s in samples:
+            items.setdefault(s.source_key or s.source, (s.source, s.source_meta))
+            if s.target is not None:
+                items.setdefault(s.target_key or s.target, (s.target, s.target_meta))
+        with self.transaction() as c:
+            seen: set[str] = set()
+            uids = [s.uid for s in samples]
+            for i in range(0, len(uids), 500):
+                chunk = uids[i : i + 500]
+                q = "SELECT uid FROM samples WHERE uid IN (%s)" % ",".join("?" * len(chunk))
+                seen.update(r[0] for r in c.execute(q, chunk))
+            fresh = []
+            for s in samples:
+                if s.uid not in seen:
+                    seen.add(s.uid)
+                    fresh.append(s)
+            if not fresh:
+                return 0
+            ids = self._state_ids(c, items)
+            rows = []
+            for s in fresh:
+                raw_id = None
+                if s.raw is not None:
+                    raw_id = c.execute("INSERT INTO raw_outputs(text) VALUES(?)", (s.raw,)).lastrowid
+                rows.append(
+                    (
+                        s.uid, run_id, ids[s.source_key or s.source],
+                        None if s.target is None else ids[s.target_key or s.target],
+                        s.outcome, s.reason, s.agent, s.model, s.created or time.time(),
+                        s.tokens_in, s.tokens_out, s.latency, s.cost, s.error, raw_id,
+                    )
+                )
+            c.executemany(
+                "INSERT INTO samples(uid, run_id, source_id, target_id, outcome, reason, agent, model,"
+                " created, tokens_in, tokens_out, latency, cost, error, raw_id)"
+                " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            inserted = len(rows)
+        return int(inserted)
+
+    def has_uids(self, uids: Iterable[str]) -> set[str]:
+        uids = list(uids)
+        out: set[str] = set()
+        for i in range(0, len(uids), 500):
+            chunk = uids[i : i + 500]
+            q = "SELECT uid FROM samples WHERE uid IN (%s)" % ",".join("?" * len(chunk))
+            out.update(r[0] for r in self.conn.execute(q, chunk))
+        return out
+
+    def n_samples(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM samples").fetchone()[0])
+
+    def counts(self) -> Counts:
+        """Aggregate samples into (source, outcome, count) rows; states indexed by store id order."""
+        rows = self.conn.execute("SELECT id, text FROM states ORDER BY id").fetchall()
+        index = {sid: i for i, (sid, _) in enumerate(rows)}
+        states = [t for _, t in rows]
+        agg = self.conn.execute(
+            "SELECT source_id, coalesce(target_id, -1), count(*) FROM samples GROUP BY source_id, target_id"
+        ).fetchall()
+        if agg:
+            a = np.array(agg, dtype=np.int64)
+            src = np.array([index[s] for s in a[:, 0]], dtype=np.int64)
+            dst = np.array([index[d] if d != -1 else ESCAPE for d in a[:, 1]], dtype=np.int64)
+            cnt = a[:, 2]
+        else:
+            src = dst = cnt = np.zeros(0, dtype=np.int64)
+        return Counts(states, src, dst, cnt, meta={"store": str(self.path)})
+
+    def state_meta(self) -> dict[str, dict]:
+        return {t: json.loads(m) for t, m in self.conn.execute("SELECT text, meta FROM states WHERE meta IS NOT NULL")}
+
+    # ---------------------------------------------------------------- events / stage results / checkpoints
+    def log_event(self, stage: str, kind: str, payload: dict | None = None) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO events(run_id, created, stage, kind, payload) VALUES(?,?,?,?,?)",
+                (self.run_id(), time.time(), stage, kind, json.dumps(payload or {}, default=str)),
+            )
+
+    def set_stage_result(self, stage: str, summary: dict) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO stage_results VALUES(?,?,?)",
+                (stage, time.time(), json.dumps(summary, default=float)),
+            )
+
+    def stage_results(self) -> dict[str, dict]:
+        return {s: json.loads(v) for s, v in self.conn.execute("SELECT stage, summary FROM stage_results")}
+
+    def save_checkpoint(self, stage: str, step: int, data: bytes, keep: int = 3) -> None:
+        digest = hashlib.sha256(data).hexdigest()
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO checkpoints(stage, step, created, sha256, data) VALUES(?,?,?,?,?)",
+                (stage, step, time.time(), digest, data),
+            )
+            c.execute(
+                "DELETE FROM checkpoints WHERE stage=? AND id NOT IN "
+                "(SELECT id FROM checkpoints WHERE stage=? ORDER BY id DESC LIMIT ?)",
+                (stage, stage, keep),
+            )
+
+    def load_checkpoint(self, stage: str) -> tuple[int, bytes] | None:
+        """Newest checkpoint whose checksum verifies (a corrupted one is skipped)."""
+        for step, digest, data in self.conn.execute(
+            "SELECT step, sha256, data FROM checkpoints WHERE stage=? ORDER BY id DESC", (stage,)
+        ):
+            if hashlib.sha256(data).hexdigest() == digest:
+                return int(step), bytes(data)
+        return None
