@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
 
@@ -62,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     if cmd not in COMMANDS:
         cmd = None
     parser = build_parser(only=cmd)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # usage errors (exit 2) and --help/--version (exit 0)
+        return int(exc.code or 0)
     if not args.command:
         parser.print_help()
         return 2
@@ -72,6 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         sys.stderr.write(exc.format() + "\n")
         return exc.exit_code
+    except OSError as exc:  # disk full, read-only run directory, permissions: one line, data kept
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        sys.stderr.write(f"error: {where}{exc.strerror or exc}\n")
+        return 2
+    except Exception as exc:
+        import sqlite3
+
+        if isinstance(exc, sqlite3.OperationalError):
+            sys.stderr.write(f"error: run store: {exc} (nothing was lost; what was committed is kept)\n")
+            return 2
+        raise
     except KeyboardInterrupt:
         sys.stderr.write("interrupted: what was stored so far is kept; rerun with --resume to continue\n")
         return 130

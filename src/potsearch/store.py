@@ -154,7 +154,9 @@ class RunStore:
         store = cls(path, conn)
         store._pragmas()
         with store.transaction():
-            conn.executescript(_DDL.replace("\n", "\n"))
+            for stmt in _DDL.split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
             conn.execute(f"PRAGMA application_id = {APP_ID}")
             conn.execute("INSERT INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
             conn.execute("INSERT INTO meta VALUES('created', ?)", (str(time.time()),))

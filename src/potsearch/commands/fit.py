@@ -1,0 +1,77 @@
+"""`potsearch fit INPUT`: the least-action fit."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+from ..fitstage import FitOptions, default_out, load_input, record, run_fit, write_fit
+
+
+def add_arguments(p):
+    p.add_argument("input", help="a run directory, a store.sqlite, or a transitions file (.csv/.tsv/.jsonl/.json)")
+    p.add_argument("--weight", choices=["low_reject", "high_reject"], default="low_reject",
+                   help="edge weights: n/N(f) with escapes counted (low_reject) or n/N0 (high_reject)")
+    p.add_argument("--n0", type=float, default=None, help="N0 for high_reject (default: total samples / states)")
+    p.add_argument("--min-visits", type=int, default=1, metavar="K",
+                   help="drop states sampled K times or fewer, as sources and targets (default 1)")
+    p.add_argument("--kernel", choices=["softplus", "exp"], default="softplus")
+    p.add_argument("--beta", type=float, default=1.0, help="beta of the exponential kernel")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="B", help="bootstrap replicates for standard errors")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p.add_argument("--whole-graph", action="store_true",
+                   help="the paper's procedure (one L-BFGS-B over all states) for comparison")
+    p.add_argument("--out", default=None, help="output folder (default: RUN/fit, or ./fit for a plain file)")
+    p.add_argument("--json", action="store_true", help="print fit.json to stdout instead of the table")
+
+
+def _fmt(x, nd=3):
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
+
+
+def run(args) -> int:
+    opts = FitOptions(weight=args.weight, n0=args.n0, min_visits=args.min_visits, kernel=args.kernel,
+                      beta=args.beta, bootstrap=args.bootstrap, whole_graph=args.whole_graph, seed=args.seed)
+    opts.validate()
+    inp = load_input(args.input)
+    g, res = run_fit(inp.counts, opts)
+    out = Path(args.out) if args.out else default_out(inp, args.input)
+    summary = write_fit(out, g, res)
+    record(inp, summary)
+    if args.json:
+        json.dump(summary, sys.stdout, indent=1, default=float)
+        sys.stdout.write("\n")
+        return 0
+    _print_table(g, res, summary, out)
+    return 0
+
+
+def _print_table(g, res, summary, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(highlight=False)
+    title = "least-action fit" + (" (whole-graph mode: paper's procedure)" if res.mode == "whole-graph" else "")
+    con.print(f"[bold]{title}[/bold]  S = {res.action:.6f}  states {res.n_states}  edges {res.n_edges}  "
+              f"SCCs {res.n_sccs}  unbounded {int(res.unbounded.sum())}  "
+              f"{'converged' if res.converged else 'NOT converged'} in {res.iterations} it, "
+              f"|grad| {res.grad_norm:.1e}, {res.seconds:.3f}s")
+    for note in res.notes:
+        con.print(f"[yellow]note:[/yellow] {note}")
+    import numpy as np
+
+    order = np.lexsort((-res.visits, res.target_potential()))
+    tab = Table(show_edge=False)
+    for col in ("state", "potential", "lower bound", "SCC", "unbounded", "visits", "stderr"):
+        tab.add_column(col, justify="left" if col == "state" else "right")
+    limit = 25
+    se = res.stderr if res.stderr is not None else np.full(res.n_states, np.nan)
+    for i in order[:limit]:
+        pot = "+inf (upstream)" if res.unbounded[i] and res.mode == "exact" else _fmt(res.potential[i])
+        tab.add_row(res.names[i], pot, _fmt(res.lower_bound[i]), str(res.scc[i]),
+                    "yes" if res.unbounded[i] else "", str(res.visits[i]), _fmt(se[i]))
+    con.print(tab)
+    if res.n_states > limit:
+        con.print(f"... {res.n_states - limit} more states in {out / 'potentials.csv'}")
+    con.print(f"wrote {out / 'potentials.csv'} and {out / 'fit.json'}")

@@ -1,0 +1,164 @@
+"""Synthetic agents with a known potential, for calibration and tests.
+
+``metropolis_chain`` builds an agent that obeys detailed balance by construction:
+states on a random undirected neighbour graph, a symmetric proposal (each neighbour
+with probability 1/D, D = max degree; otherwise stay), Metropolis acceptance
+min(1, exp(V_f - V_g)) — so T(f->g)/T(g->f) = exp(V_f - V_g) exactly. A uniform
+escape probability leaves every ratio unchanged.
+
+``drift`` breaks detailed balance on purpose: each undirected edge {f, g} gets an
+orientation (from the lower to the higher index modulo a random cyclic order) and
+its forward kernel is multiplied by exp(+drift/2), its backward by exp(-drift/2)
+(rejections absorb the change). A loop's Kolmogorov sum then differs from zero by
+drift × (net orientation of the loop).
+
+Every sample is drawn per state (the paper's word-data protocol): state f is
+sampled ``samples_per_state`` times and its outcomes are multinomial.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .store import ESCAPE, Counts
+
+
+@dataclass
+class SyntheticChain:
+    counts: Counts
+    V: np.ndarray           # hidden potential per state (same order as counts.states)
+    edges: np.ndarray       # undirected neighbour pairs (i < j)
+    drift: float
+    meta: dict
+
+    def true_potential(self) -> dict[str, float]:
+        return dict(zip(self.counts.states, self.V))
+
+
+def _neighbour_graph(n: int, degree: int, rng: np.random.Generator) -> np.ndarray:
+    """A connected random undirected graph: a ring plus random chords, ~degree per node."""
+    ring = np.stack([np.arange(n), (np.arange(n) + 1) % n], axis=1)
+    extra = max(0, n * degree // 2 - n)
+    a = rng.integers(0, n, extra)
+    b = rng.integers(0, n, extra)
+    pairs = np.concatenate([ring, np.stack([a, b], axis=1)])
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    pairs = np.sort(pairs, axis=1)
+    return np.unique(pairs, axis=0)
+
+
+def metropolis_chain(
+    n_states: int = 100, degree: int = 6, samples_per_state: int = 500, sigma: float = 1.0,
+    escape: float = 0.0, drift: float = 0.0, seed: int = 0, V: np.ndarray | None = None,
+    names: list[str] | None = None, edges: np.ndarray | None = None,
+) -> SyntheticChain:
+    rng = np.random.default_rng(seed)
+    n = n_states
+    if V is None:
+        V = rng.normal(0.0, sigma, n)
+    V = np.asarray(V, dtype=float)
+    if edges is None:
+        edges = _neighbour_graph(n, degree, rng)
+    edges = np.asarray(edges, dtype=np.int64)
+    deg = np.bincount(edges.ravel(), minlength=n)
+    D = max(int(deg.max()), 1)
+    # directed moves: both orientations of every undirected edge
+    f = np.concatenate([edges[:, 0], edges[:, 1]])
+    g = np.concatenate([edges[:, 1], edges[:, 0]])
+    p = np.minimum(1.0, np.exp(V[f] - V[g])) / D
+    if drift:
+        order = rng.permutation(n)
+        forward = ((order[g] - order[f]) % n) < n / 2
+        p = p * np.where(forward, np.exp(drift / 2), np.exp(-drift / 2))
+        # keep every state's outgoing probability <= 1
+        out = np.bincount(f, weights=p, minlength=n)
+        scale = np.maximum(1.0, out)
+        p = p / scale[f]
+    p = p * (1.0 - escape)
+    stay = 1.0 - escape - np.bincount(f, weights=p, minlength=n)
+    stay = np.clip(stay, 0.0, None)
+    # per-state multinomial draws, vectorised by drawing binomials sequentially per outcome column
+    order = np.argsort(f, kind="stable")
+    f, g, p = f[order], g[order], p[order]
+    remaining = np.full(n, samples_per_state, dtype=np.int64)
+    mass = np.ones(n)
+    counts_move = np.zeros(len(f), dtype=np.int64)
+    # conditional binomial sampling: outcome k gets Binomial(remaining, p_k / mass_left)
+    starts = np.searchsorted(f, np.arange(n))
+    k_in_state = np.arange(len(f)) - starts[f]
+    for k in range(int(k_in_state.max()) + 1 if len(f) else 0):
+        sel = np.flatnonzero(k_in_state == k)
+        s = f[sel]
+        prob = np.clip(p[sel] / np.maximum(mass[s], 1e-300), 0.0, 1.0)
+        draw = rng.binomial(remaining[s], prob)
+        counts_move[sel] = draw
+        remaining[s] -= draw
+        mass[s] -= p[sel]
+    # what is left is split between escape and stay
+    pe = escape / np.maximum(escape + stay, 1e-300)
+    n_escape = rng.binomial(remaining, np.clip(pe, 0, 1)) if escape > 0 else np.zeros(n, dtype=np.int64)
+    n_stay = remaining - n_escape
+    src = np.concatenate([f, np.arange(n), np.arange(n)])
+    dst = np.concatenate([g, np.arange(n), np.full(n, ESCAPE)])
+    cnt = np.concatenate([counts_move, n_stay, n_escape])
+    keep = cnt > 0
+    names = names or [f"S{i:05d}" for i in range(n)]
+    counts = Counts(list(names), src[keep], dst[keep], cnt[keep],
+                    meta={"synthetic": True, "drift": drift, "seed": seed})
+    return SyntheticChain(counts, V, edges, drift,
+                          {"n_states": n, "degree": degree, "samples_per_state": samples_per_state,
+                           "sigma": sigma, "escape": escape, "drift": drift, "seed": seed})
+
+
+def paper_size_counts(
+    n_states: int = 7484, n_edges: int = 21697, n_samples: int = 50228, sigma: float = 2.0,
+    zipf: float = 1.3, seed: int = 0,
+) -> tuple[Counts, np.ndarray]:
+    """A graph of the paper's Table 3 size (fitter agent): exactly ``n_samples`` samples over exactly
+    ``n_edges`` unique transitions among ``n_states`` states. Sources are drawn with a heavy tail (a few
+    states sampled often, most once), moves favour lower hidden potential. For benchmarks."""
+    rng = np.random.default_rng(seed)
+    V = rng.normal(0.0, sigma, n_states)
+    pop = 1.0 / np.arange(1, n_states + 1) ** zipf
+    pop = rng.permutation(pop / pop.sum())
+    seen: set[tuple[int, int]] = set()
+    src_l, dst_l = [], []
+    while len(src_l) < n_edges:
+        m = (n_edges - len(src_l)) * 2
+        s = rng.choice(n_states, m, p=pop)
+        d = rng.choice(n_states, m, p=pop)
+        acc = rng.random(m) < np.minimum(1.0, np.exp(V[s] - V[d]))
+        for a, b in zip(s[acc], d[acc]):
+            if a != b and (a, b) not in seen:
+                seen.add((a, b))
+                src_l.append(a)
+                dst_l.append(b)
+                if len(src_l) == n_edges:
+                    break
+    src = np.array(src_l, dtype=np.int64)
+    dst = np.array(dst_l, dtype=np.int64)
+    weight = pop[src] * np.minimum(1.0, np.exp(V[src] - V[dst]))
+    extra = rng.multinomial(n_samples - n_edges, weight / weight.sum())
+    cnt = 1 + extra
+    counts = Counts([f"E{i:06d}" for i in range(n_states)], src, dst, cnt.astype(np.int64),
+                    meta={"synthetic": "paper-size"})
+    return counts, V
+
+
+def large_counts(n_states: int = 1_000_000, n_samples: int = 10_000_000, degree: int = 8,
+                 sigma: float = 1.5, seed: int = 0) -> tuple[Counts, np.ndarray]:
+    """~n_samples samples over n_states states on a random neighbour graph (vectorised), for the
+    scale benchmark: each sample picks a source uniformly, a neighbour slot, and Metropolis acceptance."""
+    rng = np.random.default_rng(seed)
+    V = rng.normal(0.0, sigma, n_states)
+    nb = rng.integers(0, n_states, (n_states, degree))
+    s = rng.integers(0, n_states, n_samples)
+    d = nb[s, rng.integers(0, degree, n_samples)]
+    acc = rng.random(n_samples) < np.minimum(1.0, np.exp(V[s] - V[d]))
+    d = np.where(acc, d, s)
+    key = s * n_states + d
+    uniq, cnt = np.unique(key, return_counts=True)
+    counts = Counts([f"L{i}" for i in range(n_states)], uniq // n_states, uniq % n_states,
+                    cnt.astype(np.int64), meta={"synthetic": "large"})
+    return counts, V

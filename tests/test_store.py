@@ -1,0 +1,103 @@
+"""Run store: idempotent, transactional, versioned; bad stores are refused with one line."""
+import sqlite3
+
+import pytest
+
+from potsearch.errors import InputError
+from potsearch.store import RunStore, Sample
+
+
+def test_samples_idempotent_and_counts(tmp_path):
+    st = RunStore.create(tmp_path / "r")
+    s = [Sample(uid="a", source="X", target="Y"), Sample(uid="b", source="X", target=None, reason="no word"),
+         Sample(uid="c", source="X", target="X"), Sample(uid="a", source="X", target="Y")]
+    assert st.add_samples(s) == 3
+    assert st.add_samples(s) == 0
+    c = st.counts()
+    assert c.total == 3
+    outcomes = dict(st.conn.execute("SELECT uid, outcome FROM samples").fetchall())
+    assert outcomes == {"a": "state", "b": "escape", "c": "self"}
+    assert st.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_failed_write_rolls_back(tmp_path):
+    st = RunStore.create(tmp_path / "r")
+    st.add_samples([Sample(uid="a", source="X", target="Y")])
+
+    class Boom(Sample):
+        @property
+        def outcome(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        st.add_samples([Sample(uid="b", source="Z", target="W"), Boom(uid="c", source="X", target="Y")])
+    assert st.n_samples() == 1
+    assert {r[0] for r in st.conn.execute("SELECT text FROM states")} == {"X", "Y"}
+
+
+def test_import_failure_leaves_store_unchanged(tmp_path, table2, cli):
+    run = tmp_path / "r"
+    assert cli("import", table2, "--run", run)[0] == 0
+    before = RunStore.open(run).n_samples()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("source,target,count\nA,B,1\nA,B,-3\n")
+    code, _, err = cli("import", bad, "--run", run)
+    assert code == 2 and "bad.csv:3" in err
+    assert RunStore.open(run).n_samples() == before == 20219
+    # importing the same file again adds nothing
+    code, out, _ = cli("import", table2, "--run", run)
+    assert code == 0 and "imported 0 samples" in out
+    assert RunStore.open(run).n_samples() == before
+
+
+def test_not_a_store(tmp_path, cli):
+    p = tmp_path / "x.sqlite"
+    p.write_text("hello, not a database at all")
+    with pytest.raises(InputError, match="not a potsearch run store"):
+        RunStore.open(p)
+    other = tmp_path / "other.sqlite"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE t(x)")
+    con.commit()
+    con.close()
+    with pytest.raises(InputError, match="another application"):
+        RunStore.open(other)
+    code, _, err = cli("fit", other)
+    assert code == 2 and "other.sqlite" in err
+
+
+def test_other_schema_version(tmp_path, cli):
+    st = RunStore.create(tmp_path / "r")
+    st.conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    st.close()
+    with pytest.raises(InputError, match="schema version 99"):
+        RunStore.open(tmp_path / "r")
+    code, _, err = cli("fit", tmp_path / "r")
+    assert code == 2 and "schema version 99" in err
+
+
+def test_checkpoint_checksum(tmp_path):
+    st = RunStore.create(tmp_path / "r")
+    st.save_checkpoint("evolve", 1, b"one")
+    st.save_checkpoint("evolve", 2, b"two")
+    st.conn.execute("UPDATE checkpoints SET data=X'00' WHERE step=2")
+    assert st.load_checkpoint("evolve") == (1, b"one")
+
+
+def test_unknown_option_value(cli, table2):
+    code, _, err = cli("fit", table2, "--weight", "sideways")
+    assert code == 2 and "invalid choice" in err and "Traceback" not in err
+    code, _, err = cli("fit", table2, "--min-visits", "-1")
+    assert code == 2 and "min-visits" in err
+
+
+def test_fit_from_run_and_export(tmp_path, table2, cli):
+    run = tmp_path / "r"
+    cli("import", table2, "--run", run)
+    code, out, err = cli("fit", run)
+    assert code == 0, err
+    assert (run / "fit" / "potentials.csv").exists()
+    code, out, _ = cli("status", run)
+    assert "fit" in out and "done" in out
+    code, out, _ = cli("export", run, tmp_path / "back.jsonl")
+    assert code == 0 and "20219" in out
