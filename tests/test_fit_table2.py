@@ -53,6 +53,9 @@ def test_whole_graph_mode_reports_artefacts(table2, cli, tmp_path):
     data = json.loads(out)
     assert data["mode"] == "whole-graph"
     assert any("stopping artefacts" in n for n in data["notes"])
+    rows = {ln.split(",")[0]: ln.split(",") for ln in (tmp_path / "potentials.csv").read_text().splitlines()[1:]}
+    # inside the bottom SCC the paper's procedure agrees with the exact fit
+    assert abs(float(rows["PERSONAL"][1]) - float(rows["ATTITUDE"][1]) - 4.074) < 0.01
 
 
 def test_cli_fit_writes_outputs(table2, cli, tmp_path):

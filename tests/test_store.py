@@ -101,3 +101,26 @@ def test_fit_from_run_and_export(tmp_path, table2, cli):
     assert "fit" in out and "done" in out
     code, out, _ = cli("export", run, tmp_path / "back.jsonl")
     assert code == 0 and "20219" in out
+
+
+def test_exclusive_lock_refuses_second_writer(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    st = RunStore.create(tmp_path / "r")
+    code = textwrap.dedent(f"""
+        from potsearch.store import RunStore
+        from potsearch.errors import InputError
+        st = RunStore.open({str(tmp_path / 'r')!r})
+        try:
+            with st.exclusive("evolve"):
+                print("got it")
+        except InputError as e:
+            print(e.format())
+    """)
+    with st.exclusive("collect"):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
+        assert "run is busy" in out and "potsearch collect" in out
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
+    assert "got it" in out

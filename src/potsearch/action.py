@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse import linalg as spla
-from scipy.special import expit
 
 from .graph import Graph
 
@@ -35,14 +34,15 @@ class Softplus:
     beta: float = 1.0
 
     def value(self, x):
-        return np.logaddexp(0.0, -x)
+        a = np.abs(x)
+        return np.log1p(np.exp(-a)) + 0.5 * (a - x)   # log(1 + e^-x), stable for both signs
 
     def d1(self, x):
-        return -expit(-x)
+        return -0.5 * (1.0 - np.tanh(0.5 * x))         # -sigmoid(-x), without np.where
 
     def d2(self, x):
-        s = expit(x)
-        return s * (1.0 - s)
+        t = np.tanh(0.5 * x)
+        return 0.25 * (1.0 - t * t)                     # sigmoid(x) * sigmoid(-x)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,162 @@
+"""Fit benchmark: our vectorised action against a faithful re-implementation of the reference algorithm.
+
+Prints, from one run:
+  * seconds per objective-and-gradient evaluation, ours vs the reference (a Python loop over edges with a
+    central-difference derivative of K per edge, as in the paper's code), and their ratio (goal >= 1000);
+  * our full exact fit (SCCs, Newton, bounds) at the paper's Table 3 size, against one reference
+    evaluation (goal: the whole fit takes less than ONE reference evaluation);
+  * the whole `potsearch fit` command on that graph as a CSV, start-up included (goal < 2 s);
+  * full fit time and peak memory on 10^7 samples / 10^6 states (goal <= 60 s, <= 4 GB).
+
+Usage: python benchmarks/fit_bench.py [--quick] [--json OUT]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from potsearch.action import Softplus, action_and_grad, fit_exact
+from potsearch.graph import build_graph
+from potsearch.io import export_counts
+from potsearch.synthetic import large_counts, paper_size_counts
+
+
+def reference_objective_and_grad(v, edges, n_norm):
+    """The paper's per-edge loop (read from its build_potential.py; rewritten, not copied)."""
+
+    def K(x):
+        z = -x
+        return np.where(z > 0, z + np.log1p(np.exp(-z)), np.log1p(np.exp(z)))
+
+    total = 0.0
+    grads = np.zeros_like(v)
+    for e in edges:
+        f, g, w = e["f"], e["g"], e["w"]
+        dv = v[f] - v[g]
+        total += w * K(dv)
+        eps = 1e-8
+        kg = (K(dv + eps) - K(dv - eps)) / (2 * eps)
+        grads[f] += w * kg
+        grads[g] -= w * kg
+    return total / n_norm, grads / n_norm
+
+
+def best_of(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return min(times), out
+
+
+def large_child(n_states: int, n_samples: int) -> None:
+    t0 = time.perf_counter()
+    counts, _ = large_counts(n_states=n_states, n_samples=n_samples)
+    t_gen = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    g = build_graph(counts)
+    r = fit_exact(g)
+    t_fit = time.perf_counter() - t1
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+    print(json.dumps({"generate_s": t_gen, "fit_s": t_fit, "peak_gb": peak, "states": g.n_states,
+                      "edges": g.n_edges, "sccs": r.n_sccs, "converged": r.converged, "grad_norm": r.grad_norm,
+                      "iterations": r.iterations}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="skip the 10^7-sample case")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--large-child", nargs=2, type=int, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.large_child:
+        large_child(*a.large_child)
+        return
+    res: dict = {}
+    counts, _ = paper_size_counts()
+    n = len(counts.states)
+    w = counts.count / np.bincount(counts.src, weights=counts.count, minlength=n)[counts.src]
+    src, dst = counts.src, counts.dst
+    res["paper_graph"] = {"states": n, "unique_edges": int(len(src)), "samples": int(counts.total)}
+    edges = [{"f": int(f), "g": int(g), "w": float(x)} for f, g, x in zip(src, dst, w)]
+    V = np.random.default_rng(0).normal(0, 1, n)
+    t_ref, (a_ref, g_ref) = best_of(lambda: reference_objective_and_grad(V, edges, n), 3)
+    t_ours, (a_ours, g_ours) = best_of(lambda: action_and_grad(V, src, dst, w, n, Softplus()), 50)
+    assert abs(a_ref - a_ours) < 1e-9 and np.allclose(g_ref, g_ours, atol=1e-6), "implementations disagree"
+    res["grad_eval"] = {"reference_s": t_ref, "ours_s": t_ours, "ratio": t_ref / t_ours, "goal": ">= 1000"}
+
+    fits = {}
+    for mv in (1, 0):
+        g = build_graph(counts, min_visits=mv)
+        t_fit, r = best_of(lambda: fit_exact(g), 3)
+        fits[f"min_visits={mv}"] = {"states": g.n_states, "edges": g.n_edges, "sccs": r.n_sccs, "seconds": t_fit,
+                                    "iterations": r.iterations, "grad_norm": r.grad_norm,
+                                    "fraction_of_one_reference_eval": t_fit / t_ref}
+    res["full_fit"] = fits
+
+    with tempfile.TemporaryDirectory() as d:
+        csv = Path(d) / "paper_size.csv"
+        export_counts(counts, csv)
+        cmd = [sys.executable, "-m", "potsearch", "fit", str(csv), "--out", str(Path(d) / "fit"), "--json"]
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True)
+            times.append(time.perf_counter() - t)
+        t_py = min(
+            _timed([sys.executable, "-c", "pass"]) for _ in range(3)
+        )
+        res["cli_fit"] = {"seconds": min(times), "python_startup_s": t_py, "goal": "< 2 s"}
+
+    if not a.quick:
+        out = subprocess.run([sys.executable, __file__, "--large-child", "1000000", "10000000"],
+                             check=True, capture_output=True, text=True)
+        res["large"] = json.loads(out.stdout.strip().splitlines()[-1])
+        res["large"]["goal"] = "<= 60 s, <= 4 GB"
+    _print(res)
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=1))
+
+
+def _timed(cmd):
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - t
+
+
+def _print(res):
+    ge = res["grad_eval"]
+    pg = res["paper_graph"]
+    print(f"paper-size graph: {pg['states']} states, {pg['unique_edges']} unique edges, {pg['samples']} samples")
+    print(f"objective+gradient: reference {ge['reference_s'] * 1e3:.1f} ms, ours {ge['ours_s'] * 1e3:.3f} ms, "
+          f"ratio {ge['ratio']:.0f}x (goal >= 1000x) {'OK' if ge['ratio'] >= 1000 else 'MISSED'}")
+    for k, f in res["full_fit"].items():
+        ok = f["fraction_of_one_reference_eval"] < 1
+        print(f"full exact fit ({k}: {f['states']} states, {f['edges']} edges, {f['sccs']} SCCs): "
+              f"{f['seconds'] * 1e3:.1f} ms = {f['fraction_of_one_reference_eval']:.2f} of one reference "
+              f"evaluation (goal < 1) {'OK' if ok else 'MISSED'}; {f['iterations']} Newton steps, "
+              f"|grad| {f['grad_norm']:.1e}")
+    c = res["cli_fit"]
+    print(f"`potsearch fit` command at paper size: {c['seconds']:.2f} s incl. start-up "
+          f"(bare python start-up {c['python_startup_s']:.2f} s) (goal < 2 s) {'OK' if c['seconds'] < 2 else 'MISSED'}")
+    if "large" in res:
+        L = res["large"]
+        ok = L["fit_s"] <= 60 and L["peak_gb"] <= 4
+        print(f"10^7 samples / 10^6 states: graph {L['states']} states, {L['edges']} edges, {L['sccs']} SCCs; "
+              f"fit {L['fit_s']:.1f} s, peak memory {L['peak_gb']:.2f} GB (goal <= 60 s, <= 4 GB) "
+              f"{'OK' if ok else 'MISSED'}; converged={L['converged']} |grad| {L['grad_norm']:.1e}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    main()
