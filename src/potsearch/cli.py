@@ -76,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         sys.stderr.write(exc.format() + "\n")
         return exc.exit_code
+    except BrokenPipeError:  # `potsearch show ... | head`: the reader left; not an error
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
     except OSError as exc:  # disk full, read-only run directory, permissions: one line, data kept
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         sys.stderr.write(f"error: {where}{exc.strerror or exc}\n")
