@@ -1,0 +1,270 @@
+"""The LLM operator: prompt a model with the task, the features, sample states and 2-4 parents;
+extract the function from the reply; check it (AST allowlist); score it in the sandbox.
+
+Any litellm model string works (one per island, from the config); ``local`` is the offline
+SmolLM2-135M provider of ``potsearch.agents.local``. Tokens and dollar cost are counted per call
+(cost from litellm's bundled price map, 0 for local models). Code written by a model never runs in
+this process: ``check_source`` first, then ``SandboxPool`` (rlimited, killable subprocesses) runs
+``potsearch.evolve.scoring:score_program``.
+
+Outcomes recorded in the candidates table (``error`` column): ``llm: ...`` (the call failed),
+``no code: ...`` (no function found in the reply), ``rejected: ...`` (allowlist), sandbox errors
+(``timeout``, ``killed: ...``, exceptions) and the scorer's own errors; otherwise the scores.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ..features import FEATURES
+from .config import SearchConfig
+from .problem import Problem
+
+TASK = "potsearch.evolve.scoring:score_program"
+
+SYSTEM = ("You are a scientist writing small, readable numpy functions. You answer with one Python code block "
+          "and nothing else.")
+
+PROMPT = """We study an agent that moves between states (here: {agent} states). It moves from state f to
+state g more often when g has a LOWER potential V than f. Find a formula for V from the features below.
+A formula is scored by the least-action principle after its parameters p are fitted: lower is better.
+The best possible score (one free number per state) is {s_min:.4f}.
+
+Write Python in exactly this form (numpy is available as np, math as math; nothing else, no imports):
+
+```python
+N_PARAMS = 3
+def potential(x, p):
+    # x["name"] is a numpy array with one value per state, p is a numpy array of N_PARAMS numbers
+    return p[0] * x["vowels"] + p[1] * np.log1p(x["length"]) + p[2]
+```
+
+Features (x["name"]):
+{features}
+
+Some states with their fitted potential (lower = the agent prefers it):
+{samples}
+
+Previous formulas and their scores (lower is better):
+{parents}
+
+Write a new, better formula. Reply with one ```python code block only."""
+
+_BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.S)
+
+
+def extract_source(reply: str) -> str | None:
+    """The candidate program in a reply, or None.
+
+    Takes the first code block that defines ``potential`` (else the text from ``N_PARAMS`` or
+    ``def potential`` on), drops trailing lines until it parses (small models ramble after the
+    function), then keeps only the function definitions and ``N_PARAMS`` — imports of numpy/math
+    (np and math are provided), prints and example calls are dropped. ``N_PARAMS`` is set when missing or
+    raised to cover the largest ``p[i]`` used. Whatever remains still goes through ``check_source``."""
+    import ast
+
+    if not reply:
+        return None
+    blocks = [b for b in _BLOCK.findall(reply) if "def potential" in b]
+    if blocks:
+        src = blocks[0]
+    else:
+        m = re.search(r"(N_PARAMS\s*=.*|def potential\s*\(.*)", reply, re.S)
+        if not m:
+            return None
+        src = m.group(1).split("```")[0]
+    if "def potential" not in src:
+        return None
+    lines = src.strip("\n").split("\n")
+    tree = None
+    for cut in range(len(lines), 0, -1):
+        try:
+            tree = ast.parse("\n".join(lines[:cut]) + "\n")
+        except (SyntaxError, ValueError):
+            continue
+        if any(isinstance(n, ast.FunctionDef) and n.name == "potential" for n in tree.body):
+            break
+        tree = None
+    if tree is None:
+        return "\n".join(lines) + "\n"  # unparsable: check_source will say why
+    keep = [n for n in tree.body if isinstance(n, ast.FunctionDef) or (
+        isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
+        and n.targets[0].id == "N_PARAMS")]
+    funcs = [n for n in keep if isinstance(n, ast.FunctionDef)]
+    assigns = [n for n in keep if isinstance(n, ast.Assign)]
+    body = ast.unparse(ast.Module(body=funcs, type_ignores=[]))
+    idx = [int(i) for i in re.findall(r"\bp\[(\d+)\]", body)]
+    need = max(idx) + 1 if idx else 0
+    declared = assigns[-1].value.value if assigns and isinstance(assigns[-1].value, ast.Constant) else None
+    n_params = declared if isinstance(declared, int) and declared >= need else need
+    return f"N_PARAMS = {n_params}\n\n" + body + "\n"
+
+
+class LLMOperator:
+    def __init__(self, cfg: SearchConfig, problem: Problem, pool=None):
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        from ..errors import InputError
+
+        try:
+            from .sandbox import SandboxPool, check_source
+        except ImportError as exc:  # pragma: no cover - the sandbox ships with potsearch
+            raise InputError(f"the LLM operator needs the sandbox (potsearch.evolve.sandbox): {exc}",
+                             cfg.source or None) from None
+        if "local" in cfg.llm.models:
+            from ..agents.local import llama_available
+
+            why = llama_available()
+            if why:
+                raise InputError(f"llm.models lists 'local' but the local model cannot run here: {why}",
+                                 cfg.source or None)
+
+        self.cfg = cfg
+        self.problem = problem
+        self.check_source = check_source
+        sb = cfg.sandbox
+        self.pool = pool or SandboxPool(workers=sb.workers, cpu_seconds=sb.cpu_seconds, memory_mb=sb.memory_mb,
+                                        wall_timeout=sb.wall_timeout, tasks=(TASK,))
+        self._own_pool = pool is None
+        self.payload = problem.data.payload()
+        self.payload["fit"] = dict(self.payload["fit"], starts=max(3, cfg.fit.starts))
+        self.spent = 0.0
+        self._models: dict[str, str] = {}
+        rng = np.random.default_rng(cfg.seed)
+        n = problem.n_states
+        self.sample_idx = np.sort(rng.choice(n, min(n, cfg.llm.samples_in_prompt), replace=False))
+        self.feature_doc = FEATURES[problem.agent]
+
+    def close(self) -> None:
+        if self._own_pool:
+            self.pool.close()
+
+    def budget_left(self) -> bool:
+        return self.cfg.llm.max_cost is None or self.spent < self.cfg.llm.max_cost
+
+    # ------------------------------------------------------------------ prompt
+    def prompt(self, parents) -> str:
+        pr = self.problem
+        feats = "\n".join(f"- {k}: {self.feature_doc.get(k, '')}" for k in pr.usable)
+        show = pr.usable[:6]
+        lines = []
+        for i in self.sample_idx:
+            vals = ", ".join(f"{k}={pr.features[k][i]:.3g}" for k in show)
+            t = pr.target[i]
+            lines.append(f"- {pr.names[i]}: V = {t:.3f} ({vals})" if math.isfinite(t) else f"- {pr.names[i]} ({vals})")
+        par = []
+        for p in sorted(parents, key=lambda q: q.fitness.values[0]):
+            score = f"score {p.train_action:.4f}" if p.ok else f"failed: {(p.error or '')[:80]}"
+            par.append(f"# {score}\n{p.source.strip()}")
+        return PROMPT.format(agent=pr.agent, s_min=pr.s_min_train, features=feats, samples="\n".join(lines),
+                             parents="\n\n".join(par) or "(none yet)")
+
+    # ------------------------------------------------------------------ model calls
+    def _model(self, name: str) -> str:
+        if name not in self._models:
+            if name == "local":
+                from ..agents.llm import resolve_model
+                from ..agents.local import ensure_registered
+
+                ensure_registered()
+                self._models[name] = resolve_model("local")
+            else:
+                self._models[name] = name
+        return self._models[name]
+
+    def ask(self, model: str, prompt: str) -> dict:
+        t0 = time.perf_counter()
+        try:
+            from ..agents.llm import get_litellm
+
+            litellm = get_litellm()
+        except ImportError:  # pragma: no cover - the agents package ships with potsearch
+            import litellm
+        try:
+            resp = litellm.completion(model=self._model(model), messages=[
+                {"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+                temperature=self.cfg.llm.temperature, max_tokens=self.cfg.llm.max_tokens,
+                timeout=self.cfg.llm.timeout)
+        except Exception as exc:  # any provider error: recorded on the candidate, the search goes on
+            return {"text": None, "tokens": 0, "cost": 0.0, "error": f"llm: {type(exc).__name__}: {exc}"[:500],
+                    "seconds": time.perf_counter() - t0}
+        text = resp.choices[0].message.content or ""
+        usage = getattr(resp, "usage", None)
+        tokens = int(getattr(usage, "total_tokens", 0) or 0) if usage else 0
+        try:
+            cost = float(litellm.completion_cost(completion_response=resp) or 0.0)
+        except Exception:  # unknown price (local or custom models): count tokens, cost 0
+            cost = 0.0
+        return {"text": text, "tokens": tokens, "cost": cost, "error": None, "seconds": time.perf_counter() - t0}
+
+    # ------------------------------------------------------------------ one round's jobs
+    def run_jobs(self, search, jobs: list[tuple], rnd: int) -> list:
+        """jobs: (island, uid, parents). Returns evaluated Programs (errors recorded, never raised)."""
+        from .islands import Program, canonical_source
+
+        prompts = [self.prompt(parents) for _, _, parents in jobs]
+        models = [self.cfg.model_for(i) for i, _, _ in jobs]
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(jobs)))) as ex:
+            replies = list(ex.map(self.ask, models, prompts))
+        progs, to_score = [], []
+        c = search.counters
+        for (island, uid, parents), model, rep in zip(jobs, models, replies):
+            c["llm_calls"] += 1
+            c["tokens"] += rep["tokens"]
+            c["cost"] += rep["cost"]
+            self.spent += rep["cost"]
+            src = extract_source(rep["text"]) if rep["text"] is not None else None
+            prog = Program(uid=uid, source=src or (rep["text"] or ""), canonical="", island=island, round=rnd,
+                           operator="llm", parents=[p.uid for p in parents], model=model, tokens=rep["tokens"],
+                           cost=rep["cost"], meta={"llm_seconds": rep["seconds"]})
+            progs.append(prog)
+            if rep["error"]:
+                self._fail(prog, rep["error"], search)
+                c["llm_failed"] += 1
+                continue
+            if src is None:
+                self._fail(prog, "no code: the reply defines no function potential(x, p)", search)
+                c["llm_rejected"] += 1
+                continue
+            prog.canonical = canonical_source(src)
+            reasons = self.check_source(src)
+            if reasons:
+                self._fail(prog, "rejected: " + "; ".join(reasons)[:400], search)
+                c["llm_rejected"] += 1
+                continue
+            hit = search.cache.get(prog.canonical)
+            if hit is not None:
+                search._apply(prog, hit, True)
+                c["cache_hits"] += 1
+                continue
+            to_score.append(prog)
+        if to_score:
+            jobs_ = [(p.source, dict(self.payload, source=p.source, seed=search._fit_seed(p.canonical)))
+                     for p in to_score]
+            results = self.pool.map(jobs_, task=TASK, timeout=self.cfg.sandbox.wall_timeout)
+            for p, res in zip(to_score, results):
+                if res.ok and isinstance(res.value, dict):
+                    val = res.value
+                    search._apply(p, val, False)
+                    p.eval_seconds = float(res.seconds)
+                    if val.get("error") is None:
+                        search.cache[p.canonical] = {k: val.get(k) for k in
+                                                     ("params", "train_action", "heldout_action", "gap",
+                                                      "complexity", "n_params", "error", "heldout_gap")}
+                        c["llm_scored"] += 1
+                    else:
+                        c["llm_failed"] += 1
+                else:
+                    self._fail(p, res.error or "sandbox: no result", search)
+                    c["llm_failed"] += 1
+                c["evaluations"] += 1
+        return progs
+
+    @staticmethod
+    def _fail(prog, error: str, search) -> None:
+        prog.set_score({"error": error}, search.cfg.gp.parsimony)
+        prog.meta["category"] = error.split(":", 1)[0]

@@ -1,0 +1,246 @@
+"""What a search leaves behind: best_potential.py, evolve/pareto.csv + .png, curves.png, summary.json.
+
+matplotlib is imported lazily (Agg backend), only here.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from pathlib import Path
+
+from ..features import embedded_source
+
+HEADER = '''#!/usr/bin/env python3
+"""Best potential found by `potsearch evolve` — self-contained (numpy{extra}; no potsearch import).
+
+Run: {run}
+Train action {train:.6g} (S_min on the training graph {smin:.6g}, gap {gap:.3g}); held-out action {held:.6g}.
+Search id {sid}, program {uid} (island {island}, round {round}, operator {op}).
+
+    python best_potential.py WORD ...      prints the potential of each state
+    from best_potential import potential   potential(state: str) -> float
+
+The features are computed from the state text by the same code the search used (copied from
+potsearch.features); the parameters below were fitted by least action on the training edges.
+"""
+'''
+
+FOOTER = '''
+
+PARAMS = np.array({params!r}, dtype=float)
+AGENT = {agent!r}
+
+
+def potentials(states, meta=None):
+    """Potentials of several states at once (vectorised)."""
+    x = feature_table(list(states), meta)
+    v = np.asarray(potential(x, PARAMS), dtype=float)
+    return np.broadcast_to(v, (len(x[next(iter(x))]),)).astype(float)
+
+
+def potential_of(state, meta=None):
+    return float(potentials([state], meta)[0])
+
+
+def _main(argv):
+    if not argv:
+        print(__doc__)
+        return 2
+    for s in argv:
+        print(f"{{s}}\\t{{potential_of(s):.6g}}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_main(sys.argv[1:]))
+'''
+
+
+def best_potential_source(best, agent: str, run_name: str, s_min_train: float, sid: str) -> str:
+    """A self-contained module: the agent's feature code, the candidate renamed, and potential(state)."""
+    cand = best.source.replace("def potential(x, p)", "def _candidate(x, p)")
+    cand = cand.rstrip() + "\n"
+    feats = embedded_source(agent)
+    extra = ", wordfreq for the zipf feature" if agent == "word" else ""
+    parts = [
+        HEADER.format(extra=extra, run=run_name, train=best.train_action, smin=s_min_train, gap=best.gap,
+                      held=best.heldout_action if best.heldout_action is not None else math.nan, sid=sid,
+                      uid=best.uid, island=best.island, round=best.round, op=best.operator),
+        feats,
+        "\n\n# ---- the evolved candidate (potential of a feature table x and parameters p) ----\n",
+        cand,
+        "\n\ndef potential(x, p=None):\n"
+        "    \"\"\"potential(state: str) -> float; or, with a feature table and parameters, the candidate.\"\"\"\n"
+        "    if isinstance(x, str):\n"
+        "        return potential_of(x)\n"
+        "    return _candidate(x, PARAMS if p is None else p)\n",
+        FOOTER.format(params=[float(v) for v in (best.params or [])], agent=agent),
+    ]
+    return "".join(parts)
+
+
+def write_best_potential(path: Path, *args, **kw) -> None:
+    text = best_potential_source(*args, **kw)
+    compile(text, str(path), "exec")
+    tmp = path.with_suffix(".py.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def pareto_front(rows: list[dict]) -> list[dict]:
+    """Non-dominated (complexity, train_action): for growing complexity, strictly better action."""
+    best: dict[int, dict] = {}
+    for r in rows:
+        c = r["complexity"]
+        if c not in best or r["train_action"] < best[c]["train_action"]:
+            best[c] = r
+    front, cur = [], math.inf
+    for c in sorted(best):
+        if best[c]["train_action"] < cur:
+            front.append(best[c])
+            cur = best[c]["train_action"]
+    return front
+
+
+def candidate_rows(store, sid: str) -> list[dict]:
+    q = ("SELECT uid, complexity, n_params, train_action, heldout_action, gap, operator, island, round, source,"
+         " params FROM candidates WHERE uid LIKE ? AND error IS NULL AND train_action IS NOT NULL")
+    keys = ("uid", "complexity", "n_params", "train_action", "heldout_action", "gap", "operator", "island", "round",
+            "source", "params")
+    return [dict(zip(keys, r)) for r in store.conn.execute(q, (sid + ":%",))]
+
+
+def write_pareto(out: Path, front: list[dict], all_rows: list[dict], s_min: float) -> None:
+    with open(out / "pareto.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["complexity", "n_params", "train_action", "heldout_action", "gap", "uid", "operator", "source",
+                    "params"])
+        for r in front:
+            w.writerow([r["complexity"], r["n_params"], repr(r["train_action"]), repr(r["heldout_action"]),
+                        repr(r["gap"]), r["uid"], r["operator"], r["source"], r["params"]])
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    if all_rows:
+        step = max(1, len(all_rows) // 20000)
+        sub = all_rows[::step]
+        ax.scatter([r["complexity"] for r in sub], [r["train_action"] for r in sub], s=4, alpha=0.25,
+                   color="0.6", label="candidates" + (f" (1 in {step})" if step > 1 else ""))
+    ax.step([r["complexity"] for r in front], [r["train_action"] for r in front], where="post", color="C3",
+            marker="o", ms=4, label="Pareto front")
+    ax.axhline(s_min, color="C0", ls="--", lw=1, label=f"S_min (train) = {s_min:.4g}")
+    if front:
+        top = max(r["train_action"] for r in front)
+        ax.set_ylim(s_min - 0.05 * (top - s_min + 1e-9), top + 0.3 * (top - s_min + 1e-9))
+    ax.set_xlabel("complexity (AST nodes)")
+    ax.set_ylabel("training action")
+    ax.set_title("Evolved potentials: action vs complexity")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "pareto.png", dpi=110)
+    plt.close(fig)
+
+
+def write_curves(out: Path, logbook, s_min: float) -> None:
+    plt = _plt()
+    rounds = [r["round"] for r in logbook]
+    n_isl = len(logbook[0]["best"]) if len(logbook) else 0
+    fig, ax = plt.subplots(figsize=(7.2, 4.4))
+    cmap = plt.get_cmap("tab20")
+    overall = []
+    for i in range(n_isl):
+        b = [r["best"][i] if r["best"][i] is not None else math.nan for r in logbook]
+        m = [r["median"][i] if r["median"][i] is not None else math.nan for r in logbook]
+        ax.plot(rounds, b, color=cmap(i % 20), lw=0.9, label=f"island {i} best" if n_isl <= 8 else None)
+        ax.plot(rounds, m, color=cmap(i % 20), lw=0.6, ls=":", alpha=0.7)
+    for r in logbook:
+        vals = [v for v in r["best"] if v is not None]
+        overall.append(min(vals) if vals else math.nan)
+    ax.plot(rounds, overall, color="k", lw=2.0, label="best of all islands")
+    ax.axhline(s_min, color="C0", ls="--", lw=1, label=f"S_min (train) = {s_min:.4g}")
+    finite = [v for v in overall if v == v]
+    if finite:
+        lo = min(s_min, min(finite))
+        meds = [v for r in logbook for v in r["median"] if v is not None]
+        hi = sorted(meds)[int(0.9 * (len(meds) - 1))] if meds else max(finite)
+        ax.set_ylim(lo - 0.05 * (hi - lo + 1e-9), hi + 0.1 * (hi - lo + 1e-9))
+    ax.set_xlabel("round")
+    ax.set_ylabel("training action")
+    ax.set_title("Evolution: best (solid) and median (dotted) action per island")
+    if len(rounds) > 50:
+        ax.set_xscale("symlog", linthresh=10)
+    if rounds:
+        ax.set_xlim(0, max(rounds[-1], 1))
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=110)
+    plt.close(fig)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_outputs(search, seconds: float) -> dict:
+    """All outputs of a finished (or interrupted) search; returns the summary."""
+    prob = search.problem
+    run_dir = Path(prob.run_dir)
+    out = run_dir / "evolve"
+    out.mkdir(parents=True, exist_ok=True)
+    best = search.best()
+    rows = candidate_rows(search.store, search.sid)
+    front = pareto_front(rows)
+    write_pareto(out, front, rows, prob.s_min_train)
+    write_curves(out, search.logbook, prob.s_min_train)
+    with open(out / "logbook.json", "w", encoding="utf-8") as fh:
+        json.dump([dict(r) for r in search.logbook], fh)
+    c = search.counters
+    summary = {
+        "search_id": search.sid, "rounds": search.round, "islands": search.cfg.islands,
+        "seconds": seconds, "candidates": c["candidates"], "evaluations": c["evaluations"],
+        "cache_hits": c["cache_hits"], "failed": c["failed"],
+        "evaluations_per_second": c["evaluations"] / seconds if seconds > 0 else None,
+        "llm": {k: c[k] for k in ("llm_calls", "llm_rejected", "llm_failed", "llm_scored", "tokens", "cost")},
+        "s_min_train": prob.s_min_train, "s_min_heldout": prob.s_min_heldout, "s_min_full": prob.s_min_full,
+        "baseline_heldout": prob.baseline_heldout,
+        "problem": prob.summary(), "config": search.cfg.to_dict(), "pareto_size": len(front),
+        "at": time.time(),
+    }
+    if best is not None:
+        summary["best"] = {
+            "uid": best.uid, "source": best.source, "params": best.params, "train_action": best.train_action,
+            "heldout_action": best.heldout_action, "gap": best.gap,
+            "relative_gap": best.gap / prob.s_min_train if prob.s_min_train else None,
+            "heldout_vs_baseline": (best.heldout_action - prob.baseline_heldout)
+            if best.heldout_action is not None else None,
+            "complexity": best.complexity, "n_params": best.n_params, "operator": best.operator,
+            "island": best.island, "round": best.round, "parents": best.parents,
+        }
+        write_best_potential(run_dir / "best_potential.py", best, prob.agent, run_dir.name, prob.s_min_train,
+                             search.sid)
+    summary["captions"] = {
+        "pareto.png": "Training action against complexity (AST nodes) of every scored candidate; red: the Pareto "
+                      "front; dashed: S_min, the exact infimum on the training graph.",
+        "curves.png": "Best (solid) and median (dotted) training action per island and round; black: best of all "
+                      "islands.",
+    }
+    order = ["best", "s_min_train", "baseline_heldout", "s_min_heldout", "s_min_full", "rounds", "islands",
+             "seconds", "candidates", "evaluations", "evaluations_per_second", "cache_hits", "failed", "llm"]
+    summary = {**{k: summary[k] for k in order if k in summary}, **summary}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float), encoding="utf-8")
+    stage = {k: summary[k] for k in ("rounds", "islands", "candidates", "evaluations", "seconds", "s_min_train",
+                                     "baseline_heldout")}
+    if best is not None:
+        stage.update({"train_action": best.train_action, "heldout_action": best.heldout_action, "gap": best.gap,
+                      "complexity": best.complexity, "n_params": best.n_params})
+    stage["tokens"], stage["cost"] = c["tokens"], c["cost"]
+    search.store.set_stage_result("evolve", stage)
+    return summary

@@ -1,0 +1,318 @@
+"""Score a candidate potential: fit its parameters by least action, report train / held-out action.
+
+This module is imported inside the sandbox worker (``score_program``) as well as in-process
+(the GP fast path, ``fit_parameters``). It needs numpy only, writes no file and
+keeps no state other than a small per-process cache of decoded payloads.
+
+The fit: minimise S(p) = (1/n) sum_edges w K(V_f(p) - V_g(p)) over the parameter vector p with a
+Levenberg-Marquardt-damped Gauss-Newton method. The gradient is exact in V (the action's analytic
+gradient) chained with a forward-difference Jacobian dV/dp (k+1 vectorised calls of the candidate);
+the Gauss-Newton matrix is J' L J where L is the action's Hessian in V (a weighted graph
+Laplacian) — exact Newton when V is linear in p, where the problem is convex. Several starts
+(the inherited parameters first, then seeded random ones); bounded by an iteration cap (which keeps
+runs reproducible) and a wall-clock cap (a safety net that should not trigger).
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.random  # noqa: F401  imported here, before the sandbox worker's rlimits forbid opening files
+
+MAX_PARAMS = 64
+
+
+# ----------------------------------------------------------------------------- data
+@dataclass
+class Edges:
+    """Edges of one graph (local state indices shared with the feature table)."""
+
+    src: np.ndarray
+    dst: np.ndarray
+    w: np.ndarray
+    n_states: int  # the action's normaliser (states of that graph)
+
+    def to_json(self) -> dict:
+        return {"src": self.src.tolist(), "dst": self.dst.tolist(), "w": self.w.tolist(), "n_states": self.n_states}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Edges":
+        return cls(np.asarray(d["src"], dtype=np.int64), np.asarray(d["dst"], dtype=np.int64),
+                   np.asarray(d["w"], dtype=float), int(d["n_states"]))
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Unordered pairs (lo, hi, a, b): a = w(lo->hi), b = w(hi->lo) (0 when unseen), so the
+        action is sum_pairs [a K(V_lo - V_hi) + b K(V_hi - V_lo)] / n — one kernel call per pair
+        instead of one per edge (most edges of an agent's graph come in both directions)."""
+        cached = getattr(self, "_pairs", None)
+        if cached is not None:
+            return cached
+        lo, hi = np.minimum(self.src, self.dst), np.maximum(self.src, self.dst)
+        fwd = self.src == lo
+        n = int(max(self.src.max(initial=0), self.dst.max(initial=0))) + 1
+        key, inv = np.unique(lo * n + hi, return_inverse=True)
+        a = np.bincount(inv, weights=np.where(fwd, self.w, 0.0), minlength=len(key))
+        b = np.bincount(inv, weights=np.where(fwd, 0.0, self.w), minlength=len(key))
+        out = ((key // n).astype(np.int64), (key % n).astype(np.int64), a, b)
+        object.__setattr__(self, "_pairs", out)
+        return out
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    starts: int = 2            # parameter starts: p0, then seeded random ones
+    max_iter: int = 40         # Gauss-Newton iterations per start
+    max_seconds: float = 2.0   # wall-clock safety net for one candidate
+    tol: float = 1e-9          # stop when the relative improvement falls below this
+
+
+@dataclass
+class ScoringData:
+    """Everything a score needs: the feature table and the two edge sets."""
+
+    features: dict[str, np.ndarray]
+    n_states: int
+    train: Edges
+    heldout: Edges
+    kernel: str = "softplus"
+    beta: float = 1.0
+    s_min_train: float = 0.0
+    s_min_heldout: float = 0.0
+    fit: FitSettings = field(default_factory=FitSettings)
+
+    def payload(self) -> dict:
+        """A JSON-able dict for the sandbox worker (``score_program``)."""
+        body = {
+            "features": {k: v.tolist() for k, v in self.features.items()}, "n_states": self.n_states,
+            "train": self.train.to_json(), "heldout": self.heldout.to_json(), "kernel": self.kernel,
+            "beta": self.beta, "s_min_train": self.s_min_train, "s_min_heldout": self.s_min_heldout,
+            "fit": {"starts": self.fit.starts, "max_iter": self.fit.max_iter, "max_seconds": self.fit.max_seconds,
+                    "tol": self.fit.tol},
+        }
+        key = hashlib.sha256(repr(sorted((k, str(v)[:64]) for k, v in body.items())).encode()).hexdigest()
+        body["key"] = key + f":{self.train.w.sum():.17g}:{self.n_states}"
+        return body
+
+    @classmethod
+    def from_payload(cls, d: dict) -> "ScoringData":
+        return cls(
+            features={k: np.asarray(v, dtype=float) for k, v in d["features"].items()},
+            n_states=int(d["n_states"]), train=Edges.from_json(d["train"]), heldout=Edges.from_json(d["heldout"]),
+            kernel=d.get("kernel", "softplus"), beta=float(d.get("beta", 1.0)),
+            s_min_train=float(d["s_min_train"]), s_min_heldout=float(d["s_min_heldout"]),
+            fit=FitSettings(**d.get("fit", {})),
+        )
+
+
+# ----------------------------------------------------------------------------- kernel pieces
+def _pair_terms(x: np.ndarray, a: np.ndarray, b: np.ndarray, kernel: str, beta: float, order: int):
+    """f(x) = a K(x) + b K(-x) and its first two derivatives, for the action's kernels
+    (see potsearch.action). Softplus uses K(-x) = K(x) + x and one exp per pair:
+    K(x) = log1p(exp(-|x|)) + max(-x, 0), sigma(-x) from the same exp."""
+    if kernel == "softplus":
+        ab = a + b
+        t = np.exp(-np.abs(x))
+        val = ab * (np.log1p(t) + np.maximum(-x, 0.0)) + b * x
+        if order == 0:
+            return val, None, None
+        r = 1.0 / (1.0 + t)
+        e = np.where(x >= 0, t * r, r)  # expit(-x), stable
+        return val, b - ab * e, (ab * e * (1.0 - e) if order > 1 else None)
+    h = 0.5 * beta
+    u = np.exp(np.clip(-h * x, -700, 700))
+    v = 1.0 / u
+    val = a * u + b * v
+    if order == 0:
+        return val, None, None
+    return val, -h * (a * u - b * v), (h * h * val if order > 1 else None)
+
+
+def action_value(V: np.ndarray, e: Edges, kernel: str = "softplus", beta: float = 1.0) -> float:
+    """The action of potential vector V on edge set ``e`` (same value as potsearch.action.action)."""
+    if len(e.src) == 0:
+        return 0.0
+    lo, hi, a, b = e.pairs()
+    with np.errstate(over="ignore", invalid="ignore"):
+        val, _, _ = _pair_terms(V[lo] - V[hi], a, b, kernel, beta, 0)
+    return float(val.sum() / e.n_states)
+
+
+# ----------------------------------------------------------------------------- evaluation
+class CandidateError(Exception):
+    """The candidate itself is at fault (bad shape, non-finite values, wrong N_PARAMS...)."""
+
+
+def potential_values(fn, X: dict, p: np.ndarray, n: int) -> np.ndarray:
+    """The candidate's values on every state (call inside np.errstate(all="ignore"))."""
+    V = np.asarray(fn(X, p), dtype=float)
+    if V.ndim == 0:
+        V = np.full(n, float(V))
+    if V.shape != (n,):
+        raise CandidateError(f"potential returned shape {V.shape}, expected ({n},)")
+    return V
+
+
+def fit_parameters(fn, n_params: int, data: ScoringData, p0=None, seed: int = 0,
+                   settings: FitSettings | None = None) -> tuple[np.ndarray, float, dict]:
+    """Minimise the training action over p. Returns (params, train_action, info)."""
+    with np.errstate(all="ignore"):
+        return _fit(fn, n_params, data, p0, seed, settings)
+
+
+def _fit(fn, n_params, data, p0, seed, settings):
+    st = settings or data.fit
+    X, n, tr = data.features, data.n_states, data.train
+    k, b = data.kernel, data.beta
+    t0 = time.perf_counter()
+    if n_params == 0:
+        V = potential_values(fn, X, np.zeros(0), n)
+        if not np.all(np.isfinite(V)):
+            raise CandidateError("potential is not finite on every state")
+        return np.zeros(0), action_value(V, tr, k, b), {"iterations": 0, "starts": 0, "evals": 1}
+    rng = np.random.default_rng(seed)
+    starts = []
+    if p0 is not None and len(p0) == n_params and np.all(np.isfinite(p0)):
+        starts.append(np.asarray(p0, dtype=float))
+    else:
+        starts.append(np.ones(n_params))
+    while len(starts) < max(1, st.starts):
+        starts.append(rng.normal(0.0, 1.0, n_params))
+    best_p, best_S = None, math.inf
+    iters = evals = 0
+    src, dst, pa, pb = tr.pairs()
+    ns = tr.n_states
+    last_error = None
+    for p in starts:
+        try:
+            V = potential_values(fn, X, p, n)
+            evals += 1
+        except CandidateError as exc:
+            last_error = exc
+            continue
+        if not np.all(np.isfinite(V)):
+            last_error = CandidateError("potential is not finite on every state at the start parameters")
+            continue
+        val, d1, d2 = _pair_terms(V[src] - V[dst], pa, pb, k, b, 2)
+        S = float(val.sum() / ns)
+        lam = 1e-3
+        for _ in range(st.max_iter):
+            iters += 1
+            # forward-difference Jacobian of V in p
+            J = np.empty((n, n_params))
+            for j in range(n_params):
+                h = 1e-6 * (1.0 + abs(p[j]))
+                q = p.copy()
+                q[j] += h
+                J[:, j] = (potential_values(fn, X, q, n) - V) / h
+                evals += 1
+            if not np.all(np.isfinite(J)):
+                J = np.nan_to_num(J, nan=0.0, posinf=0.0, neginf=0.0)
+            D = J[src] - J[dst]
+            g = D.T @ d1 / ns
+            H = (D * (d2 / ns)[:, None]).T @ D
+            diag = np.diag(H).copy() + 1e-12
+            improved = False
+            for _try in range(8):
+                try:
+                    step = np.linalg.solve(H + lam * np.diag(diag), -g)
+                except (np.linalg.LinAlgError, ValueError):
+                    lam *= 10.0
+                    continue
+                pn = p + step
+                Vn = potential_values(fn, X, pn, n)
+                evals += 1
+                if np.isfinite(Vn).all():
+                    # derivatives computed with the value: most trial steps are accepted
+                    vn, d1n, d2n = _pair_terms(Vn[src] - Vn[dst], pa, pb, k, b, 2)
+                    Sn = float(vn.sum() / ns)
+                    if Sn < S:
+                        improved = True
+                        break
+                lam *= 4.0
+            if not improved:
+                break
+            rel = (S - Sn) / max(abs(S), 1e-300)
+            p, V, S, d1, d2 = pn, Vn, Sn, d1n, d2n
+            lam = max(lam / 3.0, 1e-9)
+            if rel < st.tol or time.perf_counter() - t0 > st.max_seconds:
+                break
+        if S < best_S:
+            best_p, best_S = p.copy(), S
+        if time.perf_counter() - t0 > st.max_seconds:
+            break
+    if best_p is None:
+        raise last_error or CandidateError("no start gave a finite potential")
+    return best_p, best_S, {"iterations": iters, "starts": len(starts), "evals": evals}
+
+
+def complexity_of(source) -> int:
+    """Complexity = number of AST nodes in the body of ``potential`` (0 if unparsable), not counting
+    the Load/Store context markers: ``return p[0] * x["a"]`` is Return, BinOp, Mult, 2 Subscripts,
+    2 Names, 2 Constants = 9."""
+    if isinstance(source, ast.AST):
+        tree = source
+    else:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            return 0
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "potential":
+            return sum(1 for stmt in node.body for n in ast.walk(stmt) if not isinstance(n, ast.expr_context))
+    return sum(1 for n in ast.walk(tree) if not isinstance(n, ast.expr_context))
+
+
+def score_function(fn, n_params: int, data: ScoringData, source: str = "", p0=None, seed: int = 0,
+                   complexity: int | None = None) -> dict:
+    """Fit and score a compiled candidate. Never raises for a candidate's fault: returns ``error``."""
+    t0 = time.perf_counter()
+    if complexity is None:
+        complexity = complexity_of(source) if source else 0
+    out = {"params": None, "train_action": None, "heldout_action": None, "gap": None, "heldout_gap": None,
+           "n_params": int(n_params), "complexity": int(complexity), "error": None}
+    try:
+        if not isinstance(n_params, int) or not 0 <= n_params <= MAX_PARAMS:
+            raise CandidateError(f"N_PARAMS must be an int in 0..{MAX_PARAMS}, got {n_params!r}")
+        p, S, info = fit_parameters(fn, n_params, data, p0=p0, seed=seed)
+        with np.errstate(all="ignore"):
+            V = potential_values(fn, data.features, p, data.n_states)
+            Sh = action_value(V, data.heldout, data.kernel, data.beta)
+        if not (math.isfinite(S) and math.isfinite(Sh)):
+            raise CandidateError("action is not finite")
+        out.update(params=[float(v) for v in p], train_action=S, heldout_action=Sh, gap=S - data.s_min_train,
+                   heldout_gap=Sh - data.s_min_heldout, iterations=info["iterations"], evals=info["evals"])
+    except CandidateError as exc:
+        out["error"] = str(exc)
+    except (ArithmeticError, ValueError, TypeError, KeyError, IndexError, AttributeError, NameError,
+            RuntimeError, np.linalg.LinAlgError) as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}"[:500]
+    out["eval_seconds"] = time.perf_counter() - t0
+    return out
+
+
+# ----------------------------------------------------------------------------- sandbox entry point
+_PAYLOAD_CACHE: dict[str, ScoringData] = {}
+
+
+def score_program(namespace: dict, payload: dict) -> dict:
+    """Sandbox task: ``namespace`` holds the candidate's ``potential`` and ``N_PARAMS``; ``payload`` is
+    ``ScoringData.payload()`` plus optional ``source``, ``p0`` and ``seed``. Returns a JSON-able dict."""
+    key = payload.get("key")
+    data = _PAYLOAD_CACHE.get(key) if key else None
+    if data is None:
+        data = ScoringData.from_payload(payload)
+        if key:
+            _PAYLOAD_CACHE.clear()
+            _PAYLOAD_CACHE[key] = data
+    fn = namespace.get("potential")
+    if not callable(fn):
+        return {"error": "the program defines no function potential(x, p)", "params": None}
+    n_params = namespace.get("N_PARAMS", 0)
+    if isinstance(n_params, bool) or not isinstance(n_params, int):
+        return {"error": f"N_PARAMS must be an int, got {type(n_params).__name__}", "params": None}
+    return score_function(fn, n_params, data, source=payload.get("source", ""), p0=payload.get("p0"),
+                          seed=int(payload.get("seed", 0)))
