@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _summary import emit  # noqa: E402
 
 
 def _cpu_children() -> float:
@@ -132,6 +134,9 @@ def main() -> int:
     print(f"  fit quality: ours reaches an action <= the baseline's on {better}/{len(both)} candidates")
     print(f"  context: one plain numpy evaluation of a fixed formula (no fit) takes {1e6 * plain:.0f} us")
     print(f"  load: {os.getloadavg()[0]:.1f} (1-min load average on {os.cpu_count()} cores)")
+    emit("evolve", "candidate evaluations/s (wall)", rate, rate_base, rate / rate_base, ">= 500/s", rate >= 500, "/s")
+    emit("evolve", "candidate evaluations/s per CPU-second", len(cands) / cpu_ours, 1.0 / cpu_base,
+         (len(cands) / cpu_ours) * cpu_base, ">= 500/s", len(cands) / cpu_ours >= 500, "/s")
 
     if args.full:
         cmd = [sys.executable, "-m", "potsearch", "evolve", "--run", str(run), "--rounds", str(args.rounds),
@@ -148,6 +153,8 @@ def main() -> int:
             print(out.stderr[-2000:])
         print(f"wall time {wall:.1f} s ({wall / 60:.2f} min; goal <= 10 min), CPU time {cpu:.1f} s, "
               f"load average {os.getloadavg()[0]:.1f}")
+        emit("evolve", f"`evolve --rounds {args.rounds} --islands {args.islands}` wall time", wall, None, None,
+             "<= 600 s", wall <= 600 and out.returncode == 0, "s")
     if not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

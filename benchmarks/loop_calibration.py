@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
+from pathlib import Path
 import time
 
 import numpy as np
@@ -28,6 +30,10 @@ def rate(drift: float, reps: int, alpha: float, seed0: int, **kw) -> tuple[float
     return p, math.sqrt(p * (1 - p) / reps)
 
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _summary import emit  # noqa: E402
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=1000)
@@ -43,9 +49,13 @@ def main() -> None:
     p, se = rate(0.0, a.reps, a.alpha, 100_000, **kw)
     print(f"chains: {kw}, alpha = {a.alpha}, {a.reps} replicates each")
     print(f"false-positive rate (drift 0):  {p:.3f} ± {se:.3f}")
+    emit("diagnose", f"loop test false-positive rate at alpha={a.alpha} ({a.reps} reps)", p, a.alpha, p / a.alpha,
+         "in [0.02, 0.09]", 0.02 <= p <= 0.09, "")
     for d in (float(x) for x in a.drifts.split(",")):
         p, se = rate(d, a.reps, a.alpha, 200_000, **kw)
         print(f"power at drift {d:<4}:            {p:.3f} ± {se:.3f}")
+        emit("diagnose", f"loop test power at drift {d}", p, None, None, ">= 0.9 at drift 0.6",
+             (p >= 0.9) if abs(d - 0.6) < 1e-9 else None, "")
     print(f"({time.perf_counter() - t0:.1f} s)")
 
 
