@@ -44,5 +44,7 @@ def run(args) -> int:
         run_diagnose(inp, _diagnose_args(run_dir), default_out(inp))
     path = build_report(run_dir, inp.store.stage_results() if inp.store else {}, out)
     kb = path.stat().st_size / 1024
+    if inp.store is not None:
+        inp.store.set_stage_result("report", {"path": str(path), "kilobytes": round(kb)})
     print(f"wrote {path} ({kb:.0f} KB, self-contained)")
     return 0

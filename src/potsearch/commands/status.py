@@ -17,6 +17,7 @@ def add_arguments(p):
 def run(args) -> int:
     store = RunStore.open(args.run, readonly=True)
     results = store.stage_results()
+    created = dict(store.conn.execute("SELECT stage, created FROM stage_results").fetchall())
     info = store.run_info()
     n = store.n_samples()
     if args.json:
@@ -28,7 +29,7 @@ def run(args) -> int:
         if r is None:
             print(f"  {st:<10} -")
             continue
-        at = r.pop("at", None)
+        at = r.pop("at", None) or created.get(st)
         when = datetime.datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M") if at else ""
         keys = ", ".join(f"{k}={_short(v)}" for k, v in r.items())
         print(f"  {st:<10} done {when}  {keys}")
