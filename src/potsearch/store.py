@@ -181,23 +181,30 @@ class RunStore:
         if head != b"SQLite format 3\x00":
             raise InputError("not a potsearch run store (not an SQLite file)", str(path))
         uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+        conn = None
         try:
             conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
             store = cls(path, conn)
-            if not readonly:
-                store._pragmas()
             app = conn.execute("PRAGMA application_id").fetchone()[0]
             if app != APP_ID:
                 raise InputError("not a potsearch run store (an SQLite file of another application)", str(path))
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            version = int(row[0]) if row else -1
+            if version != SCHEMA_VERSION:
+                raise InputError(
+                    f"run store has schema version {version}; this potsearch reads version {SCHEMA_VERSION}",
+                    str(path),
+                )
+            if not readonly:
+                store._pragmas()
         except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
             raise InputError(f"not a readable potsearch run store ({exc})", str(path)) from None
-        version = int(row[0]) if row else -1
-        if version != SCHEMA_VERSION:
-            raise InputError(
-                f"run store has schema version {version}; this potsearch reads version {SCHEMA_VERSION}",
-                str(path),
-            )
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
         return store
 
     def _pragmas(self) -> None:
