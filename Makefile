@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: venv
-	$(PY) -m potsearch fit data/table2_claude4_word.csv --out runs/demo-table2/fit --bootstrap 200
+	PY=$(PY) bash scripts/demo.sh
 
 # Headless Chromium for the report's browser test (Debian package; needs root). Without it that test
 # skips with its reason.

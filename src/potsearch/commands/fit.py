@@ -53,12 +53,13 @@ def _print_table(g, res, summary, out: Path) -> None:
 
     con = Console(highlight=False)
     title = "least-action fit" + (" (whole-graph mode: paper's procedure)" if res.mode == "whole-graph" else "")
-    con.print(f"[bold]{title}[/bold]  S = {res.action:.6f}  states {res.n_states}  edges {res.n_edges}  "
-              f"SCCs {res.n_sccs}  unbounded {int(res.unbounded.sum())}  "
-              f"{'converged' if res.converged else 'NOT converged'} in {res.iterations} it, "
-              f"|grad| {res.grad_norm:.1e}, {res.seconds:.3f}s")
+    con.print(f"[bold]{title}[/bold]: S = {res.action:.6f} over {res.n_states} states, {res.n_edges} edges, "
+              f"{res.n_sccs} SCCs, {int(res.unbounded.sum())} unbounded", soft_wrap=True)
+    steps = "Newton steps" if res.mode == "exact" else "L-BFGS-B iterations"
+    con.print(f"{'converged' if res.converged else 'NOT converged'} in {res.iterations} {steps}, "
+              f"max |grad| {res.grad_norm:.1e}, {res.seconds:.3f} s", soft_wrap=True)
     for note in res.notes:
-        con.print(f"[yellow]note:[/yellow] {note}")
+        con.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
     import numpy as np
 
     order = np.lexsort((-res.visits, res.target_potential()))
@@ -68,7 +69,7 @@ def _print_table(g, res, summary, out: Path) -> None:
     limit = 25
     se = res.stderr if res.stderr is not None else np.full(res.n_states, np.nan)
     for i in order[:limit]:
-        pot = "+inf (upstream)" if res.unbounded[i] and res.mode == "exact" else _fmt(res.potential[i])
+        pot = "+inf" if res.unbounded[i] and res.mode == "exact" else _fmt(res.potential[i])
         tab.add_row(res.names[i], pot, _fmt(res.lower_bound[i]), str(res.scc[i]),
                     "yes" if res.unbounded[i] else "", str(res.visits[i]), _fmt(se[i]))
     con.print(tab)
