@@ -1,0 +1,16 @@
+"""Agents: what a state is, how it is prompted, how a reply becomes a transition.
+
+- ``base``: ``Outcome``, the ``Agent`` protocol, ``load_agent("word"|"fitter"|path.yaml)``
+- ``config``: agent YAML files validated into frozen dataclasses
+- ``word``: the paper's letter-sum-100 word task
+- ``fitter``: 1-D symbolic regression with safe parsing and least-squares fits
+- ``grammar``: GBNF grammars for constrained decoding
+- ``surrogate``: a test instrument with a known hidden potential (not a model)
+- ``data``: the shipped word list and regression data sets (with provenance)
+
+The runner (Ray actors, litellm client) lives in ``runner``, ``llm``, ``local``.
+Nothing here imports ray, litellm or llama_cpp.
+"""
+from .base import Agent, Outcome, load_agent
+
+__all__ = ["Agent", "Outcome", "load_agent"]
