@@ -48,6 +48,28 @@ def _neighbour_graph(n: int, degree: int, rng: np.random.Generator) -> np.ndarra
     return np.unique(pairs, axis=0)
 
 
+def multinomial_rows(rows: np.ndarray, p: np.ndarray, totals: np.ndarray, mass: np.ndarray,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Draw, for every row r (``rows`` sorted), a multinomial of ``totals[r]`` trials over the outcomes of
+    that row with probabilities ``p / mass[r]``. Vectorised as conditional binomials, one pass per outcome
+    column. Returns the draw per outcome and what is left per row (the mass not covered by ``p``)."""
+    n = len(totals)
+    remaining = totals.astype(np.int64).copy()
+    mass = mass.astype(float).copy()
+    out = np.zeros(len(rows), dtype=np.int64)
+    starts = np.searchsorted(rows, np.arange(n))
+    k_in = np.arange(len(rows)) - starts[rows]
+    for k in range(int(k_in.max()) + 1 if len(rows) else 0):
+        sel = np.flatnonzero(k_in == k)
+        r = rows[sel]
+        prob = np.clip(p[sel] / np.maximum(mass[r], 1e-300), 0.0, 1.0)
+        draw = rng.binomial(remaining[r], prob)
+        out[sel] = draw
+        remaining[r] -= draw
+        mass[r] -= p[sel]
+    return out, remaining
+
+
 def metropolis_chain(
     n_states: int = 100, degree: int = 6, samples_per_state: int = 500, sigma: float = 1.0,
     escape: float = 0.0, drift: float = 0.0, seed: int = 0, V: np.ndarray | None = None,
@@ -78,23 +100,11 @@ def metropolis_chain(
     p = p * (1.0 - escape)
     stay = 1.0 - escape - np.bincount(f, weights=p, minlength=n)
     stay = np.clip(stay, 0.0, None)
-    # per-state multinomial draws, vectorised by drawing binomials sequentially per outcome column
+    # per-state multinomial draws, vectorised (conditional binomials, one pass per outcome column)
     order = np.argsort(f, kind="stable")
     f, g, p = f[order], g[order], p[order]
-    remaining = np.full(n, samples_per_state, dtype=np.int64)
-    mass = np.ones(n)
-    counts_move = np.zeros(len(f), dtype=np.int64)
-    # conditional binomial sampling: outcome k gets Binomial(remaining, p_k / mass_left)
-    starts = np.searchsorted(f, np.arange(n))
-    k_in_state = np.arange(len(f)) - starts[f]
-    for k in range(int(k_in_state.max()) + 1 if len(f) else 0):
-        sel = np.flatnonzero(k_in_state == k)
-        s = f[sel]
-        prob = np.clip(p[sel] / np.maximum(mass[s], 1e-300), 0.0, 1.0)
-        draw = rng.binomial(remaining[s], prob)
-        counts_move[sel] = draw
-        remaining[s] -= draw
-        mass[s] -= p[sel]
+    counts_move, remaining = multinomial_rows(f, p, np.full(n, samples_per_state, dtype=np.int64),
+                                              np.ones(n), rng)
     # what is left is split between escape and stay
     pe = escape / np.maximum(escape + stay, 1e-300)
     n_escape = rng.binomial(remaining, np.clip(pe, 0, 1)) if escape > 0 else np.zeros(n, dtype=np.int64)

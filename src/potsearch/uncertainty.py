@@ -15,6 +15,7 @@ import numpy as np
 from .action import FitResult, fit_exact, make_kernel
 from .graph import Graph, build_graph
 from .store import Counts
+from .synthetic import multinomial_rows
 
 
 def resample_counts(counts: Counts, rng: np.random.Generator) -> Counts:
@@ -22,19 +23,7 @@ def resample_counts(counts: Counts, rng: np.random.Generator) -> Counts:
     src, dst, cnt = counts.src[order], counts.dst[order], counts.count[order]
     n = len(counts.states)
     totals = np.bincount(src, weights=cnt, minlength=n).astype(np.int64)
-    starts = np.searchsorted(src, np.arange(n))
-    k_in = np.arange(len(src)) - starts[src]
-    remaining = totals.copy()
-    mass = totals.astype(float)
-    new = np.zeros(len(src), dtype=np.int64)
-    for k in range(int(k_in.max()) + 1 if len(src) else 0):
-        sel = np.flatnonzero(k_in == k)
-        s = src[sel]
-        p = np.clip(cnt[sel] / np.maximum(mass[s], 1e-300), 0.0, 1.0)
-        draw = rng.binomial(remaining[s], p)
-        new[sel] = draw
-        remaining[s] -= draw
-        mass[s] -= cnt[sel]
+    new, _ = multinomial_rows(src, cnt.astype(float), totals, totals.astype(float), rng)
     return Counts(counts.states, src, dst, new, meta=dict(counts.meta))
 
 

@@ -30,12 +30,16 @@ _HDR = struct.Struct("!Q")
 NOBODY = 65534
 
 
-def _send(fd: int, msg: dict) -> None:
-    body = json.dumps(msg, allow_nan=True).encode()
+def _write_frame(fd: int, body: bytes) -> None:
+    """One length-prefixed frame (shared with the parent side in sandbox.py)."""
     data = memoryview(_HDR.pack(len(body)) + body)
     while data:
         n = os.write(fd, data)
         data = data[n:]
+
+
+def _send(fd: int, msg: dict) -> None:
+    _write_frame(fd, json.dumps(msg, allow_nan=True).encode())
 
 
 def _read_exact(fd: int, n: int) -> bytes:

@@ -715,22 +715,7 @@ _HDR = struct.Struct("!Q")
 MAX_RESULT_BYTES = 32 * 1024 * 1024
 
 
-def _write_frame(fd: int, body: bytes) -> None:
-    data = memoryview(_HDR.pack(len(body)) + body)
-    while data:
-        n = os.write(fd, data)
-        data = data[n:]
-
-
-def _read_exact(fd: int, n: int) -> bytes:
-    chunks = []
-    while n:
-        b = os.read(fd, min(n, 1 << 20))
-        if not b:
-            raise EOFError
-        chunks.append(b)
-        n -= len(b)
-    return b"".join(chunks)
+from ._worker import _read_exact, _write_frame  # noqa: E402  (one framing for both sides)
 
 
 def _read_frame(fd: int) -> bytes:
