@@ -223,7 +223,10 @@ def test_sigkill_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path, prov
         args += ["--samples-per-state", "100", "--seed", "1"]
     else:
         args += ["--samples-per-state", "5", "--mode", "free"]
-    proc = subprocess.Popen(args, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    env = _env()
+    if provider == "surrogate":  # 60k samples/s: pause after each write so the kill lands mid-run
+        env["POTSEARCH_TEST_PAUSE_AFTER_WRITE"] = "0.5"
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
         deadline = time.time() + 120

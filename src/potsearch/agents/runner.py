@@ -27,6 +27,7 @@ import hashlib
 import json
 import random
 import sys
+import os
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -840,11 +841,17 @@ def _collect(cfg, agent, store, plan, model, on_batch, out, t_start) -> CollectR
         given_up: set[str] = set()
         agent_name = agent.name
 
+        # fault-suite hook: pause after each write so a test's SIGKILL lands mid-run even for the
+        # surrogate (60k samples/s); never set in normal use
+        pause = float(os.environ.get("POTSEARCH_TEST_PAUSE_AFTER_WRITE", "0") or 0)
+
         def flush():
             nonlocal buf, last_flush, new
             if buf:
                 new += store.add_samples(buf)
                 buf = []
+                if pause:
+                    time.sleep(pause)
             last_flush = time.time()
 
         hold["flush"] = flush
