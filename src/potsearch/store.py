@@ -130,6 +130,34 @@ def run_dir_of(path: str | os.PathLike) -> Path:
     return p.parent if p.name == STORE_FILENAME or p.suffix in (".sqlite", ".db") else p
 
 
+@contextmanager
+def run_lock(run_dir: str | os.PathLike, stage: str) -> Iterator[None]:
+    """Hold the run's writer lock for a long stage (collect, evolve). A second process that tries
+    to run a writer stage on the same run is refused with one clear line instead of racing."""
+    import fcntl
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fh = open(run_dir / ".lock", "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise InputError(f"run is busy: {holder} is writing to it; wait for it or stop it first",
+                         str(run_dir)) from None
+    try:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"potsearch {stage} (pid {os.getpid()})")
+        fh.flush()
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
 class RunStore:
     """A run's SQLite store. Use ``RunStore.open`` / ``RunStore.create``."""
 
@@ -222,31 +250,9 @@ class RunStore:
     def __exit__(self, *exc):
         self.close()
 
-    @contextmanager
-    def exclusive(self, stage: str) -> Iterator[None]:
-        """Hold the run's writer lock for a long stage (collect, evolve). A second process that tries
-        to run a writer stage on the same run is refused with one clear line instead of racing."""
-        import fcntl
-
-        lock_path = self.run_dir / ".lock"
-        fh = open(lock_path, "a+")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            fh.close()
-            raise InputError(f"run is busy: {holder} is writing to it; wait for it or stop it first",
-                             str(self.run_dir)) from None
-        try:
-            fh.seek(0)
-            fh.truncate()
-            fh.write(f"potsearch {stage} (pid {os.getpid()})")
-            fh.flush()
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-            fh.close()
+    def exclusive(self, stage: str):
+        """The run's writer lock (see ``run_lock``)."""
+        return run_lock(self.run_dir, stage)
 
     @property
     def run_dir(self) -> Path:

@@ -76,3 +76,30 @@ def test_read_only_run_directory(tmp_path, table2):
         assert ok == "ok" and n == 20219
     finally:
         _umount(mnt)
+
+
+def test_two_collectors_on_one_run(tmp_path):
+    """Two processes writing one run: the second is refused with one line, exit 2; the first completes."""
+    import os
+    import time
+
+    run = tmp_path / "two"
+    env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True", POTSEARCH_TEST_PAUSE_AFTER_WRITE="0.3")
+    args = [sys.executable, "-m", "potsearch", "collect", "--agent", "word", "--provider", "surrogate", "--run",
+            str(run), "--max-samples", "20000", "--samples-per-state", "50", "--workers", "1", "--no-progress"]
+    first = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (run / ".lock").exists() or "collect" not in (run / ".lock").read_text():
+            assert time.time() < deadline and first.poll() is None
+            time.sleep(0.05)
+        second = subprocess.run(args + ["--resume"], env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2
+        assert second.stderr.count("\n") == 1 and "run is busy" in second.stderr, second.stderr
+        out, err = first.communicate(timeout=600)
+        assert first.returncode == 0, err[-2000:]
+    finally:
+        if first.poll() is None:
+            first.kill()
+    ok, n = _integrity(run / "store.sqlite")
+    assert ok == "ok" and n == 20000

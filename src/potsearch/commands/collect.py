@@ -53,7 +53,10 @@ def run(args) -> int:
         temperature=args.temperature, max_tokens_per_call=args.max_tokens_per_call, api_base=args.api_base,
         setup=list(args.setup), progress=False if args.no_progress else None,
     )
-    res = collect(cfg)
+    from ..store import run_lock
+
+    with run_lock(args.run, "collect"):
+        res = collect(cfg)
     print(format_summary(res.summary, args.run))
     sys.stdout.flush()
     return 0

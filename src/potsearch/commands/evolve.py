@@ -34,7 +34,10 @@ def run(args) -> int:
         cfg = SearchConfig(source="built-in defaults")
     cfg = with_overrides(cfg, rounds=args.rounds, islands=args.islands, seed=args.seed, workers=args.workers)
     load_fit(run_dir)  # StageMissing (one line, exit 2) when the run has no fit
-    s = evolve(run_dir, cfg, resume=args.resume, quiet=args.quiet)
+    from ..store import run_lock
+
+    with run_lock(run_dir, "evolve"):
+        s = evolve(run_dir, cfg, resume=args.resume, quiet=args.quiet)
     b = s.get("best")
     print(f"evolve: {s['rounds']} rounds x {s['islands']} islands in {s['seconds']:.1f} s; "
           f"{s['evaluations']} evaluations ({s['evaluations_per_second'] or 0:.0f}/s), "
