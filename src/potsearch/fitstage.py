@@ -189,7 +189,7 @@ def load_fit(run_dir: str | Path) -> SavedFit:
     )
 
 
-def default_out(inp: Input, path: str | Path) -> Path:
+def default_out(inp: Input) -> Path:
     return inp.run_dir / "fit" if inp.run_dir else Path("fit")
 
 

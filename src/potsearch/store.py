@@ -320,12 +320,7 @@ class RunStore:
             if s.target is not None:
                 items.setdefault(s.target_key or s.target, (s.target, s.target_meta))
         with self.transaction() as c:
-            seen: set[str] = set()
-            uids = [s.uid for s in samples]
-            for i in range(0, len(uids), 500):
-                chunk = uids[i : i + 500]
-                q = "SELECT uid FROM samples WHERE uid IN (%s)" % ",".join("?" * len(chunk))
-                seen.update(r[0] for r in c.execute(q, chunk))
+            seen = self.has_uids(s.uid for s in samples)  # inside the transaction: a consistent view
             fresh = []
             for s in samples:
                 if s.uid not in seen:

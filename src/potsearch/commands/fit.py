@@ -36,7 +36,7 @@ def run(args) -> int:
     opts.validate()
     inp = load_input(args.input)
     g, res = run_fit(inp.counts, opts)
-    out = Path(args.out) if args.out else default_out(inp, args.input)
+    out = Path(args.out) if args.out else default_out(inp)
     summary = write_fit(out, g, res)
     record(inp, summary)
     if args.json:
