@@ -236,7 +236,8 @@ def llm():
         model = llama_cpp.Llama(model_path=path, n_ctx=1024, n_threads=2, chat_format=None, verbose=False, seed=0)
     finally:
         lc.llama_model_default_params = orig
-    return model
+    yield model
+    model.close()  # free it now, not in __del__ at interpreter exit (llama.cpp's globals are gone by then)
 
 
 def _sample(llm, agent, n, seed):

@@ -95,9 +95,22 @@ def load_llama(n_threads: int = 1, n_ctx: int = 1024, seed: int = 0):
                 from llama_cpp import Llama
             except ImportError:
                 raise InputError("the local provider needs llama-cpp-python (pip install 'potsearch[local]')") from None
+            if not _models:
+                import atexit
+
+                atexit.register(_close_models)  # close before interpreter teardown, not in __del__
             _models[key] = Llama(model_path=str(model_path()), n_threads=n_threads, n_threads_batch=n_threads,
                                  n_ctx=n_ctx, seed=seed, verbose=False)
         return _models[key]
+
+
+def _close_models() -> None:
+    for m in _models.values():
+        try:
+            m.close()
+        except Exception:
+            pass
+    _models.clear()
 
 
 def compile_grammar(text: str):
