@@ -4,3 +4,11 @@ The science core (``graph``, ``action``) is pure numpy/scipy; stages talk to eac
 other only through the run directory (``runs/NAME/store.sqlite`` and its folders).
 """
 __version__ = "0.1.0"
+
+from .api import (  # noqa: E402  (the notebook API; light imports only)
+    attribute, collect, diagnose, evolve_potential, fit, import_transitions, load, polish_potential, show, status,
+    write_report,
+)
+
+__all__ = ["load", "import_transitions", "fit", "diagnose", "collect", "evolve_potential", "polish_potential",
+           "attribute", "show", "write_report", "status", "__version__"]
