@@ -76,6 +76,15 @@ def fill(template: str, values: dict[str, str]) -> str:
     return out
 
 
+def chat_messages(config, values: dict) -> list[dict]:
+    """The agent's chat messages: its optional system prompt, then its prompt, both filled with ``values``."""
+    msgs = []
+    if config.system:
+        msgs.append({"role": "system", "content": fill(config.system, values)})
+    msgs.append({"role": "user", "content": fill(config.prompt, values)})
+    return msgs
+
+
 def builtin_agent_path(name: str) -> Path:
     """``agents/<name>.yaml`` of the source tree."""
     from .data import repo_root

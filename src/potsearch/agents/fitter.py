@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from .base import Outcome, fill
+from .base import Outcome, chat_messages
 from .config import AgentConfig, FitterOptions
 
 _PARAM = re.compile(r"^param([1-9][0-9]?)$")
@@ -554,11 +554,7 @@ class FitterAgent:
             "score_rule": "0 = no better than a constant, 100 = perfect; 20 points per tenfold smaller error"
             if self.opts.score == "log" else "100*(1 - normalised mean squared error), clipped at 0",
         }
-        msgs = []
-        if self.config.system:
-            msgs.append({"role": "system", "content": fill(self.config.system, values)})
-        msgs.append({"role": "user", "content": fill(self.config.prompt, values)})
-        return msgs
+        return chat_messages(self.config, values)
 
     # -------------------------------------------------------------- reply
     def parse(self, reply: str, source_key: str) -> Outcome:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from .base import ESCAPE_NO_WORD, ESCAPE_NOT_IN_LIST, Outcome, fill
+from .base import ESCAPE_NO_WORD, ESCAPE_NOT_IN_LIST, Outcome, chat_messages
 from .config import AgentConfig
 from .data import letter_sum, letter_values, load_word_list
 
@@ -108,11 +108,7 @@ class WordAgent:
     def messages(self, state: str, context: dict | None = None) -> list[dict]:
         word = state.strip().upper()
         values = {"state": word, "state_sum": spelled(word), "target_sum": str(self.target_sum)}
-        msgs = []
-        if self.config.system:
-            msgs.append({"role": "system", "content": fill(self.config.system, values)})
-        msgs.append({"role": "user", "content": fill(self.config.prompt, values)})
-        return msgs
+        return chat_messages(self.config, values)
 
     # -------------------------------------------------------------- reply
     def parse(self, reply: str, source_key: str) -> Outcome:
