@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from potsearch.action import Softplus, action_and_grad, fit_exact
+from potsearch.action import Objective, fit_exact
 from potsearch.graph import build_graph
 from potsearch.io import export_counts
 from potsearch.synthetic import large_counts, paper_size_counts
@@ -33,24 +33,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _summary import emit  # noqa: E402
 
 
-def reference_objective_and_grad(v, edges, n_norm):
-    """The paper's per-edge loop (read from its build_potential.py; rewritten, not copied)."""
+class ReferenceLoop:
+    """The paper's per-edge loop (read from its build_potential.py; rewritten, not copied): a
+    static kernel method called through the instance, edge dicts, a central-difference K' per edge."""
 
+    def __init__(self, edges, n_norm):
+        self.edges, self.n_norm = edges, n_norm
+
+    @staticmethod
     def K(x):
         z = -x
         return np.where(z > 0, z + np.log1p(np.exp(-z)), np.log1p(np.exp(z)))
 
-    total = 0.0
-    grads = np.zeros_like(v)
-    for e in edges:
-        f, g, w = e["f"], e["g"], e["w"]
-        dv = v[f] - v[g]
-        total += w * K(dv)
-        eps = 1e-8
-        kg = (K(dv + eps) - K(dv - eps)) / (2 * eps)
-        grads[f] += w * kg
-        grads[g] -= w * kg
-    return total / n_norm, grads / n_norm
+    def objective_and_grad(self, v):
+        total = 0.0
+        grads = np.zeros_like(v)
+        for edge in self.edges:
+            f_idx, g_idx, w = edge["f_idx"], edge["g_idx"], edge["w"]
+            dv = v[f_idx] - v[g_idx]
+            total += w * self.K(dv)
+            eps = 1e-8
+            kg = (self.K(dv + eps) - self.K(dv - eps)) / (2 * eps)
+            grads[f_idx] += w * kg
+            grads[g_idx] -= w * kg
+        return total / self.n_norm, grads / self.n_norm
 
 
 def best_of(fn, repeat):
@@ -91,10 +97,12 @@ def main() -> None:
     w = counts.count / np.bincount(counts.src, weights=counts.count, minlength=n)[counts.src]
     src, dst = counts.src, counts.dst
     res["paper_graph"] = {"states": n, "unique_edges": int(len(src)), "samples": int(counts.total)}
-    edges = [{"f": int(f), "g": int(g), "w": float(x)} for f, g, x in zip(src, dst, w)]
+    edges = [{"f_idx": int(f), "g_idx": int(g), "w": float(x)} for f, g, x in zip(src, dst, w)]
+    reference = ReferenceLoop(edges, n)
+    objective = Objective(src, dst, w, n)      # what newton_fit evaluates
     V = np.random.default_rng(0).normal(0, 1, n)
-    t_ref, (a_ref, g_ref) = best_of(lambda: reference_objective_and_grad(V, edges, n), 3)
-    t_ours, (a_ours, g_ours) = best_of(lambda: action_and_grad(V, src, dst, w, n, Softplus()), 50)
+    t_ref, (a_ref, g_ref) = best_of(lambda: reference.objective_and_grad(V), 3)
+    t_ours, (a_ours, g_ours) = best_of(lambda: objective(V), 50)
     assert abs(a_ref - a_ours) < 1e-9 and np.allclose(g_ref, g_ours, atol=1e-6), "implementations disagree"
     res["grad_eval"] = {"reference_s": t_ref, "ours_s": t_ours, "ratio": t_ref / t_ours, "goal": ">= 1000"}
 

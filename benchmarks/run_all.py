@@ -28,6 +28,7 @@ def plan(quick: bool) -> list[tuple[str, list[str]]]:
         ("evolve", ["evolve_bench.py"] + ([] if quick else ["--full"])),
         ("polish", ["polish_bench.py", "--words", "300" if quick else "600"]),
         ("collect", ["collect_bench.py"] + (["--skip-local"] if quick else [])),
+        ("surrogate", ["surrogate_recovery.py"] + (["--seeds", "0"] if quick else [])),
     ]
 
 

@@ -80,3 +80,43 @@ def test_fit_is_a_minimum():
                                   g.w[inner], g.n_states)
         assert pert >= base - 1e-15
     assert abs(base - r.action) < 1e-12
+
+
+@pytest.mark.parametrize("kernel", ["softplus", "exp"])
+def test_objective_matches_the_stable_kernel_formulas_at_extreme_differences(kernel):
+    """The fused evaluation (potsearch.action.Objective) against the textbook per-edge formulas,
+    including differences far beyond exp's range (softplus clips at 700 internally)."""
+    from potsearch.action import Objective
+
+    rng = np.random.default_rng(5)
+    n = 30
+    src = rng.integers(0, n, 300)
+    dst = (src + rng.integers(1, n, 300)) % n
+    w = rng.random(300)
+    k = make_kernel(kernel, 0.9)
+    scale = 400.0 if kernel == "softplus" else 40.0       # exp(-beta x / 2) overflows beyond ~1500
+    obj = Objective(src, dst, w, n, k)
+    for V in (rng.normal(0, 2, n), rng.normal(0, scale, n), np.zeros(n)):
+        x = V[src] - V[dst]
+        val = np.dot(w, k.value(x)) / n
+        k1 = w * k.d1(x)
+        grad = (np.bincount(src, k1, minlength=n) - np.bincount(dst, k1, minlength=n)) / n
+        got_val, got_grad = obj(V)
+        assert np.isfinite(got_val) and np.all(np.isfinite(got_grad))
+        assert abs(got_val - val) <= 1e-12 * max(1.0, abs(val))
+        assert np.allclose(got_grad, grad, rtol=1e-12, atol=1e-15)
+        again = obj(V)                                   # the shared buffers leave no trace
+        assert again[0] == got_val and np.array_equal(again[1], got_grad)
+
+
+def test_newton_converges_when_the_action_stops_resolving_steps():
+    """A 3-state SCC above a sink: after two steps the predicted decrease is below the rounding of S;
+    the line search must then judge by the gradient (a regression: it used to crawl for 200 steps)."""
+    from potsearch.store import Counts
+
+    counts = Counts(states=["A", "B", "C", "D"], src=np.array([0, 1, 1, 2, 2, 3]),
+                    dst=np.array([1, 0, 2, 0, 3, 3]), count=np.array([5, 3, 4, 2, 1, 3]))
+    r = fit_exact(build_graph(counts))
+    assert r.converged and r.iterations <= 10 and r.grad_norm <= 1e-12
+    assert list(r.unbounded) == [True, True, True, False]
+    assert any("largest SCC (3 states)" in n for n in r.notes)

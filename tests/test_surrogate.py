@@ -60,6 +60,25 @@ def test_neighbour_graph_is_symmetric_and_regular():
     assert np.array_equal(nb, cycle_graph(50, 6, seed=3)[0])  # seeded
 
 
+def test_local_neighbour_graph_is_symmetric_and_joins_similar_potentials():
+    V = np.random.default_rng(0).normal(0, 3, 200)
+    nb, sign = cycle_graph(200, 6, seed=3, V=V, locality=0.2)
+    slots = np.zeros((200, 200), dtype=int)
+    np.add.at(slots, (np.repeat(np.arange(200), 6), nb.ravel()), 1)
+    assert np.array_equal(slots, slots.T) and not np.any(nb == np.arange(200)[:, None])
+    assert np.all(sign[:, 0] == 1) and np.all(sign[:, 1] == -1)
+    gap_local = np.abs(V[:, None] - V[nb]).mean()
+    gap_random = np.abs(V[:, None] - V[cycle_graph(200, 6, seed=3)[0]]).mean()
+    assert gap_local < 0.3 * gap_random
+    assert np.array_equal(nb, cycle_graph(200, 6, seed=3, V=V, locality=0.2)[0])  # seeded
+
+
+def test_shipped_word_surrogate_uses_the_local_graph(word_agent):
+    sur = make_surrogate(word_agent)
+    assert sur.locality == 0.2 and "local" in sur.metadata()["graph"]
+    assert np.abs(sur.V[:, None] - sur.V[sur.nb]).mean() < 0.5 * np.std(sur.V)
+
+
 def test_exact_kernel_satisfies_detailed_balance(word_agent):
     sur = word_surrogate(word_agent)
     T = exact_transition_matrix(sur)
@@ -74,7 +93,7 @@ def test_exact_kernel_satisfies_detailed_balance(word_agent):
 
 def test_detailed_balance_on_a_long_chain(word_agent):
     """Empirical log T(f->g)/T(g->f) matches V_f - V_g on pairs seen both ways."""
-    sur = word_surrogate(word_agent, hidden_potential="0.3*length - 0.5*zipf")
+    sur = word_surrogate(word_agent, hidden_potential="0.3*length - 0.5*zipf", locality=None)
     n = run_chains(sur, n_chains=400, steps=3000, seed=1)  # 1.2M transitions
     N = n.sum(1)
     f, g = np.nonzero(np.triu(n, 1))
@@ -146,7 +165,7 @@ def test_metadata_names_the_surrogate_and_hidden_v(word_agent):
     assert md["drift"] == 0.5 and md["detailed_balance"] is False
     assert sur.model == "surrogate" and sur.name.startswith("surrogate")
     V = sur.potentials()
-    assert V["BUZZY"] == pytest.approx(0.4 * 5 - 0.6 * 2.46)
+    assert V["BUZZY"] == pytest.approx(1.6 * 5 - 2.4 * 2.46)
     assert sur.hidden_potential("BUZZY") == V["BUZZY"]
 
 

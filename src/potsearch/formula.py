@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import math
+import operator
 import re
 import signal
 import threading
@@ -30,6 +31,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+
+
+# Python's arithmetic AST operators -> the operation (on sympy or numpy objects alike)
+ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+              ast.Pow: operator.pow}
 
 class FormulaError(ValueError):
     """The candidate's code cannot be translated to a formula (the reason is the message)."""
@@ -315,18 +321,9 @@ def to_sympy(source: str, params=None) -> Formula:
             return sp.pi if node.attr == "pi" else sp.E
         if isinstance(node, ast.BinOp):
             a, b = conv(node.left), conv(node.right)
-            op = node.op
-            if isinstance(op, ast.Add):
-                return a + b
-            if isinstance(op, ast.Sub):
-                return a - b
-            if isinstance(op, ast.Mult):
-                return a * b
-            if isinstance(op, ast.Div):
-                return a / b
-            if isinstance(op, ast.Pow):
-                return a**b
-            raise FormulaError(f"operator {type(op).__name__} has no formula")
+            if type(node.op) not in ARITHMETIC:
+                raise FormulaError(f"operator {type(node.op).__name__} has no formula")
+            return ARITHMETIC[type(node.op)](a, b)
         if isinstance(node, ast.UnaryOp):
             a = conv(node.operand)
             if isinstance(node.op, ast.USub):

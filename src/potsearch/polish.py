@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .action import Softplus, action_and_grad
+from .action import Objective, Softplus
 
 METHODS = ("random-descent", "lbfgs", "nelder-mead")
 
@@ -50,6 +50,7 @@ class ActionObjective:
         self.n_rows = int(n_rows)
         self.kernel = kernel
         self.calls = 0
+        self._objective = Objective(self.src, self.dst, self.w, self.n_states, kernel)
 
     @classmethod
     def from_graph(cls, fn, x: dict, graph, kernel=Softplus()) -> "ActionObjective":
@@ -79,7 +80,7 @@ class ActionObjective:
         return V
 
     def action_of_V(self, V) -> float:
-        val, _ = action_and_grad(V, self.src, self.dst, self.w, self.n_states, self.kernel)
+        val, _ = self._objective(V)
         return float(val)
 
     def __call__(self, p) -> float:
@@ -95,7 +96,7 @@ class ActionObjective:
         V = self.potential(p)
         if V is None:
             return float("inf"), np.zeros_like(p)
-        val, gV = action_and_grad(V, self.src, self.dst, self.w, self.n_states, self.kernel)
+        val, gV = self._objective(V)
         grad = np.zeros_like(p)
         for i in range(len(p)):
             h = rel_step * max(1.0, abs(p[i]))

@@ -86,10 +86,10 @@ def chat_messages(config, values: dict) -> list[dict]:
 
 
 def builtin_agent_path(name: str) -> Path:
-    """``agents/<name>.yaml`` of the source tree."""
-    from .data import repo_root
+    """``agents/<name>.yaml`` (the source tree's, or the installed copy: potsearch.resources)."""
+    from ..resources import shipped_dir
 
-    return repo_root() / "agents" / f"{name}.yaml"
+    return shipped_dir("agents") / f"{name}.yaml"
 
 
 def load_agent(spec: str) -> Agent:

@@ -92,6 +92,7 @@ class FitterOptions:
 class SurrogateOptions:
     hidden_potential: str = "0.4*length - 0.6*zipf"
     neighbours: int = 6  # degree of the symmetric neighbour graph (even)
+    locality: float | None = None  # word graph: cycles follow V + jitter of locality*std(V); None = random
     graph_seed: int = 12345
     drift: float = 0.0  # cyclic bias along neighbour cycle 0 (breaks detailed balance)
     escape_prob: float = 0.0
@@ -209,6 +210,7 @@ def _surrogate(ctx: _Ctx, d) -> SurrogateOptions:
     return SurrogateOptions(
         hidden_potential=ctx.get(d, "hidden_potential", str, base.hidden_potential, "surrogate"),
         neighbours=k,
+        locality=None if d.get("locality") is None else ctx.get(d, "locality", float, None, "surrogate", 0.0, 1e6),
         graph_seed=ctx.get(d, "graph_seed", int, base.graph_seed, "surrogate"),
         drift=ctx.get(d, "drift", float, base.drift, "surrogate", -20.0, 20.0),
         escape_prob=ctx.get(d, "escape_prob", float, base.escape_prob, "surrogate", 0.0, 0.99),

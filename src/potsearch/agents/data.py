@@ -23,13 +23,11 @@ MIN_LENGTH = 3
 _INFLECTIONS = ("s", "es", "ed", "d", "ing", "er", "est", "ly", "ers")
 
 
-def repo_root() -> Path:
-    """The source tree (``agents/`` and ``data/`` live there)."""
-    return Path(__file__).resolve().parents[3]
-
-
 def data_dir() -> Path:
-    return repo_root() / "data"
+    """The shipped data/ folder (source tree, or the installed copy: potsearch.resources)."""
+    from ..resources import shipped_dir
+
+    return shipped_dir("data")
 
 
 def letter_values(word: str) -> list[int]:

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from ..formula import ARITHMETIC
 from .base import Outcome, chat_messages
 from .config import AgentConfig, FitterOptions
 
@@ -207,15 +208,8 @@ def parse_expression(text: str, opts: FitterOptions) -> Parsed:
             return -v if isinstance(n.op, ast.USub) else v
         if isinstance(n, ast.BinOp):
             a, b = build(n.left), build(n.right)
-            op = n.op
-            if isinstance(op, ast.Add):
-                return a + b
-            if isinstance(op, ast.Sub):
-                return a - b
-            if isinstance(op, ast.Mult):
-                return a * b
-            if isinstance(op, ast.Div):
-                return a / b
+            if not isinstance(n.op, ast.Pow):
+                return ARITHMETIC[type(n.op)](a, b)
             if a.is_Number and b.is_Number and a != 0:
                 mag = abs(float(b)) * abs(np.log10(abs(float(a))))
                 if not mag <= 300:

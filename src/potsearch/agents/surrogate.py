@@ -6,7 +6,10 @@ output names it a surrogate (``metadata()["surrogate"]`` and the model name
 ``SURROGATE_MODEL``).
 
 Word task: a fixed undirected neighbour graph on the shipped word list, built
-from ``graph_seed`` as the union of k/2 random Hamiltonian cycles (every word
+from ``graph_seed`` as the union of k/2 Hamiltonian cycles — random ones, or with
+``locality`` cycles through the words in order of V plus a Gaussian jitter of
+locality*std(V), so a proposal goes to a word of similar potential, as an agent
+editing its last answer does (every word
 has k neighbour slots; a pair joined twice has two slots each way, so the
 proposal q(f->g) = slots(f,g)/k is symmetric). A proposal f->g is accepted
 with the Metropolis rule min(1, exp(V_f - V_g + b(f,g))); a rejection is a
@@ -105,8 +108,11 @@ def compile_formula(text: str, names: tuple[str, ...], where: str = "hidden_pote
     return f
 
 
-def cycle_graph(n: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Union of k/2 random Hamiltonian cycles on n nodes.
+def cycle_graph(n: int, k: int, seed: int, V: np.ndarray | None = None,
+                locality: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Union of k/2 Hamiltonian cycles on n nodes: random permutations, or, with
+    ``locality`` and ``V``, the nodes in order of V + N(0, (locality*std V)^2)
+    (a fresh jitter per cycle), so neighbours have similar potentials.
 
     Returns ``nb`` (n, k): neighbour in each slot, and ``sign`` (n, k): +1 for
     the forward step along cycle 0, -1 backward, 0 on the other cycles.
@@ -117,7 +123,10 @@ def cycle_graph(n: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     nb = np.empty((n, k), dtype=np.int64)
     sign = np.zeros((n, k), dtype=np.int8)
     for c in range(k // 2):
-        perm = rng.permutation(n)
+        if locality is None or V is None:
+            perm = rng.permutation(n)
+        else:
+            perm = np.argsort(V + rng.normal(0.0, locality * float(np.std(V)), n), kind="stable")
         nxt = np.empty(n, dtype=np.int64)
         prv = np.empty(n, dtype=np.int64)
         nxt[perm] = np.roll(perm, -1)
@@ -155,7 +164,8 @@ class WordSurrogate:
         self.k = self.opts.neighbours
         if self.n < 3:
             raise InputError("the word surrogate needs at least 3 words in the list", agent.config.source)
-        self.nb, self.sign = cycle_graph(self.n, self.k, self.opts.graph_seed)
+        self.locality = self.opts.locality
+        self.nb, self.sign = cycle_graph(self.n, self.k, self.opts.graph_seed, V, self.locality)
         self.drift = float(self.opts.drift)
         self.escape_prob = float(self.opts.escape_prob)
         # Outcome objects are immutable in use: share one per state
@@ -182,7 +192,10 @@ class WordSurrogate:
             "features": list(self.features),
             "states": self.n,
             "neighbours": self.k,
-            "graph": "union of k/2 random Hamiltonian cycles (symmetric proposal)",
+            "graph": ("union of k/2 random Hamiltonian cycles (symmetric proposal)" if self.locality is None else
+                      f"union of k/2 Hamiltonian cycles in order of V + N(0, ({self.locality}*std V)^2) "
+                      "(local, symmetric proposal)"),
+            "locality": self.locality,
             "graph_seed": self.opts.graph_seed,
             "acceptance": "min(1, exp(V_f - V_g + drift*s)), s=+1/-1 along/against neighbour cycle 0",
             "drift": self.drift,

@@ -256,12 +256,10 @@ def load_config(path) -> SearchConfig:
 
 
 def default_config_path() -> Path:
-    """search_configs/default.yaml of the source tree; packaged copy next to this module as fallback."""
-    here = Path(__file__).resolve()
-    for cand in (here.parents[3] / "search_configs" / "default.yaml", here.parent / "default.yaml"):
-        if cand.exists():
-            return cand
-    return here.parents[3] / "search_configs" / "default.yaml"
+    """search_configs/default.yaml (the source tree's, or the installed copy: potsearch.resources)."""
+    from ..resources import shipped_dir
+
+    return shipped_dir("search_configs") / "default.yaml"
 
 
 def with_overrides(cfg: SearchConfig, **kw) -> SearchConfig:

@@ -16,15 +16,9 @@ DEFAULT_FORMULA = "0.8 * vowels - 0.6 * zipf"
 
 
 def word_list_path() -> Path:
-    try:
-        from ..agents.data import data_dir
+    from ..resources import shipped_dir
 
-        p = Path(data_dir()) / "words_sum100.tsv"
-        if p.exists():
-            return p
-    except Exception:  # pragma: no cover - the agents package is optional here
-        pass
-    return Path(__file__).resolve().parents[3] / "data" / "words_sum100.tsv"
+    return shipped_dir("data") / "words_sum100.tsv"
 
 
 def load_words(path: Path | None = None) -> list[str]:
