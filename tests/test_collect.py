@@ -196,6 +196,28 @@ def test_surrogate_word_run_then_fit_recovers_the_hidden_potential(tmp_path, ray
     assert "potsearch fit" in format_summary(res.summary, str(run))
 
 
+def test_acceptance_20000_sample_run_of_the_shipped_word_surrogate(tmp_path, ray_session):
+    """The acceptance run itself: the shipped word agent's surrogate (762 words), 20,000 samples,
+    27 a state, then the fit: Spearman >= 0.99 on every state with >= 20 visits."""
+    from scipy.stats import spearmanr
+
+    from potsearch.agents.base import load_agent
+    from potsearch.agents.runner import make_surrogate
+    from potsearch.fitstage import FitOptions, run_fit
+
+    run = tmp_path / "sur20k"
+    res = collect(CollectConfig(agent="word", provider="surrogate", run=str(run), samples_per_state=27,
+                                max_samples=20000, workers=2, progress=False, seed=1))
+    assert res.summary["samples"] == 20000
+    with RunStore.open(run) as s:
+        g, fit = run_fit(s.counts(), FitOptions())
+    hidden = make_surrogate(load_agent("word")).potentials()
+    rich = fit.visits >= 20
+    assert rich.sum() >= 700 and fit.n_sccs == 1 and not fit.unbounded.any()
+    rho = spearmanr(fit.potential[rich], [hidden[n] for n in np.asarray(fit.names)[rich]]).correlation
+    assert rho >= 0.99, rho
+
+
 def test_surrogate_chain_and_population_protocols_and_resume_extends_the_budget(tmp_path, ray_session):
     agent = small_word_agent(tmp_path, n_words=40)
     for proto in ("chain", "population"):
