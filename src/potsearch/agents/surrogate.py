@@ -139,7 +139,19 @@ def cycle_graph(n: int, k: int, seed: int, V: np.ndarray | None = None,
     return nb, sign
 
 
-class WordSurrogate:
+def _lookup(source_keys, table: dict) -> tuple[list, np.ndarray]:
+    """The source keys and their indices in ``table`` (-1 where unknown)."""
+    keys = list(source_keys)
+    return keys, np.fromiter((table.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+
+
+class _Stepper:
+    def step(self, source_key: str, rng) -> Outcome:
+        """One step from one source (``step_batch`` of one)."""
+        return self.step_batch([source_key], rng)[0]
+
+
+class WordSurrogate(_Stepper):
     """Metropolis surrogate on the word list (see module doc)."""
 
     name = "surrogate-word"
@@ -204,17 +216,12 @@ class WordSurrogate:
             "word_list": self.agent.wordlist.provenance,
         }
 
-    def step(self, source_key: str, rng) -> Outcome:
-        return self.step_batch([source_key], rng)[0]
-
     def step_batch(self, source_keys, rng) -> list[Outcome]:
         """One Metropolis step from each source (vectorised). Unknown sources escape."""
-        keys = list(source_keys)
+        keys, idx = _lookup(source_keys, self.index)
         m = len(keys)
         if m == 0:
             return []
-        get = self.index.get
-        idx = np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=m)
         known = idx >= 0
         src = np.where(known, idx, 0)
         slot = rng.integers(0, self.k, size=m)
@@ -240,7 +247,7 @@ class WordSurrogate:
 FITTER_FEATURES = ("terms", "params", "nodes", "funcs", "score")
 
 
-class FitterSurrogate:
+class FitterSurrogate(_Stepper):
     """Metropolis surrogate on sums of basis terms (see module doc).
 
     State for a bit mask S of the basis (1 <= |S| <= max_terms):
@@ -402,16 +409,11 @@ class FitterSurrogate:
             "escape_prob": self.escape_prob,
         }
 
-    def step(self, source_key: str, rng) -> Outcome:
-        return self.step_batch([source_key], rng)[0]
-
     def step_batch(self, source_keys, rng) -> list[Outcome]:
-        keys = list(source_keys)
+        keys, src = _lookup(source_keys, self._key2mask)
         m = len(keys)
         if m == 0:
             return []
-        get = self._key2mask.get
-        src = np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=m)
         if (src < 0).any():
             for i in np.flatnonzero(src < 0).tolist():
                 src[i] = self._mask_of_key(keys[i])
