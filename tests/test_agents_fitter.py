@@ -174,7 +174,8 @@ def _best_of_random_starts(model, k, x, y, n=20, seed=123):
 def test_fit_reaches_optimum_on_real_data(agent, text, model, k):
     """Acceptance: MSE within 1e-6 relative of the best of 20 scipy starts."""
     out = agent.parse(text, "src")
-    best = _best_of_random_starts(model, k, agent.x, agent.y)
+    with np.errstate(all="ignore"):   # the baseline's random starts overflow exp at times
+        best = _best_of_random_starts(model, k, agent.x, agent.y)
     assert np.isfinite(best)
     assert out.meta["mse"] <= best * (1 + 1e-6), (out.meta["mse"], best)
     # the reported parameters reproduce the reported MSE with exact floats

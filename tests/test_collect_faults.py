@@ -1,5 +1,5 @@
 """Fault tests of the collector: a FAKE litellm provider that injects time-outs, exceptions, rate
-limits and garbage; a killed Ray actor; SIGKILL of the collector then --resume; joining a cluster.
+limits, garbage and replies cut at max_tokens; a killed Ray actor; SIGKILL of the collector then --resume; joining a cluster.
 
 The fake provider is registered in ``litellm.custom_provider_map`` inside every worker through
 ``--setup tests/test_collect_faults.py:register_fake`` (this file is loaded by path).
@@ -67,6 +67,9 @@ def register_fake():
                     text = "%%% ??? \x00 <garbage>"
                 if k == 17:
                     text = ""
+                if k == 19:  # max_tokens cut the reply mid-word
+                    text = "THE ANSWER IS WIZ"
+                    model_response.choices[0].finish_reason = "length"
             model_response.choices[0].message.content = text
             model_response.usage = litellm.Usage(prompt_tokens=50, completion_tokens=3, total_tokens=53)
             return model_response
@@ -162,6 +165,8 @@ def test_faults_are_retried_recorded_and_the_run_completes(tmp_path, ray_session
     assert "no reply within 0.5s" in joined              # the hanging call was cut by our timeout
     # garbage and empty replies are escapes with a reason, never a crash
     assert reasons.get("no word", 0) >= 2, reasons
+    # a reply cut by max_tokens says so in its escape reason
+    assert any(r.startswith("cut at max_tokens: ") for r in reasons), reasons
     # a non-retryable error is not a sample: it is an event, and its position is planned again
     # (or a retryable one that outlived its retries); never a sample, always an event
     assert any('"error": "BadRequestError' in f for f in failed)

@@ -453,8 +453,9 @@ def fit_expression(expr, params, x, y, opts: FitterOptions, seed: int = 0) -> Fi
             if not np.all(np.abs(r0) < 1e150):
                 done += 1
                 continue
-            least_squares(resid, p0, jac=jac, method="trf", x_scale="jac", max_nfev=opts.max_nfev,
-                          ftol=1e-12, xtol=1e-12, gtol=1e-12)
+            with np.errstate(all="ignore"):   # scipy's own steps overflow on hostile expressions
+                least_squares(resid, p0, jac=jac, method="trf", x_scale="jac", max_nfev=opts.max_nfev,
+                              ftol=1e-12, xtol=1e-12, gtol=1e-12)
         except _Timeout:
             done += 1
             break

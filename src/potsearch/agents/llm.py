@@ -86,6 +86,7 @@ class Reply:
     attempts: int = 1
     error: str | None = None      # set when the call failed for good
     retried: list[str] = field(default_factory=list)  # errors of earlier attempts, in order
+    finish_reason: str | None = None  # "stop", or "length" when max_tokens cut the reply
 
     @property
     def ok(self) -> bool:
@@ -159,7 +160,7 @@ class LLMClient:
                 return Reply(None, latency=time.perf_counter() - t0, attempts=attempt, error=_short(exc), retried=retried)
             latency = time.perf_counter() - t0
             text, tin, tout = _unpack(resp)
-            return Reply(text, tin, tout, self._cost(resp), latency, attempt, None, retried)
+            return Reply(text, tin, tout, self._cost(resp), latency, attempt, None, retried, _finish_reason(resp))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _cost(self, resp) -> float:
@@ -172,6 +173,13 @@ class LLMClient:
             return float(self._litellm.completion_cost(completion_response=resp, model=self.model) or 0.0)
         except Exception:
             return 0.0  # price unknown to litellm's bundled map
+
+
+def _finish_reason(resp) -> str | None:
+    try:
+        return resp.choices[0].finish_reason
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
 
 
 def _unpack(resp) -> tuple[str | None, int, int]:

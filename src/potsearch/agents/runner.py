@@ -401,6 +401,8 @@ class LLMWorkerImpl:
             target, key, reason, meta = _outcome_fields(outcome, t["source_key"])
         except Exception as exc:  # parse must never raise; if it does, the reply is an escape anyway
             target, key, reason, meta = None, None, f"parse crashed: {type(exc).__name__}", None
+        if reason is not None and reply.finish_reason == "length":
+            reason = f"cut at max_tokens: {reason}"     # the budget, not the model's choice, ended it
         base.update(target=target, key=key, reason=reason, meta=meta)
         return base
 
