@@ -45,7 +45,7 @@ class Softplus:
         return 0.25 * (1.0 - t * t)                     # sigmoid(x) * sigmoid(-x)
 
     def weighted(self, x, w, buf, out):
-        """sum(w K(x)) and out = -w K'(x), in place (x and buf are overwritten): one exp, one log1p.
+        """sum(w K(x)) and out = -w K'(x), in place (x and buf are overwritten): one exp, one log.
 
         K(x) = log(1 + e^x) - x with x clipped at 700 from above (e^x stays finite; beyond 700 both
         K and K' are below 1e-304, so the clip changes nothing representable), -K'(x) = 1/(1 + e^x).

@@ -31,11 +31,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-
-
 # Python's arithmetic AST operators -> the operation (on sympy or numpy objects alike)
 ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
               ast.Pow: operator.pow}
+
 
 class FormulaError(ValueError):
     """The candidate's code cannot be translated to a formula (the reason is the message)."""

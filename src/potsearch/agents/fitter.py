@@ -426,7 +426,8 @@ def fit_expression(expr, params, x, y, opts: FitterOptions, seed: int = 0) -> Fi
         nfev[0] += 1
         r = model(p) - y
         if np.all(np.isfinite(r)):
-            c = float(r @ r)
+            with np.errstate(over="ignore"):    # a huge finite residual: cost inf, never the best
+                c = float(r @ r)
             if c < best["cost"]:
                 best["cost"], best["p"] = c, np.array(p, dtype=float)
             return r
