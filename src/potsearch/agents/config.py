@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from ..errors import InputError
+from ..yamlio import SafeLoader
 
 KINDS = ("word", "fitter")
 DECODING_MODES = ("free", "constrained")
@@ -28,7 +29,7 @@ class _LineDict(dict):
     line: int | None = None
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(SafeLoader):
     pass
 
 

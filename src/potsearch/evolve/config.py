@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import InputError
+from ..yamlio import SafeLoader
 
 
 @dataclass(frozen=True)
@@ -188,14 +189,14 @@ def parse_config(text: str, source: str = "<config>") -> SearchConfig:
 
     w = _Where(source)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise InputError(f"not valid YAML: {getattr(exc, 'problem', None) or exc}", source,
                          mark.line + 1 if mark else None) from None
     if root is None:
         return SearchConfig(source=source)
-    loader = yaml.SafeLoader("")
+    loader = SafeLoader("")
     cfg, nodes = _build_root(root, loader, w)
     return check(dataclasses.replace(cfg, source=source), nodes, w)
 
