@@ -218,6 +218,26 @@ def test_acceptance_20000_sample_run_of_the_shipped_word_surrogate(tmp_path, ray
     assert rho >= 0.99, rho
 
 
+@pytest.mark.parametrize("protocol", ["per-state", "chain", "population"])
+def test_same_seed_same_samples_with_two_workers(tmp_path, ray_session, protocol):
+    """Results are taken in submission order, so two runs with one seed store the same samples
+    even though two workers race (the per-state budget cuts the queue mid-way)."""
+    agent = small_word_agent(tmp_path, n_words=200)
+
+    def samples(name):
+        run = tmp_path / name
+        collect(CollectConfig(agent=str(agent), provider="surrogate", run=str(run), protocol=protocol,
+                              samples_per_state=7, max_samples=1000, workers=2, batch_size=50, seed=3,
+                              progress=False))
+        with RunStore.open(run) as s:
+            return sorted(s.conn.execute(
+                "SELECT s.uid, a.key, coalesce(b.key, s.reason) FROM samples s JOIN states a ON a.id = s.source_id "
+                "LEFT JOIN states b ON b.id = s.target_id").fetchall())
+
+    first = samples("a")
+    assert len(first) == 1000 and first == samples("b")
+
+
 def test_surrogate_chain_and_population_protocols_and_resume_extends_the_budget(tmp_path, ray_session):
     agent = small_word_agent(tmp_path, n_words=40)
     for proto in ("chain", "population"):

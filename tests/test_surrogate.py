@@ -254,3 +254,40 @@ def test_fitter_surrogate_detailed_balance_and_drift(fitter_agent):
             assert np.mean(dev) < 0.1
         else:
             assert np.mean(dev) > 0.3  # a bias of +-1 on a share of the edges
+
+
+def test_locality_degenerate_cases_still_give_k_neighbours():
+    """A constant V (no spread to follow) must not collapse the k/2 cycles into one ring."""
+    nb, _ = cycle_graph(300, 6, seed=1, V=np.zeros(300), locality=0.2)
+    distinct = np.mean([len(set(r)) for r in nb.tolist()])
+    assert distinct > 5.5
+    slots = np.zeros((300, 300), dtype=int)
+    np.add.at(slots, (np.repeat(np.arange(300), 6), nb.ravel()), 1)
+    assert np.array_equal(slots, slots.T)
+
+
+@pytest.mark.parametrize("value,needle", [("0", "below"), (".nan", "nan"), ("-1", "below"), ('"a"', "float")])
+def test_bad_locality_is_refused(tmp_path, value, needle):
+    from pathlib import Path
+
+    from potsearch.agents.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "agents" / "word.yaml").read_text().replace("locality: 0.2", f"locality: {value}")
+    p = tmp_path / "w.yaml"
+    p.write_text(text.replace("word_list: ../data", f"word_list: {root / 'data'}"))
+    with pytest.raises(InputError, match=needle):
+        load_config(p)
+
+
+def test_locality_default_and_null(tmp_path):
+    from pathlib import Path
+
+    from potsearch.agents.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    base = (root / "agents" / "word.yaml").read_text().replace("word_list: ../data", f"word_list: {root / 'data'}")
+    for text, want in ((base.replace("  locality: 0.2\n", ""), 0.2), (base.replace("locality: 0.2", "locality: null"), None)):
+        p = tmp_path / "w.yaml"
+        p.write_text(text)
+        assert load_config(p).surrogate.locality == want

@@ -15,14 +15,19 @@ SHIPPED = ("agents", "data", "search_configs")
 
 
 def _candidates(name: str) -> list[Path]:
-    source_tree = Path(__file__).resolve().parents[2] / name       # src/potsearch/resources.py -> root
-    prefixes = [sysconfig.get_path("data"), sys.prefix, getattr(site, "USER_BASE", None)]
-    return [source_tree] + [Path(p) / "share" / "potsearch" / name for p in prefixes if p]
+    here = Path(__file__).resolve()
+    out = []
+    root = here.parents[2]                      # src/potsearch/resources.py -> the checkout
+    if here.parents[1].name == "src" and (root / "pyproject.toml").is_file():
+        out.append(root / name)
+    prefixes = [sysconfig.get_path("data"), sys.prefix, getattr(site, "USER_BASE", None),
+                here.parents[1]]                # pip install --target DIR: DIR/share/potsearch
+    return out + [Path(p) / "share" / "potsearch" / name for p in prefixes if p]
 
 
 def shipped_dir(name: str) -> Path:
-    """The folder ``name`` (one of SHIPPED): the first candidate that exists, else the source tree's
-    path (so an error message names where it was expected)."""
+    """The folder ``name`` (one of SHIPPED): the first candidate that exists, else the first
+    candidate (so an error message names a place where it was expected)."""
     if name not in SHIPPED:
         raise ValueError(f"not a shipped folder: {name!r}")
     cands = _candidates(name)

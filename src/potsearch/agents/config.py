@@ -91,9 +91,9 @@ class FitterOptions:
 
 @dataclass(frozen=True)
 class SurrogateOptions:
-    hidden_potential: str = "0.4*length - 0.6*zipf"
+    hidden_potential: str = "1.6*length - 2.4*zipf"
     neighbours: int = 6  # degree of the symmetric neighbour graph (even)
-    locality: float | None = None  # word graph: cycles follow V + jitter of locality*std(V); None = random
+    locality: float | None = 0.2  # word graph: cycles follow V + jitter of locality*std(V); null = random
     graph_seed: int = 12345
     drift: float = 0.0  # cyclic bias along neighbour cycle 0 (breaks detailed balance)
     escape_prob: float = 0.0
@@ -155,6 +155,8 @@ class _Ctx:
             self.err(f"{what}.{key} must be a string", d, key)
         if not isinstance(v, typ) or (typ in (int, float) and isinstance(v, bool)):
             self.err(f"{what}.{key} must be {typ.__name__}, got {type(v).__name__} {v!r}", d, key)
+        if typ is float and v != v:
+            self.err(f"{what}.{key} must be a number, got nan", d, key)
         if lo is not None and v < lo:
             self.err(f"{what}.{key} = {v!r} is below {lo}", d, key)
         if hi is not None and v > hi:
@@ -211,7 +213,8 @@ def _surrogate(ctx: _Ctx, d) -> SurrogateOptions:
     return SurrogateOptions(
         hidden_potential=ctx.get(d, "hidden_potential", str, base.hidden_potential, "surrogate"),
         neighbours=k,
-        locality=None if d.get("locality") is None else ctx.get(d, "locality", float, None, "surrogate", 0.0, 1e6),
+        locality=(None if "locality" in d and d["locality"] is None else   # null: random neighbours
+                  ctx.get(d, "locality", float, base.locality, "surrogate", 1e-6, 1e6)),
         graph_seed=ctx.get(d, "graph_seed", int, base.graph_seed, "surrogate"),
         drift=ctx.get(d, "drift", float, base.drift, "surrogate", -20.0, 20.0),
         escape_prob=ctx.get(d, "escape_prob", float, base.escape_prob, "surrogate", 0.0, 0.99),

@@ -807,6 +807,7 @@ def _collect(cfg, agent, store, plan, model, on_batch, out, t_start) -> CollectR
                       .remote(cfg.agent, plan["seed"]) for _ in range(cfg.workers)]
             batch = cfg.batch_size or 2000
             per_worker = cfg.inflight or 2
+            in_order = True
         else:
             from .llm import is_local
 
@@ -820,6 +821,7 @@ def _collect(cfg, agent, store, plan, model, on_batch, out, t_start) -> CollectR
             # remote APIs: several concurrent calls per actor
             batch = cfg.batch_size or (1 if local else 4)
             per_worker = cfg.inflight or 2
+            in_order = local   # seeded llama.cpp replies are reproducible; remote APIs are not
         try:  # workers built (model loaded) before the clock starts
             ray.get([a.ready.remote() for a in actors])
         except Exception as exc:
@@ -879,7 +881,10 @@ def _collect(cfg, agent, store, plan, model, on_batch, out, t_start) -> CollectR
             if not inflight:
                 stop = budget.reason() if budget.room(0) <= 0 else "plan complete"
                 break
-            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
+            # Reproducible runs: take results in submission order, so what is planned next never
+            # depends on which worker answered first (remote APIs: first come, first served).
+            waiting = [min(inflight, key=lambda r: inflight[r][2])] if in_order else list(inflight)
+            ready, _ = ray.wait(waiting, num_returns=1, timeout=0.5)
             for ref in ready:
                 a, tasks, bno = inflight.pop(ref)
                 load[a] -= 1

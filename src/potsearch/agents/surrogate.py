@@ -125,8 +125,8 @@ def cycle_graph(n: int, k: int, seed: int, V: np.ndarray | None = None,
     for c in range(k // 2):
         if locality is None or V is None:
             perm = rng.permutation(n)
-        else:
-            perm = np.argsort(V + rng.normal(0.0, locality * float(np.std(V)), n), kind="stable")
+        else:   # ties (a constant V) in random order: never the same ring twice
+            perm = np.lexsort((rng.random(n), V + rng.normal(0.0, locality * float(np.std(V)), n)))
         nxt = np.empty(n, dtype=np.int64)
         prv = np.empty(n, dtype=np.int64)
         nxt[perm] = np.roll(perm, -1)
