@@ -119,6 +119,16 @@ def test_objective_without_edges_gives_a_float_zero_gradient():
     g *= 0.5                                             # usable in place
 
 
+def test_objective_refuses_indices_outside_V():
+    from potsearch.action import Objective
+
+    obj = Objective(np.array([0, 4]), np.array([1, 2]), np.ones(2), 5)
+    with pytest.raises(ValueError, match="need 5"):
+        obj(np.zeros(4))
+    with pytest.raises(ValueError, match=">= 0"):
+        Objective(np.array([-1]), np.array([0]), np.ones(1), 2)
+
+
 def test_newton_converges_when_the_action_stops_resolving_steps():
     """A 3-state SCC above a sink: after two steps the predicted decrease is below the rounding of S;
     the line search must then judge by the gradient (with the fast value formula and a plain Armijo

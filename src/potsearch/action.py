@@ -113,11 +113,18 @@ class Objective:
         self.w = np.asarray(w, dtype=float) / self.n_states        # the 1/n folded into the weights
         m = len(self.w)
         self._x, self._buf, self._k = np.empty(m), np.empty(m), np.empty(m)
+        self._need = int(max(self.src.max(initial=-1), self.dst.max(initial=-1))) + 1
+        if min(self.src.min(initial=0), self.dst.min(initial=0)) < 0:
+            raise ValueError("edge indices must be >= 0")
 
     def __call__(self, V: np.ndarray):
         V = np.asarray(V, dtype=float)
+        if len(V) < self._need:
+            raise ValueError(f"V has {len(V)} entries; the edges need {self._need}")
         x, k = self._x, self._k
-        np.subtract(V.take(self.src), V.take(self.dst), out=x)
+        np.take(V, self.src, out=x, mode="clip")          # indices checked above: no buffered copy
+        np.take(V, self.dst, out=self._buf, mode="clip")
+        x -= self._buf
         val = self.kernel.weighted(x, self.w, self._buf, k)          # k = -w K'(x) >= 0
         g = np.bincount(self.dst, k, minlength=len(V)).astype(float, copy=False)  # int64 if no edges
         g -= np.bincount(self.src, k, minlength=len(V))
