@@ -14,7 +14,6 @@ language model. Three instruments, each run with the same budget and seeds:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -58,8 +57,7 @@ def recovery(agent: Path, run: Path, samples: int, k: int, seed: int) -> dict:
     est = fit.scc_potential[sel]
     if sel.sum() < 3:
         raise SystemExit(f"{agent} seed {seed}: only {int(sel.sum())} comparable states (the run stalled)")
-    fit_json = json.loads((run / "fit" / "fit.json").read_text())
-    return {"seed": seed, "samples": fit_json["samples"],
+    return {"seed": seed, "samples": fit.summary["samples"],
             "states_20": int(rich.sum()), "compared": int(sel.sum()), "sccs": int(len(sizes)),
             "spearman": float(spearmanr(est, truth[sel]).correlation),
             "pearson": float(pearsonr(est - est.mean(), truth[sel]).statistic),

@@ -25,3 +25,29 @@ def cli(capsys):
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """A local Ray for a test module (collect tests)."""
+    ray = pytest.importorskip("ray")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def word_yaml(tmp_path):
+    """Write a copy of agents/word.yaml (word list at its absolute path) with text replacements;
+    returns the copy's path."""
+
+    def write(*replace: tuple[str, str], name: str = "word.yaml") -> Path:
+        text = (ROOT / "agents" / "word.yaml").read_text().replace("word_list: ../data", f"word_list: {ROOT / 'data'}")
+        for old, new in replace:
+            assert old in text, old
+            text = text.replace(old, new)
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    return write

@@ -42,14 +42,6 @@ def small_word_agent(tmp_path: Path, n_words: int = 60, neighbours: int = 10, hi
     return p
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
-
-
 def stored_uids(run: Path) -> list[str]:
     with RunStore.open(run) as s:
         return [r[0] for r in s.conn.execute("SELECT uid FROM samples")]

@@ -84,12 +84,6 @@ def register_fake():
 
 
 # ----------------------------------------------------------------------------- helpers
-@pytest.fixture(scope="module")
-def ray_session():
-    ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
 
 
 def _store(run):

@@ -267,27 +267,15 @@ def test_locality_degenerate_cases_still_give_k_neighbours():
 
 
 @pytest.mark.parametrize("value,needle", [("0", "below"), (".nan", "nan"), ("-1", "below"), ('"a"', "float")])
-def test_bad_locality_is_refused(tmp_path, value, needle):
-    from pathlib import Path
-
+def test_bad_locality_is_refused(word_yaml, value, needle):
     from potsearch.agents.config import load_config
 
-    root = Path(__file__).resolve().parents[1]
-    text = (root / "agents" / "word.yaml").read_text().replace("locality: 0.2", f"locality: {value}")
-    p = tmp_path / "w.yaml"
-    p.write_text(text.replace("word_list: ../data", f"word_list: {root / 'data'}"))
     with pytest.raises(InputError, match=needle):
-        load_config(p)
+        load_config(word_yaml(("locality: 0.2", f"locality: {value}")))
 
 
-def test_locality_default_and_null(tmp_path):
-    from pathlib import Path
-
+def test_locality_default_and_null(word_yaml):
     from potsearch.agents.config import load_config
 
-    root = Path(__file__).resolve().parents[1]
-    base = (root / "agents" / "word.yaml").read_text().replace("word_list: ../data", f"word_list: {root / 'data'}")
-    for text, want in ((base.replace("  locality: 0.2\n", ""), 0.2), (base.replace("locality: 0.2", "locality: null"), None)):
-        p = tmp_path / "w.yaml"
-        p.write_text(text)
-        assert load_config(p).surrogate.locality == want
+    assert load_config(word_yaml(("  locality: 0.2\n", ""))).surrogate.locality == 0.2
+    assert load_config(word_yaml(("locality: 0.2", "locality: null"))).surrogate.locality is None

@@ -18,12 +18,5 @@ def test_search_config_accepts_1e_notation():
     assert cfg.fit.tol == 1e-9 and cfg.llm.max_cost == 0.5
 
 
-def test_agent_config_accepts_1e_notation(tmp_path):
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    text = (root / "agents" / "word.yaml").read_text().replace("locality: 0.2", "locality: 2e-1")
-    text = text.replace("word_list: ../data", f"word_list: {root / 'data'}")
-    p = tmp_path / "w.yaml"
-    p.write_text(text)
-    assert load_agent_config(p).surrogate.locality == 0.2
+def test_agent_config_accepts_1e_notation(word_yaml):
+    assert load_agent_config(word_yaml(("locality: 0.2", "locality: 2e-1"))).surrogate.locality == 0.2
