@@ -55,41 +55,87 @@ Previous formulas and their scores (lower is better):
 
 Write a new, better formula. Reply with one ```python code block only."""
 
-_BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.S)
+_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.S)
+_START = re.compile(r"^(?:N_PARAMS\s*=|def potential\s*\()", re.M)
+_P_INDEX = re.compile(r"\bp\[(\d{1,4})\]")
+
+MAX_REPLY_CHARS = 40_000   # a reply longer than this is refused before any parsing
+MAX_REPLY_LINES = 1_500
+MAX_PARSES = 8             # parse attempts per reply (each on a strictly shorter text)
+STORED_REPLY_CHARS = 4_000  # a reply stored for the record (no code found) is cut to this
+
+
+class ReplyRejected(ValueError):
+    """The reply cannot be used (too big, unparsable, nested too deeply...); the message says why."""
 
 
 def extract_source(reply: str) -> str | None:
-    """The candidate program in a reply, or None.
+    """The candidate program in a reply, or None when the reply holds no function ``potential``.
 
     Takes the first code block that defines ``potential`` (else the text from ``N_PARAMS`` or
-    ``def potential`` on), drops trailing lines until it parses (small models ramble after the
-    function), then keeps only the function definitions and ``N_PARAMS`` — imports of numpy/math
-    (np and math are provided), prints and example calls are dropped. ``N_PARAMS`` is set when missing or
-    raised to cover the largest ``p[i]`` used. Whatever remains still goes through ``check_source``."""
+    ``def potential`` on), drops trailing lines from the first syntax error on (small models ramble
+    after the function), then keeps only the function definitions and ``N_PARAMS`` — imports of
+    numpy/math (np and math are provided), prints and example calls are dropped. ``N_PARAMS`` is set
+    when missing or raised to cover the largest ``p[i]`` used. Whatever remains still goes through
+    ``check_source``.
+
+    Bounded: replies over MAX_REPLY_CHARS characters or MAX_REPLY_LINES lines are refused unread;
+    at most MAX_PARSES parses, each of a strictly shorter text (linear in the reply); the kept
+    statements are cut out of the text by their line numbers (no unparse, no recursion). Raises
+    :class:`ReplyRejected` with the reason for anything it cannot handle (too big, nested too
+    deeply for the parser, out of memory) — never another exception."""
+    try:
+        return _extract(reply)
+    except ReplyRejected:
+        raise
+    except RecursionError:
+        raise ReplyRejected("reply nested too deeply to parse (RecursionError)") from None
+    except MemoryError:
+        raise ReplyRejected("reply too large to parse (MemoryError)") from None
+    except Exception as exc:  # noqa: BLE001 - whatever a reply does, it is one rejection
+        raise ReplyRejected(f"reply could not be parsed ({type(exc).__name__})") from None
+
+
+def _extract(reply: str) -> str | None:
     import ast
 
     if not reply:
         return None
+    if len(reply) > MAX_REPLY_CHARS:
+        raise ReplyRejected(f"reply too long ({len(reply)} characters > {MAX_REPLY_CHARS})")
+    n_lines = reply.count("\n") + 1
+    if n_lines > MAX_REPLY_LINES:
+        raise ReplyRejected(f"reply too long ({n_lines} lines > {MAX_REPLY_LINES})")
     blocks = [b for b in _BLOCK.findall(reply) if "def potential" in b]
     if blocks:
         src = blocks[0]
     else:
-        m = re.search(r"(N_PARAMS\s*=.*|def potential\s*\(.*)", reply, re.S)
+        m = _START.search(reply)
         if not m:
             return None
-        src = m.group(1).split("```")[0]
+        src = reply[m.start():].split("```")[0]
     if "def potential" not in src:
         return None
     lines = src.strip("\n").split("\n")
     tree = None
-    for cut in range(len(lines), 0, -1):
+    cut = len(lines)
+    for _ in range(MAX_PARSES):
+        if cut <= 0:
+            break
         try:
             tree = ast.parse("\n".join(lines[:cut]) + "\n")
-        except (SyntaxError, ValueError):
+        except SyntaxError as e:
+            tree = None
+            bad = e.lineno if isinstance(e.lineno, int) else cut
+            # keep what precedes the offending line (a line past the end means an unclosed block)
+            cut = min(cut - 1, max(bad - 1, 0))
             continue
+        except ValueError:
+            return "\n".join(lines) + "\n"  # e.g. NUL bytes: check_source will say why
         if any(isinstance(n, ast.FunctionDef) and n.name == "potential" for n in tree.body):
             break
         tree = None
+        break
     if tree is None:
         return "\n".join(lines) + "\n"  # unparsable: check_source will say why
     keep = [n for n in tree.body if isinstance(n, ast.FunctionDef) or (
@@ -97,12 +143,24 @@ def extract_source(reply: str) -> str | None:
         and n.targets[0].id == "N_PARAMS")]
     funcs = [n for n in keep if isinstance(n, ast.FunctionDef)]
     assigns = [n for n in keep if isinstance(n, ast.Assign)]
-    body = ast.unparse(ast.Module(body=funcs, type_ignores=[]))
-    idx = [int(i) for i in re.findall(r"\bp\[(\d+)\]", body)]
+    chunks = []
+    for f in funcs:  # the definitions' own text (decorators included: check_source refuses them)
+        first = min([f.lineno] + [d.lineno for d in f.decorator_list])
+        chunks.append("\n".join(lines[first - 1:f.end_lineno]))
+    body = "\n\n".join(chunks)
+    idx = [int(i) for i in _P_INDEX.findall(body)]
     need = max(idx) + 1 if idx else 0
     declared = assigns[-1].value.value if assigns and isinstance(assigns[-1].value, ast.Constant) else None
-    n_params = declared if isinstance(declared, int) and declared >= need else need
+    n_params = declared if isinstance(declared, int) and not isinstance(declared, bool) and declared >= need \
+        else need
     return f"N_PARAMS = {n_params}\n\n" + body + "\n"
+
+
+def stored_reply(text: str) -> str:
+    """What the store keeps of a reply without usable code: at most STORED_REPLY_CHARS characters."""
+    if len(text) <= STORED_REPLY_CHARS:
+        return text
+    return text[:STORED_REPLY_CHARS] + f"\n[... reply cut: {len(text)} characters in all]"
 
 
 class LLMOperator:
@@ -217,22 +275,39 @@ class LLMOperator:
             c["tokens"] += rep["tokens"]
             c["cost"] += rep["cost"]
             self.spent += rep["cost"]
-            src = extract_source(rep["text"]) if rep["text"] is not None else None
-            prog = Program(uid=uid, source=src or (rep["text"] or ""), canonical="", island=island, round=rnd,
+            text = rep["text"]
+            src, refused = None, None
+            if text is not None:
+                try:
+                    src = extract_source(text)
+                except ReplyRejected as exc:
+                    refused = str(exc)
+            prog = Program(uid=uid, source=src or stored_reply(text or ""), canonical="", island=island, round=rnd,
                            operator="llm", parents=[p.uid for p in parents], model=model, tokens=rep["tokens"],
-                           cost=rep["cost"], meta={"llm_seconds": rep["seconds"]})
+                           cost=rep["cost"], meta={"llm_seconds": rep["seconds"], "reply_chars": len(text or "")})
             progs.append(prog)
             if rep["error"]:
                 self._fail(prog, rep["error"], search)
                 c["llm_failed"] += 1
                 continue
+            if refused is not None:
+                self._fail(prog, "rejected: " + refused, search)
+                c["llm_rejected"] += 1
+                continue
             if src is None:
                 self._fail(prog, "no code: the reply defines no function potential(x, p)", search)
                 c["llm_rejected"] += 1
                 continue
-            prog.canonical = canonical_source(src)
+            try:
+                prog.canonical = canonical_source(src)
+            except (RecursionError, MemoryError, SyntaxError, ValueError) as exc:
+                prog.canonical = src
+                self._fail(prog, f"rejected: program could not be normalised ({type(exc).__name__})", search)
+                c["llm_rejected"] += 1
+                continue
             reasons = self.check_source(src)
             if reasons:
+                prog.source = stored_reply(src)
                 self._fail(prog, "rejected: " + "; ".join(reasons)[:400], search)
                 c["llm_rejected"] += 1
                 continue

@@ -24,6 +24,8 @@ Search id {sid}, program {uid} (island {island}, round {round}, operator {op}).
 
 The features are computed from the state text by the same code the search used (copied from
 potsearch.features); the parameters below were fitted by least action on the training edges.
+The evolved program was written by a language model: it is kept below as a string (PROGRAM) and
+evaluated by the small interpreter in this file, never run as Python (no exec, eval or compile).
 """
 '''
 
@@ -35,7 +37,7 @@ AGENT = {agent!r}
 
 def potentials(states, meta=None):
     """Potentials of several states at once (vectorised)."""
-    x = feature_table(list(states), meta)
+    x = read_only_features(feature_table(list(states), meta))
     v = np.asarray(potential(x, PARAMS), dtype=float)
     return np.broadcast_to(v, (len(x[next(iter(x))]),)).astype(float)
 
@@ -44,40 +46,69 @@ def potential_of(state, meta=None):
     return float(potentials([state], meta)[0])
 
 
+import sys  # noqa: E402
+
+
 def _main(argv):
     if not argv:
         print(__doc__)
         return 2
-    for s in argv:
-        print(f"{{s}}\\t{{potential_of(s):.6g}}")
+    try:
+        for s in argv:
+            print(f"{{s}}\\t{{potential_of(s):.6g}}")
+    except ProgramRefused as exc:
+        print(f"best_potential.py: the evolved program is refused: {{exc}}", file=sys.stderr)
+        return 2
     return 0
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(_main(sys.argv[1:]))
 '''
 
 
+_PROGRAM_CODE = '''
+
+# ---- the evolved candidate: model-written text, kept as data and never executed as Python ----
+PROGRAM = {source}
+_PROGRAM = []
+
+
+def _candidate(x, p):
+    if not _PROGRAM:
+        _PROGRAM.append(Program(PROGRAM))
+    return _PROGRAM[0].call("potential", x, p)
+
+
+def potential(x, p=None):
+    """potential(state: str) -> float; or, with a feature table and parameters, the candidate."""
+    if isinstance(x, str):
+        return potential_of(x)
+    return _candidate(x, PARAMS if p is None else p)
+'''
+
+
+def _doc_safe(v) -> str:
+    """A value for the module docstring: printable, no quotes or backslashes (cannot end it)."""
+    return "".join(c if c.isprintable() and c not in "\\\"'" else "?" for c in str(v))[:200]
+
+
 def best_potential_source(best, agent: str, run_name: str, s_min_train: float, sid: str) -> str:
-    """A self-contained module: the agent's feature code, the candidate renamed, and potential(state)."""
-    cand = best.source.replace("def potential(x, p)", "def _candidate(x, p)")
-    cand = cand.rstrip() + "\n"
+    """A self-contained module: the agent's feature code, the evaluator, the candidate's source as a
+    string literal (``repr``: no way out of the literal) and potential(state)."""
+    from .interp import embedded_source as interp_source
+
     feats = embedded_source(agent)
     extra = ", wordfreq for the zipf feature" if agent == "word" else ""
     parts = [
-        HEADER.format(extra=extra, run=run_name, train=best.train_action, smin=s_min_train, gap=best.gap,
-                      held=best.heldout_action if best.heldout_action is not None else math.nan, sid=sid,
-                      uid=best.uid, island=best.island, round=best.round, op=best.operator),
+        HEADER.format(extra=extra, run=_doc_safe(run_name), train=best.train_action, smin=s_min_train, gap=best.gap,
+                      held=best.heldout_action if best.heldout_action is not None else math.nan, sid=_doc_safe(sid),
+                      uid=_doc_safe(best.uid), island=_doc_safe(best.island), round=_doc_safe(best.round),
+                      op=_doc_safe(best.operator)),
         feats,
-        "\n\n# ---- the evolved candidate (potential of a feature table x and parameters p) ----\n",
-        cand,
-        "\n\ndef potential(x, p=None):\n"
-        "    \"\"\"potential(state: str) -> float; or, with a feature table and parameters, the candidate.\"\"\"\n"
-        "    if isinstance(x, str):\n"
-        "        return potential_of(x)\n"
-        "    return _candidate(x, PARAMS if p is None else p)\n",
+        "\n\n# ---- the evaluator of candidate programs (copied from potsearch.evolve.interp) ----\n",
+        interp_source(),
+        _PROGRAM_CODE.format(source=repr(str(best.source))),
         FOOTER.format(params=[float(v) for v in (best.params or [])], agent=agent),
     ]
     return "".join(parts)

@@ -76,41 +76,10 @@ MAX_DEPTH = 60
 MAX_EXPONENT = 64  # |constant exponent| of ``**``
 MAX_INT_DIGITS = 30  # integer literals / folded constants
 
-#: numpy names a candidate may use as ``np.<name>`` (functions and constants). No I/O (load, save,
-#: fromfile, loadtxt, memmap, tofile), no submodules (lib, ctypeslib, random, linalg), no global
-#: state setters (seterr, set_printoptions), nothing that takes a callable (vectorize, frompyfunc).
-ALLOWED_NUMPY = frozenset(
-    """
-    abs absolute add all allclose amax amin any arange arccos arccosh arcsin arcsinh arctan arctan2
-    arctanh argmax argmin around array asarray atleast_1d broadcast_to cbrt ceil clip column_stack
-    concatenate copysign cos cosh count_nonzero cumprod cumsum deg2rad diff divide dot e equal
-    euler_gamma exp exp2 expm1 fabs float64 floor floor_divide fmax fmin fmod full full_like greater
-    greater_equal heaviside hypot inf int64 interp isclose isfinite isinf isnan less less_equal
-    linspace log log10 log1p log2 logaddexp logaddexp2 logical_and logical_not logical_or
-    logical_xor max maximum mean median min minimum mod multiply nan nan_to_num nanmax nanmean
-    nanmin nansum negative ones ones_like pi polyval positive power prod rad2deg reciprocal
-    remainder rint round searchsorted sign signbit sin sinc sinh sort sqrt square stack std
-    subtract sum tan tanh tile true_divide trunc var where zeros zeros_like
-    """.split()
-)
-
-#: math names a candidate may use as ``math.<name>``. (factorial/comb/perm are left out: one call
-#: can burn minutes of CPU; the timeout would catch it, but there is no reason to offer it.)
-ALLOWED_MATH = frozenset(
-    """
-    acos acosh asin asinh atan atan2 atanh ceil copysign cos cosh degrees e erf erfc exp expm1 fabs
-    floor fmod fsum gamma hypot inf isclose isfinite isinf isnan lgamma log log10 log1p log2 nan pi
-    pow prod radians sin sinh sqrt tan tanh tau trunc
-    """.split()
-)
-
-#: builtins available to candidates (also the only builtins present in the worker's namespace).
-ALLOWED_BUILTINS = frozenset(
-    """
-    abs all any bool enumerate float int isinstance len list max min pow range reversed round sorted
-    sum tuple zip
-    """.split()
-)
+# The allowlists and the per-function argument policy live in ``interp`` (the same data drives the
+# embedded evaluator of best_potential.py, which must stay self-contained).
+from .interp import (  # noqa: E402
+    ALLOWED_BUILTINS, ALLOWED_MATH, ALLOWED_NUMPY, REFUSED_KEYWORDS, VALUE_ATTRIBUTES, numpy_max_positional)
 
 _MODULE_ALIASES = {"np": "numpy", "math": "math"}
 _ITERATORS = frozenset({"range", "enumerate", "zip", "reversed"})
@@ -184,10 +153,13 @@ class _Checker:
     def __init__(self) -> None:
         self.reasons: list[str] = []
         self.functions: dict[str, ast.FunctionDef] = {}
-        self.bound: set[str] = set()
+        self.function_names: set[str] = set()     # every top-level def (known before the pass)
+        self.module_names: set[str] = set()       # top-level assignments (N_PARAMS, constants)
+        self.locals: dict[str, set[str]] = {}     # function -> its parameters and local names
         self.modules: set[str] = {"np", "math"}
-        self.loads: list[tuple[ast.Name, str]] = []
-        self.called: list[tuple[ast.AST, str]] = []
+        # (node, name, scope): scope is the enclosing function's name, None at module level
+        self.loads: list[tuple[ast.Name, str, str | None]] = []
+        self.called: list[tuple[ast.AST, str, str | None]] = []
         self.edges: dict[str, set[str]] = {}
         self.current: str | None = None
         self.nodes = 0
@@ -209,11 +181,19 @@ class _Checker:
             return False
         return True
 
-    def bind(self, node: ast.AST, name: str) -> None:
-        if self.name_ok(node, name):
-            if name in self.modules or name in ALLOWED_BUILTINS:
-                self.fail(node, f"rebinding {name!r} is not allowed")
-            self.bound.add(name)
+    def bind(self, node: ast.AST, name: str, *, definition: bool = False) -> None:
+        """A name bound in the current scope (a function's parameters and locals, or the module's
+        top level). Names are resolved per scope: a binding is visible only where it is made."""
+        if not self.name_ok(node, name):
+            return
+        if name in self.modules or name in ALLOWED_BUILTINS:
+            self.fail(node, f"rebinding {name!r} is not allowed")
+        elif name in self.function_names and not definition:
+            self.fail(node, f"{name!r} is a function of this program: it may not be rebound or shadowed")
+        if self.current is None:
+            self.module_names.add(name)
+        else:
+            self.locals[self.current].add(name)
 
     def forbidden(self, node: ast.AST) -> None:
         kind = type(node).__name__
@@ -221,6 +201,7 @@ class _Checker:
 
     # -- module level ---------------------------------------------------------------------------
     def module(self, tree: ast.Module) -> None:
+        self.function_names = {s.name for s in tree.body if isinstance(s, ast.FunctionDef)}
         for stmt in tree.body:
             self.count()
             if isinstance(stmt, ast.Import):
@@ -235,9 +216,7 @@ class _Checker:
                 if stmt.name in self.functions:
                     self.fail(stmt, f"function {stmt.name!r} defined twice")
                 self.functions[stmt.name] = stmt
-                self.bind(stmt, stmt.name)
-                self.current = stmt.name
-                self.edges.setdefault(stmt.name, set())
+                self.bind(stmt, stmt.name, definition=True)
                 self.function(stmt)
                 self.current = None
             elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
@@ -249,14 +228,24 @@ class _Checker:
                 pass
             else:
                 self.forbidden(stmt)
-        # resolve names now that every binding is known
-        for node, name in self.loads:
+        # resolve names now that every binding is known, each in its own scope: the enclosing
+        # function's parameters and locals, then the module's top level, then the allowlist
+        for node, name, scope in self.loads:
             if name in self.modules:
                 self.fail(node, f"{name!r} may only be used as {name}.<name>")
-            elif name not in self.bound and name not in ALLOWED_BUILTINS:
-                self.fail(node, f"unknown name {name!r}")
-        for node, name in self.called:
-            if name not in ALLOWED_BUILTINS and name not in self.functions:
+            elif scope is not None and name in self.locals.get(scope, ()):
+                pass
+            elif name in self.function_names or name in ALLOWED_BUILTINS:
+                self.fail(node, f"function {name!r} may only be called, not used as a value")
+            elif name not in self.module_names:
+                where = f"in function {scope!r}" if scope else "at module level"
+                self.fail(node, f"unknown name {name!r} {where}")
+        for node, name, scope in self.called:
+            if scope is not None and name in self.locals.get(scope, ()):
+                self.fail(node, f"call through the parameter or local {name!r} not allowed "
+                                "(only the program's own functions, np.<name>, math.<name> and allowed "
+                                "builtins may be called)")
+            elif name not in ALLOWED_BUILTINS and name not in self.function_names:
                 self.fail(node, f"call of {name!r} not allowed")
         self.no_recursion()
 
@@ -284,6 +273,13 @@ class _Checker:
         a = fn.args
         if a.vararg or a.kwarg:
             self.fail(fn, "*args / **kwargs not allowed")
+        # defaults are evaluated at module level, once, when the function is defined
+        self.current = None
+        for d in a.defaults + [d for d in a.kw_defaults if d is not None]:
+            self.expr(d, 1)
+        self.current = fn.name
+        self.locals[fn.name] = set()
+        self.edges.setdefault(fn.name, set())
         for arg in a.posonlyargs + a.args + a.kwonlyargs:
             self.count()
             self.bind(arg, arg.arg)
@@ -291,8 +287,6 @@ class _Checker:
                 self.annotation(arg.annotation)
         if fn.returns is not None:
             self.annotation(fn.returns)
-        for d in a.defaults + [d for d in a.kw_defaults if d is not None]:
-            self.expr(d, 1)
         self.body(fn.body, depth=1)
 
     def annotation(self, node: ast.AST, depth: int = 0) -> None:
@@ -343,7 +337,7 @@ class _Checker:
                 self.forbidden(s.op)
             self.target(s.target)
             if isinstance(s.target, ast.Name):
-                self.loads.append((s.target, s.target.id))
+                self.loads.append((s.target, s.target.id, self.current))
             self.expr(s.value, depth + 1)
         elif isinstance(s, ast.Return):
             if s.value is not None:
@@ -411,7 +405,7 @@ class _Checker:
             if self.name_ok(e, e.id):
                 if not isinstance(e.ctx, ast.Load):
                     self.fail(e, "assignment inside an expression not allowed")
-                self.loads.append((e, e.id))
+                self.loads.append((e, e.id, self.current))
         elif isinstance(e, ast.BinOp):
             if not isinstance(e.op, _BINOPS):
                 self.forbidden(e.op)
@@ -442,7 +436,7 @@ class _Checker:
             self.expr(e.body, d)
             self.expr(e.orelse, d)
         elif isinstance(e, ast.Attribute):
-            self.attribute(e)
+            self.attribute(e, as_value=True)
         elif isinstance(e, ast.Call):
             self.call(e, d)
         elif isinstance(e, ast.Subscript):
@@ -462,7 +456,7 @@ class _Checker:
         else:
             self.forbidden(e)
 
-    def attribute(self, e: ast.Attribute) -> None:
+    def attribute(self, e: ast.Attribute, as_value: bool = False) -> None:
         self.count()
         if "__" in e.attr:
             self.fail(e, f"dunder attribute {e.attr!r} not allowed")
@@ -473,6 +467,8 @@ class _Checker:
         allowed = ALLOWED_NUMPY if e.value.id == "np" else ALLOWED_MATH
         if e.attr not in allowed:
             self.fail(e, f"{e.value.id}.{e.attr} is not in the allowlist")
+        elif as_value and e.attr not in VALUE_ATTRIBUTES:
+            self.fail(e, f"{e.value.id}.{e.attr} may only be called, not used as a value")
         if not isinstance(e.ctx, ast.Load):
             self.fail(e, "assigning to attributes not allowed")
 
@@ -481,11 +477,16 @@ class _Checker:
         if isinstance(f, ast.Name):
             if not self.name_ok(f, f.id):
                 return
-            self.called.append((e, f.id))
+            self.called.append((e, f.id, self.current))
             if self.current is not None:
                 self.edges[self.current].add(f.id)
         elif isinstance(f, ast.Attribute):
             self.attribute(f)
+            if isinstance(f.value, ast.Name) and f.value.id == "np" and f.attr in ALLOWED_NUMPY:
+                limit = numpy_max_positional(f.attr)
+                if len(e.args) > limit:
+                    self.fail(e, f"np.{f.attr} takes at most {limit} positional argument"
+                                 f"{'s' if limit != 1 else ''} here (no positional out/dtype/where)")
         else:
             self.fail(e, "only named functions may be called")
             self.expr(f, depth)
@@ -501,11 +502,13 @@ class _Checker:
                 self.fail(e, "**kwargs not allowed")
                 continue
             self.name_ok(k, k.arg)
-            if k.arg == "out":
-                self.fail(k, "out= not allowed (no in-place writes)")
-            if k.arg == "dtype" and not (
-                    (isinstance(k.value, ast.Attribute) and k.value.attr in ("float64", "int64"))
-                    or (isinstance(k.value, ast.Name) and k.value.id in ("float", "int", "bool"))):
+            if k.arg in REFUSED_KEYWORDS:
+                self.fail(k, f"{k.arg}= not allowed (no in-place writes, no uninitialised output)")
+            if k.arg == "dtype":
+                if (isinstance(k.value, ast.Attribute) and isinstance(k.value.value, ast.Name)
+                        and k.value.value.id == "np" and k.value.attr in ("float64", "int64")) \
+                        or (isinstance(k.value, ast.Name) and k.value.id in ("float", "int", "bool")):
+                    continue  # a known type name: nothing else to check
                 self.fail(k.value, "dtype must be float, int, bool, np.float64 or np.int64")
             self.expr(k.value, depth)
 

@@ -99,8 +99,9 @@ class ScoringData:
 
     @classmethod
     def from_payload(cls, d: dict) -> "ScoringData":
+        # read-only: the worker keeps this for later candidates, which a candidate must not reach
         return cls(
-            features={k: np.asarray(v, dtype=float) for k, v in d["features"].items()},
+            features={k: _frozen(np.array(v, dtype=float)) for k, v in d["features"].items()},
             n_states=int(d["n_states"]), train=Edges.from_json(d["train"]), heldout=Edges.from_json(d["heldout"]),
             kernel=d.get("kernel", "softplus"), beta=float(d.get("beta", 1.0)),
             s_min_train=float(d["s_min_train"]), s_min_heldout=float(d["s_min_heldout"]),
@@ -142,13 +143,26 @@ def action_value(V: np.ndarray, e: Edges, kernel: str = "softplus", beta: float 
 
 
 # ----------------------------------------------------------------------------- evaluation
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+def _read_only_view(a) -> np.ndarray:
+    v = np.asarray(a, dtype=float).view()
+    v.flags.writeable = False
+    return v
+
+
 class CandidateError(Exception):
     """The candidate itself is at fault (bad shape, non-finite values, wrong N_PARAMS...)."""
 
 
 def potential_values(fn, X: dict, p: np.ndarray, n: int) -> np.ndarray:
-    """The candidate's values on every state (call inside np.errstate(all="ignore"))."""
-    V = np.asarray(fn(X, p), dtype=float)
+    """The candidate's values on every state (call inside np.errstate(all="ignore")). The candidate
+    gets a fresh dict of read-only views of the features and a read-only view of ``p``: whatever it
+    does, it cannot change the data the fit or a later candidate sees."""
+    V = np.asarray(fn({k: _read_only_view(v) for k, v in X.items()}, _read_only_view(p)), dtype=float)
     if V.ndim == 0:
         V = np.full(n, float(V))
     if V.shape != (n,):
@@ -250,20 +264,40 @@ def _fit(fn, n_params, data, p0, seed, settings):
 
 
 def complexity_of(source) -> int:
-    """Complexity = number of AST nodes in the body of ``potential`` (0 if unparsable), not counting
-    the Load/Store context markers: ``return p[0] * x["a"]`` is Return, BinOp, Mult, 2 Subscripts,
-    2 Names, 2 Constants = 9."""
+    """Complexity of the whole program = AST nodes of every statement it defines, not counting the
+    Load/Store context markers: the bodies of ``potential`` *and* of every helper function (each
+    counted once, however often it is called), plus module-level assignments other than
+    ``N_PARAMS``; imports, docstrings and ``N_PARAMS`` cost nothing. ``return p[0] * x["a"]`` is
+    Return, BinOp, Mult, 2 Subscripts, 2 Names, 2 Constants = 9. Moving a formula into a helper
+    ``h`` therefore costs the call in ``potential`` (``return h(x, p)``: Return, Call and 3 Names
+    = 5) on top of the formula (0 if unparsable)."""
     if isinstance(source, ast.AST):
         tree = source
     else:
         try:
             tree = ast.parse(source)
-        except SyntaxError:
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
             return 0
+    if not isinstance(tree, ast.Module):
+        return sum(1 for n in ast.walk(tree) if not isinstance(n, ast.expr_context))
+    total = 0
     for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == "potential":
-            return sum(1 for stmt in node.body for n in ast.walk(stmt) if not isinstance(n, ast.expr_context))
-    return sum(1 for n in ast.walk(tree) if not isinstance(n, ast.expr_context))
+        if isinstance(node, ast.FunctionDef):
+            stmts = list(node.body)
+            if stmts and isinstance(stmts[0], ast.Expr) and isinstance(stmts[0].value, ast.Constant) \
+                    and isinstance(stmts[0].value.value, str):
+                stmts = stmts[1:]  # docstring
+            total += sum(1 for stmt in stmts for n in ast.walk(stmt) if not isinstance(n, ast.expr_context))
+        elif isinstance(node, (ast.Import, ast.ImportFrom, ast.Pass)):
+            continue
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                and node.targets[0].id == "N_PARAMS":
+            continue
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            continue
+        else:
+            total += sum(1 for n in ast.walk(node) if not isinstance(n, ast.expr_context))
+    return total
 
 
 def score_function(fn, n_params: int, data: ScoringData, source: str = "", p0=None, seed: int = 0,
