@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .action import Objective, Softplus
+from .errors import InputError
 
 METHODS = ("random-descent", "lbfgs", "nelder-mead")
 
@@ -71,6 +72,8 @@ class ActionObjective:
         try:
             with np.errstate(all="ignore"):
                 V = np.asarray(self.fn(self.x, np.asarray(p, dtype=float)), dtype=float)
+        except (CandidateLimitError, KeyboardInterrupt):
+            raise  # a sandbox limit stops the stage (one line, exit 2): never retried as "invalid at p"
         except Exception:  # noqa: BLE001 - a candidate may fail anywhere: it is then invalid at p
             return None
         if V.ndim == 0:
@@ -321,35 +324,114 @@ def plot_convergence(results: list[PolishResult], path, s_min: float | None = No
 
 
 # ----------------------------------------------------------------------------- candidates
-def compile_source(source: str, checked: bool = True) -> dict:
-    """Execute candidate source in-process and return its namespace.
+class CandidateLimitError(InputError):
+    """The candidate hit a sandbox limit (wall-clock timeout, CPU, memory) or was killed: polish /
+    attribute stop with this one line (exit status 2)."""
 
-    The source passes the sandbox's AST allowlist (``potsearch.evolve.sandbox.check_source``) and runs
-    in its restricted namespace (``np``/``math`` proxies of allowlisted functions, safe builtins) —
-    layers 1 and 2 of the sandbox; not its worker process (layers 3-4), because polish and attribute
-    evaluate a candidate thousands of times and only run code that evolve already scored in the
-    worker. ``checked=False`` is for code we derived ourselves from checked code (additive terms)."""
-    import math as _math
 
+class CandidateFailed(RuntimeError):
+    """The candidate raised or returned unusable values at these parameters (it is invalid there)."""
+
+
+_POOLS: dict = {}
+_DEFAULT_LIMITS: dict = {}
+
+
+def sandbox_limits(run_dir=None) -> dict:
+    """The sandbox limits evolve used for this run (its summary's ``config.sandbox``), else evolve's
+    defaults: polish and attribute run the same code under the same limits."""
+    from .evolve.config import SandboxConfig
+
+    d = SandboxConfig()
+    lim = {"cpu_seconds": d.cpu_seconds, "memory_mb": d.memory_mb, "wall_timeout": d.wall_timeout}
+    if run_dir is not None:
+        sb = (_evolve_summary(run_dir).get("config") or {}).get("sandbox") or {}
+        for k in lim:
+            v = sb.get(k)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+                lim[k] = type(lim[k])(v)
+    return lim
+
+
+def use_sandbox_limits(limits: dict) -> None:
+    """Limits for the candidates compiled from now on in this process (``load_context`` sets the run's)."""
+    _DEFAULT_LIMITS.clear()
+    _DEFAULT_LIMITS.update(limits)
+
+
+def _pool(limits: dict):
+    import atexit
+
+    from .evolve.sandbox import SandboxPool
+
+    key = tuple(sorted(limits.items()))
+    pool = _POOLS.get(key)
+    if pool is None:
+        pool = SandboxPool(workers=1, tasks=("potsearch.evolve.sandbox:_call_potential",), **limits)
+        _POOLS[key] = pool
+        atexit.register(pool.close)
+    return pool
+
+
+class SandboxedFunction:
+    """``potential(x, p)`` (or ``potential_terms``) of a candidate, evaluated in the sandbox pool —
+    a separate, rlimited, seccomp-filtered worker process killed at the wall-clock limit — never in
+    this process. ``calls`` counts evaluations."""
+
+    _TASKS = {"potential": "potsearch.evolve.sandbox:_call_potential",
+              "potential_terms": "potsearch.evolve.sandbox:_call_terms"}
+
+    def __init__(self, source: str, name: str = "potential", checked: bool = True, limits: dict | None = None):
+        self.source, self.name, self.checked = source, name, checked
+        self.limits = dict(limits or _DEFAULT_LIMITS or sandbox_limits())
+        self.calls = 0
+
+    def __call__(self, x, p):
+        self.calls += 1
+        res = _pool(self.limits).run(self.source, task=self._TASKS[self.name],
+                                     payload={"x": x, "p": np.asarray(p, dtype=float)},
+                                     _bypass_ast_check=not self.checked)
+        if res.ok:
+            if self.name == "potential":
+                return np.asarray(res.value["values"], dtype=float)
+            return [np.asarray(t, dtype=float) for t in res.value["terms"]]
+        if res.category in ("timeout", "killed"):
+            lim = self.limits
+            raise CandidateLimitError(
+                f"the candidate was stopped by the sandbox at evaluation {self.calls} ({res.error}; limits: "
+                f"{lim['wall_timeout']:g}s wall, {lim['cpu_seconds']:g}s CPU, {lim['memory_mb']} MB, as in evolve)")
+        if res.category == "rejected":
+            raise InputError(f"the candidate is rejected by the sandbox allowlist: {res.error[:300]}")
+        raise CandidateFailed(res.error)
+
+
+def compile_source(source: str, checked: bool = True, limits: dict | None = None) -> dict:
+    """The candidate's functions, each evaluated in the sandbox pool (see :class:`SandboxedFunction`).
+
+    Nothing of the source runs in this process: it is parsed (to learn its function names and
+    ``N_PARAMS``) and checked against the allowlist; every evaluation runs in a sandbox worker with
+    the same limits as evolve (the run's, once ``load_context`` has read them). ``checked=False`` is
+    for code we derived ourselves from checked code (additive terms): the worker-side layers still
+    hold. Returns ``{"potential": fn, "N_PARAMS": n, ...}``."""
+    import ast
+
+    from .evolve import sandbox
+
+    if checked:
+        reasons = sandbox.check_source(source)
+        if reasons:
+            raise InputError("the candidate is rejected by the sandbox allowlist: " + "; ".join(reasons[:3]))
     try:
-        from .evolve import sandbox
-    except ImportError:  # pragma: no cover - the sandbox ships with evolve
-        sandbox = None
-    if sandbox is not None:
-        if checked:
-            reasons = sandbox.check_source(source)
-            if reasons:
-                from .errors import InputError
-
-                raise InputError("the candidate is rejected by the sandbox allowlist: " + "; ".join(reasons[:3]))
-        ns = sandbox.make_namespace()
-        code = compile(source, "<candidate>", "exec", dont_inherit=True)
-        if checked:
-            code = sandbox.compile_candidate(source)
-    else:
-        ns = {"np": np, "math": _math, "__name__": "candidate"}
-        code = compile(source, "<candidate>", "exec", dont_inherit=True)
-    exec(code, ns)  # noqa: S102 - allowlisted source of a candidate evolve already scored
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        raise InputError(f"the candidate cannot be parsed ({type(exc).__name__})") from None
+    ns: dict = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name in SandboxedFunction._TASKS:
+            ns[node.name] = SandboxedFunction(source, node.name, checked, limits)
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                and node.targets[0].id == "N_PARAMS" and isinstance(node.value, ast.Constant):
+            ns["N_PARAMS"] = node.value.value
     return ns
 
 
@@ -511,6 +593,7 @@ def load_context(run, candidate=None) -> RunContext:
     split = evolve_split(store, run_dir)
     problem = load_problem(run_dir, seed=int(split.get("seed", 0)),
                            heldout_fraction=float(split.get("heldout_fraction", 0.2)))
+    use_sandbox_limits(sandbox_limits(run_dir))
     ns = compile_source(row.source)
     fn = ns.get("potential")
     if not callable(fn):

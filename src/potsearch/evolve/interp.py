@@ -161,7 +161,7 @@ class Program:
             elif isinstance(stmt, _ast.FunctionDef):
                 self._define(stmt)
             elif isinstance(stmt, (_ast.Assign, _ast.AnnAssign)):
-                self._exec(stmt, self.globals)
+                self._statement(stmt, self.globals)
             elif isinstance(stmt, _ast.Pass) or (isinstance(stmt, _ast.Expr) and isinstance(stmt.value, _ast.Constant)
                                                 and isinstance(stmt.value.value, str)):
                 pass
@@ -216,9 +216,9 @@ class Program:
     # ------------------------------------------------------------------ statements
     def _block(self, stmts, env):
         for s in stmts:
-            self._exec(s, env)
+            self._statement(s, env)
 
-    def _exec(self, s, env):
+    def _statement(self, s, env):
         self._tick(s)
         if isinstance(s, _ast.Assign):
             value = self._eval(s.value, env)
@@ -291,6 +291,8 @@ class Program:
         self._tick(e)
         if isinstance(e, _ast.Constant):
             v = e.value
+            if isinstance(v, str) and ("__" in v or len(v) > 200):
+                raise ProgramRefused(f"line {e.lineno}: string constant refused (dunder or too long)")
             if v is None or isinstance(v, (bool, int, float, complex, str)):
                 return v
             raise ProgramRefused(f"line {e.lineno}: constant of type {type(v).__name__} refused")

@@ -700,6 +700,20 @@ def _call_potential(namespace: dict, payload: dict) -> dict:
     return {"values": vals.tolist(), "sum": float(vals.sum())}
 
 
+def _call_terms(namespace: dict, payload: dict) -> dict:
+    """Trusted task: ``potential_terms(x, p)`` (a list of additive terms, see potsearch.formula) on
+    the payload's feature table -> ``{"terms": [[...], ...]}``, each term broadcast to ``(n,)``."""
+    fn = namespace.get("potential_terms")
+    if not callable(fn):
+        raise InvalidResult("no function 'potential_terms' defined")
+    x = payload["x"]
+    n = len(next(iter(x.values())))
+    parts = fn(dict(x), np.array(payload["p"], dtype=np.float64))
+    if not isinstance(parts, (list, tuple)) or len(parts) > 1000:
+        raise InvalidResult("potential_terms must return a list of terms")
+    return {"terms": [potential_values(v, n).tolist() for v in parts]}
+
+
 def _return_raw(namespace: dict, payload: dict) -> dict:
     """Trusted test task: pass on whatever ``potential()`` returns (to test result validation)."""
     return {"value": namespace["potential"](payload.get("x"), payload.get("p"))}
