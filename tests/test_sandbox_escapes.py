@@ -503,3 +503,72 @@ def test_evaluator_bounds_recursion_loops_and_big_integers():
     seq = "def potential(x, p):\n    return [0] * 10 ** 9\n"
     with pytest.raises(ProgramRefused):
         Program(seq).call("potential", x, np.ones(1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Files and terminal output written for the user that hold model text
+# ---------------------------------------------------------------------------------------------
+NASTY_SOURCE = ('N_PARAMS = 2\ndef potential(x, p):\n    # \x1b[2J\x1b]0;owned\x07 [red]markup[/red] </pre><script>alert(1)</script>\n'
+                '    return p[0] * x["vowels"] + p[1] * x["zipf"]\n')
+
+
+def test_csv_cells_are_never_formulas(tmp_path):
+    import csv
+
+    from potsearch.evolve.outputs import csv_cell, write_pareto
+
+    assert csv_cell("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
+    assert csv_cell("+ p[0] * x") == "'+ p[0] * x" and csv_cell("@SUM(A1)") == "'@SUM(A1)"
+    assert csv_cell("-0.25") == "-0.25" and csv_cell("-inf") == "-inf" and csv_cell(3) == 3
+    assert csv_cell("N_PARAMS = 1") == "N_PARAMS = 1"
+    row = {"complexity": 5, "n_params": 1, "train_action": 0.5, "heldout_action": -0.5, "gap": 0.1, "uid": "s:1",
+           "operator": "=cmd|' /C calc'!A0", "source": "=1+1", "params": "[1.0]"}
+    write_pareto(tmp_path, [row], [row], 0.4)
+    with open(tmp_path / "pareto.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[1][6] == "'=cmd|' /C calc'!A0" and rows[1][7] == "'=1+1" and rows[1][3] == "-0.5"
+
+
+def test_attribution_csv_terms_are_text(tmp_path):
+    import csv
+
+    from potsearch.attribution import Attribution, Row, write_csv
+
+    att = Attribution(1.0, None, 1.0, [Row("term", "term 0", detail="+ p[0] * x['a']"),
+                                       Row("term", "term 1", detail="- p[1]")], 1, 0, [])
+    write_csv(att, tmp_path / "a.csv")
+    with open(tmp_path / "a.csv", newline="") as fh:
+        cells = [c for r in csv.reader(fh) for c in r]
+    assert "'+ p[0] * x['a']" in cells and "'- p[1]" in cells
+    assert not any(c.startswith(("=", "+", "-", "@")) and not c.lstrip("+-").replace(".", "").isdigit()
+                   for c in cells if c not in ("-",))
+
+
+def test_show_escapes_control_characters_and_markup(tmp_path):
+    from polish_helpers import add_candidate, make_run
+    from potsearch.store import RunStore
+
+    run = make_run(tmp_path / "run", n_words=60, n_samples=1500, with_candidates=False)
+    store = RunStore.open(run)
+    cid = add_candidate(store, "nasty-0", NASTY_SOURCE, [0.8, -0.6], train=0.5)
+    store.close()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    proc = subprocess.run([sys.executable, "-m", "potsearch", "show", str(run), "--candidate", str(cid)],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
+    assert "\\x1b[2J" in proc.stdout and "[red]markup[/red]" in proc.stdout
+
+
+def test_report_html_escapes_model_text(tmp_path):
+    from potsearch.evolve.outputs import write_best_potential
+    from potsearch.report import build_report
+
+    from polish_helpers import make_run
+
+    run = make_run(tmp_path / "run", n_words=60, n_samples=1500, with_candidates=False)
+    (run / "evolve").mkdir(exist_ok=True)
+    (run / "evolve" / "summary.json").write_text(json.dumps({"best": {"source": NASTY_SOURCE}}))
+    write_best_potential(run / "best_potential.py", _best(NASTY_SOURCE), "word", "run", 0.3, "sid")
+    page = Path(build_report(run)).read_text()
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page

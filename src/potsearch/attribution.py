@@ -253,7 +253,11 @@ def compile_terms(source: str, compile_fn):
 
 # ----------------------------------------------------------------------------- outputs
 def write_csv(att: Attribution, path) -> None:
+    """attribution.csv; cells holding candidate code (a term's detail starts with + or -) are
+    written as spreadsheet text (``outputs.csv_cell``), never as a formula."""
     import csv
+
+    from .evolve.outputs import csv_cell
 
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
@@ -261,7 +265,8 @@ def write_csv(att: Attribution, path) -> None:
         for kind in ("feature", "term", "param"):
             for r in att.by_kind(kind):
                 d = asdict(r)
-                w.writerow([_fmt(d[c]) if c != "params" else " ".join(str(i) for i in r.params) for c in CSV_COLUMNS])
+                w.writerow([csv_cell(_fmt(d[c]) if c != "params" else " ".join(str(i) for i in r.params))
+                            for c in CSV_COLUMNS])
 
 
 def _fmt(v):

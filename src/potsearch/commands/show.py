@@ -206,8 +206,15 @@ def run(args) -> int:
     return 0
 
 
+def _printable(text: str) -> str:
+    """Model-written text for a terminal: control characters (ANSI escapes, carriage returns, ...)
+    shown as ``\\xNN`` escapes, so a candidate cannot rewrite the screen or the terminal's state."""
+    return "".join(c if c in ("\n", "\t") or c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class _Out:
-    """Plain print when piped; rich (bold heading, highlighted source) on a terminal."""
+    """Plain print when piped; rich (bold heading, highlighted source) on a terminal. Every text is
+    printed with rich markup off and control characters escaped (it may hold model-written code)."""
 
     def __init__(self, tty: bool):
         self.tty = tty
@@ -218,18 +225,21 @@ class _Out:
             self.con = Console(highlight=False)
 
     def head(self, text: str) -> None:
+        text = _printable(text)
         if self.con:
-            self.con.print(f"[bold]{text}[/bold]", markup=True)
+            self.con.print(text, markup=False, style="bold")
         else:
             print(text)
 
     def line(self, text: str) -> None:
+        text = _printable(text)
         if self.con:
             self.con.print(text, markup=False)
         else:
             print(text)
 
     def source(self, src: str) -> None:
+        src = _printable(src)
         if self.con:
             from rich.syntax import Syntax
 

@@ -122,6 +122,22 @@ def write_best_potential(path: Path, *args, **kw) -> None:
     tmp.replace(path)
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "|")
+
+
+def csv_cell(v):
+    """A CSV cell that a spreadsheet shows as text, never runs as a formula: a string cell that
+    starts with = + - @ (or tab, CR, |) and is not a number gets a leading apostrophe (the
+    spreadsheet convention for "text"). Numbers and other strings are unchanged."""
+    if isinstance(v, str) and v.startswith(_FORMULA_START):
+        try:
+            float(v)
+            return v
+        except ValueError:
+            return "'" + v
+    return v
+
+
 def pareto_front(rows: list[dict]) -> list[dict]:
     """Non-dominated (complexity, train_action): for growing complexity, strictly better action."""
     best: dict[int, dict] = {}
@@ -151,8 +167,9 @@ def write_pareto(out: Path, front: list[dict], all_rows: list[dict], s_min: floa
         w.writerow(["complexity", "n_params", "train_action", "heldout_action", "gap", "uid", "operator", "source",
                     "params"])
         for r in front:
-            w.writerow([r["complexity"], r["n_params"], repr(r["train_action"]), repr(r["heldout_action"]),
-                        repr(r["gap"]), r["uid"], r["operator"], r["source"], r["params"]])
+            w.writerow([csv_cell(c) for c in (
+                r["complexity"], r["n_params"], repr(r["train_action"]), repr(r["heldout_action"]), repr(r["gap"]),
+                r["uid"], r["operator"], r["source"], r["params"])])
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     if all_rows:
