@@ -106,7 +106,7 @@ def best_potential_source(best, agent: str, run_name: str, s_min_train: float, s
                       uid=_doc_safe(best.uid), island=_doc_safe(best.island), round=_doc_safe(best.round),
                       op=_doc_safe(best.operator)),
         feats,
-        "\n\n# ---- the evaluator of candidate programs (copied from potsearch.evolve.interp) ----\n",
+        "\n\n# ---- the evaluator of candidate programs (the code of potsearch/evolve/interp.py) ----\n",
         interp_source(),
         _PROGRAM_CODE.format(source=repr(str(best.source))),
         FOOTER.format(params=[float(v) for v in (best.params or [])], agent=agent),
