@@ -348,6 +348,9 @@ def _serve(in_fd: int, out_fd: int, limits: _Limits, sb) -> None:
                            "cpu": limits.cpu_used(), "seq": seq})
 
 
+_CODE_CACHE: dict = {}
+
+
 def _run_one(src, task, payload, checked, limits: _Limits, sb, tasks) -> dict:
     try:
         limits.arm_cpu()
@@ -357,7 +360,15 @@ def _run_one(src, task, payload, checked, limits: _Limits, sb, tasks) -> dict:
             if mod not in sys.modules:
                 return {"ok": False, "error": f"exception: task module {mod!r} not preloaded"}
             fn = tasks[task] = getattr(sys.modules[mod], name)
-        code = sb.compile_candidate(src, checked=checked)
+        # checked and compiled once per source (a code object is immutable; the namespace it runs
+        # in is fresh for every call, so nothing a call does reaches the next one)
+        key = (src, bool(checked))
+        code = _CODE_CACHE.get(key)
+        if code is None:
+            code = sb.compile_candidate(src, checked=checked)
+            if len(_CODE_CACHE) >= 64:
+                _CODE_CACHE.pop(next(iter(_CODE_CACHE)))
+            _CODE_CACHE[key] = code
         ns = sb.make_namespace()
         exec(code, ns)
         value = fn(ns, payload if payload is not None else {})

@@ -7,7 +7,10 @@ four independent layers, each of which is meant to hold on its own:
 1. ``check_source``: an AST *allowlist* (numpy/math calls from explicit lists, arithmetic, ``if``,
    ``for`` over ``range``, functions; no attribute access except ``np.<allowed>``/``math.<allowed>``,
    no dunder names or strings, no lambda/class/try/with/while/f-strings/comprehensions/starred
-   arguments, bounded size, depth and constant exponents). It runs in the worker before anything
+   arguments, bounded size, depth and constant exponents; names resolved per scope, calls only of
+   top-level functions / allowed builtins / np.<name> / math.<name>, never through a parameter or
+   local; a positional-argument policy per numpy function, so no positional out/dtype/where).
+   It runs in the worker before anything
    is compiled (callers may also call it directly, e.g. to count LLM rejections); rejected code
    never executes.
 2. A restricted namespace: only ``np``/``math`` *proxies* holding the allowlisted functions and a
@@ -697,7 +700,7 @@ def _call_potential(namespace: dict, payload: dict) -> dict:
     x = payload["x"]
     n = len(next(iter(x.values())))
     vals = potential_values(fn(dict(x), np.array(payload["p"], dtype=np.float64)), n)
-    return {"values": vals.tolist(), "sum": float(vals.sum())}
+    return {"values": vals, "sum": float(vals.sum())}
 
 
 def _call_terms(namespace: dict, payload: dict) -> dict:
@@ -750,6 +753,11 @@ def _check_finite(v: Any, path: str = "value") -> None:
         for k, x in v.items():
             _check_finite(x, f"{path}[{k!r}]")
     elif isinstance(v, list):
+        if len(v) > 16 and all(type(x) is float for x in v):  # fast path: a list of numbers
+            bad = np.flatnonzero(~np.isfinite(np.asarray(v, dtype=float)))
+            if len(bad):
+                _check_finite(v[int(bad[0])], f"{path}[{int(bad[0])}]")
+            return
         for i, x in enumerate(v):
             _check_finite(x, f"{path}[{i}]")
 
