@@ -318,13 +318,14 @@ def test_reply_parser_is_linear():
     assert len(calls) <= getattr(llm_op, "MAX_PARSES", 8)
 
 
-def test_evolve_records_hostile_replies_and_exits_0(tmp_path_factory, monkeypatch):
+def test_evolve_records_hostile_replies_and_exits_0(tmp_path_factory, monkeypatch, capsys):
     from evolve_helpers import small_run
     from potsearch.agents.llm import get_litellm
     from potsearch.cli import main
 
     litellm = get_litellm()
-    good = "```python\nN_PARAMS = 2\ndef potential(x, p):\n    return p[0] * x['vowels'] + p[1] * x['zipf']\n```"
+    good = ("```python\nN_PARAMS = 2\ndef potential(x, p):\n    # \x1b]0;owned\x07\x1b[2J\n"
+            "    return p[0] * x['vowels'] + p[1] * x['zipf']\n```")
     texts = [HUGE[k] for k in sorted(HUGE)] + [f"```python\n{ESCAPE}```", JUNK, good]
     replies = itertools.cycle(texts)
     lock = threading.Lock()
@@ -343,6 +344,8 @@ def test_evolve_records_hostile_replies_and_exits_0(tmp_path_factory, monkeypatc
                    "sandbox:\n  workers: 2\n  cpu_seconds: 3\n  memory_mb: 1024\n  wall_timeout: 6.0\n")
     rc = main(["evolve", "--run", str(run), "--config", str(cfg), "--quiet"])
     assert rc == 0
+    printed = capsys.readouterr().out
+    assert "def potential" in printed and "\x1b" not in printed and "\\x1b]0;owned\\x07" in printed
     import sqlite3
 
     with sqlite3.connect(run / "store.sqlite") as c:
@@ -527,6 +530,13 @@ def test_csv_cells_are_never_formulas(tmp_path):
     with open(tmp_path / "pareto.csv", newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[1][6] == "'=cmd|' /C calc'!A0" and rows[1][7] == "'=1+1" and rows[1][3] == "-0.5"
+
+
+def test_printable_escapes_control_characters():
+    from potsearch.evolve.outputs import printable
+
+    assert printable("a\x1b[2Jb\u202ec\rd\te\nf\x07") == "a\\x1b[2Jb\\u202ec\\rd\te\nf\\x07"
+    assert printable("[red]x[/red] é ∑") == "[red]x[/red] é ∑"
 
 
 def test_attribution_csv_terms_are_text(tmp_path):

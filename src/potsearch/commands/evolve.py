@@ -50,7 +50,9 @@ def run(args) -> int:
         print(f"best: train action {b['train_action']:.6g} (S_min train {s['s_min_train']:.6g}, gap {b['gap']:.4g}, "
               f"{100 * (b['relative_gap'] or 0):.2f}%); held-out {b['heldout_action']:.6g} vs per-state fit "
               f"{s['baseline_heldout']:.6g}; complexity {b['complexity']}, {b['n_params']} parameters")
-        print(b["source"].rstrip())
+        from ..evolve.outputs import printable as _printable  # model text: control characters escaped
+
+        print(_printable(b["source"].rstrip()))
         print(f"params = {[round(v, 6) for v in b['params']]}")
     print(f"wrote {run_dir / 'best_potential.py'}, {run_dir / 'evolve'}/{{summary.json,pareto.csv,pareto.png,curves.png}}")
     return 0

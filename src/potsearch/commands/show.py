@@ -207,9 +207,9 @@ def run(args) -> int:
 
 
 def _printable(text: str) -> str:
-    """Model-written text for a terminal: control characters (ANSI escapes, carriage returns, ...)
-    shown as ``\\xNN`` escapes, so a candidate cannot rewrite the screen or the terminal's state."""
-    return "".join(c if c in ("\n", "\t") or c.isprintable() else repr(c)[1:-1] for c in text)
+    from ..evolve.outputs import printable
+
+    return printable(text)
 
 
 class _Out:

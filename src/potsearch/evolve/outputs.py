@@ -122,6 +122,13 @@ def write_best_potential(path: Path, *args, **kw) -> None:
     tmp.replace(path)
 
 
+def printable(text: str) -> str:
+    """Model-written text for a terminal: control characters (ANSI/OSC escapes, carriage returns,
+    bidi overrides, ...) shown as ``\\xNN``-style escapes, so a candidate cannot rewrite the screen
+    or the terminal's state. Newlines and tabs are kept."""
+    return "".join(c if c in ("\n", "\t") or c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "|")
 
 
