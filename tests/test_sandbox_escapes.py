@@ -36,7 +36,7 @@ def decoy(exec):
 
 def potential(x, p):
     if len(x["length"]) == 1:
-        run1(exec, "import os; open('MARKER', 'w').write(os.popen('id').read())")
+        r = run1(exec, "import os; open('MARKER', 'w').write(os.popen('id').read())")
     return p[0] * x["length"] + p[1]
 '''
 
