@@ -34,8 +34,8 @@ def test_show_piped_is_plain_and_complete(run):
     out = _show(run, "--top", "3")
     assert "\x1b" not in out  # no ANSI escape codes when stdout is a pipe
     st = RunStore.open(run)
-    best = st.conn.execute("SELECT id, params, train_action, heldout_action, gap FROM candidates "
-                           "ORDER BY train_action LIMIT 1").fetchone()
+    b = st.candidates.best()
+    best = (b.id, json.dumps(b.params), b.train_action, b.heldout_action, b.gap)
     st.close()
     lines = out.splitlines()
     assert lines[0].endswith(f"candidate {best[0]} (best)")
@@ -71,7 +71,7 @@ def test_show_directionality_matches_own_computation(run):
 
     st = RunStore.open(run)
     g = build_graph(st.counts())
-    row = st.conn.execute("SELECT params FROM candidates ORDER BY train_action LIMIT 1").fetchone()
+    row = (json.dumps(st.candidates.best().params),)
     st.close()
     load_fit(run)
     fn = compile_source(CANDIDATE)["potential"]
@@ -97,7 +97,7 @@ def test_show_latex_parses_back(run):
     from potsearch.store import RunStore
 
     st = RunStore.open(run)
-    params = json.loads(st.conn.execute("SELECT params FROM candidates ORDER BY train_action LIMIT 1").fetchone()[0])
+    params = st.candidates.best().params
     st.close()
     form = formula_of(CANDIDATE, params)
     assert to_latex(form) == tex

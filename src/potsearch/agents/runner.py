@@ -538,16 +538,11 @@ class Budget:
 
 
 def _stored_samples(store: RunStore) -> list[tuple]:
-    q = ("SELECT s.uid, a.key, a.text, b.key, b.text, b.meta FROM samples s JOIN states a ON a.id = s.source_id "
-         "LEFT JOIN states b ON b.id = s.target_id ORDER BY s.id")
-    return [(u, sk, st, tk, tt, json.loads(tm) if tm else None) for u, sk, st, tk, tt, tm in store.conn.execute(q)]
+    return store.sample_records()
 
 
 def _stored_usage(store: RunStore) -> tuple[int, int, float]:
-    n, tok, cost = store.conn.execute(
-        "SELECT count(*), coalesce(sum(coalesce(tokens_in,0)+coalesce(tokens_out,0)),0), coalesce(sum(cost),0) FROM samples"
-    ).fetchone()
-    return int(n), int(tok), float(cost)
+    return store.usage()
 
 
 def table3(store: RunStore) -> dict:
@@ -563,11 +558,8 @@ def table3(store: RunStore) -> dict:
     total = int(cnt.sum())
     escapes = int(cnt[~valid].sum())
     selfl = int(cnt[valid & (dst == src)].sum())
-    reasons = dict(store.conn.execute(
-        "SELECT coalesce(reason,'?'), count(*) FROM samples WHERE outcome='escape' GROUP BY reason ORDER BY count(*) DESC LIMIT 8"
-    ).fetchall())
-    tok = store.conn.execute("SELECT coalesce(sum(tokens_in),0), coalesce(sum(tokens_out),0), coalesce(sum(cost),0),"
-                             " coalesce(avg(latency),0), sum(error IS NOT NULL) FROM samples").fetchone()
+    reasons = store.escape_reasons(limit=8)
+    usage = store.usage_stats()
     return {
         "samples": total,
         "unique_states": len(used),
@@ -577,8 +569,7 @@ def table3(store: RunStore) -> dict:
         "self_loop_rate": selfl / total if total else 0.0,
         "pairs_both_ways": both,
         "escape_reasons": reasons,
-        "tokens_in": int(tok[0]), "tokens_out": int(tok[1]), "cost": float(tok[2]),
-        "mean_latency": float(tok[3]), "samples_with_retried_errors": int(tok[4] or 0),
+        **usage,
     }
 
 

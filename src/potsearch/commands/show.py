@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..store.candidates import pareto_front  # noqa: F401  (re-exported for callers of show)
 
 #: the paper's "high transition kernel": T(f->g) = n(f->g)/N(f) >= 0.05 (its plot script's p0_threshold)
 HIGH_KERNEL = 0.05
@@ -44,32 +45,9 @@ def directionality(src, dst, T, V, min_kernel: float = HIGH_KERNEL, flat_tol: fl
             "min_kernel": min_kernel}
 
 
-def pareto_front(rows) -> list:
-    """Candidates not dominated in (train action, complexity), by increasing complexity."""
-    pts = sorted((r for r in rows if r.train_action is not None and math.isfinite(r.train_action)),
-                 key=lambda r: (r.complexity if r.complexity is not None else 0, r.train_action, r.id))
-    front, best = [], math.inf
-    for r in pts:
-        if r.train_action < best - 1e-15:
-            front.append(r)
-            best = r.train_action
-    return front
-
-
 def lineage(store, row, depth: int = 30) -> list:
     """[row, parent, grandparent, ...] following the first parent; ids or uids in ``parents``."""
-    from ..polish import get_candidate
-
-    chain, seen = [row], {row.id}
-    cur = row
-    while cur.parents and len(chain) < depth:
-        parent = get_candidate(store, cur.parents[0])
-        if parent is None or parent.id in seen:
-            break
-        chain.append(parent)
-        seen.add(parent.id)
-        cur = parent
-    return chain
+    return store.candidates.lineage(row, depth)
 
 
 def _num(v, nd=6):
