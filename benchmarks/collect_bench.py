@@ -41,7 +41,7 @@ def _replay_prompts(run: Path):
 def bench_local(n: int, mode: str, agent_name: str) -> dict:
     import ray
 
-    from potsearch.agents.base import load_agent
+    from potsearch.agents.registry import load_agent
     from potsearch.agents.llm import LOCAL_MODEL, LLMClient
     from potsearch.agents.local import compile_grammar, load_llama
     from potsearch.agents.runner import CollectConfig, collect
@@ -110,7 +110,7 @@ def bench_server(n: int = 30, use_grammar: bool = True) -> dict | None:
     except Exception as exc:
         print(f"llama.cpp server skipped: {type(exc).__name__}: {exc}")
         return None
-    from potsearch.agents.base import load_agent
+    from potsearch.agents.registry import load_agent
     from potsearch.agents.llm import LLMClient
     from potsearch.agents.local import compile_grammar, load_llama, model_path
 

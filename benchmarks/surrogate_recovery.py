@@ -40,7 +40,7 @@ def cli(*args) -> str:
 
 
 def recovery(agent: Path, run: Path, samples: int, k: int, seed: int) -> dict:
-    from potsearch.agents.base import load_agent
+    from potsearch.agents.registry import load_agent
     from potsearch.agents.runner import make_surrogate
     from potsearch.fitstage import load_fit
 

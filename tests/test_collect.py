@@ -164,7 +164,7 @@ def test_surrogate_word_run_then_fit_recovers_the_hidden_potential(tmp_path, ray
     """Small version of the acceptance run: 60 states x 250 samples, Spearman on states with >= 20 visits."""
     from scipy.stats import spearmanr
 
-    from potsearch.agents.base import load_agent
+    from potsearch.agents.registry import load_agent
     from potsearch.agents.runner import make_surrogate
     from potsearch.fitstage import FitOptions, run_fit
 
@@ -193,7 +193,7 @@ def test_acceptance_20000_sample_run_of_the_shipped_word_surrogate(tmp_path, ray
     27 a state, then the fit: Spearman >= 0.99 on every state with >= 20 visits."""
     from scipy.stats import spearmanr
 
-    from potsearch.agents.base import load_agent
+    from potsearch.agents.registry import load_agent
     from potsearch.agents.runner import make_surrogate
     from potsearch.fitstage import FitOptions, run_fit
 

@@ -347,16 +347,13 @@ class LLMWorkerImpl:
 
     def __init__(self, agent_spec: str, model: str, mode: str, client_opts: dict, setup: list[str] | None = None,
                  local_threads: int = 1):
-        import os
-
-        os.environ["POTSEARCH_LOCAL_THREADS"] = str(local_threads)
         _load_setup(setup or [])
-        from .base import load_agent
+        from .registry import load_agent
         from .llm import LLMClient
 
         self.agent = load_agent(agent_spec)
         self.grammar = self.agent.grammar(mode) if mode == "constrained" else None
-        self.client = LLMClient(model, **client_opts)
+        self.client = LLMClient(model, **client_opts, local_threads=local_threads)
         self.model = model
         self.calls = 0
         from .llm import is_local
@@ -411,7 +408,7 @@ class SurrogateWorkerImpl:
     """The agents' surrogate, vectorised: one call steps a whole batch of sources."""
 
     def __init__(self, agent_spec: str, seed: int):
-        from .base import load_agent
+        from .registry import load_agent
 
         self.agent = load_agent(agent_spec)
         self.surrogate = make_surrogate(self.agent)
@@ -632,7 +629,7 @@ def _resolve(cfg: CollectConfig, agent, store: RunStore, resuming: bool) -> dict
 
 def collect(cfg: CollectConfig, on_batch: Callable | None = None, out=sys.stderr) -> CollectResult:
     """Run (or resume) a collection into ``cfg.run``. ``on_batch(runner_state)`` is a test hook."""
-    from .base import load_agent
+    from .registry import load_agent
 
     t_start = time.time()
     run_dir = Path(cfg.run)
