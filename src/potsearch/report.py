@@ -371,10 +371,9 @@ def build_report(run_dir: Path, stage_results: dict | None = None, out: Path | N
         fit = diag.get("fit")
     ctx = Ctx(run_dir=run_dir, stage_results=stage_results or {}, diagnostics=diag, fit=fit)
     out = out or run_dir / "report.html"
-    tmp = out.with_suffix(".html.tmp")
-    tmp.write_text(render(ctx), encoding="utf-8")
-    tmp.replace(out)
-    return out
+    from .atomic import write_text
+
+    return write_text(out, render(ctx))
 
 
 def make_report(run, out=None, refresh: bool = False, say=None) -> Path:

@@ -10,6 +10,7 @@ import math
 import time
 from pathlib import Path
 
+from ..atomic import write_json, write_text
 from ..features import embedded_source
 from ..store.candidates import pareto_front
 
@@ -87,9 +88,7 @@ def best_potential_source(best, agent: str, run_name: str, s_min_train: float, s
 def write_best_potential(path: Path, *args, **kw) -> None:
     text = best_potential_source(*args, **kw)
     compile(text, str(path), "exec")
-    tmp = path.with_suffix(".py.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, text)
 
 
 def write_pareto(out: Path, front: list, all_rows: list, s_min: float) -> None:
@@ -214,7 +213,7 @@ def write_outputs(search, seconds: float) -> dict:
     order = ["best", "s_min_train", "baseline_heldout", "s_min_heldout", "s_min_full", "rounds", "islands",
              "seconds", "candidates", "evaluations", "evaluations_per_second", "cache_hits", "failed", "llm"]
     summary = {**{k: summary[k] for k in order if k in summary}, **summary}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float), encoding="utf-8")
+    write_json(out / "summary.json", summary)
     stage = {k: summary[k] for k in ("rounds", "islands", "candidates", "evaluations", "seconds", "s_min_train",
                                      "baseline_heldout")}
     if best is not None:
