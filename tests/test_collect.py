@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from potsearch.agents.runner import (Chain, CollectConfig, PerState, Population, collect, format_summary,
+from potsearch.agents.collect import (Chain, CollectConfig, PerState, Population, collect, format_summary,
                                      norm_protocol, table3)
 from potsearch.errors import InputError
 from potsearch.store import RunStore, Sample
@@ -165,7 +165,7 @@ def test_surrogate_word_run_then_fit_recovers_the_hidden_potential(tmp_path, ray
     from scipy.stats import spearmanr
 
     from potsearch.agents.registry import load_agent
-    from potsearch.agents.runner import make_surrogate
+    from potsearch.agents.collect import make_surrogate
     from potsearch.fitstage import FitOptions, run_fit
 
     agent = small_word_agent(tmp_path, n_words=60, hidden=HIDDEN)
@@ -194,7 +194,7 @@ def test_acceptance_20000_sample_run_of_the_shipped_word_surrogate(tmp_path, ray
     from scipy.stats import spearmanr
 
     from potsearch.agents.registry import load_agent
-    from potsearch.agents.runner import make_surrogate
+    from potsearch.agents.collect import make_surrogate
     from potsearch.fitstage import FitOptions, run_fit
 
     run = tmp_path / "sur20k"

@@ -141,7 +141,7 @@ def _killpg(proc: subprocess.Popen) -> None:
 
 # ----------------------------------------------------------------------------- tests
 def test_faults_are_retried_recorded_and_the_run_completes(tmp_path, ray_session):
-    from potsearch.agents.runner import CollectConfig, collect
+    from potsearch.agents.collect import CollectConfig, collect
 
     run = tmp_path / "faults"
     res = collect(CollectConfig(agent="word", provider="fake/faults", mode="free", run=str(run), max_samples=120,
@@ -176,7 +176,7 @@ def test_faults_are_retried_recorded_and_the_run_completes(tmp_path, ray_session
 
 
 def test_token_and_cost_budgets_stop_the_run(tmp_path, ray_session):
-    from potsearch.agents.runner import CollectConfig, collect
+    from potsearch.agents.collect import CollectConfig, collect
 
     # every call: 50 tokens in + 3 out = 53 tokens, $0.000056
     res = collect(CollectConfig(agent="word", provider="fake/slow", mode="free", run=str(tmp_path / "tok"),
@@ -192,7 +192,7 @@ def test_token_and_cost_budgets_stop_the_run(tmp_path, ray_session):
 
 def test_a_killed_actors_work_is_retried(tmp_path, ray_session):
     ray = ray_session
-    from potsearch.agents.runner import CollectConfig, collect
+    from potsearch.agents.collect import CollectConfig, collect
 
     seen: dict = {}
 

@@ -88,7 +88,7 @@ def collect(*, agent: str, provider: str, run, mode: str | None = None, protocol
     """Run an agent (`potsearch collect`) into ``run``; options as the CLI's (see `potsearch collect -h`).
 
     Returns the collector's ``CollectResult`` (``.summary``, ``.new_samples``, ``.stop_reason``)."""
-    from .agents.runner import CollectConfig, collect as _collect
+    from .agents.collect import CollectConfig, collect as _collect
     from .store import run_lock
 
     cfg = CollectConfig(agent=agent, provider=provider, run=str(run), mode=mode, protocol=protocol,

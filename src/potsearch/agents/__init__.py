@@ -9,7 +9,7 @@
 - ``surrogate``: a test instrument with a known hidden potential (not a model)
 - ``data``: the shipped word list and regression data sets (with provenance)
 
-The runner (Ray actors, litellm client) lives in ``runner``, ``llm``, ``local``.
+The collector (Ray actors) lives in ``collect/``; the model client in ``llm``, ``providers``, ``local``.
 Nothing here imports ray, litellm or llama_cpp.
 """
 from .base import Agent, Outcome
