@@ -40,8 +40,8 @@ def cli(*args) -> str:
 
 
 def recovery(agent: Path, run: Path, samples: int, k: int, seed: int) -> dict:
-    from potsearch.agents.base import load_agent
-    from potsearch.agents.runner import make_surrogate
+    from potsearch.agents.registry import load_agent
+    from potsearch.agents.collect import make_surrogate
     from potsearch.fitstage import load_fit
 
     cli("collect", "--agent", agent, "--provider", "surrogate", "--run", run, "--max-samples", samples,

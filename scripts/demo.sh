@@ -17,13 +17,7 @@ $P fit "$RUN"
 echo "== diagnose"
 $P diagnose "$RUN"
 echo "== evolve"
-evo=""
-$PY - "$RUN" <<'PYEOF' && evo="--resume" || true
-import sqlite3, sys
-con = sqlite3.connect(f"{sys.argv[1]}/store.sqlite")
-sys.exit(0 if con.execute("SELECT count(*) FROM checkpoints WHERE stage='evolve'").fetchone()[0] else 1)
-PYEOF
-$P evolve --run "$RUN" --rounds "$ROUNDS" --islands 4 --seed 0 $evo
+$P evolve --run "$RUN" --rounds "$ROUNDS" --islands 4 --seed 0 --resume
 echo "== polish"
 $P polish --run "$RUN"
 echo "== attribute"

@@ -17,13 +17,10 @@ def potential(x, p):
 
 def add_candidate(store, uid, source, params, parents=(), operator="seed", model=None, island=0, rnd=0,
                   train=1.0, heldout=1.0, gap=0.5, complexity=20):
-    with store.transaction() as c:
-        cur = c.execute(
-            "INSERT INTO candidates(uid, source, params, parents, operator, model, island, round, train_action,"
-            " heldout_action, gap, complexity, n_params, created) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (uid, source, json.dumps(list(params)), json.dumps(list(parents)), operator, model, island, rnd,
-             train, heldout, gap, complexity, len(params), time.time()))
-        return int(cur.lastrowid)
+    return store.candidates.add(uid, source, run_id=None, params=list(params), parents=list(parents),
+                                operator=operator, model=model, island=island, round=rnd, train_action=train,
+                                heldout_action=heldout, gap=gap, complexity=complexity, n_params=len(params),
+                                created=time.time())
 
 
 def make_run(path, n_words=300, n_samples=6000, with_candidates=True, seed=0):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.optimize import least_squares
 
-from potsearch.agents.base import load_agent
+from potsearch.agents.registry import load_agent
 from potsearch.agents.config import FitterOptions
 from potsearch.agents.data import data_dir, load_dataset
 from potsearch.agents.fitter import (

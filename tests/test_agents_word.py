@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from potsearch.agents.base import Outcome, load_agent
+from potsearch.agents.base import Outcome
+from potsearch.agents.registry import load_agent
 from potsearch.agents.config import load_config
 from potsearch.agents.data import WORD_LIST_FILE, build_word_list, data_dir, letter_sum, load_word_list
 from potsearch.agents.word import extract_word, spelled

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from potsearch.agents.runner import (Chain, CollectConfig, PerState, Population, collect, format_summary,
+from potsearch.agents.collect import (Chain, CollectConfig, PerState, Population, collect, format_summary,
                                      norm_protocol, table3)
 from potsearch.errors import InputError
 from potsearch.store import RunStore, Sample
@@ -44,7 +44,7 @@ def small_word_agent(tmp_path: Path, n_words: int = 60, neighbours: int = 10, hi
 
 def stored_uids(run: Path) -> list[str]:
     with RunStore.open(run) as s:
-        return [r[0] for r in s.conn.execute("SELECT uid FROM samples")]
+        return list(s.samples_frame()["uid"])
 
 
 # ----------------------------------------------------------------------------- protocols (no Ray)
@@ -164,8 +164,8 @@ def test_surrogate_word_run_then_fit_recovers_the_hidden_potential(tmp_path, ray
     """Small version of the acceptance run: 60 states x 250 samples, Spearman on states with >= 20 visits."""
     from scipy.stats import spearmanr
 
-    from potsearch.agents.base import load_agent
-    from potsearch.agents.runner import make_surrogate
+    from potsearch.agents.registry import load_agent
+    from potsearch.agents.collect import make_surrogate
     from potsearch.fitstage import FitOptions, run_fit
 
     agent = small_word_agent(tmp_path, n_words=60, hidden=HIDDEN)
@@ -193,8 +193,8 @@ def test_acceptance_20000_sample_run_of_the_shipped_word_surrogate(tmp_path, ray
     27 a state, then the fit: Spearman >= 0.99 on every state with >= 20 visits."""
     from scipy.stats import spearmanr
 
-    from potsearch.agents.base import load_agent
-    from potsearch.agents.runner import make_surrogate
+    from potsearch.agents.registry import load_agent
+    from potsearch.agents.collect import make_surrogate
     from potsearch.fitstage import FitOptions, run_fit
 
     run = tmp_path / "sur20k"
@@ -222,9 +222,9 @@ def test_same_seed_same_samples_with_two_workers(tmp_path, ray_session, protocol
                               samples_per_state=7, max_samples=1000, workers=2, batch_size=50, seed=3,
                               progress=False))
         with RunStore.open(run) as s:
-            return sorted(s.conn.execute(
-                "SELECT s.uid, a.key, coalesce(b.key, s.reason) FROM samples s JOIN states a ON a.id = s.source_id "
-                "LEFT JOIN states b ON b.id = s.target_id").fetchall())
+            df = s.samples_frame()
+            return sorted((u, a, b if b is not None else r)
+                          for u, a, b, r in zip(df.uid, df.source_key, df.target_key, df.reason))
 
     first = samples("a")
     assert len(first) == 1000 and first == samples("b")
@@ -264,8 +264,9 @@ def test_local_smollm2_constrained_word_run_end_to_end(tmp_path, ray_session):
     assert s["samples"] == 20 and s["failed_calls"] == 0
     assert s["tokens_out"] > 0 and s["cost"] == 0.0
     with RunStore.open(run) as st:
-        rows = st.conn.execute("SELECT s.outcome, s.model, r.text FROM samples s JOIN raw_outputs r ON r.id = s.raw_id"
-                               ).fetchall()
+        df = st.samples_frame()
+        df = df[df.raw.notna()]
+        rows = list(zip(df.outcome, df.model, df.raw))
         conf = st.run_info()["config"]
     assert len(rows) == 20 and all(m.startswith("potsearch-local/") for _, m, _ in rows)
     # constrained decoding: every reply is a word of the list, so nothing escapes

@@ -94,13 +94,12 @@ def _store(run):
 
 def _uids(run) -> list[str]:
     with _store(run) as s:
-        return [r[0] for r in s.conn.execute("SELECT uid FROM samples")]
+        return list(s.samples_frame()["uid"])
 
 
 def _per_source(run) -> dict[str, int]:
     with _store(run) as s:
-        return dict(s.conn.execute("SELECT st.key, count(*) FROM samples s JOIN states st ON st.id = s.source_id "
-                                   "GROUP BY st.key").fetchall())
+        return {k: int(n) for k, n in s.samples_frame().groupby("source_key").size().items()}
 
 
 def _count_now(path: Path) -> int:
@@ -109,13 +108,19 @@ def _count_now(path: Path) -> int:
     would keep a stale mapping of the WAL index after the writer exits."""
     import sqlite3
 
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    from potsearch.errors import InputError
+    from potsearch.store import RunStore
+
     try:
-        return int(conn.execute("SELECT count(*) FROM samples").fetchone()[0])
+        store = RunStore.open(path, readonly=True)
+    except (InputError, sqlite3.Error):
+        return 0
+    try:
+        return store.n_samples()
     except sqlite3.Error:
         return 0
     finally:
-        conn.close()
+        store.close()
 
 
 def _env():
@@ -136,7 +141,7 @@ def _killpg(proc: subprocess.Popen) -> None:
 
 # ----------------------------------------------------------------------------- tests
 def test_faults_are_retried_recorded_and_the_run_completes(tmp_path, ray_session):
-    from potsearch.agents.runner import CollectConfig, collect
+    from potsearch.agents.collect import CollectConfig, collect
 
     run = tmp_path / "faults"
     res = collect(CollectConfig(agent="word", provider="fake/faults", mode="free", run=str(run), max_samples=120,
@@ -148,11 +153,13 @@ def test_faults_are_retried_recorded_and_the_run_completes(tmp_path, ray_session
     assert len(set(uids)) == 120
     assert max(_per_source(run).values()) <= 5
     with _store(run) as st:
-        errors = [r[0] for r in st.conn.execute("SELECT error FROM samples WHERE error IS NOT NULL")]
+        df = st.samples_frame()
+        errors = list(df.error.dropna())
         joined = " | ".join(errors)
-        reasons = dict(st.conn.execute("SELECT reason, count(*) FROM samples WHERE outcome='escape' GROUP BY reason"))
-        failed = [r[0] for r in st.conn.execute("SELECT payload FROM events WHERE kind='call_failed'")]
-        tokens = st.conn.execute("SELECT sum(tokens_in), sum(tokens_out) FROM samples").fetchone()
+        reasons = st.escape_reasons(limit=None)
+        failed = [e["payload"] for e in st.events(kind="call_failed")]
+        usage = st.usage_stats()
+        tokens = (usage["tokens_in"], usage["tokens_out"])
     # every retried error kind is recorded on the sample that finally succeeded
     for kind in ("Timeout", "RateLimitError", "InternalServerError", "APIConnectionError"):
         assert kind in joined, kind
@@ -163,13 +170,13 @@ def test_faults_are_retried_recorded_and_the_run_completes(tmp_path, ray_session
     assert any(r.startswith("cut at max_tokens: ") for r in reasons), reasons
     # a non-retryable error is not a sample: it is an event, and its position is planned again
     # (or a retryable one that outlived its retries); never a sample, always an event
-    assert any('"error": "BadRequestError' in f for f in failed)
+    assert any(str(f.get("error", "")).startswith("BadRequestError") for f in failed)
     assert s["failed_calls"] == len(failed) and s["positions_given_up"] == 0
     assert tokens == (120 * 50, 120 * 3)
 
 
 def test_token_and_cost_budgets_stop_the_run(tmp_path, ray_session):
-    from potsearch.agents.runner import CollectConfig, collect
+    from potsearch.agents.collect import CollectConfig, collect
 
     # every call: 50 tokens in + 3 out = 53 tokens, $0.000056
     res = collect(CollectConfig(agent="word", provider="fake/slow", mode="free", run=str(tmp_path / "tok"),
@@ -185,7 +192,7 @@ def test_token_and_cost_budgets_stop_the_run(tmp_path, ray_session):
 
 def test_a_killed_actors_work_is_retried(tmp_path, ray_session):
     ray = ray_session
-    from potsearch.agents.runner import CollectConfig, collect
+    from potsearch.agents.collect import CollectConfig, collect
 
     seen: dict = {}
 
@@ -252,7 +259,7 @@ def test_sigkill_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path, prov
     assert max(_per_source(run).values()) <= k
     assert f"potsearch fit {run}" in done.stdout
     with _store(run) as s:
-        kinds = [r[0] for r in s.conn.execute("SELECT kind FROM events WHERE stage='collect' ORDER BY id")]
+        kinds = [e["kind"] for e in s.events(stage="collect")]
     assert kinds[:2] == ["start", "resume"] and kinds[-1] == "end"
 
 
@@ -295,7 +302,7 @@ def test_joins_an_existing_ray_cluster_through_address(tmp_path):
         import json
 
         with _store(run) as s:
-            start = json.loads(s.conn.execute("SELECT payload FROM events WHERE kind='start'").fetchone()[0])
+            start = s.events(kind="start")[0]["payload"]
         assert start["address"] == f"127.0.0.1:{port}"
     finally:
         head.send_signal(signal.SIGTERM)

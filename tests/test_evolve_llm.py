@@ -1,7 +1,6 @@
 """The LLM operator: reply extraction, checking, sandboxed scoring, counting; and the local SmolLM2."""
 import itertools
 import json
-import sqlite3
 import threading
 
 import pytest
@@ -11,6 +10,16 @@ from potsearch.evolve.llm_op import extract_source
 from potsearch.evolve.run import evolve
 
 from evolve_helpers import small_run
+
+
+def _llm_rows(run):
+    """(error, train_action, model, parents) of the candidates the LLM operator proposed."""
+    from potsearch.store import RunStore
+
+    with RunStore.open(run) as st:
+        return [(r.error, r.train_action, r.model, r.parents) for r in st.candidates.rows(valid_only=False)
+                if r.operator == "llm"]
+
 
 VALID = """Here is a better formula:
 ```python
@@ -72,9 +81,8 @@ def test_llm_operator_through_litellm_and_the_sandbox(tmp_path_factory, monkeypa
     assert L["llm_scored"] == 1
     assert L["llm_failed"] == 1            # the endless loop: killed by the sandbox
     assert L["tokens"] > 0
-    with sqlite3.connect(run / "store.sqlite") as c:
-        rows = c.execute("SELECT error, train_action, model, parents FROM candidates WHERE operator='llm'").fetchall()
-    assert len(rows) == 4 and all(r[2] == "openai/gpt-4o-mini" and len(json.loads(r[3])) == 2 for r in rows)
+    rows = _llm_rows(run)
+    assert len(rows) == 4 and all(r[2] == "openai/gpt-4o-mini" and len(r[3]) == 2 for r in rows)
     errors = [(r[0] or "ok").split(":")[0].split(" ")[0] for r in rows]
     spun = [e for e in errors if e in ("timeout", "killed")]
     assert sorted(e for e in errors if e not in spun) == ["no", "ok", "rejected"] and len(spun) == 1
@@ -103,8 +111,7 @@ def test_local_smollm2_end_to_end(tmp_path_factory):
     s = evolve(run, cfg)
     L = s["llm"]
     assert L["llm_calls"] == 2 and L["tokens"] > 0 and L["cost"] == 0
-    with sqlite3.connect(run / "store.sqlite") as c:
-        rows = c.execute("SELECT error, train_action, model FROM candidates WHERE operator='llm'").fetchall()
+    rows = [r[:3] for r in _llm_rows(run)]
     assert len(rows) == 2 and all(r[2] == "local" for r in rows)
     for err, action, _ in rows:
         assert (err is None) == (action is not None)

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from potsearch.errors import InputError
 from potsearch.evolve.config import SearchConfig
+from potsearch.store import RunStore
 from potsearch.evolve.run import evolve
 
 from evolve_helpers import small_run
@@ -19,13 +21,20 @@ from evolve_helpers import small_run
 ROOT = Path(__file__).resolve().parents[1]
 
 # compare every column that is a function of the search, not of the clock
-COLUMNS = ("uid, canonical, source, params, parents, operator, model, island, round, train_action, heldout_action,"
-           " gap, complexity, n_params, error, tokens, cost, meta")
+COLUMNS = ("uid", "canonical", "source", "params", "parents", "operator", "model", "island", "round", "train_action",
+           "heldout_action", "gap", "complexity", "n_params", "error", "tokens", "cost", "meta")
 
 
 def _table(run: Path) -> list[tuple]:
-    with sqlite3.connect(run / "store.sqlite") as c:
-        return c.execute(f"SELECT {COLUMNS} FROM candidates ORDER BY uid").fetchall()
+    from potsearch.store import RunStore
+
+    with RunStore.open(run) as st:
+        rows = sorted(st.candidates.rows(valid_only=False), key=lambda r: r.uid)
+    return [tuple(_hashable(getattr(r, c)) for c in COLUMNS) for r in rows]
+
+
+def _hashable(v):
+    return json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else v
 
 
 def test_recovers_the_hidden_law(tmp_path_factory):
@@ -52,7 +61,7 @@ def test_recovers_the_hidden_law(tmp_path_factory):
 
     st = RunStore.open(run)
     assert st.stage_results()["evolve"]["train_action"] == pytest.approx(b["train_action"])
-    n = st.conn.execute("SELECT count(*) FROM candidates").fetchone()[0]
+    n = st.candidates.count()
     resets = 3 * 2 * 15          # rounds 50, 100, 150: 2 weak islands re-seeded with 15 new trees each
     assert n == s["candidates"] == 4 * 16 + 150 * 4 * 4 + resets
     st.close()
@@ -130,9 +139,9 @@ def test_resume_after_sigkill_loses_nothing(tmp_path_factory):
     try:
         while time.time() < deadline and proc.poll() is None:
             try:
-                with sqlite3.connect(victim / "store.sqlite", timeout=1) as c:
-                    step = c.execute("SELECT max(step) FROM checkpoints WHERE stage='evolve'").fetchone()[0]
-            except sqlite3.Error:
+                with RunStore.open(victim, readonly=True) as st:
+                    step = max(st.checkpoint_steps("evolve"), default=None)
+            except (sqlite3.Error, InputError):
                 step = None
             if step is not None and step >= 10:
                 proc.send_signal(signal.SIGKILL)
@@ -156,8 +165,8 @@ def test_resume_after_sigkill_loses_nothing(tmp_path_factory):
     after = _table(victim)
     assert set(before) <= set(after)                       # no stored candidate lost or changed
     assert len({r[0] for r in after}) == len(after)        # no duplicate
-    with sqlite3.connect(victim / "store.sqlite") as c:
-        ev = [json.loads(p) for (p,) in c.execute("SELECT payload FROM events WHERE stage='evolve' AND kind='resume'")]
+    with RunStore.open(victim) as st:
+        ev = [e["payload"] for e in st.events(stage="evolve", kind="resume")]
     assert ev and ev[0]["round"] >= 10
     # and it is the same search as one never interrupted
     assert main(["evolve", "--run", str(ref), "--config", str(cfgfile), "--quiet"]) == 0

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from potsearch.agents.base import load_agent
+from potsearch.agents.registry import load_agent
 from potsearch.agents.grammar import decoding_note, expression_grammar, word_grammar
 
 HAVE_LLAMA = importlib.util.find_spec("llama_cpp") is not None

@@ -120,10 +120,11 @@ def test_polish_command_writes_candidate_and_best_potential(tmp_path, capsys):
     assert summary["action_after"]["train"] <= summary["action_before"]["train"]
     assert "held-out action" in out
     store = RunStore.open(run)
-    row = store.conn.execute("SELECT id, parents, operator, params FROM candidates ORDER BY id DESC LIMIT 1").fetchone()
-    assert row[2] == "polish:random-descent" and json.loads(row[1]) == [2]
+    last = store.candidates.rows(valid_only=False)[-1]
+    row = (last.id, last.parents, last.operator, json.dumps(last.params))
+    assert row[2] == "polish:random-descent" and row[1] == [2]
     assert store.get_meta("best_candidate") == row[0]
-    assert store.conn.execute("SELECT count(*) FROM candidates").fetchone()[0] == 3  # old versions kept
+    assert store.candidates.count() == 3  # old versions kept
     assert "polish" in store.stage_results()
     store.close()
     # best_potential.py is self-contained and carries the polished parameters
@@ -186,7 +187,7 @@ def test_polishing_a_non_best_candidate_keeps_best_potential(tmp_path, capsys):
 
     run = make_run(tmp_path / "run")
     st = RunStore.open(run)
-    best_train = st.conn.execute("SELECT train_action FROM candidates WHERE id=2").fetchone()[0]
+    best_train = st.candidates.get(2).train_action
     st.close()
     assert main(["polish", "--run", str(run), "--candidate", "1", "--iterations", "1"]) == 0
     out = capsys.readouterr().out
@@ -196,5 +197,5 @@ def test_polishing_a_non_best_candidate_keeps_best_potential(tmp_path, capsys):
     assert not (run / "best_potential.py").exists()
     st = RunStore.open(run)
     assert st.get_meta("best_candidate") is None
-    assert st.conn.execute("SELECT parents FROM candidates ORDER BY id DESC LIMIT 1").fetchone()[0] == "[1]"
+    assert st.candidates.rows(valid_only=False)[-1].parents == [1]
     st.close()

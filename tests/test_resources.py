@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 import potsearch.resources as res
-from potsearch.agents.base import load_agent
+from potsearch.agents.registry import load_agent
 
 ROOT = Path(__file__).resolve().parents[1]
 

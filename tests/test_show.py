@@ -34,8 +34,8 @@ def test_show_piped_is_plain_and_complete(run):
     out = _show(run, "--top", "3")
     assert "\x1b" not in out  # no ANSI escape codes when stdout is a pipe
     st = RunStore.open(run)
-    best = st.conn.execute("SELECT id, params, train_action, heldout_action, gap FROM candidates "
-                           "ORDER BY train_action LIMIT 1").fetchone()
+    b = st.candidates.best()
+    best = (b.id, json.dumps(b.params), b.train_action, b.heldout_action, b.gap)
     st.close()
     lines = out.splitlines()
     assert lines[0].endswith(f"candidate {best[0]} (best)")
@@ -61,8 +61,7 @@ def test_show_piped_is_plain_and_complete(run):
 
 
 def test_show_directionality_matches_own_computation(run):
-    """The statistic from diagnostics.directionality (when present) equals show's own function."""
-    from potsearch.commands.show import directionality
+    """The statistic show prints (diagnostics.directionality) equals a computation of its own here."""
     from potsearch.features import feature_table
     from potsearch.fitstage import load_fit
     from potsearch.graph import build_graph
@@ -71,12 +70,15 @@ def test_show_directionality_matches_own_computation(run):
 
     st = RunStore.open(run)
     g = build_graph(st.counts())
-    row = st.conn.execute("SELECT params FROM candidates ORDER BY train_action LIMIT 1").fetchone()
+    row = (json.dumps(st.candidates.best().params),)
     st.close()
     load_fit(run)
     fn = compile_source(CANDIDATE)["potential"]
     V = fn(feature_table("word", g.names), np.array(json.loads(row[0])))
-    own = directionality(g.src, g.dst, g.n / g.visits[g.src], V, 0.05)
+    sel = g.n / g.visits[g.src] >= 0.05
+    d = np.asarray(V, dtype=float)[g.src[sel]] - np.asarray(V, dtype=float)[g.dst[sel]]
+    d = d[np.isfinite(d)]
+    own = {"n_transitions": len(d), "down": float((d > 1e-9).sum() / max(len(d), 1))}
     out = _show(run)
     line = next(ln for ln in out.splitlines() if ln.startswith("directionality"))
     assert f"{own['n_transitions']})" in line
@@ -97,7 +99,7 @@ def test_show_latex_parses_back(run):
     from potsearch.store import RunStore
 
     st = RunStore.open(run)
-    params = json.loads(st.conn.execute("SELECT params FROM candidates ORDER BY train_action LIMIT 1").fetchone()[0])
+    params = st.candidates.best().params
     st.close()
     form = formula_of(CANDIDATE, params)
     assert to_latex(form) == tex

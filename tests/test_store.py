@@ -1,10 +1,10 @@
 """Run store: idempotent, transactional, versioned; bad stores are refused with one line."""
-import sqlite3
 
 import pytest
 
 from potsearch.errors import InputError
 from potsearch.store import RunStore, Sample
+from potsearch.store.faults import corrupt_checkpoint, foreign_sqlite, set_schema_version
 
 
 def test_samples_idempotent_and_counts(tmp_path):
@@ -15,9 +15,10 @@ def test_samples_idempotent_and_counts(tmp_path):
     assert st.add_samples(s) == 0
     c = st.counts()
     assert c.total == 3
-    outcomes = dict(st.conn.execute("SELECT uid, outcome FROM samples").fetchall())
+    df = st.samples_frame()
+    outcomes = dict(zip(df.uid, df.outcome))
     assert outcomes == {"a": "state", "b": "escape", "c": "self"}
-    assert st.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert st.journal_mode() == "wal"
 
 
 def test_failed_write_rolls_back(tmp_path):
@@ -32,7 +33,7 @@ def test_failed_write_rolls_back(tmp_path):
     with pytest.raises(RuntimeError):
         st.add_samples([Sample(uid="b", source="Z", target="W"), Boom(uid="c", source="X", target="Y")])
     assert st.n_samples() == 1
-    assert {r[0] for r in st.conn.execute("SELECT text FROM states")} == {"X", "Y"}
+    assert set(st.state_texts()) == {"X", "Y"}
 
 
 def test_import_failure_leaves_store_unchanged(tmp_path, table2, cli):
@@ -56,10 +57,7 @@ def test_not_a_store(tmp_path, cli):
     with pytest.raises(InputError, match="not a potsearch run store"):
         RunStore.open(p)
     other = tmp_path / "other.sqlite"
-    con = sqlite3.connect(other)
-    con.execute("CREATE TABLE t(x)")
-    con.commit()
-    con.close()
+    foreign_sqlite(other)
     with pytest.raises(InputError, match="another application"):
         RunStore.open(other)
     code, _, err = cli("fit", other)
@@ -68,7 +66,7 @@ def test_not_a_store(tmp_path, cli):
 
 def test_other_schema_version(tmp_path, cli):
     st = RunStore.create(tmp_path / "r")
-    st.conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    set_schema_version(st, 99)
     st.close()
     with pytest.raises(InputError, match="schema version 99"):
         RunStore.open(tmp_path / "r")
@@ -80,7 +78,7 @@ def test_checkpoint_checksum(tmp_path):
     st = RunStore.create(tmp_path / "r")
     st.save_checkpoint("evolve", 1, b"one")
     st.save_checkpoint("evolve", 2, b"two")
-    st.conn.execute("UPDATE checkpoints SET data=X'00' WHERE step=2")
+    corrupt_checkpoint(st, 2)
     assert st.load_checkpoint("evolve") == (1, b"one")
 
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from potsearch.agents.base import load_agent
+from potsearch.agents.registry import load_agent
 from potsearch.agents.surrogate import (
     ESCAPE_REASON,
     UNKNOWN_SOURCE,

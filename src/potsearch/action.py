@@ -179,6 +179,21 @@ class FitResult:
     options: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
 
+    def __repr__(self) -> str:  # short: the arrays are per state (thousands of entries)
+        return (f"FitResult(mode={self.mode!r}, action={self.action:.6g}, states={self.n_states}, "
+                f"edges={self.n_edges}, sccs={self.n_sccs}, unbounded={int(self.unbounded.sum())}, "
+                f"converged={self.converged})")
+
+    def to_frame(self):
+        """One row a state: state, potential, lower_bound, scc, unbounded, visits (and stderr if known)."""
+        import pandas as pd
+
+        cols = {"state": self.names, "potential": self.potential, "lower_bound": self.lower_bound, "scc": self.scc,
+                "unbounded": self.unbounded, "visits": self.visits}
+        if self.stderr is not None:
+            cols["stderr"] = self.stderr
+        return pd.DataFrame(cols)
+
     @property
     def n_states(self) -> int:
         return len(self.names)

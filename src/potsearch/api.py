@@ -1,61 +1,25 @@
-"""Python API for notebooks: the same code paths as the command line.
+"""Python API for notebooks: the stage functions the command line calls, returning their result objects.
 
-Each function builds the arguments of its CLI command from that command's own parser (so defaults live
-in one place), runs the same stage function, and returns data instead of exit codes. Bad input raises
-``potsearch.errors.InputError`` (the CLI turns it into one line and exit status 2).
+Every function has explicit keyword options with the CLI's names (underscores) and defaults (each
+stage's frozen options dataclass holds them). An unknown option or a bad value raises
+``potsearch.errors.InputError`` in one line (the CLI turns it into exit status 2). ``quiet=True``
+prints nothing.
 
     import potsearch as ps
     ps.import_transitions("data/table2_claude4_word.csv", "runs/claude4")
     res = ps.fit("runs/claude4")                  # FitResult: names, potential, lower_bound, scc, ...
-    diag = ps.diagnose("runs/claude4")            # the diagnostics.json dict
+    diag = ps.diagnose("runs/claude4")            # DiagnoseResult: .verdict, .to_frame(), diag["pair"]
 """
 from __future__ import annotations
 
-import argparse
-import contextlib
-import importlib
-import io
-import json
 from pathlib import Path
+
+from .stageopts import checked_options
 
 # evolve / polish / report are also subpackage or module names of potsearch, so their API functions carry
 # a longer name (a submodule import would otherwise replace the package attribute).
 __all__ = ["load", "import_transitions", "fit", "diagnose", "collect", "evolve_potential", "polish_potential",
            "attribute", "show", "write_report", "status"]
-
-
-def _args(command: str, positional: list, **options) -> argparse.Namespace:
-    """The command's argparse Namespace: its parser's defaults, then ``options`` (Python names)."""
-    from .cli import COMMANDS, build_parser
-
-    parser = build_parser(only=command)
-    required = ["--run", str(options.pop("run"))] if "run" in options else []  # a required option
-    try:
-        args = parser.parse_args([command, *map(str, positional), *required])
-    except SystemExit:  # argparse already said what is wrong on stderr
-        from .errors import InputError
-
-        raise InputError(f"invalid arguments for {command}") from None
-    for key, value in options.items():
-        if not hasattr(args, key):
-            raise TypeError(f"{command}() got an unknown option {key!r}")
-        setattr(args, key, value)
-    args._module = COMMANDS[command][0]
-    return args
-
-
-def _run(command: str, positional: list, quiet: bool = True, **options) -> str:
-    """Run a command's ``run(args)``; returns what it printed (also shown when quiet=False)."""
-    args = _args(command, positional, **options)
-    module = importlib.import_module(args._module)
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf) if quiet else contextlib.nullcontext():
-        module.run(args)
-    return buf.getvalue()
-
-
-def _json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def load(path):
@@ -75,10 +39,13 @@ def import_transitions(path, run) -> dict:
         return import_file(path, store)
 
 
+@checked_options
 def fit(source, *, weight: str = "low_reject", n0: float | None = None, min_visits: int = 1,
         kernel: str = "softplus", beta: float = 1.0, bootstrap: int = 0, whole_graph: bool = False,
         seed: int = 0, out=None, write: bool = True):
-    """The least-action fit (what `potsearch fit` runs). Writes fit/ for a run unless write=False."""
+    """The least-action fit (what `potsearch fit` runs). Writes fit/ for a run unless write=False.
+
+    Returns the ``FitResult`` (names, potential, lower_bound, unbounded, scc, stderr, action, ...)."""
     from .fitstage import FitOptions, default_out, load_input, record, run_fit, write_fit
 
     opts = FitOptions(weight=weight, n0=n0, min_visits=min_visits, kernel=kernel, beta=beta,
@@ -87,62 +54,122 @@ def fit(source, *, weight: str = "low_reject", n0: float | None = None, min_visi
     g, res = run_fit(inp.counts, opts)
     if write:
         summary = write_fit(Path(out) if out else default_out(inp), g, res)
-        record(inp, summary)
+        if inp.store is not None:
+            with inp.store.exclusive("fit"):
+                record(inp, summary)
     return res
 
 
-def diagnose(source, *, out=None, plots: bool = True, **options) -> dict:
-    """Detailed-balance tests (`potsearch diagnose`); returns the diagnostics.json dict."""
-    from .commands.diagnose import _check, default_out, run_diagnose
-    from .fitstage import load_input
+@checked_options
+def diagnose(source, *, weight: str | None = None, n0: float | None = None, min_visits: int | None = None,
+             alpha: float = 0.05, min_kernel: float = 0.0, vote: str = "5,3", top: int = 12, plots: bool = True,
+             out=None, write: bool = True):
+    """Detailed-balance tests (`potsearch diagnose`) of a run, a store file or a transitions file.
 
-    args = _args("diagnose", [source], no_plots=not plots, **options)
-    _check(args)
-    inp = load_input(source)
-    return run_diagnose(inp, args, Path(out) if out else default_out(inp))
+    weight / n0 / min_visits: None = the saved fit's. alpha: significance level. min_kernel:
+    directionality threshold. vote: majority voting "m,k". top: states in the transition diagram.
+    plots: write the figures. out: output folder. write=False: compute only.
+    Returns a ``DiagnoseResult`` (``.verdict``, ``.data`` = diagnostics.json, ``.to_frame()``)."""
+    from .diagnosestage import DiagnoseOptions, run
+
+    return run(source, DiagnoseOptions(weight=weight, n0=n0, min_visits=min_visits, alpha=alpha,
+                                       min_kernel=min_kernel, vote=vote, top=top, plots=plots,
+                                       out=None if out is None else str(out), write=write))
 
 
-def collect(*, agent: str, provider: str, run, **options):
-    """Run an agent (`potsearch collect`); returns the collector's result (``.summary``)."""
-    from .agents.runner import CollectConfig, collect as _collect
+@checked_options
+def collect(*, agent: str, provider: str, run, mode: str | None = None, protocol: str | None = None,
+            samples_per_state: int | None = None, chains: int | None = None, sources_per_prompt: int | None = None,
+            seed: int | None = None, max_samples: int | None = None, max_tokens: int | None = None,
+            max_cost: float | None = None, workers: int = 2, address: str | None = None, resume: bool = False,
+            timeout: float = 60.0, retries: int = 4, backoff: float = 0.5, temperature: float | None = None,
+            max_tokens_per_call: int | None = None, api_base: str | None = None, batch_size: int | None = None,
+            inflight: int | None = None, setup: list | None = None, progress: bool | None = None):
+    """Run an agent (`potsearch collect`) into ``run``; options as the CLI's (see `potsearch collect -h`).
+
+    Returns the collector's ``CollectResult`` (``.summary``, ``.new_samples``, ``.stop_reason``)."""
+    from .agents.collect import CollectConfig, collect as _collect
     from .store import run_lock
 
-    cfg = CollectConfig(agent=agent, provider=provider, run=str(run), **options)
+    cfg = CollectConfig(agent=agent, provider=provider, run=str(run), mode=mode, protocol=protocol,
+                        samples_per_state=samples_per_state, chains=chains, sources_per_prompt=sources_per_prompt,
+                        seed=seed, max_samples=max_samples, max_tokens=max_tokens, max_cost=max_cost,
+                        workers=workers, address=address, resume=resume, timeout=timeout, retries=retries,
+                        backoff=backoff, temperature=temperature, max_tokens_per_call=max_tokens_per_call,
+                        api_base=api_base, batch_size=batch_size, inflight=inflight, setup=list(setup or []),
+                        progress=progress)
     with run_lock(run, "collect"):
         return _collect(cfg)
 
 
-def evolve_potential(run, *, config=None, rounds=None, islands=None, seed=None, workers=None, resume: bool = False,
-           quiet: bool = True) -> dict:
-    """Island search (`potsearch evolve`); returns evolve/summary.json as a dict."""
-    _run("evolve", [], quiet=quiet, run=str(run), config=config, rounds=rounds, islands=islands, seed=seed,
-         workers=workers, resume=resume)
-    return _json(Path(run) / "evolve" / "summary.json")
+@checked_options
+def evolve_potential(run, *, config=None, rounds: int | None = None, islands: int | None = None,
+                     seed: int | None = None, workers: int | None = None, resume: bool = False,
+                     quiet: bool = True):
+    """Island search (`potsearch evolve`) on a fitted run. config: a search config YAML (default
+    search_configs/default.yaml); rounds / islands / seed / workers override it; resume: continue
+    from the last checkpoint (none: a new search). quiet=True prints nothing.
+
+    Returns an ``EvolveResult`` (``.summary`` = evolve/summary.json, ``.best``, ``.pareto()``)."""
+    from .evolvestage import EvolveOptions, run as _run
+
+    return _run(run, EvolveOptions(config=None if config is None else str(config), rounds=rounds, islands=islands,
+                                   seed=seed, workers=workers, resume=resume, quiet=quiet))
 
 
-def polish_potential(run, *, quiet: bool = True, **options) -> dict:
-    """Polish the best potential's parameters (`potsearch polish`); returns polish/summary.json."""
-    _run("polish", [], quiet=quiet, run=str(run), **options)
-    return _json(Path(run) / "polish" / "summary.json")
+@checked_options
+def polish_potential(run, *, method: str = "random-descent", iterations: int = 100, samples: int = 20,
+                     keep: int = 5, scale: float = 0.1, seed: int = 0, max_evals: int | None = None,
+                     candidate=None, compare: bool = False):
+    """Polish a candidate's parameters (`potsearch polish`; default: the run's best candidate).
+
+    Returns a ``PolishResult`` (``.summary``, ``.train_before`` / ``.train_after``, ``.promoted``)."""
+    from .polishstage import PolishOptions, run as _run
+
+    return _run(run, PolishOptions(method=method, iterations=iterations, samples=samples, keep=keep, scale=scale,
+                                   seed=seed, max_evals=max_evals, candidate=candidate, compare=compare))
 
 
-def attribute(run, *, quiet: bool = True, **options) -> dict:
-    """Feature attribution (`potsearch attribute`); returns attribution/summary.json."""
-    _run("attribute", [], quiet=quiet, run=str(run), **options)
-    return _json(Path(run) / "attribution" / "summary.json")
+@checked_options
+def attribute(run, *, candidate=None, repeats: int = 10, seed: int = 0, refit_evals: int = 1500):
+    """Feature attribution (`potsearch attribute`; default: the run's best candidate).
+
+    Returns an ``AttributeResult`` (``.top_feature``, ``.ranking``, ``.to_frame()``)."""
+    from .attributestage import AttributeOptions, run as _run
+
+    return _run(run, AttributeOptions(candidate=candidate, repeats=repeats, seed=seed, refit_evals=refit_evals))
 
 
-def show(run, **options) -> str:
-    """The text `potsearch show` prints (source, parameters, actions, lineage, ...)."""
-    return _run("show", [run], quiet=True, **options)
+@checked_options
+def show(run, *, candidate=None, top: int = 0, format: str = "python", symbolic: bool = False,
+         min_kernel: float = 0.05) -> str:
+    """The text `potsearch show` prints (source or formula, parameters, actions, lineage, ...)."""
+    import argparse
+    import contextlib
+    import io
+
+    from .commands import show as cmd
+
+    args = argparse.Namespace(run=str(run), candidate=candidate, top=top, format=format, symbolic=symbolic,
+                              min_kernel=min_kernel)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        cmd.run(args)
+    return buf.getvalue()
 
 
-def write_report(run) -> Path:
-    """Write runs/NAME/report.html (`potsearch report`); returns its path."""
-    _run("report", [run], quiet=True)
-    return Path(run) / "report.html"
+@checked_options
+def write_report(run, *, out=None, refresh: bool = False) -> Path:
+    """Write runs/NAME/report.html (`potsearch report`), running the diagnostics first when the run has
+    none (or refresh=True); returns its path."""
+    from .report import make_report
+
+    return make_report(run, out=out, refresh=refresh)
 
 
 def status(run) -> dict:
-    """Stages done and their key numbers (`potsearch status --json`)."""
-    return json.loads(_run("status", [run], quiet=True, json=True))
+    """Stages done and their key numbers (what `potsearch status --json` prints)."""
+    from .store import RunStore
+
+    with RunStore.open(run, readonly=True) as store:
+        return {"run": store.run_info(), "samples": store.n_samples(), "stages": store.stage_results()}

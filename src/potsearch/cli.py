@@ -57,7 +57,6 @@ def build_parser(load_all: bool = False, only: str | None = None) -> argparse.Ar
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     argv = list(sys.argv[1:] if argv is None else argv)
     cmd = next((a for a in argv if not a.startswith("-")), None)
     if cmd not in COMMANDS:

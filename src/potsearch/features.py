@@ -84,8 +84,9 @@ def _zipf(cleaned):
     return np.array([zipf_frequency(c.lower(), "en") if c else 0.0 for c in cleaned], dtype=float)
 
 
-def word_features(words, meta=None):
-    """All WORD_FEATURES for a list of words, vectorised over a padded letter matrix."""
+def word_features(words, meta=None, zipf=None):
+    """All WORD_FEATURES for a list of words, vectorised over a padded letter matrix. ``zipf``: the
+    words' Zipf frequencies when known (e.g. from the agent's word list); else looked up."""
     m, length, cleaned = _letter_matrix(words)
     present = m > 0
     safe_len = np.maximum(length, 1.0)
@@ -119,7 +120,7 @@ def word_features(words, meta=None):
         "last_letter": m[np.arange(m.shape[0]), last_idx].astype(float),
         "rarity": scr.sum(axis=1),
         "rare_letters": (scr >= 4).sum(axis=1).astype(float),
-        "zipf": _zipf(cleaned),
+        "zipf": _zipf(cleaned) if zipf is None else np.asarray(zipf, dtype=float).reshape(len(cleaned)),
     }
 # <<< embed word
 

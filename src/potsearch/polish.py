@@ -29,6 +29,7 @@ import numpy as np
 
 from .action import Objective, Softplus
 from .errors import InputError
+from .store.candidates import CandidateRow
 
 METHODS = ("random-descent", "lbfgs", "nelder-mead")
 
@@ -436,66 +437,13 @@ def compile_source(source: str, checked: bool = True, limits: dict | None = None
 
 
 # ----------------------------------------------------------------------------- run plumbing
-@dataclass
-class CandidateRow:
-    """One row of the store's ``candidates`` table (the fields polish / attribute / show use)."""
-
-    id: int
-    uid: str
-    source: str
-    params: list
-    parents: list
-    operator: str | None
-    model: str | None
-    island: int | None
-    round: int | None
-    train_action: float | None
-    heldout_action: float | None
-    gap: float | None
-    complexity: int | None
-    n_params: int | None
-    canonical: str | None = None
-    created: float | None = None
-    meta: dict = field(default_factory=dict)
-
-
-_CAND_COLS = ("id, uid, source, params, parents, operator, model, island, round, train_action, heldout_action, "
-              "gap, complexity, n_params, canonical, created, meta")
-
-
-def _row(r) -> CandidateRow:
-    import json
-
-    def js(v, default):
-        if v is None or v == "":
-            return default
-        try:
-            return json.loads(v)
-        except (TypeError, ValueError):
-            return default
-
-    return CandidateRow(int(r[0]), r[1], r[2], js(r[3], []) or [], js(r[4], []) or [], r[5], r[6], r[7], r[8],
-                        r[9], r[10], r[11], r[12], r[13], r[14], r[15], js(r[16], {}) or {})
-
-
 def read_candidates(store, valid_only: bool = True) -> list[CandidateRow]:
-    q = f"SELECT {_CAND_COLS} FROM candidates"
-    if valid_only:
-        q += " WHERE error IS NULL AND train_action IS NOT NULL"
-    return [_row(r) for r in store.conn.execute(q + " ORDER BY id")]
+    return store.candidates.rows(valid_only=valid_only)
 
 
 def get_candidate(store, ref) -> CandidateRow | None:
     """By id (int or digit string) or uid."""
-    if ref is None:
-        return None
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        r = store.conn.execute(f"SELECT {_CAND_COLS} FROM candidates WHERE id=?", (int(ref),)).fetchone()
-        if r is None and isinstance(ref, str):
-            r = store.conn.execute(f"SELECT {_CAND_COLS} FROM candidates WHERE uid=?", (ref,)).fetchone()
-    else:
-        r = store.conn.execute(f"SELECT {_CAND_COLS} FROM candidates WHERE uid=?", (str(ref),)).fetchone()
-    return _row(r) if r else None
+    return store.candidates.get(ref)
 
 
 def best_candidate(store, run_dir, ref=None) -> CandidateRow:
@@ -616,21 +564,13 @@ def write_candidate(store, parent: CandidateRow, params, operator: str, train_ac
 
     payload = json.dumps([float(v) for v in params])
     uid = f"{operator}:{parent.uid}:{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
-    with store.transaction() as c:
-        old = c.execute("SELECT id FROM candidates WHERE uid=?", (uid,)).fetchone()
-        if old:
-            return int(old[0])
-        cur = c.execute(
-            "INSERT INTO candidates(uid, run_id, canonical, source, params, parents, operator, model, island, round,"
-            " train_action, heldout_action, gap, complexity, n_params, eval_seconds, error, tokens, cost, created,"
-            " meta) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (uid, store.run_id(), parent.canonical, parent.source, payload, json.dumps([parent.id]), operator,
-             None, parent.island, parent.round, float(train_action),
-             None if heldout_action is None else float(heldout_action), None if gap is None else float(gap),
-             parent.complexity, parent.n_params if parent.n_params is not None else len(params), None, None, 0, 0.0,
-             time.time(), json.dumps(meta or {}, default=float)),
-        )
-        return int(cur.lastrowid)
+    return store.candidates.add(
+        uid, parent.source, canonical=parent.canonical, params=payload, parents=[parent.id], operator=operator,
+        model=None, island=parent.island, round=parent.round, train_action=float(train_action),
+        heldout_action=None if heldout_action is None else float(heldout_action),
+        gap=None if gap is None else float(gap), complexity=parent.complexity,
+        n_params=parent.n_params if parent.n_params is not None else len(params), eval_seconds=None, error=None,
+        tokens=0, cost=0.0, created=time.time(), meta=json.dumps(meta or {}, default=float))
 
 
 # ----------------------------------------------------------------------------- best_potential.py

@@ -203,7 +203,7 @@ def _diagnose(ctx: Ctx) -> str:
     d = ctx.diagnostics
     if not d:
         return '<p class="missing">not run yet — <code>potsearch diagnose RUN</code></p>'
-    from .commands.diagnose import summary_rows
+    from .diagnosestage import summary_rows
 
     fig = ctx.run_dir / "diagnose"
     rows = [[r[0], r[1], r[2], Raw(_badge(r[3]) if r[3] in ("pass", "FAIL", "check") else esc(r[3]))]
@@ -371,7 +371,39 @@ def build_report(run_dir: Path, stage_results: dict | None = None, out: Path | N
         fit = diag.get("fit")
     ctx = Ctx(run_dir=run_dir, stage_results=stage_results or {}, diagnostics=diag, fit=fit)
     out = out or run_dir / "report.html"
-    tmp = out.with_suffix(".html.tmp")
-    tmp.write_text(render(ctx), encoding="utf-8")
-    tmp.replace(out)
-    return out
+    from .atomic import write_text
+
+    return write_text(out, render(ctx))
+
+
+def make_report(run, out=None, refresh: bool = False, say=None) -> Path:
+    """The report stage: run the diagnostics first when the run has none (or ``refresh``), then write
+    the page (RUN/report.html unless ``out``) and record it; returns its path. ``say(line)`` hears
+    what is being done."""
+    from .diagnosestage import DiagnoseOptions, default_out
+    from .diagnosestage import run as diagnose
+    from .errors import InputError
+    from .fitstage import load_input
+    from .store import STORE_FILENAME
+
+    run_dir = Path(run)
+    if run_dir.name == STORE_FILENAME:
+        run_dir = run_dir.parent
+    if not run_dir.is_dir():
+        raise InputError("not a run directory (the report needs a run: import or collect into one first)",
+                         str(run_dir))
+    if not (run_dir / STORE_FILENAME).exists():
+        raise InputError("not a run directory (no store.sqlite inside)", str(run_dir))
+    out = Path(out) if out else None
+    if out is not None and out.is_dir():
+        raise InputError("--out is a directory; give a file name such as report.html", str(out))
+    inp = load_input(run_dir)
+    if refresh or not (run_dir / "diagnose" / "diagnostics.json").exists():
+        if say is not None:
+            say(f"running the diagnostics first ({default_out(inp)})")
+        diagnose(inp, DiagnoseOptions())
+    path = build_report(run_dir, inp.store.stage_results() if inp.store else {}, out)
+    if inp.store is not None:
+        with inp.store.exclusive("report"):
+            inp.store.set_stage_result("report", {"path": str(path), "kilobytes": round(path.stat().st_size / 1024)})
+    return path

@@ -2,7 +2,6 @@
 
 Uses a small tmpfs mount (needs root and mount permission); skips with the reason otherwise.
 """
-import sqlite3
 import subprocess
 import sys
 
@@ -29,11 +28,10 @@ def _cli(*args):
 
 
 def _integrity(store_path):
-    con = sqlite3.connect(store_path)
-    try:
-        return con.execute("PRAGMA integrity_check").fetchone()[0], con.execute("SELECT count(*) FROM samples").fetchone()[0]
-    finally:
-        con.close()
+    from potsearch.store import RunStore
+
+    with RunStore.open(store_path) as st:
+        return st.integrity_check(), st.n_samples()
 
 
 def test_full_disk_import_fails_cleanly(tmp_path, table2):

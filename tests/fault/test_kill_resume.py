@@ -2,7 +2,6 @@
 duplicated, the store intact. 20 kills each (the fault-suite requirement)."""
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -29,14 +28,11 @@ def _kill_group(proc):
 
 
 def _db(run):
-    con = sqlite3.connect(run / "store.sqlite", timeout=30)
-    try:
-        yield_ = (con.execute("PRAGMA integrity_check").fetchone()[0],
-                  [r[0] for r in con.execute("SELECT uid FROM samples")],
-                  [r[0] for r in con.execute("SELECT uid FROM candidates")])
-    finally:
-        con.close()
-    return yield_
+    from potsearch.store import RunStore
+
+    with RunStore.open(run) as st:
+        return (st.integrity_check(), list(st.samples_frame()["uid"]),
+                [r.uid for r in st.candidates.rows(valid_only=False)])
 
 
 @pytest.mark.slow

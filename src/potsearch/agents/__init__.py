@@ -1,6 +1,7 @@
 """Agents: what a state is, how it is prompted, how a reply becomes a transition.
 
-- ``base``: ``Outcome``, the ``Agent`` protocol, ``load_agent("word"|"fitter"|path.yaml)``
+- ``base``: ``Outcome``, the ``Agent`` protocol
+- ``registry``: agent kind -> class, ``load_agent("word"|"fitter"|path.yaml)``
 - ``config``: agent YAML files validated into frozen dataclasses
 - ``word``: the paper's letter-sum-100 word task
 - ``fitter``: 1-D symbolic regression with safe parsing and least-squares fits
@@ -8,9 +9,10 @@
 - ``surrogate``: a test instrument with a known hidden potential (not a model)
 - ``data``: the shipped word list and regression data sets (with provenance)
 
-The runner (Ray actors, litellm client) lives in ``runner``, ``llm``, ``local``.
+The collector (Ray actors) lives in ``collect/``; the model client in ``llm``, ``providers``, ``local``.
 Nothing here imports ray, litellm or llama_cpp.
 """
-from .base import Agent, Outcome, load_agent
+from .base import Agent, Outcome
+from .registry import load_agent
 
 __all__ = ["Agent", "Outcome", "load_agent"]

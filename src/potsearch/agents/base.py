@@ -6,16 +6,14 @@ An agent turns a state into chat messages, and a model's reply back into an
 ``parse`` never raises: every bad reply is an escape with its reason, so the
 runner stores it as a sample like any other.
 
-``load_agent("word" | "fitter" | "path/to/agent.yaml")`` builds an agent from
-its YAML definition (``agents/*.yaml``); bad files raise ``InputError``.
+``potsearch.agents.registry.load_agent("word" | "fitter" | "path/to/agent.yaml")``
+builds an agent from its YAML definition (``agents/*.yaml``); bad files raise ``InputError``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ..errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import AgentConfig
@@ -83,33 +81,3 @@ def chat_messages(config, values: dict) -> list[dict]:
         msgs.append({"role": "system", "content": fill(config.system, values)})
     msgs.append({"role": "user", "content": fill(config.prompt, values)})
     return msgs
-
-
-def builtin_agent_path(name: str) -> Path:
-    """``agents/<name>.yaml`` (the source tree's, or the installed copy: potsearch.resources)."""
-    from ..resources import shipped_dir
-
-    return shipped_dir("agents") / f"{name}.yaml"
-
-
-def load_agent(spec: str) -> Agent:
-    """Build an agent from "word", "fitter" or a path to an agent YAML file."""
-    from .config import load_config
-
-    spec = str(spec)
-    if spec in ("word", "fitter"):
-        path = builtin_agent_path(spec)
-    else:
-        path = Path(spec)
-        if not path.suffix and not path.exists():
-            raise InputError(f"unknown agent {spec!r} (use word, fitter or a path to an agent .yaml)", spec)
-    config = load_config(path)
-    if config.kind == "word":
-        from .word import WordAgent
-
-        return WordAgent(config)
-    if config.kind == "fitter":
-        from .fitter import FitterAgent
-
-        return FitterAgent(config)
-    raise InputError(f"unknown agent kind {config.kind!r}", str(path))  # pragma: no cover (validated)

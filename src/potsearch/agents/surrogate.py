@@ -158,15 +158,17 @@ class WordSurrogate(_Stepper):
     model = SURROGATE_MODEL
 
     def __init__(self, agent):
-        from .word import FEATURES, word_features
+        from ..features import word_features
+
+        from .word import FEATURES
 
         self.agent = agent
         self.opts = agent.config.surrogate
         self.words = list(agent.words)
         self.n = len(self.words)
         self.index = {w: i for i, w in enumerate(self.words)}
-        feats = [word_features(w, z) for w, z in zip(self.words, agent.wordlist.zipf.tolist())]
-        self.features = {k: np.array([f[k] for f in feats]) for k in FEATURES}
+        table = word_features(self.words, zipf=agent.wordlist.zipf)
+        self.features = {k: np.asarray(table[k], dtype=float) for k in FEATURES}
         formula = compile_formula(self.opts.hidden_potential, FEATURES, f"{agent.config.source}: surrogate.hidden_potential")
         V = np.broadcast_to(formula(self.features), (self.n,)).astype(float)
         if not np.all(np.isfinite(V)):

@@ -51,22 +51,11 @@ def extract_word(reply: str) -> str | None:
 
 
 def word_features(word: str, zipf: float = 0.0) -> dict:
-    """Features of a word (the surrogate's hidden V and evolve may use them)."""
-    w = word.upper()
-    vals = letter_values(w) if w else [0]
-    n = len(w)
-    vowels = sum(c in VOWELS for c in w)
-    return {
-        "length": float(n),
-        "vowels": float(vowels),
-        "consonants": float(n - vowels),
-        "distinct": float(len(set(w))),
-        "repeats": float(n - len(set(w))),
-        "zipf": float(zipf),
-        "first": float(vals[0]),
-        "last": float(vals[-1]),
-        "max_letter": float(max(vals)),
-    }
+    """Features of one word: ``potsearch.features.word_features`` (the one definition, with the names
+    evolve and the docs use), with the word list's Zipf frequency."""
+    from ..features import word_features as table
+
+    return {k: float(v[0]) for k, v in table([word.upper()], zipf=[zipf]).items()}
 
 
 FEATURES = tuple(word_features("A"))

@@ -43,7 +43,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..agents.runner import CollectConfig, collect, format_summary
+    from ..agents.collect import CollectConfig, collect, format_summary
 
     cfg = CollectConfig(
         agent=args.agent, provider=args.provider, run=args.run, mode=args.mode, protocol=args.protocol,
@@ -56,7 +56,17 @@ def run(args) -> int:
     from ..store import run_lock
 
     with run_lock(args.run, "collect"):
-        res = collect(cfg)
+        res = collect(cfg, after_write=_test_pause())
     print(format_summary(res.summary, args.run))
     sys.stdout.flush()
     return 0
+
+
+def _test_pause():
+    """The fault tests' hook (environment POTSEARCH_TEST_PAUSE_AFTER_WRITE=seconds): pause after each
+    write so a SIGKILL lands mid-run even for the surrogate; never set in normal use."""
+    import os
+    import time
+
+    pause = float(os.environ.get("POTSEARCH_TEST_PAUSE_AFTER_WRITE", "0") or 0)
+    return (lambda: time.sleep(pause)) if pause > 0 else None

@@ -1,8 +1,6 @@
 """`potsearch evolve`: island search (GP + LLM operators) for an interpretable potential."""
 from __future__ import annotations
 
-from pathlib import Path
-
 
 def add_arguments(p) -> None:
     p.add_argument("--run", required=True, metavar="DIR", help="run directory (needs a fit: `potsearch fit` first)")
@@ -16,28 +14,16 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..errors import InputError
-    from ..fitstage import load_fit
-    from ..evolve.config import default_config_path, load_config, with_overrides
-    from ..evolve.run import evolve
+    from ..evolvestage import EvolveOptions
+    from ..evolvestage import run as evolve
 
-    run_dir = Path(args.run)
-    if not (run_dir / "store.sqlite").exists():
-        raise InputError("not a run directory (no store.sqlite inside)", str(run_dir))
-    if args.config:
-        cfg = load_config(args.config)
-    elif default_config_path().exists():
-        cfg = load_config(default_config_path())
-    else:  # an installed copy without the source tree: the built-in defaults equal default.yaml
-        from ..evolve.config import SearchConfig
-
-        cfg = SearchConfig(source="built-in defaults")
-    cfg = with_overrides(cfg, rounds=args.rounds, islands=args.islands, seed=args.seed, workers=args.workers)
-    load_fit(run_dir)  # StageMissing (one line, exit 2) when the run has no fit
-    from ..store import run_lock
-
-    with run_lock(run_dir, "evolve"):
-        s = evolve(run_dir, cfg, resume=args.resume, quiet=args.quiet)
+    res = evolve(args.run, EvolveOptions(config=args.config, rounds=args.rounds, islands=args.islands,
+                                         seed=args.seed, workers=args.workers, resume=args.resume,
+                                         quiet=args.quiet))
+    s, run_dir = res.summary, res.run_dir
+    if args.quiet:  # the stage kept its notes to itself; they are not progress, so say them here
+        for n in res.notes:
+            print(n)
     b = s.get("best")
     print(f"evolve: {s['rounds']} rounds x {s['islands']} islands in {s['seconds']:.1f} s; "
           f"{s['evaluations']} evaluations ({s['evaluations_per_second'] or 0:.0f}/s), "

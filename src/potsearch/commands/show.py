@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..store.candidates import pareto_front  # noqa: F401  (re-exported for callers of show)
 
 #: the paper's "high transition kernel": T(f->g) = n(f->g)/N(f) >= 0.05 (its plot script's p0_threshold)
 HIGH_KERNEL = 0.05
@@ -31,45 +32,9 @@ def add_arguments(p):
 
 
 # ----------------------------------------------------------------------------- pure helpers
-def directionality(src, dst, T, V, min_kernel: float = HIGH_KERNEL, flat_tol: float = 1e-9) -> dict:
-    """Share of transitions with T >= min_kernel going down (V_g < V_f), up, or flat (|ΔV| <= tol)
-    under V. Used when potsearch.diagnostics has no ``directionality``."""
-    V = np.asarray(V, dtype=float)
-    sel = np.asarray(T) >= min_kernel
-    d = V[np.asarray(src)[sel]] - V[np.asarray(dst)[sel]]
-    d = d[np.isfinite(d)]
-    n = max(len(d), 1)
-    return {"n_transitions": int(len(d)), "down": float((d > flat_tol).sum() / n),
-            "up": float((d < -flat_tol).sum() / n), "flat": float((np.abs(d) <= flat_tol).sum() / n),
-            "min_kernel": min_kernel}
-
-
-def pareto_front(rows) -> list:
-    """Candidates not dominated in (train action, complexity), by increasing complexity."""
-    pts = sorted((r for r in rows if r.train_action is not None and math.isfinite(r.train_action)),
-                 key=lambda r: (r.complexity if r.complexity is not None else 0, r.train_action, r.id))
-    front, best = [], math.inf
-    for r in pts:
-        if r.train_action < best - 1e-15:
-            front.append(r)
-            best = r.train_action
-    return front
-
-
 def lineage(store, row, depth: int = 30) -> list:
     """[row, parent, grandparent, ...] following the first parent; ids or uids in ``parents``."""
-    from ..polish import get_candidate
-
-    chain, seen = [row], {row.id}
-    cur = row
-    while cur.parents and len(chain) < depth:
-        parent = get_candidate(store, cur.parents[0])
-        if parent is None or parent.id in seen:
-            break
-        chain.append(parent)
-        seen.add(parent.id)
-        cur = parent
-    return chain
+    return store.candidates.lineage(row, depth)
 
 
 def _num(v, nd=6):
@@ -99,16 +64,13 @@ def _directionality_of(run_dir, store, fn, params, min_kernel: float = HIGH_KERN
     with np.errstate(all="ignore"):
         V = np.broadcast_to(np.asarray(fn(x, np.asarray(params, dtype=float)), dtype=float), (g.n_states,))
     T = g.n / np.maximum(g.visits[g.src], 1)  # the kernel estimate n/N(f), whatever the weight mode
-    try:
-        import dataclasses
+    import dataclasses
 
-        from ..diagnostics import directionality as diag_dir
+    from ..diagnostics import directionality
 
-        out = diag_dir(dataclasses.replace(g, w=T), V, min_kernel=min_kernel)
-        return {"n_transitions": out["n_transitions"], "down": out["down"], "up": out["up"], "flat": out["flat"],
-                "min_kernel": min_kernel, "source": "potsearch.diagnostics.directionality"}
-    except ImportError:
-        return directionality(g.src, g.dst, T, V, min_kernel)
+    out = directionality(dataclasses.replace(g, w=T), V, min_kernel=min_kernel)
+    return {"n_transitions": out["n_transitions"], "down": out["down"], "up": out["up"], "flat": out["flat"],
+            "min_kernel": min_kernel, "source": "potsearch.diagnostics.directionality"}
 
 
 

@@ -17,7 +17,7 @@ def add_arguments(p):
 def run(args) -> int:
     store = RunStore.open(args.run, readonly=True)
     results = store.stage_results()
-    created = dict(store.conn.execute("SELECT stage, created FROM stage_results").fetchall())
+    created = store.stage_times()
     info = store.run_info()
     n = store.n_samples()
     if args.json:

@@ -120,17 +120,20 @@ class Program:
     def clone(self) -> "Program":
         return Program.from_state(self.to_state(), _PSET_HOLDER["pset"])
 
-    def row(self, run_id: int) -> tuple:
+    def row(self, run_id: int) -> dict:
         meta = dict(self.meta)
         meta["cached"] = self.cached
         if self.p0 is not None:
             meta["p0"] = self.p0
         # canonical is stored only where it differs from the source (GP source is canonical as generated)
         can = None if self.canonical == self.source else self.canonical
-        return (self.uid, run_id, can, self.source, json.dumps(self.params), json.dumps(self.parents),
-                self.operator, self.model, self.island, self.round, self.train_action, self.heldout_action,
-                self.gap, self.complexity, self.n_params, self.eval_seconds, self.error, self.tokens, self.cost,
-                time.time(), json.dumps(meta, sort_keys=True))
+        return {"uid": self.uid, "run_id": run_id, "canonical": can, "source": self.source,
+                "params": json.dumps(self.params), "parents": json.dumps(self.parents), "operator": self.operator,
+                "model": self.model, "island": self.island, "round": self.round, "train_action": self.train_action,
+                "heldout_action": self.heldout_action, "gap": self.gap, "complexity": self.complexity,
+                "n_params": self.n_params, "eval_seconds": self.eval_seconds, "error": self.error,
+                "tokens": self.tokens, "cost": self.cost, "created": time.time(),
+                "meta": json.dumps(meta, sort_keys=True)}
 
 
 _PSET_HOLDER: dict = {}
@@ -283,25 +286,18 @@ class Search:
     def _store_programs(self, progs: list[Program]) -> None:
         if not progs:
             return
-        rows = [p.row(self.run_id) for p in progs]
-        with self.store.transaction() as c:
-            c.executemany(
-                "INSERT OR IGNORE INTO candidates(uid, run_id, canonical, source, params, parents, operator, model,"
-                " island, round, train_action, heldout_action, gap, complexity, n_params, eval_seconds, error,"
-                " tokens, cost, created, meta) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        self.store.candidates.add_many(p.row(self.run_id) for p in progs)
         self.counters["candidates"] += len(progs)
         self.counters["failed"] += sum(1 for p in progs if not p.ok)
 
     def _load_cache_from_store(self) -> None:
-        q = ("SELECT coalesce(canonical, source), params, train_action, heldout_action, gap, complexity, n_params,"
-             " error, meta FROM candidates WHERE uid LIKE ? ORDER BY id")
-        for can, params, tr, ho, gap, cx, npar, err, meta in self.store.conn.execute(q, (self.sid + ":%",)):
-            if can in self.cache or (err or "").startswith(("rejected", "llm:")):
+        for r in self.store.candidates.rows(valid_only=False, search_id=self.sid):
+            can = r.canonical or r.source
+            if can in self.cache or (r.error or "").startswith(("rejected", "llm:")):
                 continue
-            m = json.loads(meta) if meta else {}
-            self.cache[can] = {"params": json.loads(params) if params else None, "train_action": tr,
-                               "heldout_action": ho, "gap": gap, "complexity": cx, "n_params": npar, "error": err,
-                               "heldout_gap": m.get("heldout_gap")}
+            self.cache[can] = {"params": None if r.error is not None and not r.params else r.params, "train_action": r.train_action,
+                               "heldout_action": r.heldout_action, "gap": r.gap, "complexity": r.complexity,
+                               "n_params": r.n_params, "error": r.error, "heldout_gap": r.meta.get("heldout_gap")}
 
     # ------------------------------------------------------------------ selection helpers
     def _tree_parents(self, pop: list[Program], k: int) -> list[Program]:

@@ -10,7 +10,9 @@ import math
 import time
 from pathlib import Path
 
+from ..atomic import write_json, write_text
 from ..features import embedded_source
+from ..store.candidates import pareto_front
 
 HEADER = '''#!/usr/bin/env python3
 """Best potential found by `potsearch evolve` — self-contained (numpy{extra}; no potsearch import).
@@ -117,9 +119,7 @@ def best_potential_source(best, agent: str, run_name: str, s_min_train: float, s
 def write_best_potential(path: Path, *args, **kw) -> None:
     text = best_potential_source(*args, **kw)
     compile(text, str(path), "exec")
-    tmp = path.with_suffix(".py.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, text)
 
 
 def printable(text: str) -> str:
@@ -145,50 +145,28 @@ def csv_cell(v):
     return v
 
 
-def pareto_front(rows: list[dict]) -> list[dict]:
-    """Non-dominated (complexity, train_action): for growing complexity, strictly better action."""
-    best: dict[int, dict] = {}
-    for r in rows:
-        c = r["complexity"]
-        if c not in best or r["train_action"] < best[c]["train_action"]:
-            best[c] = r
-    front, cur = [], math.inf
-    for c in sorted(best):
-        if best[c]["train_action"] < cur:
-            front.append(best[c])
-            cur = best[c]["train_action"]
-    return front
-
-
-def candidate_rows(store, sid: str) -> list[dict]:
-    q = ("SELECT uid, complexity, n_params, train_action, heldout_action, gap, operator, island, round, source,"
-         " params FROM candidates WHERE uid LIKE ? AND error IS NULL AND train_action IS NOT NULL")
-    keys = ("uid", "complexity", "n_params", "train_action", "heldout_action", "gap", "operator", "island", "round",
-            "source", "params")
-    return [dict(zip(keys, r)) for r in store.conn.execute(q, (sid + ":%",))]
-
-
-def write_pareto(out: Path, front: list[dict], all_rows: list[dict], s_min: float) -> None:
+def write_pareto(out: Path, front: list, all_rows: list, s_min: float) -> None:
+    """evolve/pareto.csv and pareto.png from ``CandidateRow``s (the front and every scored row)."""
     with open(out / "pareto.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["complexity", "n_params", "train_action", "heldout_action", "gap", "uid", "operator", "source",
                     "params"])
         for r in front:
             w.writerow([csv_cell(c) for c in (
-                r["complexity"], r["n_params"], repr(r["train_action"]), repr(r["heldout_action"]), repr(r["gap"]),
-                r["uid"], r["operator"], r["source"], r["params"])])
+                r.complexity, r.n_params, repr(r.train_action), repr(r.heldout_action), repr(r.gap), r.uid,
+                r.operator, r.source, json.dumps(r.params))])
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     if all_rows:
         step = max(1, len(all_rows) // 20000)
         sub = all_rows[::step]
-        ax.scatter([r["complexity"] for r in sub], [r["train_action"] for r in sub], s=4, alpha=0.25,
+        ax.scatter([r.complexity for r in sub], [r.train_action for r in sub], s=4, alpha=0.25,
                    color="0.6", label="candidates" + (f" (1 in {step})" if step > 1 else ""))
-    ax.step([r["complexity"] for r in front], [r["train_action"] for r in front], where="post", color="C3",
+    ax.step([r.complexity for r in front], [r.train_action for r in front], where="post", color="C3",
             marker="o", ms=4, label="Pareto front")
     ax.axhline(s_min, color="C0", ls="--", lw=1, label=f"S_min (train) = {s_min:.4g}")
     if front:
-        top = max(r["train_action"] for r in front)
+        top = max(r.train_action for r in front)
         ax.set_ylim(s_min - 0.05 * (top - s_min + 1e-9), top + 0.3 * (top - s_min + 1e-9))
     ax.set_xlabel("complexity (AST nodes)")
     ax.set_ylabel("training action")
@@ -251,7 +229,7 @@ def write_outputs(search, seconds: float) -> dict:
     out = run_dir / "evolve"
     out.mkdir(parents=True, exist_ok=True)
     best = search.best()
-    rows = candidate_rows(search.store, search.sid)
+    rows = search.store.candidates.rows(search_id=search.sid)
     front = pareto_front(rows)
     write_pareto(out, front, rows, prob.s_min_train)
     write_curves(out, search.logbook, prob.s_min_train)
@@ -290,7 +268,7 @@ def write_outputs(search, seconds: float) -> dict:
     order = ["best", "s_min_train", "baseline_heldout", "s_min_heldout", "s_min_full", "rounds", "islands",
              "seconds", "candidates", "evaluations", "evaluations_per_second", "cache_hits", "failed", "llm"]
     summary = {**{k: summary[k] for k in order if k in summary}, **summary}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float), encoding="utf-8")
+    write_json(out / "summary.json", summary)
     stage = {k: summary[k] for k in ("rounds", "islands", "candidates", "evaluations", "seconds", "s_min_train",
                                      "baseline_heldout")}
     if best is not None:

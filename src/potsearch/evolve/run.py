@@ -57,8 +57,9 @@ class _Progress:
             self.bar.stop()
 
 
-def evolve(run_dir, cfg: SearchConfig, resume: bool = False, quiet: bool = True) -> dict:
-    """Run (or resume) the search on ``run_dir``; returns the summary written to evolve/summary.json."""
+def evolve(run_dir, cfg: SearchConfig, resume: bool = False, quiet: bool = True, log=None) -> dict:
+    """Run (or resume) the search on ``run_dir``; returns the summary written to evolve/summary.json.
+    ``log(message)`` receives the search's one-line notes (e.g. a resume without a checkpoint)."""
     from .islands import Search
     from .outputs import write_outputs
     from .problem import load_problem
@@ -78,7 +79,7 @@ def evolve(run_dir, cfg: SearchConfig, resume: bool = False, quiet: bool = True)
         from .llm_op import LLMOperator
 
         llm = LLMOperator(cfg, problem)
-    search = Search(cfg, problem, store, llm=llm)
+    search = Search(cfg, problem, store, llm=llm, log=log)
     progress = _Progress(cfg.rounds, quiet=quiet)
     t0 = time.perf_counter()
     try:

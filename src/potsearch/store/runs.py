@@ -22,7 +22,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 SCHEMA_VERSION = 1
 STORE_FILENAME = "store.sqlite"
@@ -380,6 +380,50 @@ class RunStore:
             src = dst = cnt = np.zeros(0, dtype=np.int64)
         return Counts(states, src, dst, cnt, meta={"store": str(self.path)})
 
+    def sample_records(self) -> list[tuple]:
+        """(uid, source key, source text, target key, target text, target meta) of every sample, in
+        insertion order (target fields None for an escape)."""
+        q = ("SELECT s.uid, a.key, a.text, b.key, b.text, b.meta FROM samples s JOIN states a ON a.id = s.source_id "
+             "LEFT JOIN states b ON b.id = s.target_id ORDER BY s.id")
+        return [(u, sk, st, tk, tt, json.loads(tm) if tm else None) for u, sk, st, tk, tt, tm in self.conn.execute(q)]
+
+    def usage(self) -> tuple[int, int, float]:
+        """(samples, tokens in + out, cost) over every stored sample."""
+        n, tok, cost = self.conn.execute(
+            "SELECT count(*), coalesce(sum(coalesce(tokens_in,0)+coalesce(tokens_out,0)),0), coalesce(sum(cost),0)"
+            " FROM samples").fetchone()
+        return int(n), int(tok), float(cost)
+
+    def usage_stats(self) -> dict:
+        """Tokens in / out, cost, mean latency and the number of samples that carry a retried error."""
+        r = self.conn.execute("SELECT coalesce(sum(tokens_in),0), coalesce(sum(tokens_out),0), coalesce(sum(cost),0),"
+                              " coalesce(avg(latency),0), sum(error IS NOT NULL) FROM samples").fetchone()
+        return {"tokens_in": int(r[0]), "tokens_out": int(r[1]), "cost": float(r[2]), "mean_latency": float(r[3]),
+                "samples_with_retried_errors": int(r[4] or 0)}
+
+    def escape_reasons(self, limit: int | None = 8) -> dict[str, int]:
+        """Escape reason -> count, most frequent first ('?' for an escape without a reason)."""
+        q = ("SELECT coalesce(reason,'?'), count(*) FROM samples WHERE outcome='escape' GROUP BY reason"
+             " ORDER BY count(*) DESC")
+        if limit is not None:
+            q += f" LIMIT {int(limit)}"
+        return dict(self.conn.execute(q).fetchall())
+
+    def samples_frame(self):
+        """Every sample as a pandas DataFrame: uid, source_key, source, target_key, target, outcome, reason,
+        agent, model, tokens_in, tokens_out, latency, cost, error, raw (target fields None for an escape)."""
+        import pandas as pd
+
+        cols = ["uid", "source_key", "source", "target_key", "target", "outcome", "reason", "agent", "model",
+                "tokens_in", "tokens_out", "latency", "cost", "error", "raw"]
+        q = ("SELECT s.uid, a.key, a.text, b.key, b.text, s.outcome, s.reason, s.agent, s.model, s.tokens_in,"
+             " s.tokens_out, s.latency, s.cost, s.error, r.text FROM samples s JOIN states a ON a.id = s.source_id"
+             " LEFT JOIN states b ON b.id = s.target_id LEFT JOIN raw_outputs r ON r.id = s.raw_id ORDER BY s.id")
+        return pd.DataFrame(self.conn.execute(q).fetchall(), columns=cols)
+
+    def state_texts(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT text FROM states ORDER BY id")]
+
     def state_meta(self) -> dict[str, dict]:
         return {t: json.loads(m) for t, m in self.conn.execute("SELECT text, meta FROM states WHERE meta IS NOT NULL")}
 
@@ -400,6 +444,42 @@ class RunStore:
 
     def stage_results(self) -> dict[str, dict]:
         return {s: json.loads(v) for s, v in self.conn.execute("SELECT stage, summary FROM stage_results")}
+
+    def stage_times(self) -> dict[str, float]:
+        """stage -> when its result was last written (seconds since the epoch)."""
+        return dict(self.conn.execute("SELECT stage, created FROM stage_results").fetchall())
+
+    def events(self, stage: str | None = None, kind: str | None = None) -> list[dict]:
+        """Logged events in order: dicts with stage, kind, created and the decoded payload."""
+        where, args = [], []
+        for col, v in (("stage", stage), ("kind", kind)):
+            if v is not None:
+                where.append(f"{col}=?")
+                args.append(v)
+        q = "SELECT stage, kind, created, payload FROM events"
+        if where:
+            q += " WHERE " + " AND ".join(where)
+        return [{"stage": s, "kind": k, "created": t, "payload": json.loads(p) if p else {}}
+                for s, k, t, p in self.conn.execute(q + " ORDER BY id", args)]
+
+    def checkpoint_steps(self, stage: str) -> list[int]:
+        """Steps of the checkpoints kept for ``stage``, oldest first."""
+        return [int(r[0]) for r in self.conn.execute("SELECT step FROM checkpoints WHERE stage=? ORDER BY id",
+                                                     (stage,))]
+
+    def integrity_check(self) -> str:
+        """SQLite's integrity check: 'ok' for a sound file."""
+        return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+    def journal_mode(self) -> str:
+        return str(self.conn.execute("PRAGMA journal_mode").fetchone()[0])
+
+    @property
+    def candidates(self):
+        """This store's ``CandidateStore``."""
+        from .candidates import CandidateStore
+
+        return CandidateStore(self)
 
     def save_checkpoint(self, stage: str, step: int, data: bytes, keep: int = 3) -> None:
         digest = hashlib.sha256(data).hexdigest()

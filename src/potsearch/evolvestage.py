@@ -1,0 +1,102 @@
+"""The evolve stage: the island search for an interpretable potential, and its outputs.
+
+``run(run_dir, EvolveOptions(...)) -> EvolveResult``. The search is ``potsearch.evolve`` (problem,
+islands, operators, sandbox); its outputs (best_potential.py, evolve/summary.json, pareto.csv and
+the figures) are written by ``potsearch.evolve.outputs``. The stage holds the run's writer lock.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InputError
+from .stageopts import SummaryView
+
+
+@dataclass(frozen=True)
+class EvolveOptions:
+    """Options of the evolve stage (the CLI's defaults come from here).
+
+    ``config``: a search config YAML (default: search_configs/default.yaml, else the built-in
+    defaults); ``rounds`` / ``islands`` / ``seed`` / ``workers`` override it. ``resume``: continue
+    from the run's last evolve checkpoint (a run without one starts a new search and says so).
+    ``quiet``: print nothing (no progress, no notes).
+    """
+
+    config: str | None = None
+    rounds: int | None = None
+    islands: int | None = None
+    seed: int | None = None
+    workers: int | None = None
+    resume: bool = False
+    quiet: bool = False
+
+
+@dataclass
+class EvolveResult(SummaryView):
+    """``summary`` (evolve/summary.json as a dict), the run directory and what the stage noted."""
+
+    summary: dict
+    run_dir: Path
+    notes: list = field(default_factory=list)
+
+    @property
+    def best(self) -> dict | None:
+        return self.summary.get("best")
+
+
+    def pareto(self):
+        """The Pareto front of this search (complexity vs training action) as a DataFrame."""
+        import pandas as pd
+
+        from .store import RunStore
+
+        with RunStore.open(self.run_dir, readonly=True) as st:
+            front = st.candidates.pareto(search_id=self.summary.get("search_id"))
+        cols = ["id", "uid", "complexity", "n_params", "train_action", "heldout_action", "gap", "operator", "source"]
+        return pd.DataFrame([{c: getattr(r, c) for c in cols} for r in front], columns=cols)
+
+    to_frame = pareto
+
+    def __repr__(self) -> str:
+        b = self.best or {}
+        return (f"EvolveResult(rounds={self.summary.get('rounds')}, candidates={self.summary.get('candidates')}, "
+                f"best_train_action={b.get('train_action')}, gap={b.get('gap')}, complexity={b.get('complexity')})")
+
+
+def search_config(options: EvolveOptions):
+    """The SearchConfig the options ask for."""
+    from .evolve.config import SearchConfig, default_config_path, load_config, with_overrides
+
+    if options.config:
+        cfg = load_config(options.config)
+    elif default_config_path().exists():
+        cfg = load_config(default_config_path())
+    else:  # an installed copy without the source tree: the built-in defaults equal default.yaml
+        cfg = SearchConfig(source="built-in defaults")
+    return with_overrides(cfg, rounds=options.rounds, islands=options.islands, seed=options.seed,
+                          workers=options.workers)
+
+
+def run(run_dir, options: EvolveOptions = EvolveOptions()) -> EvolveResult:
+    """Run (or resume) the search on the run at ``run_dir``."""
+    from .evolve.run import evolve
+    from .fitstage import load_fit
+    from .store import run_lock
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "store.sqlite").exists():
+        raise InputError("not a run directory (no store.sqlite inside)", str(run_dir))
+    cfg = search_config(options)
+    load_fit(run_dir)  # StageMissing (one line, exit 2) when the run has no fit
+    notes: list[str] = []
+
+    def note(msg: str) -> None:
+        notes.append(msg)
+        if not options.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    with run_lock(run_dir, "evolve"):
+        summary = evolve(run_dir, cfg, resume=options.resume, quiet=options.quiet, log=note)
+    return EvolveResult(summary, run_dir, notes)
