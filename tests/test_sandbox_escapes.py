@@ -524,8 +524,11 @@ def test_csv_cells_are_never_formulas(tmp_path):
     assert csv_cell("+ p[0] * x") == "'+ p[0] * x" and csv_cell("@SUM(A1)") == "'@SUM(A1)"
     assert csv_cell("-0.25") == "-0.25" and csv_cell("-inf") == "-inf" and csv_cell(3) == 3
     assert csv_cell("N_PARAMS = 1") == "N_PARAMS = 1"
-    row = {"complexity": 5, "n_params": 1, "train_action": 0.5, "heldout_action": -0.5, "gap": 0.1, "uid": "s:1",
-           "operator": "=cmd|' /C calc'!A0", "source": "=1+1", "params": "[1.0]"}
+    from potsearch.store.candidates import CandidateRow
+
+    row = CandidateRow(id=1, uid="s:1", source="=1+1", params=[1.0], parents=[], operator="=cmd|' /C calc'!A0",
+                       model=None, island=0, round=0, train_action=0.5, heldout_action=-0.5, gap=0.1,
+                       complexity=5, n_params=1)
     write_pareto(tmp_path, [row], [row], 0.4)
     with open(tmp_path / "pareto.csv", newline="") as fh:
         rows = list(csv.reader(fh))
