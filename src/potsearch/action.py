@@ -146,6 +146,22 @@ def hessian(V: np.ndarray, src, dst, w, n_states: int, kernel=Softplus()) -> sp.
     return sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
 
 
+def pinned_hessian(V, src, dst, w, n_states: int, kernel, free: np.ndarray, idx: np.ndarray) -> sp.csr_matrix:
+    """The Hessian restricted to the free states ``idx`` (rows/columns of pinned or untouched states removed),
+    assembled directly in the reduced numbering (no fancy-indexing of the full matrix)."""
+    c = w * kernel.d2(V[src] - V[dst]) / n_states
+    m = len(idx)
+    local = np.full(len(free), -1, dtype=np.int64)
+    local[idx] = np.arange(m)
+    ls, ld = local[src], local[dst]
+    diag = np.bincount(ls[ls >= 0], c[ls >= 0], minlength=m) + np.bincount(ld[ld >= 0], c[ld >= 0], minlength=m)
+    both = (ls >= 0) & (ld >= 0)
+    rows = np.concatenate([ls[both], ld[both], np.arange(m)])
+    cols = np.concatenate([ld[both], ls[both], np.arange(m)])
+    vals = np.concatenate([-c[both], -c[both], diag])
+    return sp.csr_matrix((vals, (rows, cols)), shape=(m, m))
+
+
 def action_of(V: np.ndarray, g: Graph, kernel=Softplus()) -> float:
     """The action of a full potential vector on graph ``g`` (+inf entries allowed: they cost 0 downhill)."""
     V = np.asarray(V, dtype=float)
@@ -195,8 +211,8 @@ class FitResult:
 
 # ----------------------------------------------------------------------------- Newton
 def _solve(H: sp.csr_matrix, rhs: np.ndarray, rtol: float = 1e-13, direct_limit: int = 200_000) -> np.ndarray:
-    """Solve the pinned Laplacian system. Jacobi-preconditioned CG first (measured ~20x faster than
-    SuperLU at the paper's size: LU fill-in on these graphs is heavy), sparse LU as the fallback."""
+    """Solve the pinned Laplacian system with Jacobi-preconditioned CG, sparse LU as the fallback
+    (the original single-rule solver; kept as the reference the adaptive solver is tested against)."""
     if H.shape[0] == 0:
         return rhs.copy()
     d = H.diagonal()
@@ -207,9 +223,109 @@ def _solve(H: sp.csr_matrix, rhs: np.ndarray, rtol: float = 1e-13, direct_limit:
     return spla.spsolve(H.tocsc(), rhs, permc_spec="MMD_AT_PLUS_A")
 
 
+class NewtonSolver:
+    """Chooses, per fit, how to solve the Newton systems (weighted Laplacians of the intra-SCC edges with one
+    pinned state per SCC; their sparsity pattern is the same at every step, so one choice serves them all).
+
+    No single solver wins on every graph family (benchmarks/fit_bench.py): Jacobi-CG is cheapest on
+    expander-like graphs (few iterations) but needs O(sqrt(kappa)) iterations on chains and geometric graphs;
+    a sparse LU is exact and fastest where its fill-in is small (chains, trees, hubs, planar-like graphs)
+    and hopeless on expanders; algebraic multigrid (pyamg) as the CG preconditioner is robust everywhere.
+
+    The rule: systems of <= ``small`` unknowns go to LU. Otherwise Jacobi-CG with a budget of ``cg_budget``
+    iterations; if that does not converge, the fill of a sparse LU is probed on a breadth-first ball of
+    ``probe`` states of the largest block (nnz(L+U) / nnz(H) there): LU from then on if that ratio is
+    <= ``max_fill`` and the predicted factor (ratio x nnz(H)) has <= ``max_lu_nnz`` entries, else AMG-PCG.
+    A factor that turns out fuller than predicted (> 2 ``max_fill``) hands later steps to AMG.
+    ``force`` picks one method ("cg", "lu", "amg") for benchmarks and tests."""
+
+    def __init__(self, small: int = 400, cg_budget: int = 150, probe: int = 1500, max_fill: float = 25.0,
+                 max_lu_nnz: float = 6e7, force: str | None = None):
+        if force not in (None, "cg", "lu", "amg"):
+            raise ValueError(f"unknown Newton solver {force!r} (choose cg, lu or amg)")
+        self.small, self.cg_budget, self.probe = small, cg_budget, probe
+        self.max_fill, self.max_lu_nnz = max_fill, max_lu_nnz
+        self.mode = force
+        self.forced = force is not None
+        self.fill: float | None = None
+        self.probe_fill: float | None = None
+        self.log: list[tuple[str, int]] = []       # (method, CG iterations or 0) per solve
+
+    def _cg(self, H, rhs, rtol, M, maxiter):
+        it = [0]
+
+        def count(_):
+            it[0] += 1
+        x, info = spla.cg(H, rhs, rtol=rtol, atol=0.0, maxiter=maxiter, M=M, callback=count)
+        return x, info, it[0]
+
+    @staticmethod
+    def _factor(H):
+        return spla.splu(H.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                         options={"SymmetricMode": True})
+
+    def _lu(self, H, rhs):
+        lu = self._factor(H)
+        self.fill = (lu.L.nnz + lu.U.nnz) / max(H.nnz, 1)
+        self.log.append(("lu", 0))
+        if self.fill > 2 * self.max_fill and not self.forced:
+            self.mode = "amg"
+        return lu.solve(rhs)
+
+    def _probe(self, H) -> float:
+        """Fill ratio of a sparse LU on a breadth-first ball of the largest block (cheap: <= probe states)."""
+        from scipy.sparse import csgraph
+
+        _, comp = csgraph.connected_components(H, directed=False)
+        start = int(np.flatnonzero(comp == np.bincount(comp).argmax())[0])
+        ball = csgraph.breadth_first_order(H, start, directed=False, return_predecessors=False)[: self.probe]
+        sub = H[ball][:, ball]
+        lu = self._factor(sub)
+        return (lu.L.nnz + lu.U.nnz) / max(sub.nnz, 1)
+
+    def _amg(self, H, rhs, rtol):
+        try:
+            import pyamg
+        except ImportError:                            # not installed: Jacobi-CG without a budget
+            d = H.diagonal()
+            M = spla.LinearOperator(H.shape, matvec=lambda v: v / d, dtype=float)
+            x, _, it = self._cg(H, rhs, rtol, M, max(1000, 5 * H.shape[0]))
+            self.log.append(("cg", it))
+            return x
+        ml = pyamg.smoothed_aggregation_solver(H.tocsr(), symmetry="symmetric", max_coarse=500)
+        x, info, it = self._cg(H, rhs, rtol, ml.aspreconditioner(cycle="V"), 500)
+        self.log.append(("amg", it))
+        if info != 0:
+            raise RuntimeError(f"AMG-preconditioned CG did not converge in {it} iterations")
+        return x
+
+    def solve(self, H: sp.csr_matrix, rhs: np.ndarray, rtol: float = 1e-13) -> np.ndarray:
+        n = H.shape[0]
+        if n == 0:
+            return rhs.copy()
+        if self.mode is None and n <= self.small:
+            self.mode = "lu"
+        if self.mode in (None, "cg"):
+            d = H.diagonal()
+            M = spla.LinearOperator(H.shape, matvec=lambda v: v / d, dtype=float)
+            budget = max(1000, 5 * n) if self.forced else self.cg_budget
+            x, info, it = self._cg(H, rhs, rtol, M, budget)
+            if info == 0 or self.forced:
+                self.mode = "cg"
+                self.log.append(("cg", it))
+                return x
+            self.log.append(("cg-budget", it))
+            self.probe_fill = self._probe(H)
+            fits = self.probe_fill <= self.max_fill and self.probe_fill * H.nnz <= self.max_lu_nnz
+            self.mode = "lu" if fits else "amg"
+        if self.mode == "lu":
+            return self._lu(H, rhs)
+        return self._amg(H, rhs, rtol)
+
+
 def newton_fit(
     g: Graph, labels: np.ndarray, pins: np.ndarray, kernel=Softplus(), tol: float = 1e-10,
-    max_iter: int = 200,
+    max_iter: int = 200, solver: NewtonSolver | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Minimise the action restricted to intra-SCC edges, one pinned state per SCC (V=0 there).
 
@@ -225,6 +341,7 @@ def newton_fit(
     touched[src] = touched[dst] = True
     free &= touched
     idx = np.flatnonzero(free)
+    solver = solver or NewtonSolver()
     V = np.zeros(n)
     objective = Objective(src, dst, w, n, kernel)
     S, grad = objective(V)
@@ -233,11 +350,11 @@ def newton_fit(
     converged = history[0][2] <= tol
     while not converged and it < max_iter:
         it += 1
-        H = hessian(V, src, dst, w, n, kernel)[idx][:, idx]
+        H = pinned_hessian(V, src, dst, w, n, kernel, free, idx)
         step = np.zeros(n)
         # inexact Newton (Eisenstat-Walker forcing term): loose solves far from the optimum
         eta = min(0.5, np.sqrt(history[-1][2] / max(history[0][2], 1e-300)), 1e-2 * np.sqrt(history[-1][2]))
-        step[idx] = -_solve(H, grad[idx], rtol=max(eta, 1e-13))
+        step[idx] = -solver.solve(H, grad[idx], rtol=max(eta, 1e-13))
         slope = float(np.dot(grad, step))
         # Near the optimum the predicted decrease falls below the rounding of S (~1e-16 sum w|x|,
         # Softplus.weighted): then S cannot judge a step and a smaller max |gradient| does.
@@ -259,7 +376,7 @@ def newton_fit(
         if stalled:
             break
     return V, {"iterations": it, "converged": bool(converged), "grad_norm": history[-1][2], "history": history,
-               "action": S}
+               "action": S, "solver": solver.mode or "none", "solves": list(solver.log), "lu_fill": solver.fill}
 
 
 # ----------------------------------------------------------------------------- condensation DAG
@@ -336,8 +453,9 @@ def lower_bounds(g: Graph, labels: np.ndarray, n_comp: int, u: np.ndarray) -> tu
 
 
 # ----------------------------------------------------------------------------- the fit
-def fit_exact(g: Graph, kernel=Softplus(), tol: float = 1e-10) -> FitResult:
-    """The exact infimum: SCCs, Newton per SCC (all at once), lower bounds down the DAG."""
+def fit_exact(g: Graph, kernel=Softplus(), tol: float = 1e-10, solver: str | None = None) -> FitResult:
+    """The exact infimum: SCCs, Newton per SCC (all at once), lower bounds down the DAG.
+    ``solver``: None = the adaptive rule of :class:`NewtonSolver`; "cg", "lu" or "amg" forces one method."""
     t0 = time.perf_counter()
     n_comp, labels = g.sccs()
     # pin: the most visited state of each SCC (ties: lowest index)
@@ -345,7 +463,7 @@ def fit_exact(g: Graph, kernel=Softplus(), tol: float = 1e-10) -> FitResult:
     first = np.ones(len(order), dtype=bool)
     first[1:] = labels[order][1:] != labels[order][:-1]
     pins = order[first]
-    V, stats = newton_fit(g, labels, pins, kernel, tol=tol)
+    V, stats = newton_fit(g, labels, pins, kernel, tol=tol, solver=NewtonSolver(force=solver))
     # gauge: the minimum of each SCC is 0
     mins = np.full(n_comp, np.inf)
     np.minimum.at(mins, labels, V)
@@ -359,7 +477,8 @@ def fit_exact(g: Graph, kernel=Softplus(), tol: float = 1e-10) -> FitResult:
         converged=stats["converged"], iterations=stats["iterations"], grad_norm=stats["grad_norm"],
         seconds=time.perf_counter() - t0, mode="exact", n_edges=g.n_edges, history=stats["history"],
         options={"kernel": kernel.name, "beta": kernel.beta, "weight": g.weight, "n0": g.n0,
-                 "min_visits": g.min_visits, "gauge": "minimum potential of each SCC = 0"},
+                 "min_visits": g.min_visits, "gauge": "minimum potential of each SCC = 0",
+                 "newton_solver": stats["solver"]},
     )
     res.notes.extend(_largest_scc_note(labels, n_comp, unb, g))
     return res
