@@ -194,6 +194,7 @@ class FitResult:
     history: list = field(default_factory=list)   # (iteration, action, grad_norm)
     options: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    reference: "ReferenceView | None" = None   # the reference-SCC convention (exact mode)
 
     @property
     def n_states(self) -> int:
@@ -452,12 +453,109 @@ def lower_bounds(g: Graph, labels: np.ndarray, n_comp: int, u: np.ndarray) -> tu
     return lb, upstream
 
 
+# ----------------------------------------------------------------------------- reference-SCC convention
+RELATIONS = ("reference", "upstream", "downstream", "incomparable")
+
+
+@dataclass
+class ReferenceView:
+    """Potentials relative to one reference SCC (gauge: its minimum = 0).
+
+    * states of the reference SCC: finite potential;
+    * states upstream of it (a path leads from them into it): +inf, with an exclusion LOWER bound
+      (paper Eq 25 chained along the paths into the reference);
+    * states downstream of it (reached from it): -inf, with an exclusion UPPER bound;
+    * all other states: incomparable (no path either way): no number, no bound.
+    """
+    scc: int                     # the reference SCC's label
+    size: int
+    potential: np.ndarray        # finite / +inf / -inf / nan (incomparable)
+    bound: np.ndarray            # lower bound (upstream), upper bound (downstream), = potential in the reference
+    relation: np.ndarray         # index into RELATIONS per state
+
+    def relation_names(self) -> list[str]:
+        return [RELATIONS[int(r)] for r in self.relation]
+
+
+def _reach(n_comp: int, a: np.ndarray, b: np.ndarray, start: int) -> np.ndarray:
+    from scipy.sparse import csgraph
+
+    adj = sp.csr_matrix((np.ones(len(a)), (a, b)), shape=(n_comp, n_comp))
+    order = csgraph.breadth_first_order(adj, start, directed=True, return_predecessors=False)
+    out = np.zeros(n_comp, dtype=bool)
+    out[order] = True
+    return out
+
+
+def reference_view(g: Graph, labels: np.ndarray, n_comp: int, u: np.ndarray, ref: int) -> ReferenceView:
+    """Bounds relative to SCC ``ref`` (``u``: potential inside each SCC). Upstream SCC C:
+    offset_C = max over edges f->h (f in C, h upstream-or-reference) of lb(h) + bound(f->h) - u_f, processed
+    in order of longest distance to the reference; downstream symmetrically with min and upper bounds."""
+    cross, a, b = _dag(labels, n_comp, g)
+    es, ed = g.src[cross], g.dst[cross]
+    bound = np.log(g.w[cross] / g.unit_weight()[ed])
+    down = _reach(n_comp, a, b, ref)
+    up = _reach(n_comp, b, a, ref)
+    down[ref] = up[ref] = False
+    val = np.full(g.n_states, np.nan)
+    lim = np.full(g.n_states, np.nan)
+    inref = labels == ref
+    val[inref] = lim[inref] = u[inref]
+    for side, sel_comp in (("up", up), ("down", down)):
+        member = sel_comp.copy()
+        member[ref] = True
+        e = member[a] & member[b]
+        if side == "up":          # levels = longest distance to the reference, on the reversed sub-DAG
+            lev = _levels_from(n_comp, b[e], a[e])
+            comp_of_edge, other = a[e], ed[e]
+        else:                     # levels = longest distance from the reference
+            lev = _levels_from(n_comp, a[e], b[e])
+            comp_of_edge, other = b[e], es[e]
+        own = es[e] if side == "up" else ed[e]
+        bnd = bound[e]
+        edge_level = lev[comp_of_edge]
+        for k in range(1, int(edge_level.max()) + 1 if len(edge_level) else 0):
+            sel = edge_level == k
+            if not sel.any():
+                continue
+            off = np.full(n_comp, -np.inf if side == "up" else np.inf)
+            if side == "up":
+                np.maximum.at(off, comp_of_edge[sel], lim[other[sel]] + bnd[sel] - u[own[sel]])
+            else:
+                np.minimum.at(off, comp_of_edge[sel], lim[other[sel]] - bnd[sel] - u[own[sel]])
+            done = np.isfinite(off)
+            members = done[labels]
+            lim[members] = off[labels[members]] + u[members]
+        states = sel_comp[labels]
+        val[states] = np.inf if side == "up" else -np.inf
+    relation = np.full(g.n_states, 3, dtype=np.int8)
+    relation[inref] = 0
+    relation[up[labels]] = 1
+    relation[down[labels]] = 2
+    return ReferenceView(scc=int(ref), size=int(inref.sum()), potential=val, bound=lim, relation=relation)
+
+
+def reference_scc(g: Graph, labels: np.ndarray, n_comp: int, state: str | None = None) -> int:
+    """The reference SCC: the one holding ``state``, else the largest (ties: most visits, then lowest label)."""
+    if state is not None:
+        try:
+            return int(labels[g.names.index(state)])
+        except ValueError:
+            raise ValueError(f"reference state {state!r} is not among the fitted states") from None
+    sizes = np.bincount(labels, minlength=n_comp)
+    visits = np.bincount(labels, weights=g.visits, minlength=n_comp)
+    return int(np.lexsort((np.arange(n_comp), -visits, -sizes))[0])
+
+
 # ----------------------------------------------------------------------------- the fit
-def fit_exact(g: Graph, kernel=Softplus(), tol: float = 1e-10, solver: str | None = None) -> FitResult:
+def fit_exact(g: Graph, kernel=Softplus(), tol: float = 1e-10, solver: str | None = None,
+              reference: str | None = None) -> FitResult:
     """The exact infimum: SCCs, Newton per SCC (all at once), lower bounds down the DAG.
-    ``solver``: None = the adaptive rule of :class:`NewtonSolver`; "cg", "lu" or "amg" forces one method."""
+    ``solver``: None = the adaptive rule of :class:`NewtonSolver`; "cg", "lu" or "amg" forces one method.
+    ``reference``: the state whose SCC is the reference of :class:`ReferenceView` (default: the largest SCC)."""
     t0 = time.perf_counter()
     n_comp, labels = g.sccs()
+    ref = reference_scc(g, labels, n_comp, reference) if g.n_states else 0
     # pin: the most visited state of each SCC (ties: lowest index)
     order = np.lexsort((np.arange(g.n_states), -g.visits, labels))
     first = np.ones(len(order), dtype=bool)
@@ -480,6 +578,9 @@ def fit_exact(g: Graph, kernel=Softplus(), tol: float = 1e-10, solver: str | Non
                  "min_visits": g.min_visits, "gauge": "minimum potential of each SCC = 0",
                  "newton_solver": stats["solver"]},
     )
+    if g.n_states:
+        res.reference = reference_view(g, labels, n_comp, u, ref)
+        res.options["reference_state"] = reference
     res.notes.extend(_largest_scc_note(labels, n_comp, unb, g))
     return res
 
