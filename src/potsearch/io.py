@@ -226,7 +226,7 @@ def rows_to_counts(rows: list[Row], meta: dict | None = None) -> Counts:
     return Counts(list(index), src, dst, cnt, meta={"state_meta": meta or {}})
 
 
-FAST_MIN_BYTES = 1 << 16     # smaller files: the careful reader is as fast
+FAST_MIN_BYTES = 1 << 22     # smaller files: the careful reader is faster than importing pandas
 
 
 def _fast_csv(path: Path, fmt: str, count_column: str | None):
