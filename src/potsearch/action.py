@@ -236,16 +236,21 @@ class NewtonSolver:
     The rule: systems of <= ``small`` unknowns go to LU. Otherwise Jacobi-CG with a budget of ``cg_budget``
     iterations; if that does not converge, the fill of a sparse LU is probed on a breadth-first ball of
     ``probe`` states of the largest block (nnz(L+U) / nnz(H) there): LU from then on if that ratio is
-    <= ``max_fill`` and the predicted factor (ratio x nnz(H)) has <= ``max_lu_nnz`` entries, else AMG-PCG.
+    <= ``max_fill``, the predicted factor (ratio x nnz(H)) has <= ``max_lu_nnz`` entries and the system has
+    <= ``lu_limit`` unknowns (fill grows with size on geometric graphs), else AMG-PCG.
     A factor that turns out fuller than predicted (> 2 ``max_fill``) hands later steps to AMG.
-    ``force`` picks one method ("cg", "lu", "amg") for benchmarks and tests."""
+    The Hessian changes less and less between Newton steps, so a factor (or AMG hierarchy) built at one
+    step preconditions CG at the next ones: it is rebuilt only when that CG needs more than ``reuse_budget``
+    iterations. ``force`` picks one method ("cg", "lu", "amg"), rebuilt at every step, for benchmarks and tests."""
 
     def __init__(self, small: int = 400, cg_budget: int = 150, probe: int = 1500, max_fill: float = 25.0,
-                 max_lu_nnz: float = 6e7, force: str | None = None):
+                 max_lu_nnz: float = 6e7, lu_limit: int = 300_000, reuse_budget: int = 25,
+                 force: str | None = None):
         if force not in (None, "cg", "lu", "amg"):
             raise ValueError(f"unknown Newton solver {force!r} (choose cg, lu or amg)")
-        self.small, self.cg_budget, self.probe = small, cg_budget, probe
-        self.max_fill, self.max_lu_nnz = max_fill, max_lu_nnz
+        self.small, self.cg_budget, self.probe, self.reuse_budget = small, cg_budget, probe, reuse_budget
+        self.prec = None                           # the last factor / hierarchy, as a CG preconditioner
+        self.max_fill, self.max_lu_nnz, self.lu_limit = max_fill, max_lu_nnz, lu_limit
         self.mode = force
         self.forced = force is not None
         self.fill: float | None = None
@@ -271,6 +276,8 @@ class NewtonSolver:
         self.log.append(("lu", 0))
         if self.fill > 2 * self.max_fill and not self.forced:
             self.mode = "amg"
+        else:
+            self.prec = spla.LinearOperator(H.shape, matvec=lu.solve, dtype=float)
         return lu.solve(rhs)
 
     def _probe(self, H) -> float:
@@ -294,7 +301,8 @@ class NewtonSolver:
             self.log.append(("cg", it))
             return x
         ml = pyamg.smoothed_aggregation_solver(H.tocsr(), symmetry="symmetric", max_coarse=500)
-        x, info, it = self._cg(H, rhs, rtol, ml.aspreconditioner(cycle="V"), 500)
+        self.prec = ml.aspreconditioner(cycle="V")
+        x, info, it = self._cg(H, rhs, rtol, self.prec, 500)
         self.log.append(("amg", it))
         if info != 0:
             raise RuntimeError(f"AMG-preconditioned CG did not converge in {it} iterations")
@@ -317,8 +325,14 @@ class NewtonSolver:
                 return x
             self.log.append(("cg-budget", it))
             self.probe_fill = self._probe(H)
-            fits = self.probe_fill <= self.max_fill and self.probe_fill * H.nnz <= self.max_lu_nnz
+            fits = (self.probe_fill <= self.max_fill and self.probe_fill * H.nnz <= self.max_lu_nnz
+                    and n <= self.lu_limit)
             self.mode = "lu" if fits else "amg"
+        if self.prec is not None and not self.forced:
+            x, info, it = self._cg(H, rhs, rtol, self.prec, self.reuse_budget)
+            if info == 0:
+                self.log.append((self.mode + "-reuse", it))
+                return x
         if self.mode == "lu":
             return self._lu(H, rhs)
         return self._amg(H, rhs, rtol)
@@ -561,7 +575,8 @@ def fit_exact(g: Graph, kernel=Softplus(), tol: float = 1e-10, solver: str | Non
     first = np.ones(len(order), dtype=bool)
     first[1:] = labels[order][1:] != labels[order][:-1]
     pins = order[first]
-    V, stats = newton_fit(g, labels, pins, kernel, tol=tol, solver=NewtonSolver(force=solver))
+    with _one_blas_thread():
+        V, stats = newton_fit(g, labels, pins, kernel, tol=tol, solver=NewtonSolver(force=solver))
     # gauge: the minimum of each SCC is 0
     mins = np.full(n_comp, np.inf)
     np.minimum.at(mins, labels, V)
@@ -583,6 +598,19 @@ def fit_exact(g: Graph, kernel=Softplus(), tol: float = 1e-10, solver: str | Non
         res.options["reference_state"] = reference
     res.notes.extend(_largest_scc_note(labels, n_comp, unb, g))
     return res
+
+
+def _one_blas_thread():
+    """BLAS on one thread inside the fit: its vectors are memory-bound (threads gain little), threaded
+    reductions round differently from run to run, and on a busy machine spinning BLAS threads were measured
+    to triple the fit's time (benchmarks/fit_bench.py)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:                                    # pragma: no cover - a declared dependency
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 def _largest_scc_note(labels: np.ndarray, n_comp: int, unbounded: np.ndarray, g: Graph) -> list[str]:
