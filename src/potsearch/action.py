@@ -236,8 +236,8 @@ class NewtonSolver:
     The rule: systems of <= ``small`` unknowns go to LU. Otherwise Jacobi-CG with a budget of ``cg_budget``
     iterations; if that does not converge, the fill of a sparse LU is probed on a breadth-first ball of
     ``probe`` states of the largest block (nnz(L+U) / nnz(H) there): LU from then on if that ratio is
-    <= ``max_fill``, the predicted factor (ratio x nnz(H)) has <= ``max_lu_nnz`` entries and the system has
-    <= ``lu_limit`` unknowns (fill grows with size on geometric graphs), else AMG-PCG.
+    <= ``max_fill``, the predicted factor (ratio x nnz(H)) has <= ``max_lu_nnz`` entries and the largest
+    block has <= ``lu_limit`` unknowns (fill grows with a block's size on geometric graphs), else AMG-PCG.
     A factor that turns out fuller than predicted (> 2 ``max_fill``) hands later steps to AMG.
     The Hessian changes less and less between Newton steps, so a factor (or AMG hierarchy) built at one
     step preconditions CG at the next ones: it is rebuilt only when that CG needs more than ``reuse_budget``
@@ -280,16 +280,18 @@ class NewtonSolver:
             self.prec = spla.LinearOperator(H.shape, matvec=lu.solve, dtype=float)
         return lu.solve(rhs)
 
-    def _probe(self, H) -> float:
-        """Fill ratio of a sparse LU on a breadth-first ball of the largest block (cheap: <= probe states)."""
+    def _probe(self, H) -> tuple[float, int]:
+        """Fill ratio of a sparse LU on a breadth-first ball of the largest block (cheap: <= probe states),
+        and that block's size."""
         from scipy.sparse import csgraph
 
         _, comp = csgraph.connected_components(H, directed=False)
-        start = int(np.flatnonzero(comp == np.bincount(comp).argmax())[0])
+        sizes = np.bincount(comp)
+        start = int(np.flatnonzero(comp == sizes.argmax())[0])
         ball = csgraph.breadth_first_order(H, start, directed=False, return_predecessors=False)[: self.probe]
         sub = H[ball][:, ball]
         lu = self._factor(sub)
-        return (lu.L.nnz + lu.U.nnz) / max(sub.nnz, 1)
+        return (lu.L.nnz + lu.U.nnz) / max(sub.nnz, 1), int(sizes.max())
 
     def _amg(self, H, rhs, rtol):
         try:
@@ -324,9 +326,9 @@ class NewtonSolver:
                 self.log.append(("cg", it))
                 return x
             self.log.append(("cg-budget", it))
-            self.probe_fill = self._probe(H)
+            self.probe_fill, largest = self._probe(H)
             fits = (self.probe_fill <= self.max_fill and self.probe_fill * H.nnz <= self.max_lu_nnz
-                    and n <= self.lu_limit)
+                    and largest <= self.lu_limit)
             self.mode = "lu" if fits else "amg"
         if self.prec is not None and not self.forced:
             x, info, it = self._cg(H, rhs, rtol, self.prec, self.reuse_budget)
