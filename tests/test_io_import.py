@@ -1,7 +1,6 @@
 """Imports never guess (unknown columns, --count-column, agent validation) and the fast CSV reader."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from potsearch import io
