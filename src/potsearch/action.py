@@ -25,6 +25,7 @@ import scipy.sparse as sp
 from scipy.sparse import linalg as spla
 
 from .graph import Graph
+from .newton import NewtonSolver, one_blas_thread
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -146,6 +147,22 @@ def hessian(V: np.ndarray, src, dst, w, n_states: int, kernel=Softplus()) -> sp.
     return sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
 
 
+def pinned_hessian(V, src, dst, w, n_states: int, kernel, free: np.ndarray, idx: np.ndarray) -> sp.csr_matrix:
+    """The Hessian restricted to the free states ``idx`` (rows/columns of pinned or untouched states removed),
+    assembled directly in the reduced numbering (no fancy-indexing of the full matrix)."""
+    c = w * kernel.d2(V[src] - V[dst]) / n_states
+    m = len(idx)
+    local = np.full(len(free), -1, dtype=np.int64)
+    local[idx] = np.arange(m)
+    ls, ld = local[src], local[dst]
+    diag = np.bincount(ls[ls >= 0], c[ls >= 0], minlength=m) + np.bincount(ld[ld >= 0], c[ld >= 0], minlength=m)
+    both = (ls >= 0) & (ld >= 0)
+    rows = np.concatenate([ls[both], ld[both], np.arange(m)])
+    cols = np.concatenate([ld[both], ls[both], np.arange(m)])
+    vals = np.concatenate([-c[both], -c[both], diag])
+    return sp.csr_matrix((vals, (rows, cols)), shape=(m, m))
+
+
 def action_of(V: np.ndarray, g: Graph, kernel=Softplus()) -> float:
     """The action of a full potential vector on graph ``g`` (+inf entries allowed: they cost 0 downhill)."""
     V = np.asarray(V, dtype=float)
@@ -178,6 +195,7 @@ class FitResult:
     history: list = field(default_factory=list)   # (iteration, action, grad_norm)
     options: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    reference: "ReferenceView | None" = None   # the reference-SCC convention (exact mode)
 
     def __repr__(self) -> str:  # short: the arrays are per state (thousands of entries)
         return (f"FitResult(mode={self.mode!r}, action={self.action:.6g}, states={self.n_states}, "
@@ -210,8 +228,8 @@ class FitResult:
 
 # ----------------------------------------------------------------------------- Newton
 def _solve(H: sp.csr_matrix, rhs: np.ndarray, rtol: float = 1e-13, direct_limit: int = 200_000) -> np.ndarray:
-    """Solve the pinned Laplacian system. Jacobi-preconditioned CG first (measured ~20x faster than
-    SuperLU at the paper's size: LU fill-in on these graphs is heavy), sparse LU as the fallback."""
+    """Solve the pinned Laplacian system with Jacobi-preconditioned CG, sparse LU as the fallback
+    (the original single-rule solver; kept as the reference the adaptive solver is tested against)."""
     if H.shape[0] == 0:
         return rhs.copy()
     d = H.diagonal()
@@ -224,7 +242,7 @@ def _solve(H: sp.csr_matrix, rhs: np.ndarray, rtol: float = 1e-13, direct_limit:
 
 def newton_fit(
     g: Graph, labels: np.ndarray, pins: np.ndarray, kernel=Softplus(), tol: float = 1e-10,
-    max_iter: int = 200,
+    max_iter: int = 200, solver: NewtonSolver | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Minimise the action restricted to intra-SCC edges, one pinned state per SCC (V=0 there).
 
@@ -240,6 +258,7 @@ def newton_fit(
     touched[src] = touched[dst] = True
     free &= touched
     idx = np.flatnonzero(free)
+    solver = solver or NewtonSolver()
     V = np.zeros(n)
     objective = Objective(src, dst, w, n, kernel)
     S, grad = objective(V)
@@ -248,11 +267,11 @@ def newton_fit(
     converged = history[0][2] <= tol
     while not converged and it < max_iter:
         it += 1
-        H = hessian(V, src, dst, w, n, kernel)[idx][:, idx]
+        H = pinned_hessian(V, src, dst, w, n, kernel, free, idx)
         step = np.zeros(n)
         # inexact Newton (Eisenstat-Walker forcing term): loose solves far from the optimum
         eta = min(0.5, np.sqrt(history[-1][2] / max(history[0][2], 1e-300)), 1e-2 * np.sqrt(history[-1][2]))
-        step[idx] = -_solve(H, grad[idx], rtol=max(eta, 1e-13))
+        step[idx] = -solver.solve(H, grad[idx], rtol=max(eta, 1e-13))
         slope = float(np.dot(grad, step))
         # Near the optimum the predicted decrease falls below the rounding of S (~1e-16 sum w|x|,
         # Softplus.weighted): then S cannot judge a step and a smaller max |gradient| does.
@@ -274,7 +293,7 @@ def newton_fit(
         if stalled:
             break
     return V, {"iterations": it, "converged": bool(converged), "grad_norm": history[-1][2], "history": history,
-               "action": S}
+               "action": S, "solver": solver.mode or "none", "solves": list(solver.log), "lu_fill": solver.fill}
 
 
 # ----------------------------------------------------------------------------- condensation DAG
@@ -350,17 +369,116 @@ def lower_bounds(g: Graph, labels: np.ndarray, n_comp: int, u: np.ndarray) -> tu
     return lb, upstream
 
 
+# ----------------------------------------------------------------------------- reference-SCC convention
+RELATIONS = ("reference", "upstream", "downstream", "incomparable")
+
+
+@dataclass
+class ReferenceView:
+    """Potentials relative to one reference SCC (gauge: its minimum = 0).
+
+    * states of the reference SCC: finite potential;
+    * states upstream of it (a path leads from them into it): +inf, with an exclusion LOWER bound
+      (paper Eq 25 chained along the paths into the reference);
+    * states downstream of it (reached from it): -inf, with an exclusion UPPER bound;
+    * all other states: incomparable (no path either way): no number, no bound.
+    """
+    scc: int                     # the reference SCC's label
+    size: int
+    potential: np.ndarray        # finite / +inf / -inf / nan (incomparable)
+    bound: np.ndarray            # lower bound (upstream), upper bound (downstream), = potential in the reference
+    relation: np.ndarray         # index into RELATIONS per state
+
+    def relation_names(self) -> list[str]:
+        return [RELATIONS[int(r)] for r in self.relation]
+
+
+def _reach(n_comp: int, a: np.ndarray, b: np.ndarray, start: int) -> np.ndarray:
+    from scipy.sparse import csgraph
+
+    adj = sp.csr_matrix((np.ones(len(a)), (a, b)), shape=(n_comp, n_comp))
+    order = csgraph.breadth_first_order(adj, start, directed=True, return_predecessors=False)
+    out = np.zeros(n_comp, dtype=bool)
+    out[order] = True
+    return out
+
+
+def reference_view(g: Graph, labels: np.ndarray, n_comp: int, u: np.ndarray, ref: int) -> ReferenceView:
+    """Bounds relative to SCC ``ref`` (``u``: potential inside each SCC). Upstream SCC C:
+    offset_C = max over edges f->h (f in C, h upstream-or-reference) of lb(h) + bound(f->h) - u_f, processed
+    in order of longest distance to the reference; downstream symmetrically with min and upper bounds."""
+    cross, a, b = _dag(labels, n_comp, g)
+    es, ed = g.src[cross], g.dst[cross]
+    bound = np.log(g.w[cross] / g.unit_weight()[ed])
+    down = _reach(n_comp, a, b, ref)
+    up = _reach(n_comp, b, a, ref)
+    down[ref] = up[ref] = False
+    val = np.full(g.n_states, np.nan)
+    lim = np.full(g.n_states, np.nan)
+    inref = labels == ref
+    val[inref] = lim[inref] = u[inref]
+    for side, sel_comp in (("up", up), ("down", down)):
+        member = sel_comp.copy()
+        member[ref] = True
+        e = member[a] & member[b]
+        if side == "up":          # levels = longest distance to the reference, on the reversed sub-DAG
+            lev = _levels_from(n_comp, b[e], a[e])
+            comp_of_edge, other = a[e], ed[e]
+        else:                     # levels = longest distance from the reference
+            lev = _levels_from(n_comp, a[e], b[e])
+            comp_of_edge, other = b[e], es[e]
+        own = es[e] if side == "up" else ed[e]
+        bnd = bound[e]
+        edge_level = lev[comp_of_edge]
+        for k in range(1, int(edge_level.max()) + 1 if len(edge_level) else 0):
+            sel = edge_level == k
+            if not sel.any():
+                continue
+            off = np.full(n_comp, -np.inf if side == "up" else np.inf)
+            if side == "up":
+                np.maximum.at(off, comp_of_edge[sel], lim[other[sel]] + bnd[sel] - u[own[sel]])
+            else:
+                np.minimum.at(off, comp_of_edge[sel], lim[other[sel]] - bnd[sel] - u[own[sel]])
+            done = np.isfinite(off)
+            members = done[labels]
+            lim[members] = off[labels[members]] + u[members]
+        states = sel_comp[labels]
+        val[states] = np.inf if side == "up" else -np.inf
+    relation = np.full(g.n_states, 3, dtype=np.int8)
+    relation[inref] = 0
+    relation[up[labels]] = 1
+    relation[down[labels]] = 2
+    return ReferenceView(scc=int(ref), size=int(inref.sum()), potential=val, bound=lim, relation=relation)
+
+
+def reference_scc(g: Graph, labels: np.ndarray, n_comp: int, state: str | None = None) -> int:
+    """The reference SCC: the one holding ``state``, else the largest (ties: most visits, then lowest label)."""
+    if state is not None:
+        try:
+            return int(labels[g.names.index(state)])
+        except ValueError:
+            raise ValueError(f"reference state {state!r} is not among the fitted states") from None
+    sizes = np.bincount(labels, minlength=n_comp)
+    visits = np.bincount(labels, weights=g.visits, minlength=n_comp)
+    return int(np.lexsort((np.arange(n_comp), -visits, -sizes))[0])
+
+
 # ----------------------------------------------------------------------------- the fit
-def fit_exact(g: Graph, kernel=Softplus(), tol: float = 1e-10) -> FitResult:
-    """The exact infimum: SCCs, Newton per SCC (all at once), lower bounds down the DAG."""
+def fit_exact(g: Graph, kernel=Softplus(), tol: float = 1e-10, solver: str | None = None,
+              reference: str | None = None) -> FitResult:
+    """The exact infimum: SCCs, Newton per SCC (all at once), lower bounds down the DAG.
+    ``solver``: None = the adaptive rule of :class:`NewtonSolver`; "cg", "lu" or "amg" forces one method.
+    ``reference``: the state whose SCC is the reference of :class:`ReferenceView` (default: the largest SCC)."""
     t0 = time.perf_counter()
     n_comp, labels = g.sccs()
+    ref = reference_scc(g, labels, n_comp, reference) if g.n_states else 0
     # pin: the most visited state of each SCC (ties: lowest index)
     order = np.lexsort((np.arange(g.n_states), -g.visits, labels))
     first = np.ones(len(order), dtype=bool)
     first[1:] = labels[order][1:] != labels[order][:-1]
     pins = order[first]
-    V, stats = newton_fit(g, labels, pins, kernel, tol=tol)
+    with one_blas_thread():
+        V, stats = newton_fit(g, labels, pins, kernel, tol=tol, solver=NewtonSolver(force=solver))
     # gauge: the minimum of each SCC is 0
     mins = np.full(n_comp, np.inf)
     np.minimum.at(mins, labels, V)
@@ -374,8 +492,12 @@ def fit_exact(g: Graph, kernel=Softplus(), tol: float = 1e-10) -> FitResult:
         converged=stats["converged"], iterations=stats["iterations"], grad_norm=stats["grad_norm"],
         seconds=time.perf_counter() - t0, mode="exact", n_edges=g.n_edges, history=stats["history"],
         options={"kernel": kernel.name, "beta": kernel.beta, "weight": g.weight, "n0": g.n0,
-                 "min_visits": g.min_visits, "gauge": "minimum potential of each SCC = 0"},
+                 "min_visits": g.min_visits, "gauge": "minimum potential of each SCC = 0",
+                 "newton_solver": stats["solver"]},
     )
+    if g.n_states:
+        res.reference = reference_view(g, labels, n_comp, u, ref)
+        res.options["reference_state"] = reference
     res.notes.extend(_largest_scc_note(labels, n_comp, unb, g))
     return res
 

@@ -20,7 +20,8 @@ from .graph import WEIGHT_MODES, Graph, build_graph
 from .store import STORE_FILENAME, Counts, RunStore
 
 POTENTIAL_COLUMNS = ["state", "potential", "lower_bound", "scc", "unbounded", "visits", "stderr",
-                     "scc_potential", "scc_size", "scc_rank"]
+                     "scc_potential", "scc_size", "scc_rank", "ref_potential", "ref_bound", "ref_relation"]
+REFERENCE_COLUMNS = POTENTIAL_COLUMNS[-3:]   # absent from fits written before the reference convention
 
 
 @dataclass
@@ -33,6 +34,7 @@ class FitOptions:
     bootstrap: int = 0
     whole_graph: bool = False
     seed: int = 0
+    reference: str | None = None     # state whose SCC is the reference (default: the largest SCC)
 
     def validate(self) -> "FitOptions":
         if self.weight not in WEIGHT_MODES:
@@ -85,7 +87,10 @@ def run_fit(counts: Counts, opts: FitOptions) -> tuple[Graph, FitResult]:
         raise InputError(f"no state was sampled more than {opts.min_visits} time(s): nothing to fit "
                          f"(lower --min-visits)")
     kernel = make_kernel(opts.kernel, opts.beta)
-    res = fit_whole_graph(g, kernel) if opts.whole_graph else fit_exact(g, kernel)
+    if opts.reference is not None and opts.reference not in g.names:
+        raise InputError(f"--reference {opts.reference!r} is not among the {g.n_states} fitted states"
+                         + (f" (states sampled {opts.min_visits} time(s) or fewer are dropped)" if opts.min_visits else ""))
+    res = fit_whole_graph(g, kernel) if opts.whole_graph else fit_exact(g, kernel, reference=opts.reference)
     if opts.bootstrap and not opts.whole_graph:
         from .uncertainty import bootstrap_stderr
 
@@ -114,11 +119,41 @@ def fit_summary(g: Graph, res: FitResult) -> dict:
         "options": res.options,
         "notes": res.notes,
         "history": [list(h) for h in res.history],
+        "reference": reference_summary(res),
     }
+
+
+def reference_summary(res: FitResult) -> dict | None:
+    """The reference-SCC convention in numbers: which SCC, and how many states relate to it how."""
+    v = res.reference
+    if v is None:
+        return None
+    from .action import RELATIONS
+
+    counts = np.bincount(v.relation, minlength=len(RELATIONS))
+    members = np.flatnonzero(v.relation == 0)
+    top = members[np.argmax(res.visits[members])] if len(members) else None
+    return {"scc": v.scc, "size": v.size, "most_visited_state": res.names[top] if top is not None else None,
+            "chosen_by": "--reference " + res.options["reference_state"] if res.options.get("reference_state")
+            else "largest SCC", **{name: int(k) for name, k in zip(RELATIONS, counts)}}
+
+
+def reference_line(summary: dict) -> str | None:
+    """One line for tables and reports: how the states relate to the reference SCC."""
+    r = summary.get("reference")
+    if not r:
+        return None
+    return (f"reference SCC {r['scc']} ({r['size']} states, {r['chosen_by']}, most visited {r['most_visited_state']!r}): "
+            f"{r['reference']} finite, {r['upstream']} upstream (+inf, lower bounds), {r['downstream']} downstream "
+            f"(-inf, upper bounds), {r['incomparable']} incomparable")
 
 
 def _num(x: float) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else repr(float(x))
+
+
+def _ref_num(x: float) -> str:
+    return "+inf" if x == np.inf else "-inf" if x == -np.inf else _num(x)
 
 
 def write_fit(out: Path, g: Graph, res: FitResult) -> dict:
@@ -131,10 +166,14 @@ def write_fit(out: Path, g: Graph, res: FitResult) -> dict:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(POTENTIAL_COLUMNS)
         se = res.stderr if res.stderr is not None else np.full(res.n_states, np.nan)
+        ref = res.reference
+        rel = ref.relation_names() if ref is not None else [""] * res.n_states
         for i, name in enumerate(res.names):
             w.writerow([name, _num(res.potential[i]), _num(res.lower_bound[i]), int(res.scc[i]),
                         "true" if res.unbounded[i] else "false", int(res.visits[i]), _num(se[i]),
-                        _num(res.scc_potential[i]), int(sizes[res.scc[i]]), int(rank[res.scc[i]])])
+                        _num(res.scc_potential[i]), int(sizes[res.scc[i]]), int(rank[res.scc[i]]),
+                        _ref_num(ref.potential[i]) if ref is not None else "",
+                        _num(ref.bound[i]) if ref is not None else "", rel[i]])
     tmp.replace(out / "potentials.csv")
     summary = fit_summary(g, res)
     (out / "fit.json.tmp").write_text(json.dumps(summary, indent=1, default=float))
@@ -155,6 +194,9 @@ class SavedFit:
     visits: np.ndarray
     stderr: np.ndarray
     summary: dict
+    ref_potential: np.ndarray | None = None    # reference-SCC convention (None: a fit from before it)
+    ref_bound: np.ndarray | None = None
+    ref_relation: list[str] | None = None
 
     @property
     def s_min(self) -> float:
@@ -174,8 +216,11 @@ def load_fit(run_dir: str | Path) -> SavedFit:
     summary = json.loads((d / "fit.json").read_text())
     cols: dict[str, list] = {c: [] for c in POTENTIAL_COLUMNS}
     with open(d / "potentials.csv", newline="", encoding="utf-8") as fh:
-        for rec in csv.DictReader(fh):
-            for c in POTENTIAL_COLUMNS:
+        reader = csv.DictReader(fh)
+        has_ref = all(c in (reader.fieldnames or []) for c in REFERENCE_COLUMNS)
+        wanted = POTENTIAL_COLUMNS if has_ref else [c for c in POTENTIAL_COLUMNS if c not in REFERENCE_COLUMNS]
+        for rec in reader:
+            for c in wanted:
                 cols[c].append(rec[c])
 
     def f(c):
@@ -186,6 +231,8 @@ def load_fit(run_dir: str | Path) -> SavedFit:
         scc_potential=f("scc_potential"), scc=np.array(cols["scc"], dtype=int),
         unbounded=np.array([v == "true" for v in cols["unbounded"]]), visits=np.array(cols["visits"], dtype=int),
         stderr=f("stderr"), summary=summary,
+        ref_potential=f("ref_potential") if has_ref else None, ref_bound=f("ref_bound") if has_ref else None,
+        ref_relation=cols["ref_relation"] if has_ref else None,
     )
 
 

@@ -2,10 +2,13 @@
 
 Formats (chosen by file extension):
 
-* ``.csv`` / ``.tsv``: header with columns ``source,target[,count]``. An empty
-  target or ``<escape>`` is an escape; target == source is a self-loop; count
-  defaults to 1 and must be a non-negative integer. Lines starting with ``#``
-  are comments (used for provenance).
+* ``.csv`` / ``.tsv``: header with columns ``source,target[,count]`` (any other
+  column is an error naming it; ``count_column`` names a differently called count
+  column). An empty target or ``<escape>`` is an escape; target == source is a
+  self-loop; count defaults to 1 and must be a non-negative integer. Lines
+  starting with ``#`` are comments (used for provenance). Large files are read by
+  pandas' C parser; on any problem the careful line-by-line reader re-reads the
+  file to name the offending line.
 * ``.jsonl``: one object per line, ``{"source": ..., "target": ... or null, "count": n}``.
 * ``.json``: the paper's public dataset — a list of records
   ``{"target_expression", "target_score", "source_expressions": [{"expression", "score"}, ...]}``.
@@ -92,7 +95,28 @@ def _state(value, what: str, where: str, line: int, allow_escape: bool) -> str |
     return s
 
 
-def read_rows(path: str | Path) -> tuple[list[Row], dict[str, dict]]:
+def header_columns(header: list[str], where: str, line: int, count_column: str | None = None) -> tuple[int, int, int | None]:
+    """Positions of source, target and count in a CSV/TSV header. Imports never guess: a column that is
+    not expected is an error naming it (a misspelt count column would otherwise make every count 1)."""
+    count_name = (count_column or "count").strip().lower()
+    expected = ("source", "target", count_name)
+    for col in ("source", "target"):
+        if col not in header:
+            raise InputError(f"missing column {col!r} (header: {','.join(header)})", where, line)
+    if count_column is not None and count_name not in header:
+        raise InputError(f"no column {count_name!r} for --count-column (header: {','.join(header)})", where, line)
+    for col in header:
+        if col not in expected:
+            hint = "" if count_column else f"; if {col!r} holds the counts, pass --count-column {col}"
+            raise InputError(f"unknown column {col!r} (expected source, target and optionally {count_name}{hint})",
+                             where, line)
+    dup = [c for c in expected if header.count(c) > 1]
+    if dup:
+        raise InputError(f"column {dup[0]!r} appears twice", where, line)
+    return header.index("source"), header.index("target"), header.index(count_name) if count_name in header else None
+
+
+def read_rows(path: str | Path, count_column: str | None = None) -> tuple[list[Row], dict[str, dict]]:
     """Parse a transitions file. Returns rows and per-state metadata (scores from the paper JSON)."""
     path = Path(path)
     where = str(path)
@@ -121,11 +145,7 @@ def read_rows(path: str | Path) -> tuple[list[Row], dict[str, dict]]:
             raise InputError("file has no header line", where) from None
         except csv.Error as exc:
             raise InputError(f"malformed {fmt.upper()}: {exc}", where, 1) from None
-        for col in ("source", "target"):
-            if col not in header:
-                raise InputError(f"missing column {col!r} (header: {','.join(header)})", where, reader.line_num)
-        si, ti = header.index("source"), header.index("target")
-        ci = header.index("count") if "count" in header else None
+        si, ti, ci = header_columns(header, where, reader.line_num, count_column)
         try:
             for rec in reader:
                 line = reader.line_num
@@ -206,27 +226,132 @@ def rows_to_counts(rows: list[Row], meta: dict | None = None) -> Counts:
     return Counts(list(index), src, dst, cnt, meta={"state_meta": meta or {}})
 
 
-def read_counts(path: str | Path) -> Counts:
-    rows, meta = read_rows(path)
-    c = rows_to_counts(rows, meta)
-    c.meta["file"] = str(path)
-    return c
+FAST_MIN_BYTES = 1 << 22     # smaller files: the careful reader is faster than importing pandas
 
 
-def import_file(path: str | Path, store: RunStore, chunk: int = 50_000) -> dict:
-    """Import a file into a store: one sample row per counted transition, uid = file hash + line + k,
-    so importing the same file twice adds nothing. All-or-nothing: parse first, then one transaction."""
+def _fast_csv(path: Path, fmt: str, count_column: str | None):
+    """Read a CSV/TSV with pandas' C parser. Returns (state names in order of first appearance, source code,
+    target code (ESCAPE for an escape), count) per data row, or None when anything is unusual (quotes the C
+    parser reads differently, a '#' line after the header, a bad field): the careful reader then reads the
+    file and names the line."""
+    import pandas as pd
+
+    sep = "," if fmt == "csv" else "\t"
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 20)
+    lines = head.split(b"\n")
+    skip = 0
+    while skip < len(lines) - 1 and (lines[skip].startswith(b"#") or not lines[skip].strip()):
+        skip += 1
+    if b'"' in lines[skip]:
+        return None
+    try:
+        header = [h.strip().lower() for h in lines[skip].decode("utf-8").rstrip("\r").split(sep)]
+    except UnicodeDecodeError:
+        return None
+    si, ti, ci = header_columns(header, str(path), skip + 1, count_column)
+    try:
+        dtype = {name: str for name in header}
+        if ci is not None:
+            dtype[header[ci]] = np.int64                 # an empty or non-integer count raises: careful reader
+        df = pd.read_csv(path, sep=sep, skiprows=skip, header=0, names=header, dtype=dtype, keep_default_na=False,
+                         na_filter=False, engine="c", encoding="utf-8", quoting=0, skip_blank_lines=True,
+                         comment=None, on_bad_lines="error", low_memory=False)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
+        return None
+    if len(df.columns) != len(header):
+        return None
+    src = df.iloc[:, si].to_numpy(dtype=object)
+    tgt = df.iloc[:, ti].to_numpy(dtype=object)
+    if ci is None:
+        cnt = np.ones(len(df), dtype=np.int64)
+    else:
+        cnt = df.iloc[:, ci].to_numpy(dtype=np.int64)
+        if len(cnt) and cnt.min() < 0:
+            return None
+    both = np.empty(2 * len(src), dtype=object)
+    both[0::2], both[1::2] = src, tgt
+    codes, uniques = pd.factorize(both)                  # order of first appearance, as the careful reader
+    stripped = pd.Index(uniques).str.strip()
+    if (stripped != uniques).any() or stripped.str.startswith("#").any():
+        return None                                      # padded or comment-like names: careful reader
+    esc = np.flatnonzero((uniques == "") | (uniques == ESCAPE_TOKEN))
+    s_codes, t_codes = codes[0::2], codes[1::2]
+    if len(esc) and np.isin(s_codes, esc).any():
+        return None                                      # an empty source: the careful reader names the line
+    if len(src) == 0:
+        return None
+    keep = np.ones(len(uniques), dtype=bool)
+    keep[esc] = False
+    remap = np.full(len(uniques), ESCAPE, dtype=np.int64)
+    remap[keep] = np.arange(int(keep.sum()))
+    names = [str(u) for u in np.asarray(uniques, dtype=object)[keep]]
+    return names, remap[s_codes], remap[t_codes], cnt
+
+
+def _aggregate(names, s, t, c, meta) -> Counts:
+    """Sum counts per (source, target) pair, pairs in order of first appearance, zero totals dropped."""
+    key = s.astype(np.int64) * (len(names) + 1) + (t + 1)          # ESCAPE = -1 -> 0
+    uniq, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    total = np.bincount(inv.ravel(), weights=c, minlength=len(uniq)).astype(np.int64)
+    order = np.argsort(first, kind="stable")
+    uniq, total = uniq[order], total[order]
+    ok = total > 0
+    uniq, total = uniq[ok], total[ok]
+    return Counts(list(names), uniq // (len(names) + 1), uniq % (len(names) + 1) - 1, total,
+                  meta={"state_meta": meta or {}})
+
+
+def read_table(path: str | Path, count_column: str | None = None):
+    """Rows of a transitions file as arrays: (state names, source code, target code or ESCAPE, count, meta).
+    CSV/TSV files above FAST_MIN_BYTES go through pandas; everything else through :func:`read_rows`."""
     path = Path(path)
-    rows, meta = read_rows(path)  # raises before touching the store
+    fmt = detect_format(path)
+    if fmt in ("csv", "tsv"):
+        try:
+            big = path.stat().st_size >= FAST_MIN_BYTES
+        except OSError:
+            big = False
+        fast = _fast_csv(path, fmt, count_column) if big else None
+        if fast is not None:
+            return (*fast, {})
+    rows, meta = read_rows(path, count_column)
+    index: dict[str, int] = {}
+    s = np.empty(len(rows), dtype=np.int64)
+    t = np.empty(len(rows), dtype=np.int64)
+    c = np.empty(len(rows), dtype=np.int64)
+    for i, r in enumerate(rows):
+        s[i] = index.setdefault(r.source, len(index))
+        t[i] = ESCAPE if r.target is None else index.setdefault(r.target, len(index))
+        c[i] = r.count
+    return list(index), s, t, c, meta
+
+
+def read_counts(path: str | Path, count_column: str | None = None) -> Counts:
+    names, s, t, c, meta = read_table(path, count_column)
+    counts = _aggregate(names, s, t, c, meta)
+    counts.meta["file"] = str(path)
+    return counts
+
+
+def import_file(path: str | Path, store: RunStore, chunk: int = 50_000, count_column: str | None = None,
+                table=None) -> dict:
+    """Import a file into a store: one sample row per counted transition, uid = file hash + row + k,
+    so importing the same file twice adds nothing. All-or-nothing: parse first, then one transaction.
+    ``table``: the file already read by :func:`read_table` (not read again)."""
+    path = Path(path)
+    names, src, tgt, cnt, meta = table if table is not None else read_table(path, count_column)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     samples = []
-    for i, r in enumerate(rows):
-        for k in range(r.count):
+    for i, (s_i, t_i, n_i) in enumerate(zip(src.tolist(), tgt.tolist(), cnt.tolist())):
+        source = names[s_i]
+        target = None if t_i == ESCAPE else names[t_i]
+        for k in range(n_i):
             samples.append(
                 Sample(
-                    uid=f"import:{digest}:{i}:{k}", source=r.source, target=r.target,
-                    reason="imported escape" if r.target is None else None, agent="import", model=None,
-                    source_meta=meta.get(r.source), target_meta=meta.get(r.target) if r.target else None,
+                    uid=f"import:{digest}:{i}:{k}", source=source, target=target,
+                    reason="imported escape" if target is None else None, agent="import", model=None,
+                    source_meta=meta.get(source), target_meta=meta.get(target) if target else None,
                 )
             )
     added = store.add_samples(samples)
@@ -273,3 +398,32 @@ def export_counts(counts: Counts, path: str | Path, state_meta: dict | None = No
             )
         path.write_text(json.dumps(out, indent=1), encoding="utf-8")
     return sum(r[2] for r in rows)
+
+
+def invalid_states(names: list[str], agent: str) -> dict[str, str]:
+    """States an agent could never produce, with the reason: for a fitter agent ("fitter" or a YAML of kind
+    fitter) every state must parse as an expression under the agent's limits; other agents accept any text."""
+    from .agents.base import builtin_agent_path
+    from .agents.config import load_config
+
+    path = builtin_agent_path(agent) if agent in ("word", "fitter") else Path(agent)
+    config = load_config(path)
+    if config.kind != "fitter":
+        return {}
+    from .agents.fitter import ExpressionError, parse_expression
+
+    bad: dict[str, str] = {}
+    for name in names:
+        try:
+            parse_expression(name, config.fitter)
+        except ExpressionError as exc:
+            bad[name] = str(exc)
+    return bad
+
+
+def drop_states(table, bad: set[str]):
+    """The table without rows whose source or target is in ``bad``; also the number of rows dropped."""
+    names, s, t, c, meta = table
+    flag = np.array([n in bad for n in names] + [False], dtype=bool)     # index -1 (ESCAPE) -> False
+    drop = flag[s] | flag[t]
+    return (names, s[~drop], t[~drop], c[~drop], meta), int(drop.sum())

@@ -170,6 +170,7 @@ def _fit(ctx: Ctx) -> str:
                           "Fit convergence: max |gradient| (log scale) and action per Newton iteration.") + "</div>"]
     for note in fit.get("notes") or []:
         parts.append(f'<p class="warn">{esc(note)}</p>')
+    parts.append(_reference_paragraph(fit))
     pot = ctx.run_dir / "fit" / "potentials.csv"
     if pot.is_file():
         head, rows, total = _csv_head(pot, 10 ** 9)
@@ -178,7 +179,8 @@ def _fit(ctx: Ctx) -> str:
             rows.sort(key=lambda r: -int(r[i] or 0))
         except ValueError:
             pass
-        keep = [c for c in ("state", "potential", "lower_bound", "unbounded", "visits", "scc") if c in head]
+        keep = [c for c in ("state", "potential", "lower_bound", "unbounded", "visits", "scc", "ref_potential",
+                            "ref_bound", "ref_relation") if c in head]
         idx = [head.index(c) for c in keep]
         parts.append(f"<h3>Most visited states ({min(20, total)} of {total})</h3>")
         ui = head.index("unbounded") if "unbounded" in head else -1
@@ -189,6 +191,17 @@ def _fit(ctx: Ctx) -> str:
 
         parts.append(ctx.table(keep, [[cell(r, j) for j in idx] for r in rows[:20]]))
     return "".join(parts)
+
+
+def _reference_paragraph(fit: dict) -> str:
+    """The reference-SCC convention (docs/concepts.md): one line, empty for fits written before it."""
+    from .fitstage import reference_line
+
+    line = reference_line(fit)
+    if not line:
+        return ""
+    return (f"<p>Relative to one reference SCC (columns ref_*): {esc(line)}. Upstream states are +∞ above it "
+            "with their exclusion lower bound, downstream states −∞ below it with an upper bound.</p>")
 
 
 def _num(s: str):

@@ -172,3 +172,73 @@ def large_counts(n_states: int = 1_000_000, n_samples: int = 10_000_000, degree:
     counts = Counts([f"L{i}" for i in range(n_states)], uniq // n_states, uniq % n_states,
                     cnt.astype(np.int64), meta={"synthetic": "large"})
     return counts, V
+
+
+# ----------------------------------------------------------------------------- graph families
+FAMILIES = ("random", "geometric", "chain_tree", "hub")
+
+
+def family_edges(family: str, n: int, rng: np.random.Generator, degree: int = 6) -> np.ndarray:
+    """Undirected neighbour pairs (i < j) of one graph family on n states:
+
+    * ``random``: a ring plus random chords (an expander-like graph, well conditioned);
+    * ``geometric``: points in the unit square, each joined to its ``degree`` nearest neighbours (local moves,
+      the way an agent makes small edits; a badly conditioned Laplacian);
+    * ``chain_tree``: a random tree of long chains (each state's parent is a few states back) — with the
+      heavy-tailed sampling of :func:`family_counts` most leaves are reached once and never sampled;
+    * ``hub``: hub-and-spoke — ~sqrt(n) hubs joined in a ring, every other state joined to one or two hubs.
+    """
+    if family == "random":
+        pairs = _neighbour_graph(n, degree, rng)
+        return pairs
+    if family == "geometric":
+        from scipy.spatial import cKDTree
+
+        pts = rng.random((n, 2))
+        _, nb = cKDTree(pts).query(pts, k=min(degree, n - 1) + 1)
+        a = np.repeat(np.arange(n), nb.shape[1] - 1)
+        pairs = np.stack([a, nb[:, 1:].ravel()], axis=1)
+    elif family == "chain_tree":
+        i = np.arange(1, n)
+        parent = np.maximum(0, i - rng.geometric(0.3, n - 1))
+        pairs = np.stack([i, parent], axis=1)
+    elif family == "hub":
+        h = max(2, int(np.sqrt(n)))
+        ring = np.stack([np.arange(h), (np.arange(h) + 1) % h], axis=1)
+        spokes = np.arange(h, n)
+        one = np.stack([spokes, rng.integers(0, h, len(spokes))], axis=1)
+        second = spokes[rng.random(len(spokes)) < 0.3]
+        two = np.stack([second, rng.integers(0, h, len(second))], axis=1)
+        pairs = np.concatenate([ring, one, two])
+    else:
+        raise ValueError(f"unknown graph family {family!r} (choose from {', '.join(FAMILIES)})")
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    return np.unique(np.sort(pairs, axis=1), axis=0)
+
+
+def family_counts(family: str, n_states: int = 7484, n_samples: int = 50_000, sigma: float = 0.7,
+                  zipf: float = 0.5, seed: int = 0, degree: int = 6) -> tuple[Counts, np.ndarray]:
+    """~n_samples samples over n_states states on one graph family (:func:`family_edges`), vectorised:
+    each sample picks a source with a popularity proportional to its degree times a heavy-tailed factor
+    (Zipf exponent ``zipf``, random order; 0 = uniform), a uniform neighbour, and Metropolis acceptance
+    (a rejection is a self-loop)."""
+    rng = np.random.default_rng(seed)
+    V = rng.normal(0.0, sigma, n_states)
+    edges = family_edges(family, n_states, rng, degree)
+    f = np.concatenate([edges[:, 0], edges[:, 1]])
+    g = np.concatenate([edges[:, 1], edges[:, 0]])
+    order = np.argsort(f, kind="stable")
+    f, g = f[order], g[order]
+    indptr = np.searchsorted(f, np.arange(n_states + 1))
+    deg = np.diff(indptr)
+    pop = 1.0 / np.arange(1, n_states + 1) ** zipf
+    pop = rng.permutation(pop / pop.sum())
+    pop = pop * deg
+    s = rng.choice(n_states, n_samples, p=pop / pop.sum())
+    d = g[indptr[s] + (rng.random(n_samples) * deg[s]).astype(np.int64)]
+    acc = rng.random(n_samples) < np.minimum(1.0, np.exp(V[s] - V[d]))
+    d = np.where(acc, d, s)
+    uniq, cnt = np.unique(s.astype(np.int64) * n_states + d, return_counts=True)
+    counts = Counts([f"{family[0].upper()}{i}" for i in range(n_states)], uniq // n_states, uniq % n_states,
+                    cnt.astype(np.int64), meta={"synthetic": family, "seed": seed})
+    return counts, V

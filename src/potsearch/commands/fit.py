@@ -6,7 +6,7 @@ import math
 import sys
 from pathlib import Path
 
-from ..fitstage import FitOptions, default_out, load_input, record, run_fit, write_fit
+from ..fitstage import FitOptions, default_out, load_input, record, reference_line, run_fit, write_fit
 
 
 def add_arguments(p):
@@ -22,6 +22,8 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--whole-graph", action="store_true",
                    help="the paper's procedure (one L-BFGS-B over all states) for comparison")
+    p.add_argument("--reference", default=None, metavar="STATE",
+                   help="potentials relative to the SCC of STATE (default: the largest SCC); columns ref_*")
     p.add_argument("--out", default=None, help="output folder (default: RUN/fit, or ./fit for a plain file)")
     p.add_argument("--json", action="store_true", help="print fit.json to stdout instead of the table")
 
@@ -32,7 +34,8 @@ def _fmt(x, nd=3):
 
 def run(args) -> int:
     opts = FitOptions(weight=args.weight, n0=args.n0, min_visits=args.min_visits, kernel=args.kernel,
-                      beta=args.beta, bootstrap=args.bootstrap, whole_graph=args.whole_graph, seed=args.seed)
+                      beta=args.beta, bootstrap=args.bootstrap, whole_graph=args.whole_graph, seed=args.seed,
+                      reference=args.reference)
     opts.validate()
     inp = load_input(args.input)
     g, res = run_fit(inp.counts, opts)
@@ -60,18 +63,34 @@ def _print_table(g, res, summary, out: Path) -> None:
               f"max |grad| {res.grad_norm:.1e}, {res.seconds:.3f} s", soft_wrap=True)
     for note in res.notes:
         con.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
+    line = reference_line(summary)
+    if line:
+        con.print(line, soft_wrap=True)
     import numpy as np
 
     order = np.lexsort((-res.visits, res.target_potential()))
     tab = Table(show_edge=False)
-    for col in ("state", "potential", "lower bound", "SCC", "unbounded", "visits", "stderr"):
+    ref = res.reference
+    # the reference-SCC column replaces "unbounded" (the potential column shows +inf) when it says something
+    # the other columns do not: states downstream of or incomparable with the reference SCC
+    if ref is not None and not (ref.relation >= 2).any():
+        ref = None
+    cols = ("state", "potential", "lower bound", "SCC", "vs ref" if ref is not None else "unbounded", "visits",
+            "stderr")
+    for col in cols:
         tab.add_column(col, justify="left" if col == "state" else "right")
     limit = 25
     se = res.stderr if res.stderr is not None else np.full(res.n_states, np.nan)
     for i in order[:limit]:
         pot = "+inf" if res.unbounded[i] and res.mode == "exact" else _fmt(res.potential[i])
-        tab.add_row(res.names[i], pot, _fmt(res.lower_bound[i]), str(res.scc[i]),
-                    "yes" if res.unbounded[i] else "", str(res.visits[i]), _fmt(se[i]))
+        if ref is not None:
+            rel = int(ref.relation[i])
+            third = (_fmt(ref.potential[i]) if rel == 0 else "incomparable" if rel == 3
+                     else f"{'+inf >=' if rel == 1 else '-inf <='} {_fmt(ref.bound[i])}")
+        else:
+            third = "yes" if res.unbounded[i] else ""
+        tab.add_row(res.names[i], pot, _fmt(res.lower_bound[i]), str(res.scc[i]), third, str(res.visits[i]),
+                    _fmt(se[i]))
     con.print(tab)
     if res.n_states > limit:
         con.print(f"... {res.n_states - limit} more states in {out / 'potentials.csv'}")

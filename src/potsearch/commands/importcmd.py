@@ -1,24 +1,43 @@
 """`potsearch import FILE --run runs/NAME`: add transitions to a run store (idempotent)."""
 from __future__ import annotations
 
-from ..io import detect_format, import_file, read_rows
+from ..errors import InputError
+from ..io import detect_format, drop_states, import_file, invalid_states, read_table
 from ..store import RunStore
 
 
 def add_arguments(p):
     p.add_argument("file", help="transitions: .csv/.tsv (source,target[,count]), .jsonl, or the paper's .json")
     p.add_argument("--run", required=True, help="run directory, e.g. runs/NAME (created if missing)")
+    p.add_argument("--count-column", default=None, metavar="NAME",
+                   help="CSV/TSV column holding the counts when it is not called 'count'")
+    p.add_argument("--agent", default=None, metavar="AGENT",
+                   help="check every state against an agent (word, fitter or an agent YAML): a fitter state "
+                        "must parse as an expression")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="with --agent: drop rows with an invalid state (counted in the summary) instead of refusing")
 
 
 def run(args) -> int:
     from pathlib import Path
 
     detect_format(Path(args.file))
-    read_rows(args.file)  # validate completely before creating or touching the store
+    table = read_table(args.file, args.count_column)  # validate completely before creating or touching the store
+    skipped = ""
+    if args.agent:
+        bad = invalid_states(table[0], args.agent)
+        if bad and not args.skip_invalid:
+            first, why = next(iter(bad.items()))
+            raise InputError(f"{len(bad)} of {len(table[0])} states are not valid for agent {args.agent!r}, "
+                             f"first {first!r}: {why} (fix them, or pass --skip-invalid to drop their rows)",
+                             args.file)
+        if bad:
+            table, n_rows = drop_states(table, set(bad))
+            skipped = f"; skipped {n_rows} row(s) with {len(bad)} state(s) invalid for agent {args.agent!r}"
     store = RunStore.create(args.run)
-    info = import_file(args.file, store)
+    info = import_file(args.file, store, table=table)
     total = store.n_samples()
     print(f"imported {info['added']} samples from {args.file} into {store.path} "
-          f"({info['duplicates']} already there; store now holds {total} samples)")
+          f"({info['duplicates']} already there; store now holds {total} samples{skipped})")
     print(f"next: potsearch fit {args.run}")
     return 0

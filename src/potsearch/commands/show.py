@@ -41,6 +41,15 @@ def _num(v, nd=6):
     return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{nd}f}"
 
 
+def _reference_line(out, saved) -> None:
+    """How the fitted states relate to the reference SCC (the convention of docs/concepts.md)."""
+    from ..fitstage import reference_line
+
+    line = reference_line(saved.summary)
+    if line:
+        out.line(f"fit {line}")
+
+
 def _directionality_of(run_dir, store, fn, params, min_kernel: float = HIGH_KERNEL) -> dict:
     from ..fitstage import load_fit
     from ..graph import build_graph
@@ -120,6 +129,7 @@ def run(args) -> int:
     out.line(f"held-out action: {_num(row.heldout_action)}")
     out.line(f"S_min (train part): {_num(s_min_train)}   gap: {_num(row.gap)}")
     out.line(f"S_min (fit, all samples): {_num(saved.s_min)}")
+    _reference_line(out, saved)
     out.line(f"complexity: {row.complexity if row.complexity is not None else '-'}   "
              f"parameters: {row.n_params if row.n_params is not None else len(params)}")
     # ---- lineage
