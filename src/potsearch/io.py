@@ -403,7 +403,7 @@ def export_counts(counts: Counts, path: str | Path, state_meta: dict | None = No
 def invalid_states(names: list[str], agent: str) -> dict[str, str]:
     """States an agent could never produce, with the reason: for a fitter agent ("fitter" or a YAML of kind
     fitter) every state must parse as an expression under the agent's limits; other agents accept any text."""
-    from .agents.base import builtin_agent_path
+    from .agents.registry import builtin_agent_path
     from .agents.config import load_config
 
     path = builtin_agent_path(agent) if agent in ("word", "fitter") else Path(agent)
