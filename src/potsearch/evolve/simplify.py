@@ -20,10 +20,12 @@ sympy expression over the feature symbols with the fitted parameters substituted
   features tied to it by an exact linear identity of the feature table (see below).
   Every proposal is refitted (the GP compile and scoring path, ``islands.score_source``, so the
   sandbox rules that hold for our own generated code apply) and accepted when its training action
-  is at most ``S_original + tol``. ``tol = max(rel_floor * S_original, z * SE)`` where SE is the
-  standard error of the action difference against the *original* candidate, from the per-pair
-  differences of the training edges (pairs taken as independent; default z = 2, rel_floor = 1e-5).
-  Comparing every step with the original bounds the cumulative rise by the tolerance.
+  is at most ``S_original + tol``, ``tol = max(rel_floor * S, min(z * SE, rel_cap * S))`` with S the
+  original's training action and SE the standard error of the action difference against the
+  *original* candidate, from the per-pair differences over the training edges (pairs taken as
+  independent; z = 2, rel_floor = 1e-5, rel_cap = 1e-3). The cap keeps a large, heterogeneous change
+  (whose per-pair spread is itself large) from hiding behind its own spread: no simplification costs
+  more than 0.1 % of the action. Comparing every step with the original bounds the cumulative rise.
 
 Linear identities among features: the centred feature table's null space (SVD, relative singular
 value < 1e-9) gives the exact linear relations of the data, e.g. length = vowels + consonants and
@@ -85,19 +87,22 @@ def _translate(source: str, params) -> sp.Expr:
         names = [a.arg for a in fdef.args.args]
         if fdef.args.vararg or fdef.args.kwarg or fdef.args.kwonlyargs or fdef.args.defaults or len(args) != len(names):
             raise Unsupported(f"unsupported signature of {fdef.name}")
-        env = dict(zip(names, args))
-        for stmt in fdef.body:
+        return run_body(fdef.body, dict(zip(names, args)), depth, fdef.name)
+
+    def run_body(body, env, depth, where):
+        for stmt in body:
             if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
                 continue  # docstring
             if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
                 env[stmt.targets[0].id] = ev(stmt.value, env, depth)
-            elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name) and type(stmt.op) in _BIN:
+            elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name) and type(stmt.op) in _BIN \
+                    and not isinstance(env.get(stmt.target.id, ""), str):
                 env[stmt.target.id] = _BIN[type(stmt.op)](env[stmt.target.id], ev(stmt.value, env, depth))
             elif isinstance(stmt, ast.Return) and stmt.value is not None:
-                return ev(stmt.value, env, depth)
+                return sp.sympify(ev(stmt.value, env, depth))
             else:
-                raise Unsupported(f"statement {type(stmt).__name__} in {fdef.name}")
-        raise Unsupported(f"{fdef.name} returns nothing")
+                raise Unsupported(f"statement {type(stmt).__name__} in {where}")
+        raise Unsupported(f"{where} returns nothing")
 
     def ev(n, env, depth):
         if isinstance(n, ast.Constant) and isinstance(n.value, (int, float)) and not isinstance(n.value, bool):
@@ -137,21 +142,7 @@ def _translate(source: str, params) -> sp.Expr:
     if len(pot.args.args) != 2:
         raise Unsupported("potential must take (x, p)")
     xname, pname = pot.args.args[0].arg, pot.args.args[1].arg
-    marker = ast.FunctionDef(name="potential", args=ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[],
-                                                                  kw_defaults=[], kwarg=None, defaults=[]),
-                             body=pot.body, decorator_list=[])
-    env0 = {xname: "__x__", pname: "__p__"}
-    body_env = dict(env0)
-    for stmt in marker.body:
-        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
-            continue
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-            body_env[stmt.targets[0].id] = ev(stmt.value, body_env, 0)
-        elif isinstance(stmt, ast.Return) and stmt.value is not None:
-            return sp.sympify(ev(stmt.value, body_env, 0))
-        else:
-            raise Unsupported(f"statement {type(stmt).__name__}")
-    raise Unsupported("potential returns nothing")
+    return run_body(pot.body, {xname: "__x__", pname: "__p__"}, 0, "potential")
 
 
 # ----------------------------------------------------------------------------- structure
@@ -477,7 +468,7 @@ def _proposals(pexpr: sp.Expr, vals: list[float], features: dict, identities: li
 
 
 def simplify(source: str, params, data, seed: int = 0, z: float = 2.0, rel_floor: float = 1e-5,
-             max_steps: int = 12) -> Simplified:
+             rel_cap: float = 1e-3, max_steps: int = 12) -> Simplified:
     """Canonical form, then wrappers removed and terms pruned with a refit (module doc). ``data`` is a
     ``ScoringData``. Never raises for a candidate's fault: ``ok=False`` keeps the original."""
     from .scoring import complexity_of
@@ -510,7 +501,7 @@ def simplify(source: str, params, data, seed: int = 0, z: float = 2.0, rel_floor
     def tolerance(V):
         d = _pair_contrib(V, data) - c0
         se = math.sqrt(len(d)) * float(np.std(d)) if len(d) > 1 else 0.0
-        return max(rel_floor * abs(S0), z * se)
+        return max(rel_floor * abs(S0), min(z * se, rel_cap * abs(S0)))
 
     identities = feature_identities(feats)
     cur, steps = base, []
