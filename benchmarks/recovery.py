@@ -242,7 +242,7 @@ def _safe(fn, *args):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help=f"laws {QUICK} only, rounds 300 x 4 islands")
+    ap.add_argument("--quick", action="store_true", help=f"laws {QUICK} only, rounds 1000 x 8 islands")
     ap.add_argument("--laws", type=int, nargs="+", help="indices into the suite (0-based)")
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--islands", type=int)
@@ -252,8 +252,8 @@ def main() -> None:
     a = ap.parse_args()
     laws = a.laws or (QUICK if a.quick else list(range(len(LAWS))))
     if a.quick:
-        a.rounds = a.rounds or 300
-        a.islands = a.islands or 4
+        a.rounds = a.rounds or 1000
+        a.islands = a.islands or 8
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(a.keep) if a.keep else Path(tmp)

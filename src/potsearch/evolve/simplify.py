@@ -239,8 +239,11 @@ def latex_text(expr: sp.Expr, digits: int = 4) -> str:
 # ----------------------------------------------------------------------------- canonical form
 def _canon(num: sp.Expr, n_before: int) -> tuple[sp.Expr, list[float]]:
     """Expanded and re-parametrised when that adds no parameter (and does not blow up), else factored."""
+    ops = sp.count_ops(num)
+    if ops > 150:  # expanding a large tree can take sympy minutes: keep it factored
+        return parametrise(num)
     expanded = sp.expand(num)
-    if sp.count_ops(expanded) <= 4 * sp.count_ops(num) + 20:
+    if sp.count_ops(expanded) <= 4 * ops + 20:
         pe, vals = parametrise(expanded)
         if len(vals) <= n_before:
             return pe, vals
@@ -416,7 +419,8 @@ def _num(e: sp.Expr, vals: list[float]) -> sp.Expr:
     return e.xreplace({sp.Symbol(f"P_{i}"): sp.Float(v, 17) for i, v in enumerate(vals)})
 
 
-def _proposals(pexpr: sp.Expr, vals: list[float], features: dict, identities: list, n: int):
+def _proposals(pexpr: sp.Expr, vals: list[float], features: dict, identities: list, n: int,
+               max_rewrites: int = 6):
     """Simpler forms of a parametrised law: (description, new pexpr, n_terms)."""
     numeric = pexpr.xreplace({sp.Symbol(f"P_{i}"): sp.Float(v, 17) for i, v in enumerate(vals)})
     terms = list(sp.Add.make_args(pexpr))
@@ -440,15 +444,26 @@ def _proposals(pexpr: sp.Expr, vals: list[float], features: dict, identities: li
         if closure != set(lin):
             rest = [t for t in terms if t not in lin.values()]
             k = len(lin)
-            subsets = [s for s in itertools.combinations(sorted(closure), k - 1) if k - 1 >= 0]
-            subsets.sort(key=lambda s: (-len(set(s) & set(lin)), s))
-            base = len(vals)
-            for sub in subsets:
-                if set(sub) <= set(lin):
-                    continue  # plain drops are proposed above
-                new = [sp.Symbol(f"P_{base + j}") * feature_symbol(f) for j, f in enumerate(sub)]
-                yield f"rewrote {'+'.join(sorted(lin))} as {'+'.join(sub) or 'nothing'} (feature identity)", \
-                    sp.Add(*(rest + new))
+            # pre-screen by how well each subset spans the linear part on the feature table (cheap
+            # least squares), refit only the best few: the closure can hold many features
+            L = np.zeros(n)
+            for f, t in lin.items():
+                L = L + float(_num(t, vals).as_coeff_Mul()[0]) * features[f]
+            L = L - L.mean()
+            if math.comb(len(closure), max(k - 1, 0)) <= 5000 and np.ptp(L) > 0:
+                scored = []
+                for sub in itertools.combinations(sorted(closure), k - 1):
+                    if set(sub) <= set(lin):
+                        continue  # plain drops are proposed above
+                    A = np.column_stack([features[f] - features[f].mean() for f in sub]) if sub else np.zeros((n, 0))
+                    resid = L - A @ np.linalg.lstsq(A, L, rcond=None)[0] if sub else L
+                    scored.append((float(np.linalg.norm(resid)), -len(set(sub) & set(lin)), sub))
+                scored.sort()
+                base = len(vals)
+                for _, _, sub in scored[:max_rewrites]:
+                    new = [sp.Symbol(f"P_{base + j}") * feature_symbol(f) for j, f in enumerate(sub)]
+                    yield f"rewrote {'+'.join(sorted(lin))} as {'+'.join(sub) or 'nothing'} (feature identity)", \
+                        sp.Add(*(rest + new))
     # 3. near-identity wrappers
     for node in sorted(set(sp.preorder_traversal(pexpr)), key=sp.default_sort_key):
         if isinstance(node, (sp.exp, sp.log, sp.tanh, sp.Abs, sp.sin, sp.cos, sp.atan, sp.sinh, sp.cosh, sp.tan)) \
@@ -468,10 +483,15 @@ def _proposals(pexpr: sp.Expr, vals: list[float], features: dict, identities: li
 
 
 def simplify(source: str, params, data, seed: int = 0, z: float = 2.0, rel_floor: float = 1e-5,
-             rel_cap: float = 1e-3, max_steps: int = 12) -> Simplified:
+             rel_cap: float = 1e-3, max_steps: int = 12, max_seconds: float = 20.0) -> Simplified:
     """Canonical form, then wrappers removed and terms pruned with a refit (module doc). ``data`` is a
-    ``ScoringData``. Never raises for a candidate's fault: ``ok=False`` keeps the original."""
+    ``ScoringData``. Never raises for a candidate's fault: ``ok=False`` keeps the original. After
+    ``max_seconds`` no new proposal is tried (the best form so far is returned, ``steps`` says so)."""
+    import time
+
     from .scoring import complexity_of
+
+    t_end = time.perf_counter() + max_seconds
 
     can = canonical_form(source, params)
     refit = _Refitter(data, seed)
@@ -508,6 +528,8 @@ def simplify(source: str, params, data, seed: int = 0, z: float = 2.0, rel_floor
     for _ in range(max_steps):
         best = None
         for desc, cand in _proposals(cur["pexpr"], cur["params"], feats, identities, n):
+            if time.perf_counter() > t_end:
+                break
             cand = _drop_constant_terms(cand)
             if cand is None:
                 continue
@@ -525,6 +547,10 @@ def simplify(source: str, params, data, seed: int = 0, z: float = 2.0, rel_floor
         if best is None:
             break
         cur = best[2]
+        if time.perf_counter() > t_end:
+            steps.append(best[1])
+            steps.append(f"stopped after {max_seconds:g} s")
+            break
         steps.append(best[1])
     kappa = cancellation(cur["numeric"], feats, n)
     return Simplified(True, cur["source"], cur["params"], cur["S"], cur["Sh"], S0, tolerance(cur["V"]),
