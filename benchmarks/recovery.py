@@ -278,9 +278,11 @@ def main() -> None:
         print(f"  gplearn baseline: exact {g.count('exact')}/{len(g)}, near {g.count('near')}")
     print(f"  wall time: {sum(r['wall_s'] for r in rows):.0f} s total "
           f"(evolve {sum(r['evolve_s'] for r in rows):.0f} s)")
-    ours = tot["one_se"] / len(rows)
+    from potsearch.evolve.selection import DEFAULT_RULE
+
+    ours = tot[DEFAULT_RULE] / len(rows)
     base = (g.count("exact") / len(g)) if g else None
-    emit("recovery", f"exact recovery of {len(rows)} hidden laws (selection one_se + simplification; baseline "
+    emit("recovery", f"exact recovery of {len(rows)} hidden laws (selection {DEFAULT_RULE} + simplification; baseline "
          "gplearn on the fitted potentials)", ours, base, None if not base else ours / base, ">= 0.8",
          ours >= 0.8)
 

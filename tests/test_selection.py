@@ -36,9 +36,14 @@ def test_one_se_picks_the_true_law_over_a_slightly_better_bigger_tree():
 def test_selection_is_deterministic_for_a_seed():
     data, _, _ = word_problem("1.6*length - 2.4*zipf")
     df = _front(data)
-    a = choose(pareto_front(df), data, SelectionOptions(seed=5))
-    b = choose(pareto_front(df), data, SelectionOptions(seed=5))
-    assert a[0] == b[0] and a[1] == b[1] and list(a[2]["se"]) == list(b[2]["se"])
+    for rule, col in (("one_se", "se"), ("pysr", "score")):
+        a = choose(pareto_front(df), data, SelectionOptions(rule=rule, seed=5))
+        b = choose(pareto_front(df), data, SelectionOptions(rule=rule, seed=5))
+        assert a[0] == b[0] and a[1] == b[1] and list(a[2][col]) == list(b[2][col])
+    # the seed drives the bootstrap: another seed gives other standard errors
+    s5 = choose(pareto_front(df), data, SelectionOptions(rule="one_se", seed=5))[2]["se"]
+    s6 = choose(pareto_front(df), data, SelectionOptions(rule="one_se", seed=6))[2]["se"]
+    assert list(s5) != list(s6)
 
 
 def test_pysr_rule_and_unknown_rule():

@@ -2,12 +2,12 @@
 
 Two rules, both deterministic for a seed:
 
-* ``one_se`` (default) — held-out action with the one-standard-error rule. Let m be the front
+* ``one_se`` — held-out action with the one-standard-error rule. Let m be the front
   member with the lowest held-out action H_m. For every member i, SE_i is the bootstrap standard
   error of the paired difference H_i - H_m over the held-out edge pairs (``n_boot`` resamples of
   the pairs, ``numpy.random.default_rng(seed)``); pairing removes the noise both laws share. The
   selected law is the least complex member with H_i <= H_m + SE_i.
-* ``pysr`` — PySR's ``model_selection="best"`` on the training gap (S_train - S_min_train, the
+* ``pysr`` (default, by measurement: docs/evolve.md) — PySR's ``model_selection="best"`` on the training gap (S_train - S_min_train, the
   loss above the data's own floor): among members with gap <= ``loss_window`` (1.5) x the lowest
   gap, the one with the largest -d log(gap) / d complexity against the next simpler member.
 
@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 RULES = ("one_se", "pysr")
-DEFAULT_RULE = "one_se"
+DEFAULT_RULE = "pysr"   # chosen by measurement on benchmarks/recovery.py (docs/evolve.md)
 
 
 @dataclass(frozen=True)
