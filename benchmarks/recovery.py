@@ -21,6 +21,10 @@ additive constant (the action sees differences only):
   * no — anything else.
 
     python benchmarks/recovery.py [--quick] [--laws 1 5 13] [--rounds R --islands I] [--no-gplearn]
+                                  [--terms STEPS] [--keep DIR [--reuse]]
+
+--terms STEPS also runs the term-structured search (evolve/terms.py, not yet in the island loop) on
+the same problem and scores its selected law by the same rule.
 """
 from __future__ import annotations
 
@@ -188,18 +192,21 @@ def run_law(i: int, d: Path, a) -> dict:
     kind, formula, grade = LAWS[i]
     run = d / f"law{i}"
     t0 = time.perf_counter()
-    agent = agent_file(kind, formula, d, str(i))
-    per_state = 27 if kind == "word" else 124
-    cli("collect", "--agent", agent, "--provider", "surrogate", "--run", run, "--max-samples", SAMPLES,
-        "--samples-per-state", per_state, "--seed", a.seed, "--workers", 1)
-    cli("fit", run)
+    reuse = a.reuse and (run / "evolve" / "summary.json").exists()
+    if not reuse:
+        agent = agent_file(kind, formula, d, str(i))
+        per_state = 27 if kind == "word" else 124
+        cli("collect", "--agent", agent, "--provider", "surrogate", "--run", run, "--max-samples", SAMPLES,
+            "--samples-per-state", per_state, "--seed", a.seed, "--workers", 1)
+        cli("fit", run)
     t1 = time.perf_counter()
     ev = ["evolve", "--run", run, "--quiet", "--seed", a.seed]
     if a.rounds:
         ev += ["--rounds", a.rounds]
     if a.islands:
         ev += ["--islands", a.islands]
-    cli(*ev)
+    if not reuse:
+        cli(*ev)
     t2 = time.perf_counter()
     summary = json.loads((run / "evolve" / "summary.json").read_text())
     cfg = summary.get("config", {})
@@ -220,6 +227,16 @@ def run_law(i: int, d: Path, a) -> dict:
         out["rules"][rule] = {"text": s.get("text", ""), "class": classify(expr, hidden, problem.features),
                               "heldout": float(s["heldout_action"]), "train": float(s["train_action"]),
                               "seconds": time.perf_counter() - ts}
+    if a.terms:
+        from potsearch.evolve import terms as termmod
+
+        ts = time.perf_counter()
+        rows = termmod.search(problem.data, steps=a.terms, seed=a.seed)
+        sel = select_law(pd.DataFrame(rows), problem.data, SelectionOptions(seed=a.seed))
+        s = sel.selected
+        out["terms"] = {"text": s.get("text", ""), "heldout": float(s["heldout_action"]),
+                        "class": classify(_safe(_translate, s["source"], s["params"]), hidden, problem.features),
+                        "seconds": time.perf_counter() - ts}
     if not a.no_gplearn:
         try:
             g, gs = gplearn_law(problem, a.quick, a.seed)
@@ -249,6 +266,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-gplearn", action="store_true")
     ap.add_argument("--keep", help="keep the runs in this directory")
+    ap.add_argument("--reuse", action="store_true", help="with --keep: reuse runs already evolved there")
+    ap.add_argument("--terms", type=int, default=0, metavar="STEPS",
+                    help="also run the term-structured search (potsearch.evolve.terms.search) for STEPS steps")
     a = ap.parse_args()
     laws = a.laws or (QUICK if a.quick else list(range(len(LAWS))))
     if a.quick:
@@ -273,6 +293,9 @@ def main() -> None:
               f"not recovered {cls.count('no')}")
     low = [r["lowest_class"] for r in rows]
     print(f"  lowest training action (the old rule): exact {low.count('exact')}/{len(rows)}, near {low.count('near')}")
+    tm = [r["terms"]["class"] for r in rows if r.get("terms")]
+    if tm:
+        print(f"  term-structured search: exact {tm.count('exact')}/{len(tm)}, near {tm.count('near')}")
     g = [r["gplearn"]["class"] for r in rows if r.get("gplearn")]
     if g:
         print(f"  gplearn baseline: exact {g.count('exact')}/{len(g)}, near {g.count('near')}")
@@ -293,6 +316,9 @@ def _print_row(r: dict) -> None:
         print(f"    {rule:7s} {s['class']:5s} held-out {s['heldout']:.6g} train {s['train']:.6g} "
               f"(lowest train {r['lowest_train']:.6g}, +{100 * (s['train'] / r['lowest_train'] - 1):.3f} %) "
               f"{s['text']}")
+    t = r.get("terms")
+    if t:
+        print(f"    terms   {t['class']:5s} held-out {t['heldout']:.6g} ({t['seconds']:.0f} s) {t['text']}")
     g = r.get("gplearn")
     if g:
         print(f"    gplearn {g['class']:5s} held-out {g['heldout']:.6g} {g['text']}")

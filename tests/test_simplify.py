@@ -135,3 +135,10 @@ def test_cancelling_sums_are_flagged():
     r = S.simplify(src, [-1e5, 2.4e5, -1.5, -2.4e4], data)
     assert not r.ill_conditioned and r.cancellation < S.MAX_CANCELLATION
     assert sp.sympify(1)  # sympy imported for the module under test
+
+
+def test_hostile_sources_give_up_quickly():
+    for body in ("9 ** 9 ** 9 * x['a']", "x['a'] ** (10 ** 30)", "__import__('os').getcwd()",
+                 "np.power(x['a'], 99)", "(" * 300 + "x['a']" + ")" * 300):
+        c = S.canonical_form(f"N_PARAMS = 0\ndef potential(x, p):\n    return {body}\n", [])
+        assert not c.ok

@@ -50,3 +50,12 @@ def test_mutations_are_seeded_and_change_one_term():
     rep = T.replace_term(law, lib, random.Random(1))
     assert len(rep) == 2 and len(set(rep) & set(law)) == 1
     assert np.isfinite(T.fit(rep, data).train_action)
+
+
+def test_term_search_finds_a_two_term_law_and_is_seeded():
+    data, _, _ = word_problem("1.6*length - 2.4*zipf", n_words=150, per_state=60)
+    a = T.search(data, steps=40, max_terms=3, seed=1)
+    b = T.search(data, steps=40, max_terms=3, seed=1)
+    assert [r["source"] for r in a] == [r["source"] for r in b]
+    two = [r for r in a if r["n_terms"] == 2][0]
+    assert 'x["length"]' in two["source"] and 'x["zipf"]' in two["source"]

@@ -54,10 +54,19 @@ _FUNCS = {"exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "abs": sp.Abs, "absolut
           "tanh": sp.tanh, "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "arctan": sp.atan, "atan": sp.atan,
           "sinh": sp.sinh, "cosh": sp.cosh, "log1p": lambda u: sp.log(1 + u), "square": lambda u: u ** 2,
           "log2": lambda u: sp.log(u, 2), "log10": lambda u: sp.log(u, 10), "negative": lambda u: -u,
-          "maximum": sp.Max, "minimum": sp.Min, "power": lambda a, b: a ** b, "add": lambda a, b: a + b,
+          "maximum": sp.Max, "minimum": sp.Min, "power": lambda a, b: _pow(a, b), "add": lambda a, b: a + b,
           "subtract": lambda a, b: a - b, "multiply": lambda a, b: a * b, "divide": lambda a, b: a / b}
+def _pow(a, b):
+    """a ** b, refusing exponents that would make sympy build huge exact numbers (9**9**9)."""
+    if getattr(b, "is_Number", False) and abs(float(b)) > 16:
+        raise Unsupported("power with an exponent beyond 16")
+    if not getattr(b, "is_Number", False) and getattr(a, "is_Number", False) and abs(float(a)) > 1e6:
+        raise Unsupported("power of a huge base")
+    return a ** b
+
+
 _BIN = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-        ast.Div: lambda a, b: a / b, ast.Pow: lambda a, b: a ** b}
+        ast.Div: lambda a, b: a / b, ast.Pow: _pow}
 _NP = {sp.exp: "np.exp", sp.log: "np.log", sp.Abs: "np.abs", sp.tanh: "np.tanh", sp.sin: "np.sin",
        sp.cos: "np.cos", sp.tan: "np.tan", sp.atan: "np.arctan", sp.sinh: "np.sinh", sp.cosh: "np.cosh"}
 

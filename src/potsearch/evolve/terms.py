@@ -187,3 +187,49 @@ def mutate(terms: list[Term], lib: list[Term], rng: random.Random) -> tuple[str,
     if op == "drop":
         return op, drop_term(terms, rng)
     return op, replace_term(terms, lib, rng)
+
+
+# ----------------------------------------------------------------------------- a small search
+def search(data: ScoringData, steps: int = 300, max_terms: int = 4, seed: int = 0, progress=None) -> list[dict]:
+    """Stochastic local search over term lists: an archive keeps the lowest-action law of each size
+    (1..max_terms); each step mutates a random archive member (add / drop / replace one term) and
+    keeps the child if it beats the archive entry of its size. Returns the archive as candidate rows
+    (source, params, train_action, heldout_action, complexity, n_terms) for selection."""
+    from .scoring import complexity_of
+
+    rng = random.Random(seed)
+    lib = library(data.features)
+    archive: dict[int, tuple[list[Term], FitResult]] = {}
+    seen: set = set()
+
+    def consider(law):
+        key = tuple(sorted(law, key=repr))
+        if not law or len(law) > max_terms or key in seen:
+            return
+        seen.add(key)
+        try:
+            r = fit(law, data)
+        except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+            return
+        if not math.isfinite(r.train_action):
+            return
+        k = len(law)
+        if k not in archive or r.train_action < archive[k][1].train_action:
+            archive[k] = (list(law), r)
+
+    for t in lib:
+        if t.kind == "lin":
+            consider([t])
+    for i in range(steps):
+        k = rng.choice(sorted(archive))
+        _, child = mutate(archive[k][0], lib, rng)
+        consider(child)
+        if progress:
+            progress(i + 1, steps)
+    rows = []
+    for k in sorted(archive):
+        law, r = archive[k]
+        src, params = to_source(law, r)
+        rows.append({"source": src, "params": params, "train_action": r.train_action,
+                     "heldout_action": r.heldout_action, "complexity": complexity_of(src), "n_terms": k})
+    return rows
