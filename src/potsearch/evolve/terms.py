@@ -5,7 +5,7 @@ and ``sqrt(f)`` (non-negative features), ``f*g``, ``f/(g + t)`` and ``exp(t*f)``
 nonlinear parameter). Fitting is variable projection (separable least action): for given inner
 parameters theta, the action is convex in V and V is linear in c, so c is solved exactly by Newton's
 method on the action (gradient D'K', Hessian D'diag(K'')D over the training edge pairs, D the term
-differences); only theta is searched iteratively (scipy's bounded scalar / Nelder-Mead on the
+differences); only theta is searched iteratively (Brent's method for one inner parameter, Nelder-Mead for more, on the
 projected action S*(theta) = min_c S(T(theta) c)). Laws without inner parameters cost one Newton
 solve: no finite-difference Jacobian, no parameter starts.
 
@@ -20,7 +20,7 @@ import random
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import minimize, minimize_scalar
 
 from .scoring import ScoringData, _pair_terms
 
@@ -134,7 +134,13 @@ def fit(terms: list[Term], data: ScoringData, theta0=None) -> FitResult:
         return _solve_linear(T, data)[1]
 
     th = th0
-    if len(inner):
+    if len(inner) == 1:   # one inner parameter: Brent's method, a few dozen projected solves
+        res = minimize_scalar(lambda t: projected(np.array([t])), bracket=(th0[0], th0[0] + 0.5),
+                              options={"xtol": 1e-6, "maxiter": 60})
+        th = np.array([float(res.x)])
+        if not math.isfinite(projected(th)):
+            th = th0
+    elif len(inner):
         res = minimize(projected, th0, method="Nelder-Mead", options={"maxiter": 200 * len(inner), "xatol": 1e-6,
                                                                        "fatol": 1e-10})
         th = np.asarray(res.x, float)
