@@ -59,3 +59,12 @@ def test_term_search_finds_a_two_term_law_and_is_seeded():
     assert [r["source"] for r in a] == [r["source"] for r in b]
     two = [r for r in a if r["n_terms"] == 2][0]
     assert 'x["length"]' in two["source"] and 'x["zipf"]' in two["source"]
+
+
+def test_transform_keeps_the_feature():
+    data, _, _ = word_problem("1.6*length - 2.4*zipf")
+    lib = T.library(data.features)
+    law = [T.Term("lin", "length")]
+    for seed in range(10):
+        new = T.transform_term(law, lib, random.Random(seed))
+        assert new != law and "length" in (new[0].a, new[0].b)

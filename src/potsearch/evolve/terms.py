@@ -10,7 +10,7 @@ projected action S*(theta) = min_c S(T(theta) c)). Laws without inner parameters
 solve: no finite-difference Jacobian, no parameter starts.
 
 Mutations (each returns a new law, ``random.Random`` seeded by the caller): add a term, drop a term,
-replace one term. ``to_source`` writes the law as ``potential(x, p)`` source (inner parameters
+replace one term, or transform one (another term of the same feature: x -> log1p(x), sqrt(x) ...). ``to_source`` writes the law as ``potential(x, p)`` source (inner parameters
 first, then the coefficients), the form the rest of the pipeline scores and simplifies.
 """
 from __future__ import annotations
@@ -186,12 +186,27 @@ def replace_term(terms: list[Term], lib: list[Term], rng: random.Random) -> list
     return terms[:i] + [rng.choice(pool)] + terms[i + 1:]
 
 
+def transform_term(terms: list[Term], lib: list[Term], rng: random.Random) -> list[Term]:
+    """Replace one term by another of the same feature(s) (x -> log1p(x), sqrt(x), x*x ...): the
+    library is large, a uniform replacement rarely proposes the right transform of a right feature."""
+    if not terms:
+        return list(terms)
+    i = rng.randrange(len(terms))
+    feats = {terms[i].a, terms[i].b} - {""}
+    pool = [t for t in lib if t not in terms and feats & ({t.a, t.b} - {""})]
+    if not pool:
+        return list(terms)
+    return terms[:i] + [rng.choice(pool)] + terms[i + 1:]
+
+
 def mutate(terms: list[Term], lib: list[Term], rng: random.Random) -> tuple[str, list[Term]]:
-    op = rng.choice(("add", "drop", "replace"))
+    op = rng.choice(("add", "drop", "replace", "transform"))
     if op == "add":
         return op, add_term(terms, lib, rng)
     if op == "drop":
         return op, drop_term(terms, rng)
+    if op == "transform":
+        return op, transform_term(terms, lib, rng)
     return op, replace_term(terms, lib, rng)
 
 
