@@ -65,3 +65,11 @@ def test_select_law_simplifies_the_front_and_reports_the_lowest():
     assert any("rare_letters" in d for d in sel.dropped)
     with pytest.raises(ValueError, match="lacks column"):
         select_law(df.drop(columns=["params"]), data)
+
+
+def test_ill_conditioned_laws_are_excluded_when_a_sound_one_exists():
+    data, _, _ = word_problem("1.6*length - 2.4*zipf")
+    df = _front(data)
+    df["ill_conditioned"] = [False, True, False]          # pretend the true law cancels
+    i, reason, fr = choose(pareto_front(df), data, SelectionOptions(rule="pysr"))
+    assert TRUE not in set(fr["source"]) and "1 ill-conditioned law(s) excluded" in reason
