@@ -1,6 +1,8 @@
 """Model selection on the Pareto front (potsearch.evolve.selection)."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -63,6 +65,8 @@ def test_select_law_simplifies_the_front_and_reports_the_lowest():
     assert "rare_letters" not in sel.selected["text"]
     assert sel.lowest["uid"] == "c2"
     assert any("rare_letters" in d for d in sel.dropped)
+    js = json.loads(json.dumps(sel.to_json()))
+    assert js["rule"] == "pysr" and js["lowest"]["uid"] == "c2" and "length" in js["selected"]["text"]
     with pytest.raises(ValueError, match="lacks column"):
         select_law(df.drop(columns=["params"]), data)
 

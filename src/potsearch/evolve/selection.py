@@ -55,6 +55,23 @@ class Selection:
     front: pd.DataFrame = field(default_factory=pd.DataFrame)   # the front considered, with se / score / selected
     dropped: list = field(default_factory=list)      # additive terms of the lowest-action law absent from the selected
 
+    def to_json(self) -> dict:
+        """A JSON-able summary (for summary.json / show): the selected law, why, and the lowest."""
+        def clean(v):
+            if isinstance(v, (np.floating, np.integer)):
+                return v.item()
+            if isinstance(v, np.bool_):
+                return bool(v)
+            return v
+
+        keys = ("uid", "source", "params", "text", "latex", "train_action", "heldout_action", "complexity",
+                "n_terms", "raw_source", "steps", "cancellation", "ill_conditioned")
+        sel = {k: clean(self.selected[k]) for k in keys if k in self.selected}
+        low = {k: clean(self.lowest[k]) for k in ("uid", "source", "train_action", "heldout_action", "complexity")
+               if self.lowest and k in self.lowest}
+        return {"rule": self.rule, "reason": self.reason, "selected": sel, "lowest": low, "dropped": self.dropped,
+                "front_size": int(len(self.front))}
+
 
 def pareto_front(df: pd.DataFrame, x: str = "complexity", y: str = "train_action") -> pd.DataFrame:
     """Non-dominated rows: for growing complexity, strictly lower training action (ties: first row)."""
