@@ -3,7 +3,8 @@ run, the ratio and the goal.
 
     python benchmarks/run_all.py [--quick] [--out benchmarks/results/latest.md]
 
---quick skips the slow parts (the 10^7-sample fit, the 4000x16 evolve run, the local-model collect).
+--quick skips the slow parts (the 10^7-sample fit, the 4000x16 evolve run, the local-model collect,
+the full recovery suite: --quick runs 3 of its 16 laws at a smaller evolve budget).
 Each benchmark's own output is kept in the results file below the table.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ def plan(quick: bool) -> list[tuple[str, list[str]]]:
         ("polish", ["polish_bench.py", "--words", "300" if quick else "600"]),
         ("collect", ["collect_bench.py"] + (["--skip-local"] if quick else [])),
         ("surrogate", ["surrogate_recovery.py"] + (["--seeds", "0"] if quick else [])),
+        ("recovery", ["recovery.py"] + (["--quick"] if quick else [])),
     ]
 
 

@@ -73,3 +73,9 @@ def test_embedded_source_is_the_same_code(kind, texts):
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
     assert "potsearch" not in embedded_source(kind).replace("potsearch.features", "")
+
+
+def test_fitter_terms_feature_counts_top_level_additive_terms():
+    t = feature_table("fitter", ["param1 + param2*x - param3*exp(-x/100)", "param1*(x + 1)", "-x + 2", "x*-3 + 1",
+                                 "param1*x**2 + param2/(x - 10)"])
+    assert t["terms"].tolist() == [3.0, 1.0, 2.0, 2.0, 2.0]

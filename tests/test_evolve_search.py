@@ -222,7 +222,7 @@ def test_fitter_agent_run(tmp_path):
     g, res = run_fit(counts, FitOptions())
     record(Input(counts, tmp_path / "fitter", store), write_fit(tmp_path / "fitter" / "fit", g, res))
     store.close()
-    s = evolve(tmp_path / "fitter", SearchConfig(rounds=80, islands=4, population=16, offspring=4, migrate_every=10,
+    s = evolve(tmp_path / "fitter", SearchConfig(rounds=160, islands=4, population=16, offspring=4, migrate_every=10,
                                                 checkpoint_every=40))
     assert s["problem"]["agent"] == "fitter"
     assert "n_params" in s["problem"]["features"] and "fn_tanh" in s["problem"]["features"]

@@ -232,7 +232,7 @@ def test_fitter_surrogate_states_are_fitter_states(fitter_agent):
 
 def test_fitter_surrogate_detailed_balance_and_drift(fitter_agent):
     for drift in (0.0, 1.0):
-        sur = fitter_surrogate(fitter_agent, drift=drift, hidden_potential="0.7*terms + 0.3*funcs - 0.1*nodes")
+        sur = fitter_surrogate(fitter_agent, drift=drift, hidden_potential="0.7*terms + 0.3*n_funcs - 0.1*nodes")
         rng = np.random.default_rng(3)
         keys = [k for _, k, _ in sur.initial_states(None)] * 60
         M = 1 << sur.B
@@ -279,3 +279,22 @@ def test_locality_default_and_null(word_yaml):
 
     assert load_config(word_yaml(("  locality: 0.2\n", ""))).surrogate.locality == 0.2
     assert load_config(word_yaml(("locality: 0.2", "locality: null"))).surrogate.locality is None
+
+
+def test_fitter_surrogate_hidden_law_is_written_in_the_evolve_feature_names(fitter_agent):
+    """One feature table: the shipped hidden law reads potsearch.features' fitter features of the
+    state's key, so the search can write it exactly."""
+    from potsearch.features import FITTER_FEATURES, feature_table
+
+    assert fitter_agent.config.surrogate.hidden_potential == "0.7*terms + 0.3*n_funcs"
+    sur = make_surrogate(fitter_agent)
+    pots = sur.potentials()
+    keys = sorted(pots)
+    assert len(keys) == sur.metadata()["states"] == 162
+    x = feature_table("fitter", keys)
+    V = np.array([pots[k] for k in keys])
+    assert np.allclose(V, 0.7 * x["terms"] + 0.3 * x["n_funcs"], atol=1e-12)
+    assert set(np.unique(x["terms"])) == {2.0, 3.0, 4.0, 5.0}      # intercept + 1..4 basis terms
+    with pytest.raises(InputError, match="unknown feature 'funcs'"):
+        fitter_surrogate(fitter_agent, hidden_potential="0.7*terms + 0.3*funcs")
+    assert "funcs" not in FITTER_FEATURES

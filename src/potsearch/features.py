@@ -144,6 +144,7 @@ FITTER_FEATURES = {
     "n_add": "'+' operators", "n_sub": "'-' operators (binary or unary)", "n_mul": "'*' operators",
     "n_div": "'/' operators", "n_pow": "'**' or '^' operators",
     "n_funcs": "function calls of any kind",
+    "terms": "additive terms at the top level (split at binary '+'/'-' outside parentheses; an intercept counts)",
     **{f"fn_{f}": f"calls of {f}" for f in FITTER_FUNCTIONS},
     "valid": "1 if the expression parses as a Python/numexpr expression with balanced parentheses, else 0",
     "score": "the state's score from the run's state metadata (0 where absent)",
@@ -175,12 +176,17 @@ def tokenize_expression(text):
 def _expression_row(text):
     toks = tokenize_expression(text)
     row = dict.fromkeys(("nodes", "depth", "n_params", "n_vars", "n_numbers", "n_add", "n_sub", "n_mul",
-                         "n_div", "n_pow", "n_funcs"), 0.0)
+                         "n_div", "n_pow", "n_funcs", "terms"), 0.0)
     fn = dict.fromkeys(FITTER_FUNCTIONS, 0.0)
     params = set()
     depth = level = 0
     balanced = True
+    terms = 1.0 if toks else 0.0
     for i, (kind, tok) in enumerate(toks):
+        prev = toks[i - 1] if i else None
+        if level == 0 and tok in ("+", "-") and kind == "op" and prev is not None and \
+                (prev[0] in ("num", "id") or prev[1] == ")"):
+            terms += 1
         nxt = toks[i + 1][1] if i + 1 < len(toks) else None
         if kind == "num":
             row["n_numbers"] += 1
@@ -224,6 +230,7 @@ def _expression_row(text):
                 row["n_pow"] += 1
                 row["nodes"] += 1
     row["depth"] = float(depth)
+    row["terms"] = terms
     row["n_params"] = float(len(params))
     valid = balanced and level == 0 and bool(toks)
     if valid:

@@ -39,6 +39,8 @@ import ast
 import numpy as np
 
 from ..errors import InputError
+from ..features import FITTER_FEATURES as _LIBRARY_FITTER_FEATURES
+from ..features import feature_table
 from .base import Outcome
 
 SURROGATE_MODEL = "surrogate"
@@ -246,17 +248,18 @@ class WordSurrogate(_Stepper):
         return out
 
 
-FITTER_FEATURES = ("terms", "params", "nodes", "funcs", "score")
+FITTER_FEATURES = tuple(_LIBRARY_FITTER_FEATURES)
 
 
 class FitterSurrogate(_Stepper):
     """Metropolis surrogate on sums of basis terms (see module doc).
 
     State for a bit mask S of the basis (1 <= |S| <= max_terms):
-    ``param1 + sum_j paramK*(b_j)`` in the fitter's canonical form. Features:
-    terms = |S|, params = |S| + 1, nodes and funcs = sums over the terms
-    (+2 nodes a term for its parameter and product), score = the fitter's score
-    of the state (fitted lazily, only when the formula uses it). Proposal:
+    ``param1 + sum_j paramK*(b_j)`` in the fitter's canonical form. Features: those
+    of potsearch.features (``feature_table("fitter", ...)`` of the state's key text, so
+    the hidden law is written in the names the search uses: terms = |S| + 1 with the
+    intercept, n_params, n_funcs, nodes ...); score = the fitter's score of the state
+    (fitted lazily, only when the formula uses it). Proposal:
     toggle bit j, j uniform in 0..B-1 (symmetric); a mask outside the allowed
     sizes is rejected (self-loop). Drift d: toggling j with bit (j+1) mod B set
     gets +d when adding j and -d when removing it (antisymmetric, and its sum
@@ -277,7 +280,6 @@ class FitterSurrogate(_Stepper):
             raise InputError("surrogate.basis needs 2 to 16 terms for the fitter surrogate", src)
         self.basis = basis
         self.B = len(basis)
-        nodes, funcs = [], []
         for b in basis:
             try:
                 pr = parse_expression(b, agent.opts)
@@ -285,31 +287,31 @@ class FitterSurrogate(_Stepper):
                 raise InputError(f"surrogate.basis term {b!r}: {exc}", src) from None
             if pr.params:
                 raise InputError(f"surrogate.basis term {b!r} must not contain parameters", src)
-            nodes.append(pr.nodes)
-            funcs.append(pr.funcs)
         M = 1 << self.B
         masks = np.arange(M)
         bits = (masks[:, None] >> np.arange(self.B)[None, :]) & 1
         terms = bits.sum(1)
         self.valid = (terms >= 1) & (terms <= self.opts.max_terms)
-        self.feat = {
-            "terms": terms.astype(float),
-            "params": terms + 1.0,
-            "nodes": bits @ (np.array(nodes, float) + 2.0) + 1.0,
-            "funcs": bits @ np.array(funcs, float),
-            "score": np.full(M, np.nan),
-        }
+        self._out: list[Outcome | None] = [None] * M
+        self._key2mask: dict[str, int] = {}
         self.formula = compile_formula(self.opts.hidden_potential, FITTER_FEATURES, f"{src}: surrogate.hidden_potential")
         self.uses_score = "score" in self.opts.hidden_potential
+        self.V = None
+        # the features of every state, computed from its key text by the evolve feature library:
+        # one feature table for the surrogate's hidden law and for the search
+        self.feat = {k: np.full(M, np.nan) for k in FITTER_FEATURES}
+        valid = np.flatnonzero(self.valid)
+        table = feature_table("fitter", [self._state(int(m)).key for m in valid])
+        for k, v in table.items():
+            self.feat[k][valid] = v
+        self.feat["score"][:] = np.nan
         self.V = np.full(M, np.nan)
         if not self.uses_score:
-            self.V = np.broadcast_to(self.formula(self.feat), (M,)).astype(float).copy()
-            self.V[~self.valid] = np.nan
+            self.V[valid] = np.broadcast_to(self.formula({k: v[valid] for k, v in self.feat.items()}),
+                                            (len(valid),)).astype(float)
         self.drift = float(self.opts.drift)
         self.escape_prob = float(self.opts.escape_prob)
         self.k = self.B
-        self._out: list[Outcome | None] = [None] * M
-        self._key2mask: dict[str, int] = {}
         self._not_mine: set[str] = set()
         self._basis_exprs = None
         self._escape = Outcome(None, None, ESCAPE_REASON, None)
@@ -329,7 +331,7 @@ class FitterSurrogate(_Stepper):
             o = Outcome(key, key, None, {"surrogate": True, "mask": int(mask)})
             self._out[mask] = o
             self._key2mask[key] = int(mask)
-        if np.isnan(self.V[mask]) and self.valid[mask]:
+        if self.V is not None and np.isnan(self.V[mask]) and self.valid[mask]:
             if self.uses_score:
                 self.feat["score"][mask] = self.agent.score(o.key)
                 env = {k: v[mask] for k, v in self.feat.items()}

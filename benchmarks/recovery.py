@@ -1,0 +1,331 @@
+"""Recovery suite: does collect -> fit -> evolve -> selection + simplification return the hidden law?
+
+Each law is the hidden potential of a surrogate run (a test instrument with a known V, not a
+language model): 12 laws on the word surrogate and 4 on the fitter surrogate, graded from two
+linear terms to products, ratios, logs and square roots. Per law: ``potsearch collect --provider
+surrogate`` (20,000 samples), ``potsearch fit``, ``potsearch evolve`` (default config; --quick: a
+smaller budget), then ``potsearch.evolve.selection.select_law`` with both rules on the Pareto front
+(evolve/pareto.csv), every front member simplified. Beside it, in the same run, the baseline a
+scientist would try first: gplearn's SymbolicRegressor on the fitted per-state potentials (the
+``bench`` extra), scored by the same rule and by held-out action.
+
+Recovery (``classify``), term by term after sympy expansion (numbers evaluated as floats), up to an
+additive constant (the action sees differences only):
+  * exact — every hidden additive term is present with its coefficient within 10 % and there is no
+    other term; a term's inner numbers (log(length + 1.0), x**0.5) must also agree within 10 %.
+    Exact linear identities of the feature table (length = vowels + consonants ...) are applied
+    first: when the found law's linear part equals, on every state, a combination of the hidden
+    law's linear features, it is rewritten on them;
+  * near — every hidden term present within 10 %, and the extra terms are negligible: the sum of
+    their standard deviations over the states is at most 5 % of the hidden V's;
+  * no — anything else.
+
+    python benchmarks/recovery.py [--quick] [--laws 1 5 13] [--rounds R --islands I] [--no-gplearn]
+                                  [--terms STEPS] [--keep DIR [--reuse]]
+
+--terms STEPS also runs the term-structured search (evolve/terms.py, not yet in the island loop) on
+the same problem and scores its selected law by the same rule.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sympy as sp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _summary import emit  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = 20_000
+# word surrogate feature names (potsearch.agents.word) -> evolve feature library names
+WORD_NAMES = {"first": "first_letter", "last": "last_letter"}
+LAWS = [  # (agent, hidden law in the surrogate's feature names, grade)
+    ("word", "1.6*length - 2.4*zipf", "linear, 2 terms (shipped)"),
+    ("word", "0.9*vowels - 2.0*zipf", "linear, 2 terms, identity"),
+    ("word", "0.9*vowels - 2.0*zipf + 0.25*max_letter", "linear, 3 terms, identity"),
+    ("word", "1.2*consonants - 1.5*zipf + 0.8*repeats", "linear, 3 terms, 2 identities"),
+    ("word", "0.6*distinct + 0.4*repeats - 1.5*zipf + 0.1*max_letter", "linear, 4 terms"),
+    ("word", "0.08*first + 0.08*last - 2.0*zipf", "linear, 3 terms, letter values"),
+    ("word", "1.5*length - 0.3*length*zipf", "product"),
+    ("word", "0.12*max_letter*length - 2.0*zipf", "product + linear"),
+    ("word", "1.5*length - 6.0*zipf/(length + 1)", "ratio"),
+    ("word", "4.0*log1p(length) - 2.0*zipf", "log"),
+    ("word", "1.0*length - 3.0*log1p(zipf)", "log of zipf"),
+    ("word", "2.0*sqrt(max_letter) - 2.0*zipf", "square root"),
+    ("fitter", "0.7*terms + 0.3*n_funcs", "linear, 2 terms (shipped)"),
+    ("fitter", "0.5*terms - 0.4*n_funcs", "linear, opposite signs"),
+    ("fitter", "0.08*nodes - 0.5*terms", "linear, nodes"),
+    ("fitter", "0.2*terms*n_funcs + 0.3*terms", "product"),
+]
+QUICK = [0, 9, 12]  # shipped word law, a log law, shipped fitter law
+
+
+def cli(*args) -> str:
+    env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True")
+    out = subprocess.run([sys.executable, "-m", "potsearch", *map(str, args)], capture_output=True, text=True,
+                         env=env)
+    if out.returncode:
+        raise SystemExit(f"potsearch {' '.join(map(str, args))} failed:\n{out.stderr[-3000:]}")
+    return out.stdout
+
+
+def agent_file(kind: str, formula: str, d: Path, tag: str) -> Path:
+    shipped = ROOT / "agents" / f"{kind}.yaml"
+    text = re.sub(r"(word_list|dataset): (\S+)",
+                  lambda m: f"{m.group(1)}: {(shipped.parent / m.group(2)).resolve()}", shipped.read_text())
+    text = re.sub(r'hidden_potential: ".*"', f'hidden_potential: "{formula}"', text)
+    p = d / f"agent_{tag}.yaml"
+    p.write_text(text)
+    return p
+
+
+# ----------------------------------------------------------------------------- the recovery rule
+def hidden_expr(formula: str, kind: str) -> sp.Expr:
+    from potsearch.evolve.simplify import feature_symbol
+
+    names = set(re.findall(r"[A-Za-z_]\w*", formula)) - {"log1p", "sqrt", "log", "exp", "abs", "tanh"}
+    loc = {n: feature_symbol(WORD_NAMES.get(n, n) if kind == "word" else n) for n in names}
+    loc.update(log1p=lambda u: sp.log(1 + u), sqrt=sp.sqrt, log=sp.log, exp=sp.exp, abs=sp.Abs, tanh=sp.tanh)
+    return sp.sympify(formula, locals=loc)
+
+
+def _terms(expr: sp.Expr) -> dict:
+    from potsearch.evolve.simplify import split_terms
+
+    return {b: c for c, b in split_terms(sp.expand(sp.N(expr)))}
+
+
+def _same_basis(a: sp.Expr, b: sp.Expr, rtol: float = 0.1) -> bool:
+    wild = sp.Symbol("_C")
+    fa = [float(x) for x in sp.preorder_traversal(a) if isinstance(x, sp.Number)]
+    fb = [float(x) for x in sp.preorder_traversal(b) if isinstance(x, sp.Number)]
+    sa = a.xreplace({x: wild for x in a.atoms(sp.Number)})
+    sb = b.xreplace({x: wild for x in b.atoms(sp.Number)})
+    if sa != sb or len(fa) != len(fb):
+        return False
+    return all(abs(x - y) <= rtol * max(abs(y), 1e-12) for x, y in zip(fa, fb))
+
+
+def _values(expr, features, n):
+    from potsearch.evolve.simplify import _values as v
+
+    return v(expr, features, n)
+
+
+def classify(found: sp.Expr | None, hidden: sp.Expr, features: dict) -> str:
+    """'exact' | 'near' | 'no' (module doc)."""
+    if found is None:
+        return "no"
+    n = len(next(iter(features.values())))
+    ht, ft = _terms(hidden), _terms(found)
+    # exact linear identities: rewrite the found linear part on the hidden law's linear features
+    hl = [b for b in ht if isinstance(b, sp.Symbol)]
+    fl = [b for b in ft if isinstance(b, sp.Symbol)]
+    if fl and hl and set(fl) != set(hl):
+        lin = sum(ft[b] * features[b.name] for b in fl)
+        A = np.column_stack([features[b.name] for b in hl] + [np.ones(n)])
+        coef, *_ = np.linalg.lstsq(A, lin, rcond=None)
+        if np.max(np.abs(A @ coef - lin)) <= 1e-9 * max(1.0, float(np.max(np.abs(lin)))):
+            ft = {b: c for b, c in ft.items() if b not in fl}
+            ft.update({b: float(c) for b, c in zip(hl, coef[:-1]) if abs(c) > 1e-12})
+    matched, extra = set(), []
+    for hb, hc in ht.items():
+        hit = [fb for fb in ft if fb not in matched and _same_basis(fb, hb) and abs(ft[fb] / hc - 1) <= 0.1]
+        if not hit:
+            return "no"
+        matched.add(hit[0])
+    extra = [fb for fb in ft if fb not in matched]
+    if not extra:
+        return "exact"
+    sd_h = float(np.std(_values(hidden, features, n)))
+    sd_x = sum(float(np.std(ft[b] * _values(b, features, n))) for b in extra)
+    return "near" if sd_x <= 0.05 * sd_h else "no"
+
+
+# ----------------------------------------------------------------------------- baseline
+def gplearn_law(problem, quick: bool, seed: int = 0):
+    """gplearn SymbolicRegressor on the fitted per-state potentials -> (sympy expr over features, seconds)."""
+    from gplearn.genetic import SymbolicRegressor
+
+    from potsearch.evolve.simplify import feature_symbol
+
+    names = list(problem.usable)
+    X = np.column_stack([problem.features[k] for k in names])
+    y = np.asarray(problem.target, dtype=float)
+    ok = np.isfinite(y)
+    t0 = time.perf_counter()
+    est = SymbolicRegressor(population_size=1000 if quick else 2000, generations=10 if quick else 30,
+                            function_set=("add", "sub", "mul", "div", "sqrt", "log"), parsimony_coefficient=0.001,
+                            random_state=seed, n_jobs=1)
+    est.fit(X[ok], y[ok] - np.mean(y[ok]))
+    loc = {f"X{i}": feature_symbol(n) for i, n in enumerate(names)}
+    loc.update(add=lambda a, b: a + b, sub=lambda a, b: a - b, mul=lambda a, b: a * b, div=lambda a, b: a / b,
+               sqrt=lambda a: sp.sqrt(sp.Abs(a)), log=lambda a: sp.log(sp.Abs(a)), neg=lambda a: -a)
+    expr = sp.sympify(str(est._program), locals=loc)
+    return expr, time.perf_counter() - t0
+
+
+def heldout_of(expr, data) -> float:
+    from potsearch.evolve.selection import pair_contributions
+
+    V = _values(expr, data.features, data.n_states)
+    return float(pair_contributions(V, data.heldout, data.kernel, data.beta).sum()) if np.all(np.isfinite(V)) \
+        else float("nan")
+
+
+# ----------------------------------------------------------------------------- one law
+def run_law(i: int, d: Path, a) -> dict:
+    from potsearch.evolve.problem import load_problem
+    from potsearch.evolve.selection import SelectionOptions, select_law
+    from potsearch.evolve.simplify import _translate
+
+    kind, formula, grade = LAWS[i]
+    run = d / f"law{i}"
+    t0 = time.perf_counter()
+    reuse = a.reuse and (run / "evolve" / "summary.json").exists()
+    if not reuse:
+        agent = agent_file(kind, formula, d, str(i))
+        per_state = 27 if kind == "word" else 124
+        cli("collect", "--agent", agent, "--provider", "surrogate", "--run", run, "--max-samples", SAMPLES,
+            "--samples-per-state", per_state, "--seed", a.seed, "--workers", 1)
+        cli("fit", run)
+    t1 = time.perf_counter()
+    ev = ["evolve", "--run", run, "--quiet", "--seed", a.seed]
+    if a.rounds:
+        ev += ["--rounds", a.rounds]
+    if a.islands:
+        ev += ["--islands", a.islands]
+    if not reuse:
+        cli(*ev)
+    t2 = time.perf_counter()
+    summary = json.loads((run / "evolve" / "summary.json").read_text())
+    cfg = summary.get("config", {})
+    problem = load_problem(run, seed=int(cfg.get("seed", 0)), heldout_fraction=float(cfg.get("heldout_fraction", 0.2)))
+    front = pd.read_csv(run / "evolve" / "pareto.csv")
+    front["params"] = front["params"].map(json.loads)
+    hidden = hidden_expr(formula, kind)
+    out = {"law": i, "agent": kind, "formula": formula, "grade": grade, "collect_fit_s": t1 - t0,
+           "evolve_s": t2 - t1, "front": len(front), "rules": {}}
+    lowest = front.loc[front["train_action"].idxmin()]
+    out["lowest_train"] = float(lowest["train_action"])
+    out["lowest_class"] = classify(_safe(_translate, lowest["source"], lowest["params"]), hidden, problem.features)
+    for rule in ("one_se", "pysr"):
+        ts = time.perf_counter()
+        sel = select_law(front, problem.data, SelectionOptions(rule=rule, seed=a.seed))
+        s = sel.selected
+        expr = _safe(_translate, s["source"], s["params"])
+        out["rules"][rule] = {"text": s.get("text", ""), "class": classify(expr, hidden, problem.features),
+                              "heldout": float(s["heldout_action"]), "train": float(s["train_action"]),
+                              "seconds": time.perf_counter() - ts}
+    if a.terms:
+        from potsearch.evolve import terms as termmod
+
+        ts = time.perf_counter()
+        rows = termmod.search(problem.data, steps=a.terms, seed=a.seed)
+        sel = select_law(pd.DataFrame(rows), problem.data, SelectionOptions(seed=a.seed))
+        s = sel.selected
+        out["terms"] = {"text": s.get("text", ""), "heldout": float(s["heldout_action"]),
+                        "class": classify(_safe(_translate, s["source"], s["params"]), hidden, problem.features),
+                        "seconds": time.perf_counter() - ts}
+    if not a.no_gplearn:
+        try:
+            g, gs = gplearn_law(problem, a.quick, a.seed)
+            out["gplearn"] = {"text": sp.sstr(g.xreplace({f: sp.Float(float(f), 4) for f in g.atoms(sp.Float)})),
+                              "class": classify(g, hidden, problem.features),
+                              "heldout": heldout_of(g, problem.data), "seconds": gs}
+        except ImportError:
+            out["gplearn"] = None
+    out["baseline_heldout"] = problem.baseline_heldout
+    out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
+def _safe(fn, *args):
+    try:
+        return fn(*args)
+    except Exception:  # noqa: BLE001 - an untranslatable law is "not recovered"
+        return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help=f"laws {QUICK} only, rounds 1000 x 8 islands")
+    ap.add_argument("--laws", type=int, nargs="+", help="indices into the suite (0-based)")
+    ap.add_argument("--rounds", type=int)
+    ap.add_argument("--islands", type=int)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-gplearn", action="store_true")
+    ap.add_argument("--keep", help="keep the runs in this directory")
+    ap.add_argument("--reuse", action="store_true", help="with --keep: reuse runs already evolved there")
+    ap.add_argument("--terms", type=int, default=0, metavar="STEPS",
+                    help="also run the term-structured search (potsearch.evolve.terms.search) for STEPS steps")
+    a = ap.parse_args()
+    laws = a.laws or (QUICK if a.quick else list(range(len(LAWS))))
+    if a.quick:
+        a.rounds = a.rounds or 1000
+        a.islands = a.islands or 8
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(a.keep) if a.keep else Path(tmp)
+        d.mkdir(parents=True, exist_ok=True)
+        for k, i in enumerate(laws):
+            print(f"[{k + 1}/{len(laws)}] law {i}: {LAWS[i][0]} V = {LAWS[i][1]} ...", flush=True)
+            r = run_law(i, d, a)
+            rows.append(r)
+            _print_row(r)
+    budget = f"rounds {a.rounds or 'default'} x islands {a.islands or 'default'}"
+    print(f"\nrecovery suite: {len(rows)} laws, {SAMPLES} samples each, evolve {budget}, seed {a.seed}")
+    tot = {}
+    for rule in ("one_se", "pysr"):
+        cls = [r["rules"][rule]["class"] for r in rows]
+        tot[rule] = cls.count("exact")
+        print(f"  {rule:7s}: exact {cls.count('exact')}/{len(rows)}, near {cls.count('near')}, "
+              f"not recovered {cls.count('no')}")
+    low = [r["lowest_class"] for r in rows]
+    print(f"  lowest training action (the old rule): exact {low.count('exact')}/{len(rows)}, near {low.count('near')}")
+    tm = [r["terms"]["class"] for r in rows if r.get("terms")]
+    if tm:
+        print(f"  term-structured search: exact {tm.count('exact')}/{len(tm)}, near {tm.count('near')}")
+    g = [r["gplearn"]["class"] for r in rows if r.get("gplearn")]
+    if g:
+        print(f"  gplearn baseline: exact {g.count('exact')}/{len(g)}, near {g.count('near')}")
+    print(f"  wall time: {sum(r['wall_s'] for r in rows):.0f} s total "
+          f"(evolve {sum(r['evolve_s'] for r in rows):.0f} s)")
+    from potsearch.evolve.selection import DEFAULT_RULE
+
+    ours = tot[DEFAULT_RULE] / len(rows)
+    base = (g.count("exact") / len(g)) if g else None
+    emit("recovery", f"exact recovery of {len(rows)} hidden laws (selection {DEFAULT_RULE} + simplification; baseline "
+         "gplearn on the fitted potentials)", ours, base, None if not base else ours / base, ">= 0.8",
+         ours >= 0.8)
+
+
+def _print_row(r: dict) -> None:
+    print(f"  law {r['law']} ({r['agent']}, {r['grade']}): hidden {r['formula']}")
+    for rule, s in r["rules"].items():
+        print(f"    {rule:7s} {s['class']:5s} held-out {s['heldout']:.6g} train {s['train']:.6g} "
+              f"(lowest train {r['lowest_train']:.6g}, +{100 * (s['train'] / r['lowest_train'] - 1):.3f} %) "
+              f"{s['text']}")
+    t = r.get("terms")
+    if t:
+        print(f"    terms   {t['class']:5s} held-out {t['heldout']:.6g} ({t['seconds']:.0f} s) {t['text']}")
+    g = r.get("gplearn")
+    if g:
+        print(f"    gplearn {g['class']:5s} held-out {g['heldout']:.6g} {g['text']}")
+    print(f"    lowest-action law: {r['lowest_class']}; per-state baseline held-out {r['baseline_heldout']:.6g}; "
+          f"wall {r['wall_s']:.0f} s (collect+fit {r['collect_fit_s']:.0f} s, evolve {r['evolve_s']:.0f} s)",
+          flush=True)
+
+
+if __name__ == "__main__":
+    main()

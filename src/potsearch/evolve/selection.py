@@ -1,0 +1,231 @@
+"""Model selection: which law of the Pareto front (training action x complexity) a reader is shown.
+
+Two rules, both deterministic for a seed:
+
+* ``one_se`` — held-out action with the one-standard-error rule. Let m be the front
+  member with the lowest held-out action H_m. For every member i, SE_i is the bootstrap standard
+  error of the paired difference H_i - H_m over the held-out edge pairs (``n_boot`` resamples of
+  the pairs, ``numpy.random.default_rng(seed)``); pairing removes the noise both laws share. The
+  selected law is the least complex member with H_i <= H_m + SE_i.
+* ``pysr`` (default, by measurement: docs/evolve.md) — PySR's ``model_selection="best"`` on the training gap (S_train - S_min_train, the
+  loss above the data's own floor): among members with gap <= ``loss_window`` (1.5) x the lowest
+  gap, the one with the largest -d log(gap) / d complexity against the next simpler member.
+
+Laws flagged ill-conditioned by the simplifier (cancelling terms, ``simplify.MAX_CANCELLATION``)
+are excluded whenever a well-conditioned member exists. Held-out values are computed from each
+law's sympy translation (``simplify``), never by running a candidate's own code; a candidate that
+cannot be translated keeps its stored held-out action and gets SE = 0 (it competes, without the
+benefit of the doubt).
+
+``select_law(candidates, data)`` is the entry point for the stages: it takes the candidates table
+(a DataFrame with source, params, train_action, heldout_action, complexity ...), builds the Pareto
+front, simplifies every member (``simplify.simplify``), rebuilds the front on the simplified laws and
+applies the rule. The lowest-action candidate stays in the result (``lowest``) with the terms the
+selected law dropped against it.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+RULES = ("one_se", "pysr")
+DEFAULT_RULE = "pysr"   # chosen by measurement on benchmarks/recovery.py (docs/evolve.md)
+
+
+@dataclass(frozen=True)
+class SelectionOptions:
+    rule: str = DEFAULT_RULE
+    n_boot: int = 200
+    loss_window: float = 1.5
+    seed: int = 0
+    simplify: bool = True
+    max_front: int = 40          # simplify at most this many front members (lowest training action first)
+
+
+@dataclass
+class Selection:
+    rule: str
+    reason: str
+    selected: dict                                   # the selected law (simplified form when available)
+    lowest: dict | None = None                       # the lowest-training-action candidate (raw)
+    front: pd.DataFrame = field(default_factory=pd.DataFrame)   # the front considered, with se / score / selected
+    dropped: list = field(default_factory=list)      # additive terms of the lowest-action law absent from the selected
+
+    def to_json(self) -> dict:
+        """A JSON-able summary (for summary.json / show): the selected law, why, and the lowest."""
+        def clean(v):
+            if isinstance(v, (np.floating, np.integer)):
+                return v.item()
+            if isinstance(v, np.bool_):
+                return bool(v)
+            return v
+
+        keys = ("uid", "source", "params", "text", "latex", "train_action", "heldout_action", "complexity",
+                "n_terms", "raw_source", "steps", "cancellation", "ill_conditioned")
+        sel = {k: clean(self.selected[k]) for k in keys if k in self.selected}
+        low = {k: clean(self.lowest[k]) for k in ("uid", "source", "train_action", "heldout_action", "complexity")
+               if self.lowest and k in self.lowest}
+        return {"rule": self.rule, "reason": self.reason, "selected": sel, "lowest": low, "dropped": self.dropped,
+                "front_size": int(len(self.front))}
+
+
+def pareto_front(df: pd.DataFrame, x: str = "complexity", y: str = "train_action") -> pd.DataFrame:
+    """Non-dominated rows: for growing complexity, strictly lower training action (ties: first row)."""
+    d = df[np.isfinite(df[y].astype(float))].sort_values([x, y], kind="mergesort")
+    keep, cur = [], math.inf
+    for idx, r in d.iterrows():
+        if r[y] < cur:
+            keep.append(idx)
+            cur = r[y]
+    return d.loc[keep]
+
+
+def pair_contributions(V: np.ndarray, edges, kernel: str = "softplus", beta: float = 1.0) -> np.ndarray:
+    """Each unordered edge pair's share of the action of V on ``edges`` (they sum to the action)."""
+    from .scoring import _pair_terms
+
+    lo, hi, a, b = edges.pairs()
+    with np.errstate(all="ignore"):
+        val, _, _ = _pair_terms(V[lo] - V[hi], a, b, kernel, beta, 0)
+    return val / edges.n_states
+
+
+def law_values(source: str, params, features: dict, n: int) -> np.ndarray | None:
+    """V on every state from the law's sympy translation (no candidate code runs); None if untranslatable."""
+    from .simplify import Unsupported, _translate, _values
+
+    try:
+        expr = _translate(source, params)
+        V = _values(expr, features, n)
+    except (Unsupported, KeyError, TypeError, ValueError, NameError, ZeroDivisionError, RecursionError,
+            AttributeError, OverflowError):
+        return None
+    return V if np.all(np.isfinite(V)) else None
+
+
+def _params(v):
+    if isinstance(v, str):
+        try:
+            return json.loads(v)
+        except ValueError:
+            return []
+    return list(v) if v is not None else []
+
+
+def one_se(front: pd.DataFrame, data, n_boot: int = 200, seed: int = 0) -> tuple[int, str, pd.DataFrame]:
+    """Index (into ``front``) chosen by the one-SE rule on held-out action; the front with ``se`` added."""
+    fr = front.reset_index(drop=True).copy()
+    contrib = []
+    for _, r in fr.iterrows():
+        V = law_values(r["source"], _params(r["params"]), data.features, data.n_states)
+        contrib.append(None if V is None else pair_contributions(V, data.heldout, data.kernel, data.beta))
+    H = np.array([float(c.sum()) if c is not None else float(r) for c, r in zip(contrib, fr["heldout_action"])])
+    fr["heldout_action"] = H
+    m = int(np.argmin(H))
+    rng = np.random.default_rng(seed)
+    n_pairs = len(contrib[m]) if contrib[m] is not None else 0
+    idx = rng.integers(0, max(n_pairs, 1), size=(n_boot, max(n_pairs, 1))) if n_pairs else None
+    se = np.zeros(len(fr))
+    for i, c in enumerate(contrib):
+        if c is None or contrib[m] is None or i == m:
+            continue
+        d = c - contrib[m]
+        se[i] = float(np.std(d[idx].sum(axis=1), ddof=1))
+    fr["se"] = se
+    ok = np.flatnonzero(H <= H[m] + se)
+    pick = int(min(ok, key=lambda i: (fr.loc[i, "complexity"], H[i])))
+    reason = (f"one-SE rule: lowest held-out action {H[m]:.6g} (complexity {int(fr.loc[m, 'complexity'])}); "
+              f"selected the least complex law within one bootstrap SE of it: held-out {H[pick]:.6g} "
+              f"(+{H[pick] - H[m]:.3g}, SE {se[pick]:.3g}), complexity {int(fr.loc[pick, 'complexity'])}")
+    return pick, reason, fr
+
+
+def pysr_best(front: pd.DataFrame, s_min: float, loss_window: float = 1.5) -> tuple[int, str, pd.DataFrame]:
+    """PySR-style 'best': steepest -dlog(gap)/dcomplexity within gap <= loss_window x the lowest gap."""
+    fr = front.sort_values("complexity", kind="mergesort").reset_index(drop=True).copy()
+    gap = np.maximum(fr["train_action"].to_numpy(float) - s_min, 1e-12)
+    comp = fr["complexity"].to_numpy(float)
+    score = np.zeros(len(fr))
+    for i in range(1, len(fr)):
+        dc = max(comp[i] - comp[i - 1], 1.0)
+        score[i] = -(math.log(gap[i]) - math.log(gap[i - 1])) / dc
+    fr["score"] = score
+    ok = np.flatnonzero(gap <= loss_window * gap.min())
+    pick = int(max(ok, key=lambda i: (score[i], -comp[i])))
+    reason = (f"PySR-style score: among {len(ok)} laws with training gap <= {loss_window} x the lowest "
+              f"({gap.min():.3g}), the steepest drop of log(gap) per unit complexity ({score[pick]:.3g}) "
+              f"at complexity {int(comp[pick])}")
+    return pick, reason, fr
+
+
+def choose(front: pd.DataFrame, data, opts: SelectionOptions = SelectionOptions()) -> tuple[int, str, pd.DataFrame]:
+    """Apply ``opts.rule`` to a front (rows: source, params, train_action, heldout_action, complexity
+    and optionally ill_conditioned); returns (position in the returned frame, reason, frame)."""
+    if opts.rule not in RULES:
+        raise ValueError(f"unknown selection rule {opts.rule!r} (choose from {', '.join(RULES)})")
+    if front.empty:
+        raise ValueError("no candidate to select from")
+    fr = front.reset_index(drop=True)
+    note = ""
+    if "ill_conditioned" in fr and fr["ill_conditioned"].astype(bool).any() and not fr["ill_conditioned"].all():
+        n_bad = int(fr["ill_conditioned"].astype(bool).sum())
+        fr = fr[~fr["ill_conditioned"].astype(bool)].reset_index(drop=True)
+        note = f" ({n_bad} ill-conditioned law(s) excluded)"
+    if opts.rule == "one_se":
+        i, reason, out = one_se(fr, data, opts.n_boot, opts.seed)
+    else:
+        i, reason, out = pysr_best(fr, float(data.s_min_train), opts.loss_window)
+    out["selected"] = False
+    out.loc[i, "selected"] = True
+    return i, reason + note, out
+
+
+def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = SelectionOptions(), progress=None) -> Selection:
+    """The entry point for the stages (module doc). ``data`` is the search's ``ScoringData``."""
+    from .simplify import canonical_form, simplify, split_terms
+
+    need = {"source", "params", "train_action", "heldout_action", "complexity"}
+    missing = need - set(candidates.columns)
+    if missing:
+        raise ValueError(f"candidates table lacks column(s) {', '.join(sorted(missing))}")
+    ok = candidates.dropna(subset=["train_action"])
+    if ok.empty:
+        raise ValueError("no scored candidate to select from")
+    lowest = ok.loc[ok["train_action"].astype(float).idxmin()].to_dict()
+    front = pareto_front(ok)
+    if opts.simplify:
+        front = front.sort_values("train_action").head(opts.max_front)
+        rows = []
+        for k, (_, r) in enumerate(front.iterrows()):
+            s = simplify(r["source"], _params(r["params"]), data, seed=opts.seed)
+            row = dict(r)
+            row.update(raw_source=r["source"], raw_complexity=r["complexity"], simplified=s.ok,
+                       steps="; ".join(s.steps), ill_conditioned=s.ill_conditioned, cancellation=s.cancellation)
+            if s.ok:
+                row.update(source=s.source, params=s.params, train_action=s.train_action,
+                           heldout_action=s.heldout_action, complexity=s.complexity, text=s.text, latex=s.latex,
+                           n_terms=s.n_terms)
+            rows.append(row)
+            if progress:
+                progress(k + 1, len(front))
+        sf = pd.DataFrame(rows).drop_duplicates(subset=["source"], keep="first")
+        front = pareto_front(sf)
+    i, reason, fr = choose(front, data, opts)
+    sel = fr.loc[i].to_dict()
+    if not sel.get("text"):
+        c = canonical_form(sel["source"], _params(sel["params"]))
+        if c.ok:
+            sel.update(text=c.text, latex=c.latex)
+    dropped = []
+    lc = canonical_form(lowest["source"], _params(lowest["params"]))
+    sc = canonical_form(sel["source"], _params(sel["params"]))
+    if lc.ok and sc.ok:
+        import sympy as sp
+
+        mine = {b for _, b in split_terms(sp.expand(sc.expr))}
+        dropped = [str(b) for _, b in split_terms(sp.expand(lc.expr)) if b not in mine]
+    return Selection(opts.rule, reason, sel, lowest, fr, dropped)

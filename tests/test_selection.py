@@ -1,0 +1,79 @@
+"""Model selection on the Pareto front (potsearch.evolve.selection)."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from potsearch.evolve.islands import score_source
+from potsearch.evolve.selection import SelectionOptions, choose, pareto_front, select_law
+from simplify_helpers import word_problem
+
+TRUE = 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * (x["length"] + p[1] * x["zipf"])\n'
+BIG = ('N_PARAMS = 4\n\n\ndef potential(x, p):\n    return p[0] * (x["length"] + p[1] * x["zipf"] * '
+       '(p[2] + np.tanh(x["rare_letters"] * p[3])))\n')
+ONE = 'N_PARAMS = 1\n\n\ndef potential(x, p):\n    return p[0] * x["length"]\n'
+
+
+def _front(data):
+    rows = []
+    for k, (src, p0) in enumerate([(ONE, [1.0]), (TRUE, [1.6, -1.5]), (BIG, [1.6, -1.5, 1.0, 0.3])]):
+        r = score_source(src, p0, 0, data=data)
+        assert r["error"] is None
+        rows.append({"uid": f"c{k}", "source": src, "params": r["params"], "train_action": r["train_action"],
+                     "heldout_action": r["heldout_action"], "complexity": r["complexity"]})
+    return pd.DataFrame(rows)
+
+
+def test_one_se_picks_the_true_law_over_a_slightly_better_bigger_tree():
+    data, _, _ = word_problem("1.6*length - 2.4*zipf")
+    df = _front(data)
+    assert df.loc[2, "train_action"] < df.loc[1, "train_action"]        # the bigger tree fits the training edges better
+    i, reason, fr = choose(pareto_front(df), data, SelectionOptions(rule="one_se", seed=3))
+    assert fr.loc[i, "source"] == TRUE, reason
+    assert "one-SE" in reason and fr["se"].max() > 0
+
+
+def test_selection_is_deterministic_for_a_seed():
+    data, _, _ = word_problem("1.6*length - 2.4*zipf")
+    df = _front(data)
+    for rule, col in (("one_se", "se"), ("pysr", "score")):
+        a = choose(pareto_front(df), data, SelectionOptions(rule=rule, seed=5))
+        b = choose(pareto_front(df), data, SelectionOptions(rule=rule, seed=5))
+        assert a[0] == b[0] and a[1] == b[1] and list(a[2][col]) == list(b[2][col])
+    # the seed drives the bootstrap: another seed gives other standard errors
+    s5 = choose(pareto_front(df), data, SelectionOptions(rule="one_se", seed=5))[2]["se"]
+    s6 = choose(pareto_front(df), data, SelectionOptions(rule="one_se", seed=6))[2]["se"]
+    assert list(s5) != list(s6)
+
+
+def test_pysr_rule_and_unknown_rule():
+    data, _, _ = word_problem("1.6*length - 2.4*zipf")
+    df = _front(data)
+    i, reason, fr = choose(pareto_front(df), data, SelectionOptions(rule="pysr"))
+    assert fr.loc[i, "source"] == TRUE, reason          # the big drop in gap is from 1 to 2 terms
+    with pytest.raises(ValueError, match="unknown selection rule"):
+        choose(pareto_front(df), data, SelectionOptions(rule="nope"))
+
+
+def test_select_law_simplifies_the_front_and_reports_the_lowest():
+    data, _, _ = word_problem("1.6*length - 2.4*zipf")
+    df = _front(data)
+    sel = select_law(df, data, SelectionOptions(seed=0))
+    assert "length" in sel.selected["text"] and "zipf" in sel.selected["text"]
+    assert "rare_letters" not in sel.selected["text"]
+    assert sel.lowest["uid"] == "c2"
+    assert any("rare_letters" in d for d in sel.dropped)
+    js = json.loads(json.dumps(sel.to_json()))
+    assert js["rule"] == "pysr" and js["lowest"]["uid"] == "c2" and "length" in js["selected"]["text"]
+    with pytest.raises(ValueError, match="lacks column"):
+        select_law(df.drop(columns=["params"]), data)
+
+
+def test_ill_conditioned_laws_are_excluded_when_a_sound_one_exists():
+    data, _, _ = word_problem("1.6*length - 2.4*zipf")
+    df = _front(data)
+    df["ill_conditioned"] = [False, True, False]          # pretend the true law cancels
+    i, reason, fr = choose(pareto_front(df), data, SelectionOptions(rule="pysr"))
+    assert TRUE not in set(fr["source"]) and "1 ill-conditioned law(s) excluded" in reason
