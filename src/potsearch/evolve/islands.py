@@ -205,6 +205,11 @@ class Search:
         for k in ("rounds", "workers", "source", "checkpoint_every"):
             d.pop(k, None)
         d.pop("sandbox", None)
+        # async loop hook: the loop names another search (lockstep ids unchanged); the call limit may change
+        if d.pop("loop", "lockstep") != "lockstep":
+            d["loop"] = "async"
+        for k in ("concurrency", "api_base"):
+            d["llm"].pop(k, None)
         d["features_used"] = self.features
         d["split"] = self.problem.split
         return "ev" + hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -423,12 +428,12 @@ class Search:
                 "tokens": self.counters["tokens"], "cost": self.counters["cost"]}
 
     # ------------------------------------------------------------------ checkpoints
-    def checkpoint(self) -> None:
+    def checkpoint(self, extra: dict | None = None) -> None:
         state = {
             "version": CHECKPOINT_VERSION, "sid": self.sid, "round": self.round, "random": random.getstate(),
             "pops": [[p.to_state() for p in pop] for pop in self.pops],
             "hof": [p.to_state() for p in self.hof], "logbook": [dict(r) for r in self.logbook],
-            "counters": dict(self.counters), "features": self.features,
+            "counters": dict(self.counters), "features": self.features, "extra": extra,
         }
         self.store.save_checkpoint(CHECKPOINT_STAGE, self.round, pickle.dumps(state, protocol=4))
 
@@ -451,8 +456,29 @@ class Search:
             self.logbook.record(**r)
         self.counters.update(state["counters"])
         self.round = int(state["round"])
+        self.restored_extra = state.get("extra")  # async loop hook: its island clocks and calls in flight
         self._load_cache_from_store()
         return True
+
+    def stored_programs(self, uids: list[str]) -> dict:
+        """Async loop hook (resume): the stored candidates among ``uids``, as Programs (LLM offspring)."""
+        out = {}
+        q = ("SELECT uid, canonical, source, params, parents, operator, model, island, round, train_action,"
+             " heldout_action, gap, complexity, n_params, eval_seconds, error, tokens, cost, meta"
+             " FROM candidates WHERE uid = ?")
+        for uid in uids:
+            r = self.store.conn.execute(q, (uid,)).fetchone()
+            if r is None:
+                continue
+            meta = json.loads(r[18]) if r[18] else {}
+            p = Program(uid=r[0], source=r[2], canonical=r[1] or r[2], island=r[7], round=r[8], operator=r[5],
+                        parents=json.loads(r[4]) if r[4] else [], model=r[6], tokens=r[16] or 0, cost=r[17] or 0.0,
+                        meta=meta)
+            p.set_score({"params": json.loads(r[3]) if r[3] else None, "train_action": r[9], "heldout_action": r[10],
+                         "gap": r[11], "complexity": r[12], "n_params": r[13], "error": r[15]}, self.cfg.gp.parsimony)
+            p.eval_seconds = r[14] or 0.0
+            out[uid] = p
+        return out
 
     # ------------------------------------------------------------------ driver
     def run(self, resume: bool = False, on_round=None) -> None:

@@ -82,7 +82,15 @@ def evolve(run_dir, cfg: SearchConfig, resume: bool = False, quiet: bool = True)
     progress = _Progress(cfg.rounds, quiet=quiet)
     t0 = time.perf_counter()
     try:
-        search.run(resume=resume, on_round=progress)
+        if cfg.loop == "async":  # steady state, no round barrier (controller.py); else Search.run's rounds
+            from .controller import AsyncController
+
+            ctl = AsyncController(search)
+            ctl.run(resume=resume, on_round=progress)
+            search.loop_stats = ctl.stats()
+        else:
+            search.run(resume=resume, on_round=progress)
+            search.loop_stats = {"loop": "lockstep"}
     finally:
         progress.close()
         search.close()

@@ -1,0 +1,160 @@
+"""Proposers for the asynchronous search: GP variation (in the controller's thread) and model calls
+(an asyncio event loop in one background thread, at most ``llm.concurrency`` calls in flight).
+
+``ModelCaller.submit`` returns a ``concurrent.futures.Future`` of a reply dict ``{text, tokens, cost,
+error, seconds}``; a call is cut at ``llm.timeout`` seconds (``asyncio.wait_for`` cancels the HTTP
+request; the local model's C loop cannot be interrupted and finishes in its thread, its reply
+dropped) and recorded as ``llm: timeout after N s``. The caller records the number of calls in
+flight at every change (``samples``: (seconds since start, calls in flight)).
+
+``LLMProposer.finish`` turns a reply into a Program exactly as the lockstep operator does
+(extract_source, the allowlist, the score cache): it either carries its final outcome (failed,
+rejected, cache hit) or needs scoring in the sandbox.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import zlib
+from concurrent.futures import Future
+
+from . import gp as gpmod
+
+
+# --------------------------------------------------------------------------- GP
+def gp_child(search, island: int, uid: str, rnd: int):
+    """One GP offspring of ``island`` (the lockstep step's variation, child by child)."""
+    pop = search.pops[island]
+    par = search._tree_parents(pop, 2)
+    if not par:
+        return search._random_program(uid, island, rnd, "gp:new")
+    tree, op = gpmod.vary(search.tb, par[0].tree, par[1].tree, search.cfg.gp.cx_prob)
+    parents = [par[0].uid] + ([par[1].uid] if op == "gp:cx" else [])
+    scale = par[0].params[0] if par[0].params else None
+    return search._from_tree(tree, uid, island, rnd, op, parents, scale)
+
+
+# --------------------------------------------------------------------------- model calls
+class ModelCaller:
+    """Model calls through litellm's async API on one event-loop thread."""
+
+    def __init__(self, cfg, resolve_model):
+        from ..agents.llm import get_litellm
+
+        self.cfg = cfg
+        self.litellm = get_litellm()
+        self.resolve_model = resolve_model
+        self.inflight = 0
+        self.samples: list[tuple[float, int]] = []
+        self._lock = threading.Lock()
+        self.t0 = time.monotonic()
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="evolve-model-calls", daemon=True)
+        self._thread.start()
+
+    def _track(self, d: int) -> None:
+        with self._lock:
+            self.inflight += d
+            self.samples.append((time.monotonic() - self.t0, self.inflight))
+
+    def submit(self, model: str, prompt: str, seed: int | None = None) -> Future:
+        self._track(+1)
+        fut = asyncio.run_coroutine_threadsafe(self._call(model, prompt, seed), self.loop)
+        fut.add_done_callback(lambda _f: self._track(-1))
+        return fut
+
+    async def _call(self, model: str, prompt: str, seed: int | None) -> dict:
+        from .llm_op import SYSTEM
+
+        t0 = time.perf_counter()
+        llm = self.cfg.llm
+        kw = dict(model=self.resolve_model(model),
+                  messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+                  temperature=llm.temperature, max_tokens=llm.max_tokens, timeout=llm.timeout)
+        if llm.api_base:
+            kw["api_base"] = llm.api_base
+        if seed is not None:
+            kw["seed"] = seed
+        try:
+            resp = await asyncio.wait_for(self.litellm.acompletion(**kw), timeout=llm.timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            return {"text": None, "tokens": 0, "cost": 0.0, "seconds": time.perf_counter() - t0,
+                    "error": f"llm: timeout after {llm.timeout:g} s"}
+        except Exception as exc:  # any provider error: recorded on the candidate, the search goes on
+            return {"text": None, "tokens": 0, "cost": 0.0, "seconds": time.perf_counter() - t0,
+                    "error": f"llm: {type(exc).__name__}: {exc}"[:500]}
+        text = resp.choices[0].message.content or ""
+        usage = getattr(resp, "usage", None)
+        tokens = int(getattr(usage, "total_tokens", 0) or 0) if usage else 0
+        try:
+            cost = float(self.litellm.completion_cost(completion_response=resp) or 0.0)
+        except Exception:  # unknown price (local or custom models): count tokens, cost 0
+            cost = 0.0
+        return {"text": text, "tokens": tokens, "cost": cost, "error": None, "seconds": time.perf_counter() - t0}
+
+    def close(self) -> None:
+        if self.loop.is_running():
+            for task in asyncio.all_tasks(self.loop):
+                self.loop.call_soon_threadsafe(task.cancel)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=5)
+
+
+# --------------------------------------------------------------------------- LLM offspring
+class LLMProposer:
+    """Prompts, model calls and reply handling of the LLM operator (one per search)."""
+
+    def __init__(self, op, cfg):
+        self.op = op                      # the LLMOperator: prompt, payload, allowlist, sandbox pool
+        self.cfg = cfg
+        self.caller = ModelCaller(cfg, op._model)
+        self.local = all(m == "local" for m in cfg.llm.models)
+
+    def submit(self, model: str, parents, uid: str) -> Future:
+        prompt = self.op.prompt(parents)
+        # a seed per call makes the local model's reply independent of the order calls run in
+        seed = zlib.crc32(uid.encode()) & 0x7FFFFFFF if model == "local" else None
+        return self.caller.submit(model, prompt, seed)
+
+    def finish(self, search, job, rep: dict):
+        """The Program for a reply; ``prog.meta['needs_score']`` when it must go to the sandbox."""
+        from .islands import Program, canonical_source
+        from .llm_op import extract_source
+
+        c = search.counters
+        c["llm_calls"] += 1
+        c["tokens"] += rep["tokens"]
+        c["cost"] += rep["cost"]
+        self.op.spent += rep["cost"]
+        src = extract_source(rep["text"]) if rep["text"] is not None else None
+        prog = Program(uid=job.uid, source=src or (rep["text"] or ""), canonical="", island=job.island,
+                       round=job.rnd, operator="llm", parents=list(job.parent_uids), model=job.model,
+                       tokens=rep["tokens"], cost=rep["cost"], meta={"llm_seconds": rep["seconds"]})
+        if rep["error"]:
+            self._fail(prog, rep["error"], search)
+            c["llm_failed"] += 1
+            return prog
+        if src is None:
+            self._fail(prog, "no code: the reply defines no function potential(x, p)", search)
+            c["llm_rejected"] += 1
+            return prog
+        prog.canonical = canonical_source(src)
+        reasons = self.op.check_source(src)
+        if reasons:
+            self._fail(prog, "rejected: " + "; ".join(reasons)[:400], search)
+            c["llm_rejected"] += 1
+            return prog
+        prog.meta["needs_score"] = True
+        return prog
+
+    def sandbox_job(self, search, prog) -> tuple:
+        return (prog.source, dict(self.op.payload, source=prog.source, seed=search._fit_seed(prog.canonical)))
+
+    @staticmethod
+    def _fail(prog, error: str, search) -> None:
+        prog.set_score({"error": error}, search.cfg.gp.parsimony)
+        prog.meta["category"] = error.split(":", 1)[0]
+
+    def close(self) -> None:
+        self.caller.close()
