@@ -188,7 +188,7 @@ class LLMOperator:
             resp = litellm.completion(model=self._model(model), messages=[
                 {"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
                 temperature=self.cfg.llm.temperature, max_tokens=self.cfg.llm.max_tokens,
-                timeout=self.cfg.llm.timeout)
+                timeout=self.cfg.llm.timeout, **({"api_base": self.cfg.llm.api_base} if self.cfg.llm.api_base else {}))
         except Exception as exc:  # any provider error: recorded on the candidate, the search goes on
             return {"text": None, "tokens": 0, "cost": 0.0, "error": f"llm: {type(exc).__name__}: {exc}"[:500],
                     "seconds": time.perf_counter() - t0}
