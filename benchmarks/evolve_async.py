@@ -141,6 +141,7 @@ def main() -> int:
     ap.add_argument("--sigma", type=float, default=0.5)
     ap.add_argument("--words", type=int, default=200, help="words of the surrogate run (scoring cost)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--gp-rounds", type=int, default=150, help="rounds of the GP-only comparison")
     args = ap.parse_args()
     os.environ.setdefault("OPENAI_API_KEY", "standin")  # the stand-in accepts any key
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -168,8 +169,27 @@ def main() -> int:
                   f"in flight mean {r['mean_in_flight']:5.1f} (after 10 s: {r['mean_in_flight_steady']:5.1f}) "
                   f"max {r['max_in_flight']} of limit {r['limit']}, {r['evals_per_s']:6.1f} evaluations/s, "
                   f"64,000 calls projected {r['projected_h']:.2f} h")
-    finally:
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    # GP-only (no model): the same search under both loops, evaluations/s
+    gp = {}
+    for loop in ("lockstep", "async"):
+        from potsearch.evolve.config import SearchConfig
+        from potsearch.evolve.run import evolve
+
+        d = tmp / f"gp_{loop}"
+        shutil.copytree(base, d)
+        cfg = SearchConfig(seed=args.seed, rounds=args.gp_rounds, islands=16, population=16, offspring=2,
+                           checkpoint_every=20, loop=loop)
+        t = time.perf_counter()
+        s = evolve(d, cfg)
+        gp[loop] = (s["evaluations"] / (time.perf_counter() - t), s["candidates"], s["best"]["train_action"])
+        print(f"  GP only, {loop:9s} {args.gp_rounds} rounds x 16 islands: {gp[loop][0]:6.1f} evaluations/s, "
+              f"{gp[loop][1]} candidates, best {gp[loop][2]:.6f}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"  GP only async / lockstep evaluations/s: {gp['async'][0] / gp['lockstep'][0]:.2f} x "
+          f"(same candidates: {'yes' if gp['async'][1:] == gp['lockstep'][1:] else 'NO'})")
     lock, asy = results
     ideal = 0.9 * args.concurrency * 60.0 / mean_lat
     ratio = asy["calls_per_min"] / lock["calls_per_min"] if lock["calls_per_min"] else math.inf
