@@ -12,6 +12,9 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, help="random seed (overrides the config)")
     p.add_argument("--workers", type=int, help="processes scoring GP candidates (overrides the config)")
     p.add_argument("--resume", action="store_true", help="continue from the run's last evolve checkpoint")
+    p.add_argument("--address", metavar="ADDR",
+                   help="score candidates and call models on Ray actors of the cluster at ADDR "
+                        "('local': an embedded Ray on this machine); async loop only")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -37,7 +40,7 @@ def run(args) -> int:
     from ..store import run_lock
 
     with run_lock(run_dir, "evolve"):
-        s = evolve(run_dir, cfg, resume=args.resume, quiet=args.quiet)
+        s = evolve(run_dir, cfg, resume=args.resume, quiet=args.quiet, address=args.address)
     b = s.get("best")
     print(f"evolve: {s['rounds']} rounds x {s['islands']} islands in {s['seconds']:.1f} s; "
           f"{s['evaluations']} evaluations ({s['evaluations_per_second'] or 0:.0f}/s), "

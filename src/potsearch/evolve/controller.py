@@ -72,8 +72,9 @@ class Job:
 
 
 class AsyncController:
-    def __init__(self, search, log=None):
+    def __init__(self, search, log=None, ray_address: str | None = None):
         self.s = search
+        self.ray_address = ray_address   # None: this machine; "local" or an address: Ray actors
         cfg = self.cfg = search.cfg
         self.log = log or (lambda msg: None)
         self.I, self.O = cfg.islands, cfg.offspring
@@ -159,11 +160,7 @@ class AsyncController:
                 job.prog = self.proposer.finish(self.s, job, rep)
                 if job.prog.meta.pop("needs_score", False):
                     if self.s.cache.get(job.prog.canonical) is None:
-                        if self.evaluator is None:
-                            from .evaluators import SandboxEvaluator
-
-                            self.evaluator = SandboxEvaluator(self.llm.pool, self.cfg.sandbox.wall_timeout)
-                        job.score = self.evaluator.submit(*self.proposer.sandbox_job(self.s, job.prog))
+                        job.score = self._score_llm(job.prog)
                         job.score.add_done_callback(lambda _f: self._wake.set())
                     else:
                         job.meta["cache"] = True
@@ -173,6 +170,69 @@ class AsyncController:
                 job.done = True
             if job.done:
                 self._finished_order.append(job.seq)
+
+    # ------------------------------------------------------------------ evaluators
+    def _start_ray(self) -> None:
+        import ray
+
+        from .evaluators import RayEvaluator, init_ray, ray_classes
+
+        self._ray_owned = init_ray(self.ray_address)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        sb = self.cfg.sandbox
+        bases = {"gp": self.s.problem.data.payload()}
+        if self.llm is not None:
+            bases["llm"] = self.llm.payload
+        self.evaluator = RayEvaluator(bases, actors=max(1, cpus), workers=1, cpu_seconds=sb.cpu_seconds,
+                                      memory_mb=sb.memory_mb, wall_timeout=sb.wall_timeout)
+        if self.proposer is not None:
+            self.proposer.caller.actor = ray_classes()["caller"].options(max_concurrency=max(2, self.limit)).remote(
+                self.cfg.llm)
+        self.s.store.log_event("evolve", "ray", {"address": self.ray_address, "cpus": cpus,
+                                                 "evaluator_actors": len(self.evaluator.actors)})
+
+    def _score_llm(self, prog):
+        if self.evaluator is None:
+            from .evaluators import SandboxEvaluator
+
+            self.evaluator = SandboxEvaluator(self.llm.pool, self.cfg.sandbox.wall_timeout)
+        src, payload = self.proposer.sandbox_job(self.s, prog)
+        if self.ray_address is not None:
+            return self.evaluator.submit(src, {"source": src, "seed": payload["seed"]}, base="llm")
+        return self.evaluator.submit(src, payload)
+
+    def _evaluate_gp(self, progs: list) -> None:
+        """GP children: ``Search.evaluate`` here, or the Ray evaluator actors (same cache rules)."""
+        if self.ray_address is None:
+            self.s.evaluate(progs)
+            return
+        from .islands import SCORE_KEYS
+
+        s, c = self.s, self.s.counters
+        todo, first, later = [], set(), []
+        for p in progs:
+            hit = s.cache.get(p.canonical)
+            if hit is not None:
+                s._apply(p, hit, True)
+                c["cache_hits"] += 1
+            elif p.canonical in first:
+                later.append(p)
+            else:
+                first.add(p.canonical)
+                todo.append(p)
+        futs = [self.evaluator.submit(p.source, {"source": p.source, "p0": p.p0, "seed": s._fit_seed(p.canonical)},
+                                      base="gp") for p in todo]
+        for p, f in zip(todo, futs):
+            r = f.result()
+            res = r.value if r.ok and isinstance(r.value, dict) else {"error": r.error or "sandbox: no result",
+                                                                      "params": None}
+            s.cache[p.canonical] = {k: res.get(k) for k in SCORE_KEYS} | {"heldout_gap": res.get("heldout_gap")}
+            s._apply(p, res, False)
+            c["evaluations"] += 1
+            c["eval_seconds"] += p.eval_seconds
+        for p in later:
+            s._apply(p, s.cache[p.canonical], True)
+            c["cache_hits"] += 1
 
     def _outcome(self, job: Job):
         """Final scores of a done job's Program (cache looked up now: the cache only grows)."""
@@ -287,7 +347,7 @@ class AsyncController:
                 gp_children.append(child)
                 per_island[i].append(child)
         if gp_children:
-            s.evaluate(gp_children)
+            self._evaluate_gp(gp_children)
             for i in range(self.I):
                 if per_island[i]:
                     s.pops[i] = s._survivors(s.pops[i], per_island[i])
@@ -317,6 +377,8 @@ class AsyncController:
     def run(self, resume: bool = False, on_round=None) -> None:
         s, cfg = self.s, self.cfg
         random.seed(cfg.seed)
+        if self.ray_address is not None:
+            self._start_ray()
         resumed = s.restore() if resume else False
         if resume and not resumed:
             self.log("no evolve checkpoint in this run: starting a new search")
@@ -366,3 +428,9 @@ class AsyncController:
             self.proposer.close()
         if self.evaluator is not None:
             self.evaluator.close()
+            if getattr(self.evaluator, "stats", None):
+                self.s.store.log_event("evolve", "ray-evaluators", dict(self.evaluator.stats))
+        if getattr(self, "_ray_owned", False):
+            import ray
+
+            ray.shutdown()

@@ -45,6 +45,7 @@ class ModelCaller:
         self.cfg = cfg
         self.litellm = get_litellm()
         self.resolve_model = resolve_model
+        self.actor = None              # set by use_ray(): calls go to a ModelCallerActor
         self.inflight = 0
         self.samples: list[tuple[float, int]] = []
         self._lock = threading.Lock()
@@ -65,33 +66,9 @@ class ModelCaller:
         return fut
 
     async def _call(self, model: str, prompt: str, seed: int | None) -> dict:
-        from .llm_op import SYSTEM
-
-        t0 = time.perf_counter()
-        llm = self.cfg.llm
-        kw = dict(model=self.resolve_model(model),
-                  messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
-                  temperature=llm.temperature, max_tokens=llm.max_tokens, timeout=llm.timeout)
-        if llm.api_base:
-            kw["api_base"] = llm.api_base
-        if seed is not None:
-            kw["seed"] = seed
-        try:
-            resp = await asyncio.wait_for(self.litellm.acompletion(**kw), timeout=llm.timeout)
-        except (asyncio.TimeoutError, TimeoutError):
-            return {"text": None, "tokens": 0, "cost": 0.0, "seconds": time.perf_counter() - t0,
-                    "error": f"llm: timeout after {llm.timeout:g} s"}
-        except Exception as exc:  # any provider error: recorded on the candidate, the search goes on
-            return {"text": None, "tokens": 0, "cost": 0.0, "seconds": time.perf_counter() - t0,
-                    "error": f"llm: {type(exc).__name__}: {exc}"[:500]}
-        text = resp.choices[0].message.content or ""
-        usage = getattr(resp, "usage", None)
-        tokens = int(getattr(usage, "total_tokens", 0) or 0) if usage else 0
-        try:
-            cost = float(self.litellm.completion_cost(completion_response=resp) or 0.0)
-        except Exception:  # unknown price (local or custom models): count tokens, cost 0
-            cost = 0.0
-        return {"text": text, "tokens": tokens, "cost": cost, "error": None, "seconds": time.perf_counter() - t0}
+        if self.actor is not None:  # a Ray actor makes the call (anywhere in the cluster)
+            return await self.actor.call.remote(model, prompt, seed)
+        return await call_model(self.litellm, self.cfg.llm, self.resolve_model(model), prompt, seed)
 
     def close(self) -> None:
         if self.loop.is_running():
@@ -99,6 +76,64 @@ class ModelCaller:
                 self.loop.call_soon_threadsafe(task.cancel)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=5)
+
+
+def resolve_model(name: str) -> str:
+    """litellm's model string for a configured model (``local`` -> the in-process provider)."""
+    if name == "local":
+        from ..agents.llm import resolve_model as resolve
+        from ..agents.local import ensure_registered
+
+        ensure_registered()
+        return resolve("local")
+    return name
+
+
+async def call_model(litellm, llm, model: str, prompt: str, seed: int | None) -> dict:
+    """One model call, cut at ``llm.timeout``; never raises: errors are in the reply dict."""
+    import asyncio
+
+    from .llm_op import SYSTEM
+
+    t0 = time.perf_counter()
+    kw = dict(model=model, messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+              temperature=llm.temperature, max_tokens=llm.max_tokens, timeout=llm.timeout)
+    if llm.api_base:
+        kw["api_base"] = llm.api_base
+    if seed is not None:
+        kw["seed"] = seed
+    try:
+        resp = await asyncio.wait_for(litellm.acompletion(**kw), timeout=llm.timeout)
+    except (asyncio.TimeoutError, TimeoutError):
+        return {"text": None, "tokens": 0, "cost": 0.0, "seconds": time.perf_counter() - t0,
+                "error": f"llm: timeout after {llm.timeout:g} s"}
+    except Exception as exc:  # any provider error: recorded on the candidate, the search goes on
+        return {"text": None, "tokens": 0, "cost": 0.0, "seconds": time.perf_counter() - t0,
+                "error": f"llm: {type(exc).__name__}: {exc}"[:500]}
+    text = resp.choices[0].message.content or ""
+    usage = getattr(resp, "usage", None)
+    tokens = int(getattr(usage, "total_tokens", 0) or 0) if usage else 0
+    try:
+        cost = float(litellm.completion_cost(completion_response=resp) or 0.0)
+    except Exception:  # unknown price (local or custom models): count tokens, cost 0
+        cost = 0.0
+    return {"text": text, "tokens": tokens, "cost": cost, "error": None, "seconds": time.perf_counter() - t0}
+
+
+class ModelCallerActorImpl:
+    """Ray actor (async, ``max_concurrency`` = the call limit): model calls made on its node."""
+
+    def __init__(self, llm_cfg):
+        import os
+
+        os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+        from ..agents.llm import get_litellm
+
+        self.llm = llm_cfg
+        self.litellm = get_litellm()
+
+    async def call(self, model: str, prompt: str, seed: int | None) -> dict:
+        return await call_model(self.litellm, self.llm, resolve_model(model), prompt, seed)
 
 
 # --------------------------------------------------------------------------- LLM offspring
