@@ -45,6 +45,7 @@ class LLMConfig:
     timeout: float = 120.0     # seconds per LLM call
     max_cost: Optional[float] = None  # stop calling LLMs once this many dollars are spent
     concurrency: int = 0       # model calls in flight at most (async loop); 0 = 64 remote, sandbox.workers local
+    grammar: bool = False      # constrain replies by a GBNF grammar of the potential language (local / llama.cpp servers)
     api_base: str = ""         # base URL of an OpenAI-compatible server (passed to litellm); "" = provider default
 
 

@@ -59,16 +59,16 @@ class ModelCaller:
             self.inflight += d
             self.samples.append((time.monotonic() - self.t0, self.inflight))
 
-    def submit(self, model: str, prompt: str, seed: int | None = None) -> Future:
+    def submit(self, model: str, prompt: str, seed: int | None = None, extra: dict | None = None) -> Future:
         self._track(+1)
-        fut = asyncio.run_coroutine_threadsafe(self._call(model, prompt, seed), self.loop)
+        fut = asyncio.run_coroutine_threadsafe(self._call(model, prompt, seed, extra or {}), self.loop)
         fut.add_done_callback(lambda _f: self._track(-1))
         return fut
 
-    async def _call(self, model: str, prompt: str, seed: int | None) -> dict:
+    async def _call(self, model: str, prompt: str, seed: int | None, extra: dict) -> dict:
         if self.actor is not None:  # a Ray actor makes the call (anywhere in the cluster)
-            return await self.actor.call.remote(model, prompt, seed)
-        return await call_model(self.litellm, self.cfg.llm, self.resolve_model(model), prompt, seed)
+            return await self.actor.call.remote(model, prompt, seed, extra)
+        return await call_model(self.litellm, self.cfg.llm, self.resolve_model(model), prompt, seed, extra)
 
     def close(self) -> None:
         if self.loop.is_running():
@@ -89,7 +89,7 @@ def resolve_model(name: str) -> str:
     return name
 
 
-async def call_model(litellm, llm, model: str, prompt: str, seed: int | None) -> dict:
+async def call_model(litellm, llm, model: str, prompt: str, seed: int | None, extra: dict | None = None) -> dict:
     """One model call, cut at ``llm.timeout``; never raises: errors are in the reply dict."""
     import asyncio
 
@@ -98,8 +98,7 @@ async def call_model(litellm, llm, model: str, prompt: str, seed: int | None) ->
     t0 = time.perf_counter()
     kw = dict(model=model, messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
               temperature=llm.temperature, max_tokens=llm.max_tokens, timeout=llm.timeout)
-    if llm.api_base:
-        kw["api_base"] = llm.api_base
+    kw.update(extra or {})  # api_base, extra_body (grammar)
     if seed is not None:
         kw["seed"] = seed
     try:
@@ -132,8 +131,8 @@ class ModelCallerActorImpl:
         self.llm = llm_cfg
         self.litellm = get_litellm()
 
-    async def call(self, model: str, prompt: str, seed: int | None) -> dict:
-        return await call_model(self.litellm, self.llm, resolve_model(model), prompt, seed)
+    async def call(self, model: str, prompt: str, seed: int | None, extra: dict | None = None) -> dict:
+        return await call_model(self.litellm, self.llm, resolve_model(model), prompt, seed, extra)
 
 
 # --------------------------------------------------------------------------- LLM offspring
@@ -150,7 +149,7 @@ class LLMProposer:
         prompt = self.op.prompt(parents)
         # a seed per call makes the local model's reply independent of the order calls run in
         seed = zlib.crc32(uid.encode()) & 0x7FFFFFFF if model == "local" else None
-        return self.caller.submit(model, prompt, seed)
+        return self.caller.submit(model, prompt, seed, self.op.call_options())
 
     def finish(self, search, job, rep: dict):
         """The Program for a reply; ``prog.meta['needs_score']`` when it must go to the sandbox."""
