@@ -45,6 +45,7 @@ class LLMConfig:
     timeout: float = 120.0     # seconds per LLM call
     max_cost: Optional[float] = None  # stop calling LLMs once this many dollars are spent
     concurrency: int = 0       # model calls in flight at most (async loop); 0 = 64 remote, sandbox.workers local
+    when_busy: str = "wait"    # an island at its cap of outstanding model calls: wait (mix holds) | gp (a GP child instead)
     grammar: bool = False      # constrain replies by a GBNF grammar of the potential language (local / llama.cpp servers)
     api_base: str = ""         # base URL of an OpenAI-compatible server (passed to litellm); "" = provider default
 
@@ -250,6 +251,8 @@ def check(cfg: SearchConfig, nodes: dict | None = None, w: _Where | None = None)
         w.err(f"heldout_fraction must be in [0, 1), got {cfg.heldout_fraction}", node_of("heldout_fraction"))
     if cfg.loop not in ("async", "lockstep"):
         w.err(f"loop must be async or lockstep, got {cfg.loop!r}", node_of("loop"))
+    if cfg.llm.when_busy not in ("wait", "gp"):
+        w.err(f"llm.when_busy must be wait or gp, got {cfg.llm.when_busy!r}", node_of("llm", "when_busy"))
     if cfg.llm.concurrency < 0:
         w.err(f"llm.concurrency must be >= 0 (0 = automatic), got {cfg.llm.concurrency}", node_of("llm", "concurrency"))
     if cfg.agent not in ("auto", "word", "fitter"):

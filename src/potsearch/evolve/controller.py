@@ -82,7 +82,10 @@ class AsyncController:
         self.llm = search.llm
         self.limit = cfg.llm_concurrency
         self.cap = max(1, math.ceil(2 * self.limit / self.I))
-        self.ordered = self.llm is None or all(m == "local" for m in cfg.llm.models)
+        # GP-only and local-model runs apply results in submission order at fixed points (reproducible);
+        # with llm.when_busy: gp no island ever waits, so results are applied as they arrive (recorded)
+        self.ordered = self.llm is None or (all(m == "local" for m in cfg.llm.models)
+                                            and cfg.llm.when_busy == "wait")
         self.proposer = LLMProposer(self.llm, cfg) if self.llm is not None else None
         self.evaluator = None
         self.made = [0] * self.I
@@ -322,6 +325,8 @@ class AsyncController:
                     want = True
                 else:
                     want = mix > 0 and random.random() < mix and self.llm.budget_left()
+                if want and self.out[i] >= self.cap and self.cfg.llm.when_busy == "gp":
+                    want = False  # the model is busy: a GP child instead (mix becomes an upper bound)
                 if want and self.out[i] >= self.cap:
                     if not self.ordered:
                         self.pending_llm[i] = True
