@@ -40,6 +40,7 @@ def _rows(run):
                          "FROM candidates ORDER BY id").fetchall()
 
 
+@pytest.mark.slow
 def test_local_model_with_grammar_replies_parse_and_seeded_runs_repeat(tmp_path_factory):
     _local_or_skip()
     from potsearch.evolve.run import evolve

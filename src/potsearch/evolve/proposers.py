@@ -71,9 +71,18 @@ class ModelCaller:
         return await call_model(self.litellm, self.cfg.llm, self.resolve_model(model), prompt, seed, extra)
 
     def close(self) -> None:
+        """Cancel the calls still in flight (their replies are dropped) and stop the event loop."""
         if self.loop.is_running():
-            for task in asyncio.all_tasks(self.loop):
-                self.loop.call_soon_threadsafe(task.cancel)
+            async def cancel_all():
+                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+            try:
+                asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(timeout=10)
+            except Exception:  # a call that ignores cancellation: the loop thread is a daemon
+                pass
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=5)
 
