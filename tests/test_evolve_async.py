@@ -136,7 +136,7 @@ def test_async_llm_search_killed_and_resumed(tmp_path, tmp_path_factory):
     run = small_run(tmp_path_factory, "kill")
     env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True", OPENAI_API_KEY="standin")
     rng = np.random.default_rng(11)
-    rounds, islands = 40, 3
+    rounds, islands = 60, 3
     with StandinServer(median=0.3, sigma=0.5, seed=2, lifetime=900) as srv:
         conf = tmp_path / "async.yaml"
         conf.write_text(f"rounds: {rounds}\nislands: {islands}\npopulation: 8\noffspring: 2\ncheckpoint_every: 2\n"
@@ -149,7 +149,12 @@ def test_async_llm_search_killed_and_resumed(tmp_path, tmp_path_factory):
         for i in range(5):
             proc = subprocess.Popen(args + (["--resume"] if i else []), env=env, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.PIPE, start_new_session=True)
-            time.sleep(float(rng.uniform(4.0, 8.0)))
+            # kill once this run has stored something of its own (start-up takes seconds under load)
+            before, t_end = len(seen), time.monotonic() + 120
+            while proc.poll() is None and time.monotonic() < t_end and \
+                    (not (run / "store.sqlite").exists() or len(_rows(run)) <= max(before, islands * 8)):
+                time.sleep(0.2)
+            time.sleep(float(rng.uniform(0.5, 3.0)))
             if proc.poll() is None:
                 kills += 1
             try:
