@@ -321,8 +321,8 @@ class AsyncController:
             for _ in range(self.O):
                 if self.made[i] >= self.quota:
                     break
-                if self.pending_llm[i]:
-                    want = True
+                if self.pending_llm[i]:  # drawn earlier, the island was at its cap
+                    want = self.llm.budget_left()
                 else:
                     want = mix > 0 and random.random() < mix and self.llm.budget_left()
                 if want and self.out[i] >= self.cap and self.cfg.llm.when_busy == "gp":
