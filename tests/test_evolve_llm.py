@@ -53,25 +53,33 @@ def test_extract_source():
     assert "import os" in src
 
 
-def test_llm_operator_through_litellm_and_the_sandbox(tmp_path_factory, monkeypatch):
+@pytest.mark.parametrize("loop", ["lockstep", "async"])
+def test_llm_operator_through_litellm_and_the_sandbox(tmp_path_factory, monkeypatch, loop):
     """A scripted model (litellm's mock_response, no network): one valid program, one that imports os,
     one reply without code, one endless loop. The valid one is scored in the sandbox, the others are
-    rejected or killed, every call is counted and stored, and the search goes on."""
+    rejected or killed, every call is counted and stored, and the search goes on (both loops: the
+    lockstep operator calls litellm.completion, the async one litellm.acompletion)."""
     from potsearch.agents.llm import get_litellm
 
     litellm = get_litellm()
     replies = itertools.cycle([VALID, IMPORT_OS, NO_CODE, SPIN])
     lock = threading.Lock()
-    orig = litellm.completion
+    orig, orig_async = litellm.completion, litellm.acompletion
 
     def scripted(*args, **kw):
         with lock:
             text = next(replies)
         return orig(*args, **{**kw, "mock_response": text})
 
+    async def scripted_async(*args, **kw):
+        with lock:
+            text = next(replies)
+        return await orig_async(*args, **{**kw, "mock_response": text})
+
     monkeypatch.setattr(litellm, "completion", scripted)
+    monkeypatch.setattr(litellm, "acompletion", scripted_async)
     run = small_run(tmp_path_factory, "llm_mock")
-    cfg = SearchConfig(rounds=2, islands=1, population=8, offspring=2, checkpoint_every=1,
+    cfg = SearchConfig(rounds=2, islands=1, population=8, offspring=2, checkpoint_every=1, loop=loop,
                        llm=LLMConfig(models=("openai/gpt-4o-mini",), mix=(1.0,), parents=2),
                        sandbox=SandboxConfig(workers=2, cpu_seconds=3, memory_mb=1024, wall_timeout=6.0))
     s = evolve(run, cfg)

@@ -105,16 +105,18 @@ def collect(*, agent: str, provider: str, run, mode: str | None = None, protocol
 @checked_options
 def evolve_potential(run, *, config=None, rounds: int | None = None, islands: int | None = None,
                      seed: int | None = None, workers: int | None = None, resume: bool = False,
-                     quiet: bool = True):
+                     quiet: bool = True, address: str | None = None):
     """Island search (`potsearch evolve`) on a fitted run. config: a search config YAML (default
     search_configs/default.yaml); rounds / islands / seed / workers override it; resume: continue
-    from the last checkpoint (none: a new search). quiet=True prints nothing.
+    from the last checkpoint (none: a new search). quiet=True prints nothing. address: run the
+    evaluators and model callers on Ray actors ('local': an embedded Ray; async loop only).
 
     Returns an ``EvolveResult`` (``.summary`` = evolve/summary.json, ``.best``, ``.pareto()``)."""
     from .evolvestage import EvolveOptions, run as _run
 
     return _run(run, EvolveOptions(config=None if config is None else str(config), rounds=rounds, islands=islands,
-                                   seed=seed, workers=workers, resume=resume, quiet=quiet))
+                                   seed=seed, workers=workers, resume=resume, quiet=quiet,
+                                   address=address))
 
 
 @checked_options

@@ -21,7 +21,8 @@ class EvolveOptions:
     ``config``: a search config YAML (default: search_configs/default.yaml, else the built-in
     defaults); ``rounds`` / ``islands`` / ``seed`` / ``workers`` override it. ``resume``: continue
     from the run's last evolve checkpoint (a run without one starts a new search and says so).
-    ``quiet``: print nothing (no progress, no notes).
+    ``quiet``: print nothing (no progress, no notes). ``address``: score candidates and call models
+    on Ray actors of the cluster at that address ('local': an embedded Ray; async loop only).
     """
 
     config: str | None = None
@@ -31,6 +32,7 @@ class EvolveOptions:
     workers: int | None = None
     resume: bool = False
     quiet: bool = False
+    address: str | None = None
 
 
 @dataclass
@@ -98,5 +100,5 @@ def run(run_dir, options: EvolveOptions = EvolveOptions()) -> EvolveResult:
             print(msg, file=sys.stderr, flush=True)
 
     with run_lock(run_dir, "evolve"):
-        summary = evolve(run_dir, cfg, resume=options.resume, quiet=options.quiet, log=note)
+        summary = evolve(run_dir, cfg, resume=options.resume, quiet=options.quiet, log=note, address=options.address)
     return EvolveResult(summary, run_dir, notes)

@@ -10,6 +10,9 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, help="random seed (overrides the config)")
     p.add_argument("--workers", type=int, help="processes scoring GP candidates (overrides the config)")
     p.add_argument("--resume", action="store_true", help="continue from the run's last evolve checkpoint")
+    p.add_argument("--address", metavar="ADDR",
+                   help="score candidates and call models on Ray actors of the cluster at ADDR "
+                        "('local': an embedded Ray on this machine); async loop only")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -19,7 +22,7 @@ def run(args) -> int:
 
     res = evolve(args.run, EvolveOptions(config=args.config, rounds=args.rounds, islands=args.islands,
                                          seed=args.seed, workers=args.workers, resume=args.resume,
-                                         quiet=args.quiet))
+                                         quiet=args.quiet, address=args.address))
     s, run_dir = res.summary, res.run_dir
     if args.quiet:  # the stage kept its notes to itself; they are not progress, so say them here
         for n in res.notes:

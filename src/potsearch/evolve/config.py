@@ -44,6 +44,10 @@ class LLMConfig:
     samples_in_prompt: int = 12  # states shown with their target potentials
     timeout: float = 120.0     # seconds per LLM call
     max_cost: Optional[float] = None  # stop calling LLMs once this many dollars are spent
+    concurrency: int = 0       # model calls in flight at most (async loop); 0 = 64 remote, sandbox.workers local
+    when_busy: str = "wait"    # an island at its cap of outstanding model calls: wait (mix holds) | gp (a GP child instead)
+    grammar: bool = False      # constrain replies by a GBNF grammar of the potential language (local / llama.cpp servers)
+    api_base: str = ""         # base URL of an OpenAI-compatible server (passed to litellm); "" = provider default
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class SearchConfig:
     workers: int = 1           # processes evaluating GP candidates (1 = in this process)
     heldout_fraction: float = 0.2
     agent: str = "auto"        # feature library: auto | word | fitter
+    loop: str = "async"        # async: steady state, no round barrier; lockstep: rounds wait for every reply
     hall_of_fame: int = 20
     fit: FitConfig = field(default_factory=FitConfig)
     gp: GPConfig = field(default_factory=GPConfig)
@@ -84,6 +89,16 @@ class SearchConfig:
     def model_for(self, island: int) -> str | None:
         ms = self.llm.models
         return ms[island % len(ms)] if ms else None
+
+    @property
+    def llm_concurrency(self) -> int:
+        """Model calls in flight at most: llm.concurrency, else 64 for remote models and one per
+        sandbox worker when every model is the local one (it runs in this process's CPU)."""
+        if self.llm.concurrency:
+            return self.llm.concurrency
+        if self.llm.models and all(m == "local" for m in self.llm.models):
+            return max(1, self.sandbox.workers)
+        return 64
 
     @property
     def uses_llm(self) -> bool:
@@ -234,6 +249,12 @@ def check(cfg: SearchConfig, nodes: dict | None = None, w: _Where | None = None)
         w.err("migrants must be smaller than population", node_of("migrants"))
     if not 0.0 <= cfg.heldout_fraction < 1.0:
         w.err(f"heldout_fraction must be in [0, 1), got {cfg.heldout_fraction}", node_of("heldout_fraction"))
+    if cfg.loop not in ("async", "lockstep"):
+        w.err(f"loop must be async or lockstep, got {cfg.loop!r}", node_of("loop"))
+    if cfg.llm.when_busy not in ("wait", "gp"):
+        w.err(f"llm.when_busy must be wait or gp, got {cfg.llm.when_busy!r}", node_of("llm", "when_busy"))
+    if cfg.llm.concurrency < 0:
+        w.err(f"llm.concurrency must be >= 0 (0 = automatic), got {cfg.llm.concurrency}", node_of("llm", "concurrency"))
     if cfg.agent not in ("auto", "word", "fitter"):
         w.err(f"agent must be auto, word or fitter, got {cfg.agent!r}", node_of("agent"))
     from .gp import PRIMITIVES

@@ -208,6 +208,11 @@ class Search:
         for k in ("rounds", "workers", "source", "checkpoint_every"):
             d.pop(k, None)
         d.pop("sandbox", None)
+        # async loop hook: the loop names another search (lockstep ids unchanged); the call limit may change
+        if d.pop("loop", "lockstep") != "lockstep":
+            d["loop"] = "async"
+        for k in ("concurrency", "api_base"):
+            d["llm"].pop(k, None)
         d["features_used"] = self.features
         d["split"] = self.problem.split
         return "ev" + hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -419,12 +424,12 @@ class Search:
                 "tokens": self.counters["tokens"], "cost": self.counters["cost"]}
 
     # ------------------------------------------------------------------ checkpoints
-    def checkpoint(self) -> None:
+    def checkpoint(self, extra: dict | None = None) -> None:
         state = {
             "version": CHECKPOINT_VERSION, "sid": self.sid, "round": self.round, "random": random.getstate(),
             "pops": [[p.to_state() for p in pop] for pop in self.pops],
             "hof": [p.to_state() for p in self.hof], "logbook": [dict(r) for r in self.logbook],
-            "counters": dict(self.counters), "features": self.features,
+            "counters": dict(self.counters), "features": self.features, "extra": extra,
         }
         self.store.save_checkpoint(CHECKPOINT_STAGE, self.round, pickle.dumps(state, protocol=4))
 
@@ -447,8 +452,26 @@ class Search:
             self.logbook.record(**r)
         self.counters.update(state["counters"])
         self.round = int(state["round"])
+        self.restored_extra = state.get("extra")  # async loop hook: its island clocks and calls in flight
         self._load_cache_from_store()
         return True
+
+    def stored_programs(self, uids: list[str]) -> dict:
+        """Async loop hook (resume): the stored candidates among ``uids``, as Programs (LLM offspring)."""
+        out = {}
+        for uid in uids:
+            r = self.store.candidates.get(uid)
+            if r is None:
+                continue
+            p = Program(uid=r.uid, source=r.source, canonical=r.canonical or r.source, island=r.island,
+                        round=r.round, operator=r.operator, parents=list(r.parents or []), model=r.model,
+                        tokens=r.tokens or 0, cost=r.cost or 0.0, meta=dict(r.meta or {}))
+            p.set_score({"params": r.params, "train_action": r.train_action, "heldout_action": r.heldout_action,
+                         "gap": r.gap, "complexity": r.complexity, "n_params": r.n_params, "error": r.error},
+                        self.cfg.gp.parsimony)
+            p.eval_seconds = r.eval_seconds or 0.0
+            out[uid] = p
+        return out
 
     # ------------------------------------------------------------------ driver
     def run(self, resume: bool = False, on_round=None) -> None:

@@ -69,6 +69,16 @@ class ReplyRejected(ValueError):
     """The reply cannot be used (too big, unparsable, nested too deeply...); the message says why."""
 
 
+PROMPT_COMPACT = """An agent moves between {agent} states, more often towards states with a LOWER potential V.
+Find a formula V(x, p) from the features x["name"] below; its parameters p are fitted, and the score is
+the least action (lower is better; the best possible is {s_min:.4f}).
+Features:
+{features}
+Previous formulas and their scores:
+{parents}
+Write one new, better formula as a python block defining N_PARAMS and potential(x, p)."""
+
+
 def extract_source(reply: str) -> str | None:
     """The candidate program in a reply, or None when the reply holds no function ``potential``.
 
@@ -206,6 +216,8 @@ class LLMOperator:
 
     # ------------------------------------------------------------------ prompt
     def prompt(self, parents) -> str:
+        if self.cfg.llm.grammar:  # the grammar fixes the form: a short prompt fits a small model's context
+            return self.prompt_compact(parents)
         pr = self.problem
         feats = "\n".join(f"- {k}: {self.feature_doc.get(k, '')}" for k in pr.usable)
         show = pr.usable[:6]
@@ -246,7 +258,7 @@ class LLMOperator:
             resp = litellm.completion(model=self._model(model), messages=[
                 {"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
                 temperature=self.cfg.llm.temperature, max_tokens=self.cfg.llm.max_tokens,
-                timeout=self.cfg.llm.timeout)
+                timeout=self.cfg.llm.timeout, **self.call_options())
         except Exception as exc:  # any provider error: recorded on the candidate, the search goes on
             return {"text": None, "tokens": 0, "cost": 0.0, "error": f"llm: {type(exc).__name__}: {exc}"[:500],
                     "seconds": time.perf_counter() - t0}
@@ -258,6 +270,36 @@ class LLMOperator:
         except Exception:  # unknown price (local or custom models): count tokens, cost 0
             cost = 0.0
         return {"text": text, "tokens": tokens, "cost": cost, "error": None, "seconds": time.perf_counter() - t0}
+
+    def prompt_compact(self, parents) -> str:
+        pr = self.problem
+        feats = "\n".join(f"- {k}: {self.feature_doc.get(k, '')}"[:90] for k in pr.usable)
+        par = []
+        for p in sorted(parents, key=lambda q: q.fitness.values[0]):
+            score = f"score {p.train_action:.4f}" if p.ok else "failed"
+            body = p.source.strip().splitlines()[-1].strip()
+            par.append(f"{body}   # {score}")
+        return PROMPT_COMPACT.format(agent=pr.agent, s_min=pr.s_min_train, features=feats,
+                                     parents="\n".join(par) or "(none yet)")
+
+    def grammar(self) -> str | None:
+        """The GBNF grammar of the potential language over this search's features (llm.grammar)."""
+        if not self.cfg.llm.grammar:
+            return None
+        if getattr(self, "_grammar", None) is None:
+            from .potential_grammar import potential_grammar
+
+            self._grammar = potential_grammar(self.problem.usable)
+        return self._grammar
+
+    def call_options(self) -> dict:
+        """Extra litellm arguments: the server's base URL, the grammar (as llama.cpp servers take it)."""
+        kw = {}
+        if self.cfg.llm.api_base:
+            kw["api_base"] = self.cfg.llm.api_base
+        if self.grammar():
+            kw["extra_body"] = {"grammar": self.grammar()}
+        return kw
 
     # ------------------------------------------------------------------ one round's jobs
     def run_jobs(self, search, jobs: list[tuple], rnd: int) -> list:

@@ -245,7 +245,7 @@ def write_outputs(search, seconds: float) -> dict:
         "s_min_train": prob.s_min_train, "s_min_heldout": prob.s_min_heldout, "s_min_full": prob.s_min_full,
         "baseline_heldout": prob.baseline_heldout,
         "problem": prob.summary(), "config": search.cfg.to_dict(), "pareto_size": len(front),
-        "at": time.time(),
+        "at": time.time(), "loop": getattr(search, "loop_stats", None),
     }
     if best is not None:
         summary["best"] = {

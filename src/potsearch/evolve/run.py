@@ -57,14 +57,18 @@ class _Progress:
             self.bar.stop()
 
 
-def evolve(run_dir, cfg: SearchConfig, resume: bool = False, quiet: bool = True, log=None) -> dict:
+def evolve(run_dir, cfg: SearchConfig, resume: bool = False, quiet: bool = True, log=None,
+           address: str | None = None) -> dict:
     """Run (or resume) the search on ``run_dir``; returns the summary written to evolve/summary.json.
-    ``log(message)`` receives the search's one-line notes (e.g. a resume without a checkpoint)."""
+    ``log(message)`` receives the search's one-line notes (e.g. a resume without a checkpoint).
+    ``address``: Ray actors score candidates and call models ('local' = an embedded Ray)."""
     from .islands import Search
     from .outputs import write_outputs
     from .problem import load_problem
 
     run_dir = Path(run_dir)
+    if address is not None and cfg.loop != "async":
+        raise InputError("--address needs the async loop (loop: async in the config)", cfg.source or None)
     fit = FitSettings(starts=cfg.fit.starts, max_iter=cfg.fit.max_iter, max_seconds=cfg.fit.max_seconds,
                       tol=cfg.fit.tol)
     problem = load_problem(run_dir, seed=cfg.seed, heldout_fraction=cfg.heldout_fraction, agent=cfg.agent, fit=fit)
@@ -83,7 +87,15 @@ def evolve(run_dir, cfg: SearchConfig, resume: bool = False, quiet: bool = True,
     progress = _Progress(cfg.rounds, quiet=quiet)
     t0 = time.perf_counter()
     try:
-        search.run(resume=resume, on_round=progress)
+        if cfg.loop == "async":  # steady state, no round barrier (controller.py); else Search.run's rounds
+            from .controller import AsyncController
+
+            ctl = AsyncController(search, ray_address=address)
+            ctl.run(resume=resume, on_round=progress)
+            search.loop_stats = ctl.stats()
+        else:
+            search.run(resume=resume, on_round=progress)
+            search.loop_stats = {"loop": "lockstep"}
     finally:
         progress.close()
         search.close()

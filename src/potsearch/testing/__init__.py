@@ -1,0 +1,1 @@
+"""Test instruments (stand-in services for benchmarks and tests); never used by a search."""
