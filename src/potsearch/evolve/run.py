@@ -90,7 +90,7 @@ def evolve(run_dir, cfg: SearchConfig, resume: bool = False, quiet: bool = True,
         if cfg.loop == "async":  # steady state, no round barrier (controller.py); else Search.run's rounds
             from .controller import AsyncController
 
-            ctl = AsyncController(search, ray_address=address)
+            ctl = AsyncController(search, log=log, ray_address=address)
             ctl.run(resume=resume, on_round=progress)
             search.loop_stats = ctl.stats()
         else:
