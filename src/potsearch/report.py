@@ -168,6 +168,10 @@ def _fit(ctx: Ctx) -> str:
              '<div class="split">' + ctx.table(["quantity", "value"], [[k, fit.get(k)] for k in keys if k in fit], "kv")
              + ctx.figure(ctx.run_dir / "diagnose" / "convergence.png",
                           "Fit convergence: max |gradient| (log scale) and action per Newton iteration.") + "</div>"]
+    if fit.get("dropped"):
+        from .dropped import describe
+
+        parts.append(f'<p class="warn">{esc(describe(fit["dropped"]))}</p>')
     for note in fit.get("notes") or []:
         parts.append(f'<p class="warn">{esc(note)}</p>')
     pot = ctx.run_dir / "fit" / "potentials.csv"

@@ -6,6 +6,7 @@ import math
 import sys
 from pathlib import Path
 
+from ..dropped import annotate_fit, describe
 from ..fitstage import FitOptions, default_out, load_input, record, run_fit, write_fit
 
 
@@ -38,6 +39,7 @@ def run(args) -> int:
     g, res = run_fit(inp.counts, opts)
     out = Path(args.out) if args.out else default_out(inp)
     summary = write_fit(out, g, res)
+    annotate_fit(out, summary, inp.counts, opts.min_visits)  # what was dropped and why (dropped.py)
     record(inp, summary)
     if args.json:
         json.dump(summary, sys.stdout, indent=1, default=float)
@@ -55,6 +57,7 @@ def _print_table(g, res, summary, out: Path) -> None:
     title = "least-action fit" + (" (whole-graph mode: paper's procedure)" if res.mode == "whole-graph" else "")
     con.print(f"[bold]{title}[/bold]: S = {res.action:.6f} over {res.n_states} states, {res.n_edges} edges, "
               f"{res.n_sccs} SCCs, {int(res.unbounded.sum())} unbounded", soft_wrap=True)
+    con.print(describe(summary["dropped"]), soft_wrap=True)
     steps = "Newton steps" if res.mode == "exact" else "L-BFGS-B iterations"
     con.print(f"{'converged' if res.converged else 'NOT converged'} in {res.iterations} {steps}, "
               f"max |grad| {res.grad_norm:.1e}, {res.seconds:.3f} s", soft_wrap=True)

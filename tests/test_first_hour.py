@@ -1,0 +1,83 @@
+"""A new user's first hour: dropped states said out loud, one CLI grammar, suggestions for typos."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from potsearch.cli import main
+
+FOUR = "source,target,count\nA,B,5\nB,A,3\nA,C,2\nB,C,1\nC,A,1\nD,C,1\n"
+
+
+@pytest.fixture
+def four(tmp_path):
+    p = tmp_path / "four.csv"
+    p.write_text(FOUR)
+    return p
+
+
+def test_fit_says_which_states_it_dropped(four, tmp_path, capsys):
+    assert main(["fit", str(four), "--out", str(tmp_path / "f")]) == 0
+    out = capsys.readouterr().out
+    assert "over 2 states" in out
+    line = next(ln for ln in out.splitlines() if ln.startswith("dropped"))
+    assert "dropped 2 of 4 states" in line and "--min-visits 1" in line
+    assert "C, D" in line                      # C (most moves lead there) first
+    assert "5 move(s) on 4 edge(s), 3 of them into a dropped state" in line
+    saved = json.loads((tmp_path / "f" / "fit.json").read_text())["dropped"]
+    assert saved["states_dropped"] == 2 and saved["dropped_names"] == ["C", "D"]
+    assert main(["fit", str(four), "--out", str(tmp_path / "g"), "--min-visits", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "over 4 states" in out and "kept all 4 states" in out
+
+
+def test_fit_dropped_counts_escapes(tmp_path, capsys):
+    p = tmp_path / "e.csv"
+    p.write_text("source,target,count\nA,B,3\nB,A,2\nA,,4\nB,B,1\n")
+    assert main(["fit", str(p), "--out", str(tmp_path / "f"), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)["dropped"]
+    assert d["escapes"] == 4 and d["self_loops"] == 1 and d["states_dropped"] == 0
+
+
+def test_unknown_option_names_subcommand_and_suggests(capsys):
+    assert main(["fit", "x", "--bootstrp", "10"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "potsearch fit" in err and "--bootstrp" in err and "did you mean --bootstrap?" in err
+
+
+def test_unknown_option_evolve_suggestion(capsys):
+    assert main(["evolve", "--run", "r", "--islnds", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "potsearch evolve: unknown option --islnds (did you mean --islands?)" in err
+
+
+@pytest.mark.parametrize("cmd", ["fit", "diagnose", "status", "show", "report"])
+def test_plain_commands_accept_run_option(cmd, four, tmp_path, capsys):
+    run = tmp_path / "r"
+    assert main(["import", str(four), "--run", str(run)]) == 0
+    capsys.readouterr()
+    rc_flag = main([cmd, "--run", str(run)])
+    err_flag = capsys.readouterr().err
+    rc_plain = main([cmd, str(run)])
+    err_plain = capsys.readouterr().err
+    assert "unrecognized" not in err_flag and "unknown option" not in err_flag
+    assert rc_flag == rc_plain and err_flag == err_plain
+
+
+@pytest.mark.parametrize("cmd", ["evolve", "polish", "attribute"])
+def test_run_option_commands_accept_plain_run(cmd, tmp_path, capsys):
+    missing = tmp_path / "nothing"
+    assert main([cmd, str(missing)]) == 2
+    err_plain = capsys.readouterr().err
+    assert main([cmd, "--run", str(missing)]) == 2
+    err_flag = capsys.readouterr().err
+    assert "required" not in err_plain and err_plain == err_flag
+
+
+def test_run_given_twice_differently(capsys):
+    assert main(["fit", "a", "--run", "b"]) == 2
+    assert "given twice" in capsys.readouterr().err
+    assert main(["fit"]) == 2
+    assert "required" in capsys.readouterr().err
