@@ -81,3 +81,92 @@ def test_run_given_twice_differently(capsys):
     assert "given twice" in capsys.readouterr().err
     assert main(["fit"]) == 2
     assert "required" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- no dead ends, cluster errors
+def test_failed_collect_then_corrected_command_works(tmp_path, capsys, ray_session):
+    run = tmp_path / "m2"
+    base = ["collect", "--agent", "word", "--run", str(run), "--max-samples", "50", "--no-progress"]
+    assert main(base + ["--provider", "surogate"]) == 2
+    assert "unknown provider 'surogate'" in capsys.readouterr().err
+    assert not run.exists()                      # the failed start left nothing behind
+    assert main(base + ["--provider", "surrogate"]) == 0
+    out = capsys.readouterr().out
+    assert "next: potsearch fit" in out
+
+
+def test_zero_sample_run_is_reused_without_resume(tmp_path, capsys, ray_session):
+    from potsearch.store import RunStore
+
+    run = tmp_path / "z"
+    RunStore.create(run, kind="collect").close()     # e.g. left by an older version's failed start
+    assert main(["collect", "--agent", "word", "--provider", "surrogate", "--run", str(run),
+                 "--max-samples", "30", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["collect", "--agent", "word", "--provider", "surrogate", "--run", str(run),
+                 "--max-samples", "30", "--no-progress"]) == 2
+    assert "run already exists (30 samples)" in capsys.readouterr().err
+
+
+def test_closed_port_fails_fast_with_exit_2_and_no_run(tmp_path, capsys):
+    import socket
+    import time
+
+    with socket.socket() as s:          # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = tmp_path / "r"
+    t = time.time()
+    rc = main(["collect", "--agent", "word", "--provider", "surrogate", "--run", str(run),
+               "--address", f"127.0.0.1:{port}", "--ray-timeout", "5"])
+    assert rc == 2 and time.time() - t < 5
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "nothing listening" in err and "ray status" in err
+    assert not run.exists()
+
+
+def test_silent_listener_times_out_with_advice(tmp_path):
+    """Something accepts connections but never answers as a Ray head: the deadline holds."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    port = srv.getsockname()[1]
+    run = tmp_path / "r"
+    t = time.time()
+    try:
+        p = subprocess.run([sys.executable, "-m", "potsearch", "collect", "--agent", "word", "--provider",
+                            "surrogate", "--run", str(run), "--address", f"127.0.0.1:{port}", "--ray-timeout", "4"],
+                           capture_output=True, text=True, timeout=120)
+    finally:
+        srv.close()
+    assert p.returncode == 2, p.stderr
+    assert time.time() - t < 60
+    assert p.stderr.strip().splitlines()[-1].startswith("error: cannot join the Ray cluster")
+    assert "within 4 s" in p.stderr and "Traceback" not in p.stderr
+    assert not run.exists()
+
+
+def test_ray_advice_recognises_token_authentication():
+    from potsearch.raycluster import ADVICE_ADDRESS, ADVICE_TOKEN, advice
+
+    assert advice("rpc error: InvalidAuthToken: missing token") == ADVICE_TOKEN
+    assert "RAY_AUTH_MODE=token" in ADVICE_TOKEN and "RAY_AUTH_TOKEN" in ADVICE_TOKEN
+    assert advice("ConnectionError: GCS timed out") == ADVICE_ADDRESS
+
+
+def test_ray_timeout_from_environment(monkeypatch):
+    from potsearch.errors import InputError
+    from potsearch.raycluster import timeout_seconds
+
+    monkeypatch.setenv("POTSEARCH_RAY_TIMEOUT", "7.5")
+    assert timeout_seconds() == 7.5 and timeout_seconds(3) == 3
+    monkeypatch.setenv("POTSEARCH_RAY_TIMEOUT", "soon")
+    with pytest.raises(InputError):
+        timeout_seconds()
+    with pytest.raises(InputError):
+        timeout_seconds(0)

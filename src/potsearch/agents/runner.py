@@ -482,6 +482,7 @@ class CollectConfig:
     max_cost: float | None = None
     workers: int = 2
     address: str | None = None
+    ray_timeout: float | None = None     # seconds to join --address (None: POTSEARCH_RAY_TIMEOUT or 30)
     resume: bool = False
     timeout: float = 60.0
     retries: int = 4
@@ -651,8 +652,9 @@ def collect(cfg: CollectConfig, on_batch: Callable | None = None, out=sys.stderr
     if not cfg.resume and store_path.exists():
         with RunStore.open(run_dir) as s:
             n = s.n_samples()
-        raise InputError(f"run already exists ({n} samples); add --resume to continue it, or choose another --run",
-                         str(run_dir))
+        if n:  # a start that failed before its first sample is reused as if new
+            raise InputError(f"run already exists ({n} samples); add --resume to continue it, or choose another --run",
+                             str(run_dir))
     if cfg.workers < 1:
         raise InputError(f"--workers must be >= 1, got {cfg.workers}")
     for name in ("max_samples", "max_tokens"):
@@ -668,7 +670,8 @@ def collect(cfg: CollectConfig, on_batch: Callable | None = None, out=sys.stderr
         with RunStore.open(run_dir) as s:
             stored_plan = s.run_info().get("config", {}).get("plan", {})
         if not stored_plan:
-            raise InputError("this run store holds no collection to resume", str(run_dir))
+            raise InputError("this run store holds no collection to resume (drop --resume to start one here)",
+                             str(run_dir))
         for k in ("agent", "provider"):
             if getattr(cfg, k) is None:
                 setattr(cfg, k, stored_plan[k])
@@ -754,10 +757,9 @@ def _init_ray(cfg: CollectConfig):
         return False
     kw = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
     if cfg.address:
-        try:
-            ray.init(address=cfg.address, **kw)
-        except Exception as exc:
-            raise InputError(f"cannot join the Ray cluster at {cfg.address}: {type(exc).__name__}: {exc}"[:400]) from None
+        from ..raycluster import connect  # deadline and advice (raycluster.py)
+
+        connect(cfg.address, cfg.ray_timeout, **kw)
     else:
         # address="local": always a fresh local instance, never a stale cluster found on this machine
         ray.init(address="local", num_cpus=max(1, cfg.workers), **kw)
@@ -999,5 +1001,6 @@ def format_summary(summary: dict, run: str) -> str:
         lines.append("escapes: " + ", ".join(f"{k} {v}" for k, v in s["escape_reasons"].items()))
     if s.get("note"):
         lines.append(s["note"])
-    lines.append(f"next: potsearch fit {run}")
+    # with no state sampled twice the default --min-visits 1 would leave nothing to fit
+    lines.append(f"next: potsearch fit {run}" + ("" if s["states_sampled_gt1"] else " --min-visits 0"))
     return "\n".join(lines)
