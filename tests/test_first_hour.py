@@ -170,3 +170,55 @@ def test_ray_timeout_from_environment(monkeypatch):
         timeout_seconds()
     with pytest.raises(InputError):
         timeout_seconds(0)
+
+
+# ---------------------------------------------------------------- progress off a terminal
+def _pipe(args, tmp_path, every="0"):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, POTSEARCH_PROGRESS_EVERY=every)
+    return subprocess.run([sys.executable, "-m", "potsearch", *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env=env, timeout=600, cwd=tmp_path)
+
+
+def test_progress_lines_on_a_pipe(tmp_path):
+    run = str(tmp_path / "p")
+    p = _pipe(["collect", "--agent", "word", "--provider", "surrogate", "--run", run, "--max-samples", "20000",
+               "--samples-per-state", "20", "--workers", "1"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if "collect word SURROGATE:" in ln]
+    assert len(lines) >= 2 and lines[-1].endswith("(done)") and "/20,000" in lines[-1]
+    assert any("ETA" in ln for ln in lines[:-1]), lines
+    assert _pipe(["fit", run], tmp_path).returncode == 0
+    p = _pipe(["evolve", run, "--rounds", "20", "--islands", "2"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert [ln for ln in p.stderr.splitlines() if "] evolve: " in ln and "rounds" in ln][-1].endswith("(done)")
+    p = _pipe(["polish", run], tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "polish random-descent: 2,000/2,000" in p.stderr
+    quiet = _pipe(["evolve", run, "--rounds", "22", "--islands", "2", "--resume", "--quiet"], tmp_path)
+    assert quiet.returncode == 0 and "] evolve:" not in quiet.stderr
+    none = _pipe(["collect", "--run", run, "--resume", "--max-samples", "21000", "--no-progress"], tmp_path)
+    assert none.returncode == 0 and "collect word" not in none.stderr
+
+
+def test_progress_eta_and_interval():
+    import io
+    import time
+
+    from potsearch.progress import Progress
+
+    buf = io.StringIO()
+    p = Progress("job", total=100, unit="items", stream=buf, every=3600)
+    p.update(0)
+    time.sleep(0.6)
+    p.update(50)                 # within the interval: no new line
+    assert buf.getvalue().count("\n") == 1
+    assert "ETA" in p.line() and "50/100 (50.0%) items" in p.line()
+    p.close()
+    assert buf.getvalue().count("\n") == 2 and buf.getvalue().rstrip().endswith("(done)")
+    q = io.StringIO()
+    Progress("job", total=5, stream=q, quiet=True).update(1)
+    assert q.getvalue() == ""

@@ -583,32 +583,6 @@ def table3(store: RunStore) -> dict:
     }
 
 
-class _Progress:
-    def __init__(self, enabled: bool, total: int | None, label: str):
-        self.enabled = enabled
-        self.p = None
-        if enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                              TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), transient=False,
-                              console=Console(stderr=True))
-            self.p.start()
-            self.t = self.p.add_task(label, total=total, stats="")
-
-    def update(self, done: int, rate: float, esc: float, tokens: int, cost: float, failures: int):
-        if self.p:
-            s = f"{rate:7.1f} samples/s  escape {esc:5.1%}  tokens {tokens:,}  ${cost:.4f}"
-            if failures:
-                s += f"  failed calls {failures}"
-            self.p.update(self.t, completed=done, stats=s)
-
-    def close(self):
-        if self.p:
-            self.p.stop()
-
-
 def _resolve(cfg: CollectConfig, agent, store: RunStore, resuming: bool) -> dict:
     """The plan parameters: CLI > stored run config (on resume, must agree) > agent defaults."""
     ac = agent.config
@@ -769,6 +743,8 @@ def _init_ray(cfg: CollectConfig):
 def _collect(cfg, agent, store, plan, model, on_batch, out, t_start) -> CollectResult:
     import ray
 
+    from ..progress import collect_progress
+
     surrogate = model is None
     proto = make_protocol(plan["protocol"], plan["seed"], plan["samples_per_state"], plan["chains"],
                           plan["sources_per_prompt"])
@@ -832,9 +808,8 @@ def _collect(cfg, agent, store, plan, model, on_batch, out, t_start) -> CollectR
                         {"stored": n0, "workers": cfg.workers, "address": cfg.address,
                          "max_samples": cfg.max_samples, "max_tokens": cfg.max_tokens, "max_cost": cfg.max_cost})
 
-        show = cfg.progress if cfg.progress is not None else out.isatty()
         label = f"{agent.name} SURROGATE" if surrogate else f"{agent.name} {plan['provider']} {plan['mode']}"
-        progress = _Progress(show, cfg.max_samples, label)
+        progress = collect_progress(cfg.progress, cfg.max_samples, label, out)  # bar or plain lines (progress.py)
         inflight: dict = {}          # ref -> (actor index, [Task], batch_no)
         load = [0] * len(actors)
         buf: list[Sample] = []

@@ -24,6 +24,7 @@ def add_arguments(p):
     p.add_argument("--compare", action="store_true",
                    help="also run the other two methods (same budget) for the figure and summary")
     p.add_argument("--json", action="store_true", help="print polish/summary.json")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def _check(args):
@@ -42,6 +43,7 @@ def run(args) -> int:
     import numpy as np
 
     from ..polish import load_context, plot_convergence, polish, write_best_potential, write_candidate
+    from ..progress import Ticker
 
     _check(args)
     ctx = load_context(args.run, args.candidate)
@@ -56,8 +58,10 @@ def run(args) -> int:
     results = {}
     for m in methods:
         ctx.train.calls = 0
-        results[m] = polish(ctx.train, p0, m, iterations=args.iterations, samples=args.samples, keep=args.keep,
-                            scale=args.scale, seed=args.seed, max_evals=args.max_evals, f0=f0)
+        budget = args.max_evals if args.max_evals is not None else args.iterations * args.samples
+        with Ticker(f"polish {m}", lambda: ctx.train.calls, budget, "evaluations", quiet=args.quiet):  # progress.py
+            results[m] = polish(ctx.train, p0, m, iterations=args.iterations, samples=args.samples,
+                                keep=args.keep, scale=args.scale, seed=args.seed, max_evals=args.max_evals, f0=f0)
     res = results[args.method]
     h1 = ctx.heldout(res.x)
     out = Path(ctx.run_dir) / "polish"
