@@ -222,3 +222,103 @@ def test_progress_eta_and_interval():
     q = io.StringIO()
     Progress("job", total=5, stream=q, quiet=True).update(1)
     assert q.getvalue() == ""
+
+
+# ---------------------------------------------------------------- thin data
+TINY = "source,target,count\nCAT,DOG,3\nDOG,CAT,2\nDOG,COW,4\nCAT,CAT,2\nCOW,COW,3\n"
+
+
+def test_diagnose_says_what_a_verdict_needs(tmp_path, capsys):
+    p = tmp_path / "tiny.csv"
+    p.write_text(TINY)
+    assert main(["diagnose", str(p), "--out", str(tmp_path / "d")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "UNTESTABLE" in out and "missing for a verdict: a cycle" in out
+    assert "1 pair(s) both ways, 0 independent cycles" in out and "--samples-per-state" in out
+
+
+def test_verdict_never_says_exactly_with_a_large_residual():
+    from potsearch.diagnostics import verdict
+
+    v = verdict({"p_value": None, "ndf": 0}, {"n_pairs": 1, "max_abs_residual": 0.91})
+    assert v["status"] == "untestable" and "exactly" not in v["text"] and "0.91" in v["text"]
+    assert "no test" in v["text"] and v["advice"].startswith("missing for a verdict")
+    v = verdict({"p_value": None, "ndf": 0}, {"n_pairs": 1, "max_abs_residual": 2e-10})
+    assert "exactly" in v["text"]
+    v = verdict({"p_value": None, "ndf": 0}, {"n_pairs": 0})
+    assert "pairs of states seen in both directions (none here)" in v["advice"]
+    assert "advice" not in verdict({"p_value": 0.5, "ndf": 2}, {"n_pairs": 4}) or \
+        verdict({"p_value": 0.5, "ndf": 2}, {"n_pairs": 4}).get("advice") is None
+
+
+def test_evolve_refuses_below_the_floor_and_warns_above(tmp_path, capsys):
+    p = tmp_path / "tiny.csv"
+    p.write_text(TINY)
+    run = str(tmp_path / "r")
+    assert main(["import", str(p), "--run", run]) == 0
+    assert main(["fit", run, "--min-visits", "0"]) == 0
+    capsys.readouterr()
+    assert main(["evolve", run, "--rounds", "2", "--islands", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "only 3 states in the fit (fewer than 5)" in err and "--force" in err and err.count("\n") == 1
+    assert main(["evolve", run, "--rounds", "2", "--islands", "2", "--quiet", "--force"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: only 3 states (below the floor of 5" in out
+
+
+# ---------------------------------------------------------------- every hint printed works
+def _hints(text: str) -> list[str]:
+    import re
+
+    found = re.findall(r"next: (potsearch [^\n`]+)", text) + re.findall(r"`(potsearch [^`]+)`", text)
+    return [h.strip() for h in found]
+
+
+def _run_hint(hint: str, capsys) -> str:
+    import shlex
+
+    argv = shlex.split(hint)[1:]
+    if argv[0] == "evolve":      # the default search is 4000 rounds x 16 islands: keep the test short
+        argv += ["--rounds", "3", "--islands", "2", "--quiet"]
+    rc = main(argv)
+    cap = capsys.readouterr()
+    assert rc == 0, (hint, cap.err)
+    return cap.out + cap.err
+
+
+def test_every_hint_printed_is_a_command_that_works(tmp_path, capsys, monkeypatch):
+    from potsearch.resources import shipped_dir
+
+    monkeypatch.chdir(tmp_path)
+    run = "runs/t2"
+    seen: list[str] = []
+    assert main(["import", str(shipped_dir("data") / "table2_claude4_word.csv"), "--run", run]) == 0
+    text = capsys.readouterr().out
+    assert main(["show", run]) == 2                      # no fit yet: the error names the command to run
+    text += capsys.readouterr().err
+    queue = _hints(text)
+    assert queue, text
+    for _ in range(10):                  # run every new hint; then ask show and status what comes next
+        while queue:
+            hint = queue.pop(0)
+            if hint not in seen:
+                seen.append(hint)
+                queue += _hints(_run_hint(hint, capsys))
+        for cmd in (["show", run], ["status", run]):
+            main(cmd)
+            cap = capsys.readouterr()
+            queue += [h for h in _hints(cap.out + cap.err) if h not in seen]
+        if not queue:
+            break
+    assert any(h.startswith("potsearch fit") for h in seen)
+    assert any(h.startswith("potsearch evolve") for h in seen)
+    assert any(h.startswith("potsearch attribute") for h in seen)
+
+
+def test_thin_collect_hint_fits(tmp_path, capsys, ray_session):
+    run = str(tmp_path / "thin")
+    assert main(["collect", "--agent", "word", "--provider", "surrogate", "--run", run, "--max-samples", "30",
+                 "--samples-per-state", "1", "--no-progress"]) == 0
+    hints = _hints(capsys.readouterr().out)
+    assert hints == [f"potsearch fit {run} --min-visits 0"]
+    _run_hint(hints[0], capsys)

@@ -151,7 +151,8 @@ def _headline(ctx: Ctx) -> str:
                     for lab, val in cards)
     done = ", ".join(k for k in ctx.stage_results) or "none recorded"
     return (f'<div class="verdict {esc(v["status"])}">{_badge(v["status"])} <span>{esc(v["text"])}</span></div>'
-            f'<div class="cards">{cells}</div><p class="muted">Stages recorded in the store: {esc(done)}.</p>')
+            + (f'<p class="warn">{esc(v["advice"])}</p>' if v.get("advice") else "")
+            + f'<div class="cards">{cells}</div><p class="muted">Stages recorded in the store: {esc(done)}.</p>')
 
 
 @register_section("fit", "Least-action fit", 10)

@@ -1,6 +1,7 @@
 """`potsearch evolve`: island search (GP + LLM operators) for an interpretable potential."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -13,11 +14,14 @@ def add_arguments(p) -> None:
     p.add_argument("--workers", type=int, help="processes scoring GP candidates (overrides the config)")
     p.add_argument("--resume", action="store_true", help="continue from the run's last evolve checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--force", action="store_true",
+                   help="search even when the fit has fewer states than the floor (5; docs/evolve.md)")
 
 
 def run(args) -> int:
     from ..errors import InputError
     from ..fitstage import load_fit
+    from ..thindata import evolve_check
     from ..evolve.config import default_config_path, load_config, with_overrides
     from ..evolve.run import evolve
 
@@ -33,7 +37,10 @@ def run(args) -> int:
 
         cfg = SearchConfig(source="built-in defaults")
     cfg = with_overrides(cfg, rounds=args.rounds, islands=args.islands, seed=args.seed, workers=args.workers)
-    load_fit(run_dir)  # StageMissing (one line, exit 2) when the run has no fit
+    fit = load_fit(run_dir)  # StageMissing (one line, exit 2) when the run has no fit
+    thin = evolve_check(int(fit.summary.get("states", len(fit.names))), cfg.gp.max_size, args.force, str(run_dir))
+    for w in thin:  # thin data (thindata.py): said before the search and again with its result
+        print(f"warning: {w}", file=sys.stderr)
     from ..store import run_lock
 
     with run_lock(run_dir, "evolve"):
@@ -52,5 +59,7 @@ def run(args) -> int:
               f"{s['baseline_heldout']:.6g}; complexity {b['complexity']}, {b['n_params']} parameters")
         print(b["source"].rstrip())
         print(f"params = {[round(v, 6) for v in b['params']]}")
+    for w in thin:
+        print(f"warning: {w}")
     print(f"wrote {run_dir / 'best_potential.py'}, {run_dir / 'evolve'}/{{summary.json,pareto.csv,pareto.png,curves.png}}")
     return 0
