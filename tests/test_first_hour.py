@@ -322,3 +322,23 @@ def test_thin_collect_hint_fits(tmp_path, capsys, ray_session):
     hints = _hints(capsys.readouterr().out)
     assert hints == [f"potsearch fit {run} --min-visits 0"]
     _run_hint(hints[0], capsys)
+
+
+# ---------------------------------------------------------------- docs and outputs in step
+def test_latex_keeps_feature_names_readable_and_parses_back():
+    pytest.importorskip("antlr4")
+    import numpy as np
+
+    from potsearch.formula import from_latex, to_latex, to_sympy
+
+    src = ("N_PARAMS = 2\ndef potential(x, p):\n"
+           "    return p[0] * x['rare_letters'] + np.log1p(x['first_letter']) - p[1] * x['rare']\n")
+    form = to_sympy(src, [1.5, 0.25])
+    tex = to_latex(form)
+    assert r"\mathrm{rare\_letters}" in tex and r"\mathrm{first\_letter}" in tex and r"\mathrm{rare}" in tex
+    assert "mathit" not in tex and "rareletters" not in tex
+    back = from_latex(tex, form)
+    x = {"rare_letters": 2.0, "first_letter": 3.0, "rare": 5.0}
+    subs = {form.features[k]: v for k, v in x.items()}
+    assert float(back.subs(subs)) == pytest.approx(float(form.expr.subs(subs)))
+    assert np.isfinite(float(back.subs(subs)))
