@@ -342,3 +342,35 @@ def test_latex_keeps_feature_names_readable_and_parses_back():
     subs = {form.features[k]: v for k, v in x.items()}
     assert float(back.subs(subs)) == pytest.approx(float(form.expr.subs(subs)))
     assert np.isfinite(float(back.subs(subs)))
+
+
+def test_data_path_from_any_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "path", "table2_claude4_word.csv"]) == 0
+    from pathlib import Path
+
+    p = Path(capsys.readouterr().out.strip())
+    assert p.is_absolute() and p.is_file() and p.name == "table2_claude4_word.csv"
+    assert main(["import", str(p), "--run", "runs/c4"]) == 0
+    assert "imported 20219 samples" in capsys.readouterr().out
+    assert main(["data", "path"]) == 0 and Path(capsys.readouterr().out.strip()) == p.parent
+    assert main(["data", "path", "word.yaml"]) == 0 and capsys.readouterr().out.strip().endswith("word.yaml")
+    assert main(["data", "path", "nope.csv"]) == 2
+    err = capsys.readouterr().err
+    assert "no shipped file 'nope.csv'" in err and "table2_claude4_word.csv" in err
+
+
+def test_agent_yaml_missing_relative_path_names_where_it_looked(tmp_path, word_yaml):
+    from potsearch.agents.config import load_config
+    from potsearch.errors import InputError
+
+    y = tmp_path / "moved" / "word.yaml"
+    y.parent.mkdir()
+    from potsearch.resources import shipped_dir
+
+    y.write_text((shipped_dir("agents") / "word.yaml").read_text())
+    with pytest.raises(InputError) as e:
+        load_config(str(y))
+    msg = e.value.format()
+    assert "word_list" in msg and "relative paths start at the YAML file's folder" in msg
+    assert str(tmp_path / "data" / "words_sum100.tsv") in msg

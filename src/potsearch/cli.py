@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "show": ("potsearch.commands.show", "show the best potential: source, formula, scores, lineage"),
     "report": ("potsearch.commands.report", "write a self-contained HTML report for a run"),
     "status": ("potsearch.commands.status", "which stages of a run are done, with key numbers"),
+    "data": ("potsearch.commands.data", "where the shipped data, agents and search configs are (from any folder)"),
 }
 
 
