@@ -374,3 +374,24 @@ def test_agent_yaml_missing_relative_path_names_where_it_looked(tmp_path, word_y
     msg = e.value.format()
     assert "word_list" in msg and "relative paths start at the YAML file's folder" in msg
     assert str(tmp_path / "data" / "words_sum100.tsv") in msg
+
+
+def test_fit_table_cuts_long_state_names_csv_keeps_them(tmp_path, capsys):
+    import csv
+
+    long = "p[0] * x**2 + np.log(np.abs(x + p[1])) / (1 + np.exp(-p[2] * x))"
+    p = tmp_path / "long.csv"
+    with open(p, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerows([["source", "target", "count"], [long, "SHORT", 3], ["SHORT", long, 2],
+                      ["SHORT", "a\nb", 2], ["a\nb", "SHORT", 3]])
+    assert main(["fit", str(p), "--out", str(tmp_path / "f")]) == 0
+    out = capsys.readouterr().out
+    rows = [ln for ln in out.splitlines() if "│" in ln]
+    assert len(rows) == 3                                  # one line per state, no wrapping
+    assert any("…" in r and r.lstrip().startswith("p[0] * x**2") for r in rows)
+    assert any("a ⏎ b" in r for r in rows)
+    assert "potentials.csv has them in full" in out
+    with open(tmp_path / "f" / "potentials.csv", newline="") as fh:
+        names = {r["state"] for r in csv.DictReader(fh)}
+    assert names == {long, "SHORT", "a\nb"}

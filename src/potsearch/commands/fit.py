@@ -6,6 +6,7 @@ import math
 import sys
 from pathlib import Path
 
+from ..display import short_state, state_width
 from ..dropped import annotate_fit, describe
 from ..fitstage import FitOptions, default_out, load_input, record, run_fit, write_fit
 
@@ -68,14 +69,21 @@ def _print_table(g, res, summary, out: Path) -> None:
     order = np.lexsort((-res.visits, res.target_potential()))
     tab = Table(show_edge=False)
     for col in ("state", "potential", "lower bound", "SCC", "unbounded", "visits", "stderr"):
-        tab.add_column(col, justify="left" if col == "state" else "right")
+        tab.add_column(col, justify="left" if col == "state" else "right", no_wrap=col == "state",
+                       overflow="ellipsis")
     limit = 25
     se = res.stderr if res.stderr is not None else np.full(res.n_states, np.nan)
+    width = state_width(con.width, 66)  # long names cut with … (display.py); potentials.csv keeps them
+    cut = False
     for i in order[:limit]:
         pot = "+inf" if res.unbounded[i] and res.mode == "exact" else _fmt(res.potential[i])
-        tab.add_row(res.names[i], pot, _fmt(res.lower_bound[i]), str(res.scc[i]),
+        name = short_state(res.names[i], width)
+        cut |= name != res.names[i]
+        tab.add_row(name, pot, _fmt(res.lower_bound[i]), str(res.scc[i]),
                     "yes" if res.unbounded[i] else "", str(res.visits[i]), _fmt(se[i]))
     con.print(tab)
+    if cut:
+        con.print(f"long state names are cut with …; {out / 'potentials.csv'} has them in full", soft_wrap=True)
     if res.n_states > limit:
         con.print(f"... {res.n_states - limit} more states in {out / 'potentials.csv'}")
     con.print(f"wrote {out / 'potentials.csv'} and {out / 'fit.json'}")
