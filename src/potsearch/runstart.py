@@ -44,6 +44,10 @@ def discard_if_empty(run_dir: str | Path) -> Iterator[None]:
                 shutil.rmtree(run_dir, ignore_errors=True)
             else:
                 for p in run_dir.iterdir():
-                    if p.name not in before:
-                        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+                    if p.name in before:
+                        continue
+                    if p.is_dir():
+                        shutil.rmtree(p, ignore_errors=True)
+                    else:
+                        p.unlink(missing_ok=True)
         raise
