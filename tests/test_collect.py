@@ -132,9 +132,11 @@ def test_table3_counts_the_papers_columns(tmp_path):
 # ----------------------------------------------------------------------------- CLI errors (no Ray)
 def test_existing_run_without_resume_is_a_one_line_error(tmp_path, cli):
     run = tmp_path / "r"
-    RunStore.create(run).close()
+    s = RunStore.create(run)
+    s.add_samples([Sample("1", "A", "B")])       # a run with samples (an empty one is reused as new)
+    s.close()
     code, out, err = cli("collect", "--agent", "word", "--provider", "surrogate", "--run", run)
-    assert code == 2 and "--resume" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "--resume" in err and "1 samples" in err and len(err.strip().splitlines()) == 1
 
 
 def test_resume_without_a_run_is_an_error(tmp_path, cli):

@@ -133,7 +133,7 @@ def test_formula_translation_gp_and_llm_code():
         assert sympy.sympify(sympy.srepr(form.expr)) == form.expr
     sym = to_sympy(gp_src)
     assert {str(s) for s in sym.expr.free_symbols} == {"p_0", "p_1", "p_2", "vowels", "zipf"}
-    assert "p_{1}" in to_latex(sym) and latex_legend(sym)[0] == r'x_{\mathit{vowels}} = x["vowels"]'
+    assert "p_{1}" in to_latex(sym) and latex_legend(sym)[0] == r'\mathrm{vowels} = x["vowels"]'
     with pytest.raises(FormulaError, match="not a plain assignment"):
         to_sympy("N_PARAMS = 1\ndef potential(x, p):\n    if p[0] > 0:\n        return x['a']\n"
                  "    return p[0]\n")

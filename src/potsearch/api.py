@@ -129,7 +129,8 @@ def polish_potential(run, *, method: str = "random-descent", iterations: int = 1
     from .polishstage import PolishOptions, run as _run
 
     return _run(run, PolishOptions(method=method, iterations=iterations, samples=samples, keep=keep, scale=scale,
-                                   seed=seed, max_evals=max_evals, candidate=candidate, compare=compare))
+                                   seed=seed, max_evals=max_evals, candidate=candidate, compare=compare,
+                                   quiet=True))
 
 
 @checked_options

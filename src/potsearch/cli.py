@@ -8,6 +8,7 @@ deap or matplotlib.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import importlib.util
 import os
@@ -28,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "show": ("potsearch.commands.show", "show the best potential: source, formula, scores, lineage"),
     "report": ("potsearch.commands.report", "write a self-contained HTML report for a run"),
     "status": ("potsearch.commands.status", "which stages of a run are done, with key numbers"),
+    "data": ("potsearch.commands.data", "where the shipped data, agents and search configs are (from any folder)"),
 }
 
 
@@ -53,7 +55,66 @@ def build_parser(load_all: bool = False, only: str | None = None) -> argparse.Ar
         p = sub.add_parser(name, help=help_, description=help_)
         if load_all or name == only:
             importlib.import_module(modname).add_arguments(p)
+            _run_both_ways(p)
     return parser
+
+
+def _run_both_ways(p: argparse.ArgumentParser) -> None:
+    """One grammar for every command: the run is accepted as a plain argument and as ``--run``.
+
+    A command declared with a positional ``run``/``input`` gains ``--run``; one declared with
+    ``--run`` gains an optional positional. ``_settle_run`` merges the two after parsing."""
+    opts = {s: a for a in p._actions for s in a.option_strings}
+    positionals = [a for a in p._actions if not a.option_strings]
+    if "--run" not in opts and positionals and positionals[0].dest in ("run", "input"):
+        pos = positionals[0]
+        pos.nargs, pos.required, pos.default = "?", False, None
+        p.add_argument("--run", dest="_run_flag", metavar="RUN", default=None,
+                       help=f"the run, as an option (same as the plain {pos.dest.upper()} argument)")
+        p.set_defaults(_run_fix=("flag", pos.dest))
+    elif "--run" in opts and not positionals:
+        flag = opts["--run"]
+        flag.required = False
+        p.add_argument("_run_pos", nargs="?", metavar="RUN", default=None,
+                       help="the run directory, as a plain argument (same as --run)")
+        p.set_defaults(_run_fix=("pos", flag.dest))
+
+
+def _settle_run(args: argparse.Namespace, sub: argparse.ArgumentParser) -> None:
+    fix = getattr(args, "_run_fix", None)
+    if not fix:
+        return
+    kind, dest = fix
+    extra = "_run_flag" if kind == "flag" else "_run_pos"
+    a, b = getattr(args, dest), getattr(args, extra)
+    if a is not None and b is not None and a != b:
+        sub.error(f"the run is given twice ({a} and {b}); give it once, as RUN or --run RUN")
+    if a is None and b is None:
+        name = dest.upper() if kind == "flag" else "RUN"
+        sub.error(f"the following arguments are required: {name} (as a plain argument or --run {name})")
+    setattr(args, dest, a if a is not None else b)
+    delattr(args, extra)
+    delattr(args, "_run_fix")
+
+
+def _unknown_options(parser: argparse.ArgumentParser, cmd: str | None, extras: list[str]) -> str:
+    """One line naming the sub-command and the closest valid option for each unknown one."""
+    target = parser
+    if cmd:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        target = sub.choices.get(cmd, parser)
+    valid = sorted({s for a in target._actions for s in a.option_strings if s.startswith("--")})
+    parts = []
+    for x in extras:
+        if not x.startswith("-"):
+            parts.append(f"unexpected argument {x!r}")
+            continue
+        name = x.split("=", 1)[0]
+        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+        parts.append(f"unknown option {name}" + (f" (did you mean {close[0]}?)" if close else ""))
+    where = f"potsearch {cmd}" if cmd else "potsearch"
+    extra_hint = "" if any("did you mean" in x for x in parts) else f"; see `{where} --help`"
+    return f"error: {where}: " + "; ".join(parts) + extra_hint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +124,15 @@ def main(argv: list[str] | None = None) -> int:
         cmd = None
     parser = build_parser(only=cmd)
     try:
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            # an option's value follows the unknown option: report the option, not its value
+            flagged = [x for x in extras if x.startswith("-")] or extras
+            sys.stderr.write(_unknown_options(parser, args.command, flagged) + "\n")
+            return 2
+        if args.command:
+            sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+            _settle_run(args, sub.choices[args.command])
     except SystemExit as exc:  # usage errors (exit 2) and --help/--version (exit 0)
         return int(exc.code or 0)
     if not args.command:

@@ -434,10 +434,19 @@ def verdict(loop: dict, pair: dict, alpha: float = 0.05) -> dict:
         text = (f"consistent with detailed balance (loop test p = {p:.3g}, {loop['ndf']} independent cycles)"
                 if ok else f"detailed balance violated (loop test p = {p:.2g} < {alpha}, {loop['ndf']} cycles)")
         return {"status": "consistent" if ok else "violated", "text": text, "p_value": p}
+    from .thindata import verdict_advice
+
+    advice = verdict_advice(loop, pair)
     if pair.get("n_pairs"):
-        return {"status": "untestable", "p_value": None,
-                "text": f"no cycles to test; the {pair['n_pairs']} two-way pair(s) are reproduced exactly "
-                        "by the potential (|residual| max "
-                        f"{pair['max_abs_residual']:.2g})" if pair.get("max_abs_residual") is not None
-                        else "no cycles to test"}
-    return {"status": "untestable", "p_value": None, "text": "no pair observed in both directions: nothing to test"}
+        n, r = pair["n_pairs"], pair.get("max_abs_residual")
+        if r is None:
+            text = f"no cycles to test among the {n} pair(s) seen both ways"
+        elif r < 1e-6:  # without a cycle any potential reproduces the pairs: no evidence either way
+            text = (f"no cycles to test; the {n} two-way pair(s) are reproduced exactly by the potential "
+                    f"(|residual| max {r:.2g}), as any potential would reproduce them without a cycle")
+        else:  # one-way moves and the kernel pull the potential off the pairs' log-ratios
+            text = (f"no cycles to test; the fit leaves |residual| up to {r:.2g} on the {n} two-way pair(s), "
+                    "but without a cycle that is no test of detailed balance")
+        return {"status": "untestable", "p_value": None, "text": text, "advice": advice}
+    return {"status": "untestable", "p_value": None, "text": "no pair observed in both directions: nothing to test",
+            "advice": advice}

@@ -15,7 +15,7 @@ raises ``FormulaError`` with the reason — the source stays the reference then.
 The same AST walk gives the *top-level additive terms* of the returned expression
 (``a + b - c`` -> ``[a, b, -c]``), which attribution ablates one at a time.
 
-LaTeX: ``to_latex`` prints features as ``x_{\\mathit{name}}`` and parameters as ``p_{i}``
+LaTeX: ``to_latex`` prints features as ``\\mathrm{name}`` (underscores escaped) and parameters as ``p_{i}``
 so that ``from_latex`` (sympy's LaTeX parser, which needs the optional package
 ``antlr4-python3-runtime==4.11.*``) reads it back to the same expression.
 """
@@ -403,22 +403,19 @@ def formula_of(source: str, params=None, simplify: float = 2.0, substitute: bool
 
 
 # ----------------------------------------------------------------------------- LaTeX
-def _latex_name(name: str, taken: set[str]) -> str:
-    letters = re.sub(r"[^A-Za-z]", "", name) or "f"
-    base, k = letters, 0
-    while letters in taken:
-        k += 1
-        letters = base + "abcdefghijklmnopqrstuvwxyz"[(k - 1) % 26] * ((k - 1) // 26 + 1)
-    taken.add(letters)
-    return letters
+def _latex_name(name: str) -> str:
+    """A feature name as upright text, underscores and other specials escaped: rare_letters ->
+    \\mathrm{rare\\_letters}."""
+    special = {"_": r"\_", "#": r"\#", "$": r"\$", "%": r"\%", "&": r"\&", "{": r"\{", "}": r"\}",
+               "\\": r"\backslash{}", "^": r"\^{}", "~": r"\~{}", " ": r"\ "}
+    return r"\mathrm{%s}" % "".join(special.get(c, c) for c in name)
 
 
 def latex_symbols(form: Formula) -> dict:
-    """Symbol -> LaTeX: features x_{\\mathit{letters}} (letters of the name; collisions get a suffix)."""
-    taken: set[str] = set()
+    """Symbol -> LaTeX: features by their own names, upright (\\mathrm{rare\\_letters}); parameters p_{i}."""
     out = {}
     for name, sym in form.features.items():
-        out[sym] = r"x_{\mathit{%s}}" % _latex_name(name, taken)
+        out[sym] = _latex_name(name)
     for i, sym in form.params.items():
         out[sym] = "p_{%d}" % i
     return out
@@ -461,9 +458,16 @@ def from_latex(tex: str, form: Formula):
         raise FormulaError("reading LaTeX back needs the optional package antlr4-python3-runtime==4.11.*") from None
     from sympy.parsing.latex import parse_latex
 
+    # sympy's parser does not read \\mathrm{..}: stand-ins z_{k} for the feature names first
+    names = latex_symbols(form)
+    stand = {}
+    for k, (sym, t) in enumerate(sorted(((s_, t_) for s_, t_ in names.items() if t_.startswith(r"\mathrm")),
+                                        key=lambda st: -len(st[1]))):
+        tex = tex.replace(t, "z_{%d}" % k)
+        stand[sym] = "z_{%d}" % k
     expr = parse_latex(tex)
     # the parser reads e^{a} as the symbol e, \max as an undefined function: map them back
-    back = {parse_latex(t): sym for sym, t in latex_symbols(form).items()}
+    back = {parse_latex(stand.get(sym, t)): sym for sym, t in names.items()}
     back[sp.Symbol("e")] = sp.E
     expr = expr.xreplace(back)
     repl = {}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .progress import Ticker
 from .atomic import write_json
 from .errors import InputError
 from .stageopts import SummaryView
@@ -27,7 +28,7 @@ class PolishOptions:
     ``method``: random-descent (the paper's schedule: ``iterations`` x ``samples`` perturbations
     of sd ``scale`` x |p_i|, ``keep`` best points kept) or lbfgs / nelder-mead (scipy, budget
     ``max_evals``, default iterations x samples). ``candidate``: id or uid (default: the run's best).
-    ``compare``: also run the other two methods with the same budget.
+    ``compare``: also run the other two methods with the same budget. ``quiet``: no progress output.
     """
 
     method: str = "random-descent"
@@ -39,6 +40,7 @@ class PolishOptions:
     max_evals: int | None = None
     candidate: str | int | None = None
     compare: bool = False
+    quiet: bool = False
 
     def validate(self) -> "PolishOptions":
         if self.method not in METHODS:
@@ -114,8 +116,10 @@ def _polish(ctx, o: PolishOptions) -> PolishResult:
     results = {}
     for m in methods:
         ctx.train.calls = 0
-        results[m] = polish(ctx.train, p0, m, iterations=o.iterations, samples=o.samples, keep=o.keep,
-                            scale=o.scale, seed=o.seed, max_evals=o.max_evals, f0=f0)
+        budget = o.max_evals if o.max_evals is not None else o.iterations * o.samples
+        with Ticker(f"polish {m}", lambda: ctx.train.calls, budget, "evaluations", quiet=o.quiet):
+            results[m] = polish(ctx.train, p0, m, iterations=o.iterations, samples=o.samples, keep=o.keep,
+                                scale=o.scale, seed=o.seed, max_evals=o.max_evals, f0=f0)
     res = results[o.method]
     h1 = ctx.heldout(res.x)
     out = Path(ctx.run_dir) / "polish"

@@ -151,7 +151,8 @@ def _headline(ctx: Ctx) -> str:
                     for lab, val in cards)
     done = ", ".join(k for k in ctx.stage_results) or "none recorded"
     return (f'<div class="verdict {esc(v["status"])}">{_badge(v["status"])} <span>{esc(v["text"])}</span></div>'
-            f'<div class="cards">{cells}</div><p class="muted">Stages recorded in the store: {esc(done)}.</p>')
+            + (f'<p class="warn">{esc(v["advice"])}</p>' if v.get("advice") else "")
+            + f'<div class="cards">{cells}</div><p class="muted">Stages recorded in the store: {esc(done)}.</p>')
 
 
 @register_section("fit", "Least-action fit", 10)
@@ -168,6 +169,10 @@ def _fit(ctx: Ctx) -> str:
              '<div class="split">' + ctx.table(["quantity", "value"], [[k, fit.get(k)] for k in keys if k in fit], "kv")
              + ctx.figure(ctx.run_dir / "diagnose" / "convergence.png",
                           "Fit convergence: max |gradient| (log scale) and action per Newton iteration.") + "</div>"]
+    if fit.get("dropped"):
+        from .dropped import describe
+
+        parts.append(f'<p class="warn">{esc(describe(fit["dropped"]))}</p>')
     for note in fit.get("notes") or []:
         parts.append(f'<p class="warn">{esc(note)}</p>')
     parts.append(_reference_paragraph(fit))

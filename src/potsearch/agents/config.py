@@ -183,7 +183,8 @@ class _Ctx:
         if not p.is_absolute():
             p = (base / p).resolve()
         if not p.exists():
-            self.err(f"{what}.{key}: no such file {v!r}", d, key)
+            where = f" (relative paths start at the YAML file's folder: {p})" if not Path(v).is_absolute() else ""
+            self.err(f"{what}.{key}: no such file {v!r}{where}", d, key)
         return str(p)
 
 

@@ -30,6 +30,8 @@ def add_arguments(p) -> None:
     p.add_argument("--workers", type=int, help="concurrency slots = Ray actors (default: one per core; for "
                                                "local, one single-threaded llama.cpp worker per core)")
     p.add_argument("--address", help="join an existing Ray cluster (e.g. 127.0.0.1:6379) instead of a local one")
+    p.add_argument("--ray-timeout", type=float, metavar="SECONDS",
+                   help="seconds to join the --address cluster before giving up (default: $POTSEARCH_RAY_TIMEOUT or 30)")
     p.add_argument("--seed", type=int, help="plan seed (default: the agent's)")
     p.add_argument("--resume", action="store_true", help="continue the run's plan after a stop or a crash")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per model call (default 60)")
@@ -49,13 +51,18 @@ def run(args) -> int:
         agent=args.agent, provider=args.provider, run=args.run, mode=args.mode, protocol=args.protocol,
         samples_per_state=args.samples_per_state, chains=args.chains, sources_per_prompt=args.sources_per_prompt,
         seed=args.seed, max_samples=args.max_samples, max_tokens=args.max_tokens, max_cost=args.max_cost,
-        workers=args.workers if args.workers is not None else (os.cpu_count() or 2), address=args.address, resume=args.resume, timeout=args.timeout, retries=args.retries,
+        workers=args.workers if args.workers is not None else (os.cpu_count() or 2), address=args.address,
+        ray_timeout=args.ray_timeout, resume=args.resume, timeout=args.timeout, retries=args.retries,
         temperature=args.temperature, max_tokens_per_call=args.max_tokens_per_call, api_base=args.api_base,
         setup=list(args.setup), progress=False if args.no_progress else None,
     )
+    from ..raycluster import probe
+    from ..runstart import discard_if_empty
     from ..store import run_lock
 
-    with run_lock(args.run, "collect"):
+    if args.address:  # a wrong address fails here, before a run directory exists
+        probe(args.address, args.ray_timeout)
+    with discard_if_empty(args.run), run_lock(args.run, "collect"):
         res = collect(cfg, after_write=_test_pause())
     print(format_summary(res.summary, args.run))
     sys.stdout.flush()

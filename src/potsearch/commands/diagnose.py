@@ -45,8 +45,14 @@ def print_table(r: dict, out: Path | None) -> None:
     v, fit = r["verdict"], r["fit"]
     style = {"consistent": "bold green", "violated": "bold red"}.get(v["status"], "bold yellow")
     con.print(f"[{style}]{v['status'].upper()}[/]: {v['text']}")
+    if v.get("advice"):  # what a verdict lacks and how to get it (thindata.py)
+        con.print(f"[yellow]{v['advice']}[/]")
     con.print(f"S_min = {fit.get('action', float('nan')):.6g} over {fit.get('states')} states, "
               f"{fit.get('edges')} edges, {fit.get('sccs')} SCCs (fit {fit.get('source')})")
+    if fit.get("dropped"):  # what the fit left out (dropped.py)
+        from ..dropped import describe
+
+        con.print(describe(fit["dropped"]), soft_wrap=True)
     t = Table(show_lines=False, header_style="bold")
     for c in ("test", "statistic", "p-value", "verdict"):
         t.add_column(c, overflow="fold")

@@ -1,6 +1,8 @@
 """`potsearch evolve`: island search (GP + LLM operators) for an interpretable potential."""
 from __future__ import annotations
 
+import sys
+
 
 def add_arguments(p) -> None:
     p.add_argument("--run", required=True, metavar="DIR", help="run directory (needs a fit: `potsearch fit` first)")
@@ -14,15 +16,24 @@ def add_arguments(p) -> None:
                    help="score candidates and call models on Ray actors of the cluster at ADDR "
                         "('local': an embedded Ray on this machine); async loop only")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--force", action="store_true",
+                   help="search even when the fit has fewer states than the floor (5; docs/evolve.md)")
 
 
 def run(args) -> int:
-    from ..evolvestage import EvolveOptions
+    from ..evolvestage import EvolveOptions, search_config
     from ..evolvestage import run as evolve
+    from ..fitstage import load_fit
+    from ..thindata import evolve_check
 
-    res = evolve(args.run, EvolveOptions(config=args.config, rounds=args.rounds, islands=args.islands,
-                                         seed=args.seed, workers=args.workers, resume=args.resume,
-                                         quiet=args.quiet, address=args.address))
+    opts = EvolveOptions(config=args.config, rounds=args.rounds, islands=args.islands, seed=args.seed,
+                         workers=args.workers, resume=args.resume, quiet=args.quiet, address=args.address)
+    fit = load_fit(args.run)  # StageMissing (one line, exit 2) when the run has no fit
+    thin = evolve_check(int(fit.summary.get("states", len(fit.names))), search_config(opts).gp.max_size, args.force,
+                        str(args.run))
+    for w in thin:  # thin data (thindata.py): said before the search and again with its result
+        print(f"warning: {w}", file=sys.stderr)
+    res = evolve(args.run, opts)
     s, run_dir = res.summary, res.run_dir
     if args.quiet:  # the stage kept its notes to itself; they are not progress, so say them here
         for n in res.notes:
@@ -43,5 +54,7 @@ def run(args) -> int:
 
         print(_printable(b["source"].rstrip()))
         print(f"params = {[round(v, 6) for v in b['params']]}")
+    for w in thin:
+        print(f"warning: {w}")
     print(f"wrote {run_dir / 'best_potential.py'}, {run_dir / 'evolve'}/{{summary.json,pareto.csv,pareto.png,curves.png}}")
     return 0

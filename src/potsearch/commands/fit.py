@@ -6,6 +6,8 @@ import math
 import sys
 from pathlib import Path
 
+from ..display import short_state, state_width
+from ..dropped import annotate_fit, describe
 from ..fitstage import FitOptions, default_out, load_input, record, reference_line, run_fit, write_fit
 
 
@@ -41,6 +43,7 @@ def run(args) -> int:
     g, res = run_fit(inp.counts, opts)
     out = Path(args.out) if args.out else default_out(inp)
     summary = write_fit(out, g, res)
+    annotate_fit(out, summary, inp.counts, opts.min_visits)  # what was dropped and why (dropped.py)
     record(inp, summary)
     if args.json:
         json.dump(summary, sys.stdout, indent=1, default=float)
@@ -58,6 +61,7 @@ def _print_table(g, res, summary, out: Path) -> None:
     title = "least-action fit" + (" (whole-graph mode: paper's procedure)" if res.mode == "whole-graph" else "")
     con.print(f"[bold]{title}[/bold]: S = {res.action:.6f} over {res.n_states} states, {res.n_edges} edges, "
               f"{res.n_sccs} SCCs, {int(res.unbounded.sum())} unbounded", soft_wrap=True)
+    con.print(describe(summary["dropped"]), soft_wrap=True)
     steps = "Newton steps" if res.mode == "exact" else "L-BFGS-B iterations"
     con.print(f"{'converged' if res.converged else 'NOT converged'} in {res.iterations} {steps}, "
               f"max |grad| {res.grad_norm:.1e}, {res.seconds:.3f} s", soft_wrap=True)
@@ -78,9 +82,12 @@ def _print_table(g, res, summary, out: Path) -> None:
     cols = ("state", "potential", "lower bound", "SCC", "vs ref" if ref is not None else "unbounded", "visits",
             "stderr")
     for col in cols:
-        tab.add_column(col, justify="left" if col == "state" else "right")
+        tab.add_column(col, justify="left" if col == "state" else "right", no_wrap=col == "state",
+                       overflow="ellipsis")
     limit = 25
     se = res.stderr if res.stderr is not None else np.full(res.n_states, np.nan)
+    width = state_width(con.width, 66)  # long names cut with … (display.py); potentials.csv keeps them
+    cut = False
     for i in order[:limit]:
         pot = "+inf" if res.unbounded[i] and res.mode == "exact" else _fmt(res.potential[i])
         if ref is not None:
@@ -89,9 +96,13 @@ def _print_table(g, res, summary, out: Path) -> None:
                      else f"{'+inf >=' if rel == 1 else '-inf <='} {_fmt(ref.bound[i])}")
         else:
             third = "yes" if res.unbounded[i] else ""
-        tab.add_row(res.names[i], pot, _fmt(res.lower_bound[i]), str(res.scc[i]), third, str(res.visits[i]),
+        name = short_state(res.names[i], width)
+        cut |= name != res.names[i]
+        tab.add_row(name, pot, _fmt(res.lower_bound[i]), str(res.scc[i]), third, str(res.visits[i]),
                     _fmt(se[i]))
     con.print(tab)
+    if cut:
+        con.print(f"long state names are cut with …; {out / 'potentials.csv'} has them in full", soft_wrap=True)
     if res.n_states > limit:
         con.print(f"... {res.n_states - limit} more states in {out / 'potentials.csv'}")
     con.print(f"wrote {out / 'potentials.csv'} and {out / 'fit.json'}")

@@ -28,6 +28,7 @@ def add_arguments(p):
     p.add_argument("--compare", action="store_true",
                    help="also run the other two methods (same budget) for the figure and summary")
     p.add_argument("--json", action="store_true", help="print polish/summary.json")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def run(args) -> int:
@@ -35,7 +36,7 @@ def run(args) -> int:
 
     opts = PolishOptions(method=args.method, iterations=args.iterations, samples=args.samples, keep=args.keep,
                          scale=args.scale, seed=args.seed, max_evals=args.max_evals, candidate=args.candidate,
-                         compare=args.compare)
+                         compare=args.compare, quiet=args.quiet)
     res = polish(args.run, opts)
     s = res.summary
     if args.json:

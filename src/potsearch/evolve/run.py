@@ -1,60 +1,15 @@
-"""Drive one search: load the problem, build the operators, run the rounds with a progress bar,
+"""Drive one search: load the problem, build the operators, run the rounds with progress shown,
 write the outputs. Used by ``potsearch evolve`` and by tests/benchmarks."""
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 from ..errors import InputError
+from ..progress import round_progress
 from ..store import RunStore
 from .config import SearchConfig
 from .scoring import FitSettings
-
-
-class _Progress:
-    """A rich progress bar on a terminal; a plain line every ~10% of the rounds otherwise."""
-
-    def __init__(self, total: int, quiet: bool = False):
-        self.total, self.quiet = total, quiet
-        self.bar = None
-        self.last_line = -1
-        if quiet:
-            return
-        from rich.console import Console
-
-        console = Console(stderr=True)
-        if console.is_terminal:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(
-                TextColumn("round {task.completed}/{task.total}"), BarColumn(bar_width=20),
-                TextColumn("best {task.fields[best]} gap {task.fields[gap]} · {task.fields[rate]} evals/s · "
-                           "tokens {task.fields[tokens]} · ${task.fields[cost]}"),
-                TimeElapsedColumn(), console=console)
-            self.task = self.bar.add_task("evolve", total=total, best="-", gap="-", rate="0", tokens=0, cost="0")
-            self.bar.start()
-
-    def __call__(self, search) -> None:
-        if self.quiet:
-            return
-        st = search.status()
-        fields = {"best": f"{st['best']:.5f}" if st["best"] is not None else "-",
-                  "gap": f"{st['gap']:.5f}" if st["gap"] is not None else "-",
-                  "rate": f"{st['evals_per_s']:.0f}", "tokens": st["tokens"], "cost": f"{st['cost']:.4f}"}
-        if self.bar is not None:
-            self.bar.update(self.task, completed=st["round"], **fields)
-            return
-        step = max(1, self.total // 10)
-        if st["round"] // step != self.last_line or st["round"] == self.total:
-            self.last_line = st["round"] // step
-            sys.stderr.write(f"round {st['round']}/{self.total}  best {fields['best']}  gap {fields['gap']}  "
-                             f"{fields['rate']} evals/s  tokens {fields['tokens']}  ${fields['cost']}\n")
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def evolve(run_dir, cfg: SearchConfig, resume: bool = False, quiet: bool = True, log=None,
@@ -84,7 +39,7 @@ def evolve(run_dir, cfg: SearchConfig, resume: bool = False, quiet: bool = True,
 
         llm = LLMOperator(cfg, problem)
     search = Search(cfg, problem, store, llm=llm, log=log)
-    progress = _Progress(cfg.rounds, quiet=quiet)
+    progress = round_progress(cfg.rounds, quiet=quiet)  # bar or plain lines with an ETA (progress.py)
     t0 = time.perf_counter()
     try:
         if cfg.loop == "async":  # steady state, no round barrier (controller.py); else Search.run's rounds

@@ -21,6 +21,7 @@ class CollectConfig:
     max_cost: float | None = None
     workers: int = 2
     address: str | None = None
+    ray_timeout: float | None = None     # seconds to join --address (None: POTSEARCH_RAY_TIMEOUT or 30)
     resume: bool = False
     timeout: float = 60.0
     retries: int = 4

@@ -18,32 +18,6 @@ from .stats import _stored_samples, _stored_usage, table3
 from .workers import make_surrogate, ray_classes
 
 
-class _Progress:
-    def __init__(self, enabled: bool, total: int | None, label: str):
-        self.enabled = enabled
-        self.p = None
-        if enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                              TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), transient=False,
-                              console=Console(stderr=True))
-            self.p.start()
-            self.t = self.p.add_task(label, total=total, stats="")
-
-    def update(self, done: int, rate: float, esc: float, tokens: int, cost: float, failures: int):
-        if self.p:
-            s = f"{rate:7.1f} samples/s  escape {esc:5.1%}  tokens {tokens:,}  ${cost:.4f}"
-            if failures:
-                s += f"  failed calls {failures}"
-            self.p.update(self.t, completed=done, stats=s)
-
-    def close(self):
-        if self.p:
-            self.p.stop()
-
-
 def _resolve(cfg: CollectConfig, agent, store: RunStore, resuming: bool) -> dict:
     """The plan parameters: CLI > stored run config (on resume, must agree) > agent defaults."""
     ac = agent.config
@@ -89,8 +63,9 @@ def collect(cfg: CollectConfig, on_batch: Callable | None = None, out=sys.stderr
     if not cfg.resume and store_path.exists():
         with RunStore.open(run_dir) as s:
             n = s.n_samples()
-        raise InputError(f"run already exists ({n} samples); add --resume to continue it, or choose another --run",
-                         str(run_dir))
+        if n:  # a start that failed before its first sample is reused as if new
+            raise InputError(f"run already exists ({n} samples); add --resume to continue it, or choose another --run",
+                             str(run_dir))
     if cfg.workers < 1:
         raise InputError(f"--workers must be >= 1, got {cfg.workers}")
     for name in ("max_samples", "max_tokens"):
@@ -106,7 +81,8 @@ def collect(cfg: CollectConfig, on_batch: Callable | None = None, out=sys.stderr
         with RunStore.open(run_dir) as s:
             stored_plan = s.run_info().get("config", {}).get("plan", {})
         if not stored_plan:
-            raise InputError("this run store holds no collection to resume", str(run_dir))
+            raise InputError("this run store holds no collection to resume (drop --resume to start one here)",
+                             str(run_dir))
         for k in ("agent", "provider"):
             if getattr(cfg, k) is None:
                 setattr(cfg, k, stored_plan[k])
@@ -192,10 +168,9 @@ def _init_ray(cfg: CollectConfig):
         return False
     kw = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
     if cfg.address:
-        try:
-            ray.init(address=cfg.address, **kw)
-        except Exception as exc:
-            raise InputError(f"cannot join the Ray cluster at {cfg.address}: {type(exc).__name__}: {exc}"[:400]) from None
+        from ...raycluster import connect  # deadline and advice (raycluster.py)
+
+        connect(cfg.address, cfg.ray_timeout, **kw)
     else:
         # address="local": always a fresh local instance, never a stale cluster found on this machine
         ray.init(address="local", num_cpus=max(1, cfg.workers), **kw)
@@ -268,9 +243,10 @@ def _collect(cfg, agent, store, plan, model, on_batch, out, t_start, after_write
                         {"stored": n0, "workers": cfg.workers, "address": cfg.address,
                          "max_samples": cfg.max_samples, "max_tokens": cfg.max_tokens, "max_cost": cfg.max_cost})
 
-        show = cfg.progress if cfg.progress is not None else out.isatty()
+        from ...progress import collect_progress
+
         label = f"{agent.name} SURROGATE" if surrogate else f"{agent.name} {plan['provider']} {plan['mode']}"
-        progress = _Progress(show, cfg.max_samples, label)
+        progress = collect_progress(cfg.progress, cfg.max_samples, label, out)  # bar or plain lines (progress.py)
         inflight: dict = {}          # ref -> (actor index, [Task], batch_no)
         load = [0] * len(actors)
         buf: list[Sample] = []

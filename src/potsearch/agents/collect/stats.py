@@ -55,5 +55,6 @@ def format_summary(summary: dict, run: str) -> str:
         lines.append("escapes: " + ", ".join(f"{k} {v}" for k, v in s["escape_reasons"].items()))
     if s.get("note"):
         lines.append(s["note"])
-    lines.append(f"next: potsearch fit {run}")
+    # with no state sampled twice the default --min-visits 1 would leave nothing to fit
+    lines.append(f"next: potsearch fit {run}" + ("" if s["states_sampled_gt1"] else " --min-visits 0"))
     return "\n".join(lines)
