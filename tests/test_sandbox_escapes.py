@@ -318,7 +318,8 @@ def test_reply_parser_is_linear():
     assert len(calls) <= getattr(llm_op, "MAX_PARSES", 8)
 
 
-def test_evolve_records_hostile_replies_and_exits_0(tmp_path_factory, monkeypatch, capsys):
+@pytest.mark.parametrize("loop", ["lockstep", "async"])
+def test_evolve_records_hostile_replies_and_exits_0(tmp_path_factory, monkeypatch, capsys, loop):
     from evolve_helpers import small_run
     from potsearch.agents.llm import get_litellm
     from potsearch.cli import main
@@ -336,10 +337,18 @@ def test_evolve_records_hostile_replies_and_exits_0(tmp_path_factory, monkeypatc
             text = next(replies)
         return orig(*args, **{**kw, "mock_response": text})
 
+    orig_async = litellm.acompletion
+
+    async def scripted_async(*args, **kw):  # the async loop calls litellm.acompletion
+        with lock:
+            text = next(replies)
+        return await orig_async(*args, **{**kw, "mock_response": text})
+
     monkeypatch.setattr(litellm, "completion", scripted)
-    run = small_run(tmp_path_factory, "hostile_replies")
+    monkeypatch.setattr(litellm, "acompletion", scripted_async)
+    run = small_run(tmp_path_factory, f"hostile_replies_{loop}")
     cfg = run / "search.yaml"
-    cfg.write_text("seed: 0\nrounds: 1\nislands: 1\npopulation: 12\noffspring: " f"{len(texts)}\n"
+    cfg.write_text(f"seed: 0\nloop: {loop}\nrounds: 1\nislands: 1\npopulation: 12\noffspring: {len(texts)}\n"
                    "checkpoint_every: 1\nllm:\n  models: [openai/gpt-4o-mini]\n  mix: 1.0\n  parents: 2\n"
                    "sandbox:\n  workers: 2\n  cpu_seconds: 3\n  memory_mb: 1024\n  wall_timeout: 6.0\n")
     rc = main(["evolve", "--run", str(run), "--config", str(cfg), "--quiet"])
@@ -393,7 +402,7 @@ def test_slow_candidate_stops_polish_and_attribute_at_the_limit(slow_run, comman
     from potsearch.cli import main
 
     run, cid = slow_run
-    rc = main([command, "--run", str(run), "--candidate", str(cid)])
+    rc = main([command, "--run", str(run), "--candidate", str(cid)] + (["--quiet"] if command == "polish" else []))
     err = capsys.readouterr().err.strip()
     assert rc == 2, err
     assert "Traceback" not in err and err.count("\n") == 0, err

@@ -28,6 +28,12 @@ def run(args) -> int:
 
     opts = EvolveOptions(config=args.config, rounds=args.rounds, islands=args.islands, seed=args.seed,
                          workers=args.workers, resume=args.resume, quiet=args.quiet, address=args.address)
+    from pathlib import Path
+
+    from ..errors import InputError
+
+    if not (Path(args.run) / "store.sqlite").exists():
+        raise InputError("not a run directory (no store.sqlite inside)", str(args.run))
     fit = load_fit(args.run)  # StageMissing (one line, exit 2) when the run has no fit
     thin = evolve_check(int(fit.summary.get("states", len(fit.names))), search_config(opts).gp.max_size, args.force,
                         str(args.run))

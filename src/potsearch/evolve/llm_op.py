@@ -173,6 +173,30 @@ def stored_reply(text: str) -> str:
     return text[:STORED_REPLY_CHARS] + f"\n[... reply cut: {len(text)} characters in all]"
 
 
+def screen_reply(text: str | None, check_source) -> tuple[str, str, str | None]:
+    """One model reply, screened the same way by both loops: ``(source to store, canonical form,
+    rejection)``. The rejection is None when the program may go to the sandbox, else the reason stored
+    on the candidate ("rejected: ..." for a refused reply or program, "no code: ..." for none). Never
+    raises: any failure to parse is a rejection."""
+    from .islands import canonical_source
+
+    text = text or ""
+    try:
+        src = extract_source(text)
+    except ReplyRejected as exc:
+        return stored_reply(text), "", "rejected: " + str(exc)
+    if src is None:
+        return stored_reply(text), "", "no code: the reply defines no function potential(x, p)"
+    try:
+        canonical = canonical_source(src)
+    except (RecursionError, MemoryError, SyntaxError, ValueError) as exc:
+        return stored_reply(src), src, f"rejected: program could not be normalised ({type(exc).__name__})"
+    reasons = check_source(src)
+    if reasons:
+        return stored_reply(src), canonical, "rejected: " + "; ".join(reasons)[:400]
+    return src, canonical, None
+
+
 class LLMOperator:
     def __init__(self, cfg: SearchConfig, problem: Problem, pool=None):
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -304,7 +328,7 @@ class LLMOperator:
     # ------------------------------------------------------------------ one round's jobs
     def run_jobs(self, search, jobs: list[tuple], rnd: int) -> list:
         """jobs: (island, uid, parents). Returns evaluated Programs (errors recorded, never raised)."""
-        from .islands import Program, canonical_source
+        from .islands import Program
 
         prompts = [self.prompt(parents) for _, _, parents in jobs]
         models = [self.cfg.model_for(i) for i, _, _ in jobs]
@@ -318,13 +342,8 @@ class LLMOperator:
             c["cost"] += rep["cost"]
             self.spent += rep["cost"]
             text = rep["text"]
-            src, refused = None, None
-            if text is not None:
-                try:
-                    src = extract_source(text)
-                except ReplyRejected as exc:
-                    refused = str(exc)
-            prog = Program(uid=uid, source=src or stored_reply(text or ""), canonical="", island=island, round=rnd,
+            source, canonical, rejection = screen_reply(text, self.check_source)
+            prog = Program(uid=uid, source=source, canonical=canonical, island=island, round=rnd,
                            operator="llm", parents=[p.uid for p in parents], model=model, tokens=rep["tokens"],
                            cost=rep["cost"], meta={"llm_seconds": rep["seconds"], "reply_chars": len(text or "")})
             progs.append(prog)
@@ -332,25 +351,8 @@ class LLMOperator:
                 self._fail(prog, rep["error"], search)
                 c["llm_failed"] += 1
                 continue
-            if refused is not None:
-                self._fail(prog, "rejected: " + refused, search)
-                c["llm_rejected"] += 1
-                continue
-            if src is None:
-                self._fail(prog, "no code: the reply defines no function potential(x, p)", search)
-                c["llm_rejected"] += 1
-                continue
-            try:
-                prog.canonical = canonical_source(src)
-            except (RecursionError, MemoryError, SyntaxError, ValueError) as exc:
-                prog.canonical = src
-                self._fail(prog, f"rejected: program could not be normalised ({type(exc).__name__})", search)
-                c["llm_rejected"] += 1
-                continue
-            reasons = self.check_source(src)
-            if reasons:
-                prog.source = stored_reply(src)
-                self._fail(prog, "rejected: " + "; ".join(reasons)[:400], search)
+            if rejection is not None:
+                self._fail(prog, rejection, search)
                 c["llm_rejected"] += 1
                 continue
             hit = search.cache.get(prog.canonical)

@@ -162,30 +162,25 @@ class LLMProposer:
 
     def finish(self, search, job, rep: dict):
         """The Program for a reply; ``prog.meta['needs_score']`` when it must go to the sandbox."""
-        from .islands import Program, canonical_source
-        from .llm_op import extract_source
+        from .islands import Program
+        from .llm_op import screen_reply
 
         c = search.counters
         c["llm_calls"] += 1
         c["tokens"] += rep["tokens"]
         c["cost"] += rep["cost"]
         self.op.spent += rep["cost"]
-        src = extract_source(rep["text"]) if rep["text"] is not None else None
-        prog = Program(uid=job.uid, source=src or (rep["text"] or ""), canonical="", island=job.island,
+        source, canonical, rejection = screen_reply(rep["text"], self.op.check_source)
+        prog = Program(uid=job.uid, source=source, canonical=canonical, island=job.island,
                        round=job.rnd, operator="llm", parents=list(job.parent_uids), model=job.model,
-                       tokens=rep["tokens"], cost=rep["cost"], meta={"llm_seconds": rep["seconds"]})
+                       tokens=rep["tokens"], cost=rep["cost"],
+                       meta={"llm_seconds": rep["seconds"], "reply_chars": len(rep["text"] or "")})
         if rep["error"]:
             self._fail(prog, rep["error"], search)
             c["llm_failed"] += 1
             return prog
-        if src is None:
-            self._fail(prog, "no code: the reply defines no function potential(x, p)", search)
-            c["llm_rejected"] += 1
-            return prog
-        prog.canonical = canonical_source(src)
-        reasons = self.op.check_source(src)
-        if reasons:
-            self._fail(prog, "rejected: " + "; ".join(reasons)[:400], search)
+        if rejection is not None:
+            self._fail(prog, rejection, search)
             c["llm_rejected"] += 1
             return prog
         prog.meta["needs_score"] = True
