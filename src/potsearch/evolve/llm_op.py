@@ -173,6 +173,18 @@ def stored_reply(text: str) -> str:
     return text[:STORED_REPLY_CHARS] + f"\n[... reply cut: {len(text)} characters in all]"
 
 
+def reply_record(litellm, resp, t0: float) -> dict:
+    """A model response as the search records it (text, tokens, cost; both loops)."""
+    text = resp.choices[0].message.content or ""
+    usage = getattr(resp, "usage", None)
+    tokens = int(getattr(usage, "total_tokens", 0) or 0) if usage else 0
+    try:
+        cost = float(litellm.completion_cost(completion_response=resp) or 0.0)
+    except Exception:  # unknown price (local or custom models): count tokens, cost 0
+        cost = 0.0
+    return {"text": text, "tokens": tokens, "cost": cost, "error": None, "seconds": time.perf_counter() - t0}
+
+
 def screen_reply(text: str | None, check_source) -> tuple[str, str, str | None]:
     """One model reply, screened the same way by both loops: ``(source to store, canonical form,
     rejection)``. The rejection is None when the program may go to the sandbox, else the reason stored
@@ -286,14 +298,7 @@ class LLMOperator:
         except Exception as exc:  # any provider error: recorded on the candidate, the search goes on
             return {"text": None, "tokens": 0, "cost": 0.0, "error": f"llm: {type(exc).__name__}: {exc}"[:500],
                     "seconds": time.perf_counter() - t0}
-        text = resp.choices[0].message.content or ""
-        usage = getattr(resp, "usage", None)
-        tokens = int(getattr(usage, "total_tokens", 0) or 0) if usage else 0
-        try:
-            cost = float(litellm.completion_cost(completion_response=resp) or 0.0)
-        except Exception:  # unknown price (local or custom models): count tokens, cost 0
-            cost = 0.0
-        return {"text": text, "tokens": tokens, "cost": cost, "error": None, "seconds": time.perf_counter() - t0}
+        return reply_record(litellm, resp, t0)
 
     def prompt_compact(self, parents) -> str:
         pr = self.problem

@@ -118,14 +118,9 @@ async def call_model(litellm, llm, model: str, prompt: str, seed: int | None, ex
     except Exception as exc:  # any provider error: recorded on the candidate, the search goes on
         return {"text": None, "tokens": 0, "cost": 0.0, "seconds": time.perf_counter() - t0,
                 "error": f"llm: {type(exc).__name__}: {exc}"[:500]}
-    text = resp.choices[0].message.content or ""
-    usage = getattr(resp, "usage", None)
-    tokens = int(getattr(usage, "total_tokens", 0) or 0) if usage else 0
-    try:
-        cost = float(litellm.completion_cost(completion_response=resp) or 0.0)
-    except Exception:  # unknown price (local or custom models): count tokens, cost 0
-        cost = 0.0
-    return {"text": text, "tokens": tokens, "cost": cost, "error": None, "seconds": time.perf_counter() - t0}
+    from .llm_op import reply_record
+
+    return reply_record(litellm, resp, t0)
 
 
 class ModelCallerActorImpl:
