@@ -8,7 +8,6 @@ first start. A run that holds samples is never touched.
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -18,16 +17,17 @@ STORE = "store.sqlite"
 
 def _samples(run_dir: Path) -> int | None:
     """Samples in the run's store; None when it cannot be read (then nothing is removed)."""
-    path = run_dir / STORE
-    if not path.exists():
+    import sqlite3
+
+    from .errors import InputError
+    from .store import RunStore
+
+    if not (run_dir / STORE).exists():
         return 0
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
-        try:
-            return int(con.execute("SELECT count(*) FROM samples").fetchone()[0])
-        finally:
-            con.close()
-    except sqlite3.Error:
+        with RunStore.open(run_dir, readonly=True) as st:
+            return st.n_samples()
+    except (sqlite3.Error, OSError, InputError):
         return None
 
 
