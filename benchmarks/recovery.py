@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +41,7 @@ import pandas as pd
 import sympy as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _summary import emit  # noqa: E402
+from _summary import cli, emit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = 20_000
@@ -68,15 +66,6 @@ LAWS = [  # (agent, hidden law in the surrogate's feature names, grade)
     ("fitter", "0.2*terms*n_funcs + 0.3*terms", "product"),
 ]
 QUICK = [0, 9, 12]  # shipped word law, a log law, shipped fitter law
-
-
-def cli(*args) -> str:
-    env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True")
-    out = subprocess.run([sys.executable, "-m", "potsearch", *map(str, args)], capture_output=True, text=True,
-                         env=env)
-    if out.returncode:
-        raise SystemExit(f"potsearch {' '.join(map(str, args))} failed:\n{out.stderr[-3000:]}")
-    return out.stdout
 
 
 def agent_file(kind: str, formula: str, d: Path, tag: str) -> Path:

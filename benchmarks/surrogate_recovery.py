@@ -14,9 +14,7 @@ language model. Three instruments, each run with the same budget and seeds:
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,18 +23,9 @@ import numpy as np
 from scipy.stats import pearsonr, spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _summary import emit  # noqa: E402
+from _summary import cli, emit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def cli(*args) -> str:
-    env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True")
-    out = subprocess.run([sys.executable, "-m", "potsearch", *map(str, args)], capture_output=True, text=True,
-                         env=env)
-    if out.returncode:
-        raise SystemExit(f"potsearch {' '.join(map(str, args))} failed:\n{out.stderr}")
-    return out.stdout
 
 
 def recovery(agent: Path, run: Path, samples: int, k: int, seed: int) -> dict:
