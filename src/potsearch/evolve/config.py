@@ -76,6 +76,8 @@ class SearchConfig:
     agent: str = "auto"        # feature library: auto | word | fitter
     loop: str = "async"        # async: steady state, no round barrier; lockstep: rounds wait for every reply
     hall_of_fame: int = 20
+    terms_mix: float = 0.1     # share of non-LLM offspring from the term-structured operator (0 = GP only)
+    terms_max: int = 4         # most terms in a term-structured law
     fit: FitConfig = field(default_factory=FitConfig)
     gp: GPConfig = field(default_factory=GPConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
@@ -110,10 +112,11 @@ class SearchConfig:
 
 _SECTIONS = {"fit": FitConfig, "gp": GPConfig, "llm": LLMConfig, "sandbox": SandboxConfig}
 _POSITIVE = {"rounds", "islands", "population", "offspring", "tournament", "hall_of_fame", "starts", "max_iter",
-             "max_height", "max_size", "max_tokens", "workers", "cpu_seconds", "memory_mb", "checkpoint_every"}
+             "max_height", "max_size", "max_tokens", "workers", "cpu_seconds", "memory_mb", "checkpoint_every",
+             "terms_max"}
 _NONNEG = {"migrate_every", "migrants", "reset_every", "seed", "init_min_depth", "init_max_depth", "parsimony",
            "temperature", "max_cost"}
-_PROB = {"cx_prob", "reset_fraction"}
+_PROB = {"cx_prob", "reset_fraction", "terms_mix"}
 
 
 class _Where:

@@ -199,6 +199,11 @@ class Search:
                          "llm_rejected": 0, "llm_failed": 0, "llm_scored": 0, "tokens": 0, "cost": 0.0,
                          "eval_seconds": 0.0}
         self._pool = None
+        self.terms = None
+        if cfg.terms_mix > 0:
+            from .terms_op import TermsOperator
+
+            self.terms = TermsOperator(self)
         self.started = time.perf_counter()
         self.run_id = store.run_id()
 
@@ -213,6 +218,9 @@ class Search:
             d["loop"] = "async"
         for k in ("concurrency", "api_base"):
             d["llm"].pop(k, None)
+        if not d.get("terms_mix"):  # the term operator off: the id of a search made before it existed
+            d.pop("terms_mix", None)
+            d.pop("terms_max", None)
         d["features_used"] = self.features
         d["split"] = self.problem.split
         return "ev" + hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -225,6 +233,20 @@ class Search:
         # generated GP source is already canonical (deterministic text): no ast round trip needed
         return Program(uid=uid, source=src, canonical=src, island=island, round=rnd,
                        operator=op, parents=parents, tree=tree, p0=p0)
+
+    def offspring(self, island: int, uid: str, rnd: int) -> Program:
+        """A non-LLM child: from the term operator with probability ``terms_mix`` (no draw when it is
+        off), else GP variation of two tournament parents."""
+        if self.terms is not None and random.random() < self.cfg.terms_mix:
+            return self.terms.child(island, uid, rnd)
+        pop = self.pops[island]
+        par = self._tree_parents(pop, 2)
+        if not par:
+            return self._random_program(uid, island, rnd, "gp:new")
+        tree, op = gpmod.vary(self.tb, par[0].tree, par[1].tree, self.cfg.gp.cx_prob)
+        parents = [par[0].uid] + ([par[1].uid] if op == "gp:cx" else [])
+        scale = par[0].params[0] if par[0].params else None
+        return self._from_tree(tree, uid, island, rnd, op, parents, scale)
 
     def _random_program(self, uid, island, rnd, op="gp:init") -> Program:
         return self._from_tree(self.tb.tree(), uid, island, rnd, op, [])
@@ -294,6 +316,8 @@ class Search:
         self.store.candidates.add_many(p.row(self.run_id) for p in progs)
         self.counters["candidates"] += len(progs)
         self.counters["failed"] += sum(1 for p in progs if not p.ok)
+        if self.terms is not None:
+            self.terms.observe(progs)
 
     def _load_cache_from_store(self) -> None:
         for r in self.store.candidates.rows(valid_only=False, search_id=self.sid):
@@ -353,14 +377,7 @@ class Search:
                     parents = tools.selTournament(pop, k, min(cfg.tournament, len(pop)))
                     llm_jobs.append((i, uid, parents))
                     continue
-                par = self._tree_parents(pop, 2)
-                if not par:
-                    child = self._random_program(uid, i, rnd, "gp:new")
-                else:
-                    tree, op = gpmod.vary(self.tb, par[0].tree, par[1].tree, cfg.gp.cx_prob)
-                    parents = [par[0].uid] + ([par[1].uid] if op == "gp:cx" else [])
-                    scale = par[0].params[0] if par[0].params else None
-                    child = self._from_tree(tree, uid, i, rnd, op, parents, scale)
+                child = self.offspring(i, uid, rnd)
                 gp_children.append(child)
                 per_island[i].append(child)
         self.evaluate(gp_children)
@@ -431,6 +448,8 @@ class Search:
             "hof": [p.to_state() for p in self.hof], "logbook": [dict(r) for r in self.logbook],
             "counters": dict(self.counters), "features": self.features, "extra": extra,
         }
+        if self.terms is not None:
+            state["terms"] = self.terms.state()
         self.store.save_checkpoint(CHECKPOINT_STAGE, self.round, pickle.dumps(state, protocol=4))
 
     def restore(self) -> bool:
@@ -452,6 +471,8 @@ class Search:
             self.logbook.record(**r)
         self.counters.update(state["counters"])
         self.round = int(state["round"])
+        if self.terms is not None:
+            self.terms.restore(state.get("terms"))
         self.restored_extra = state.get("extra")  # async loop hook: its island clocks and calls in flight
         self._load_cache_from_store()
         return True

@@ -19,20 +19,12 @@ import time
 import zlib
 from concurrent.futures import Future
 
-from . import gp as gpmod
-
 
 # --------------------------------------------------------------------------- GP
 def gp_child(search, island: int, uid: str, rnd: int):
-    """One GP offspring of ``island`` (the lockstep step's variation, child by child)."""
-    pop = search.pops[island]
-    par = search._tree_parents(pop, 2)
-    if not par:
-        return search._random_program(uid, island, rnd, "gp:new")
-    tree, op = gpmod.vary(search.tb, par[0].tree, par[1].tree, search.cfg.gp.cx_prob)
-    parents = [par[0].uid] + ([par[1].uid] if op == "gp:cx" else [])
-    scale = par[0].params[0] if par[0].params else None
-    return search._from_tree(tree, uid, island, rnd, op, parents, scale)
+    """One non-LLM offspring of ``island`` (the lockstep step's variation, child by child): GP, or the
+    term-structured operator with probability ``terms_mix`` (``Search.offspring``)."""
+    return search.offspring(island, uid, rnd)
 
 
 # --------------------------------------------------------------------------- model calls

@@ -108,8 +108,11 @@ def _solve_linear(T: np.ndarray, data: ScoringData, c0=None, iters: int = 30) ->
     return c, float(val.sum() / ns)
 
 
-def fit(terms: list[Term], data: ScoringData, theta0=None) -> FitResult:
-    """Variable projection: exact coefficients, inner parameters by Nelder-Mead on S*(theta)."""
+def fit(terms: list[Term], data: ScoringData, theta0=None, inner_fit: bool = True) -> FitResult:
+    """Variable projection: exact coefficients, inner parameters by Brent / Nelder-Mead on S*(theta).
+    ``inner_fit=False``: the inner parameters stay at ``theta0`` (one exact linear solve; the island
+    search's scorer then refines every parameter jointly by Gauss-Newton from there, ~20x cheaper
+    than a projected line search)."""
     from .scoring import action_value
 
     x = data.features
@@ -134,13 +137,13 @@ def fit(terms: list[Term], data: ScoringData, theta0=None) -> FitResult:
         return _solve_linear(T, data)[1]
 
     th = th0
-    if len(inner) == 1:   # one inner parameter: Brent's method, a few dozen projected solves
+    if len(inner) == 1 and inner_fit:   # one inner parameter: Brent's method, a few dozen projected solves
         res = minimize_scalar(lambda t: projected(np.array([t])), bracket=(th0[0], th0[0] + 0.5),
                               options={"xtol": 1e-6, "maxiter": 60})
         th = np.array([float(res.x)])
         if not math.isfinite(projected(th)):
             th = th0
-    elif len(inner):
+    elif len(inner) and inner_fit:
         res = minimize(projected, th0, method="Nelder-Mead", options={"maxiter": 200 * len(inner), "xatol": 1e-6,
                                                                        "fatol": 1e-10})
         th = np.asarray(res.x, float)

@@ -1,0 +1,110 @@
+"""The term-structured operator of the island search: V = sum_i c_i * term_i (evolve/terms.py).
+
+With probability ``terms_mix`` an offspring that is not an LLM child comes from this operator
+instead of GP variation. The operator keeps an archive of the best term laws of each size
+(1..``terms_max`` terms, ``ARCHIVE`` laws per size, lowest training action first), shared by all
+islands. A child is a mutation of a random archive member (add, drop, replace or transform one
+term; ``terms.mutate``), or a single linear term while the archive is empty. Its coefficients are
+solved exactly at the inner parameters' defaults (``terms.fit`` with ``inner_fit=False``: one
+Newton solve), and the scorer's Gauss-Newton fitter refines every parameter jointly from there (a
+projected line search over an inner parameter costs ~20x more for the same optimum); the law is
+written as source (``terms.to_source``) and scored like a GP candidate (``Search.evaluate``: the
+score cache, the same fitter started at the exact solution, the same store row). A law already in
+the score cache is not fitted again.
+
+Stored rows have operator ``terms``, the parent's uid (none for a fresh single term) and
+``meta.terms`` (the term list) and ``meta.terms_op`` (the mutation). Children compete in their
+island's population like any other program (they reach the hall of fame, the Pareto front and
+migrations); GP never varies them (they have no tree).
+
+Randomness: the global ``random`` module (seeded by the search, saved in checkpoints), drawn only
+when ``terms_mix > 0`` -- a run with the operator off makes exactly the candidates it made before
+the operator existed. The archive is part of the checkpoint (``state`` / ``restore``).
+"""
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+
+from . import terms as T
+
+ARCHIVE = 4   # laws kept per size
+
+
+def _key(t: T.Term) -> tuple:
+    return (t.kind, t.a, t.b, t.theta0)
+
+
+class TermsOperator:
+    def __init__(self, search):
+        self.s = search
+        data = search.problem.data
+        feats = {k: data.features[k] for k in search.features if k in data.features}
+        self.lib = T.library(feats)
+        self.lin = [t for t in self.lib if t.kind == "lin"]
+        self.max_terms = int(search.cfg.terms_max)
+        self.archive: dict[int, list[dict]] = {}   # size -> [{"terms", "uid", "train"}], best first
+
+    # ------------------------------------------------------------------ checkpoint
+    def state(self) -> dict:
+        return {str(k): [{"terms": [list(_key(t)) for t in e["terms"]], "uid": e["uid"], "train": e["train"]}
+                         for e in v] for k, v in self.archive.items()}
+
+    def restore(self, state: dict | None) -> None:
+        self.archive = {}
+        for k, v in (state or {}).items():
+            self.archive[int(k)] = [{"terms": [T.Term(*t) for t in e["terms"]], "uid": e["uid"],
+                                     "train": e["train"]} for e in v]
+
+    # ------------------------------------------------------------------ children
+    def child(self, island: int, uid: str, rnd: int):
+        """A new (unscored) Program: a mutation of an archive law, or a fresh linear term."""
+        from .islands import Program
+
+        parent, op = None, "new"
+        if self.archive:
+            size = random.choice(sorted(self.archive))
+            parent = random.choice(self.archive[size])
+            op, law = T.mutate(parent["terms"], self.lib, random)
+            if len(law) > self.max_terms:
+                op, law = "replace", T.replace_term(parent["terms"], self.lib, random)
+        else:
+            law = [random.choice(self.lin)] if self.lin else [random.choice(self.lib)]
+        law = sorted(set(law), key=_key)
+        src, p0 = self._source(law)
+        return Program(uid=uid, source=src, canonical=src, island=island, round=rnd, operator="terms",
+                       parents=[parent["uid"]] if parent else [], p0=p0,
+                       meta={"terms": [list(_key(t)) for t in law], "terms_op": op})
+
+    def _source(self, law: list) -> tuple[str, list]:
+        """The law's source and starting parameters (the variable-projection fit, unless cached)."""
+        n_inner = sum(t.n_inner for t in law)
+        theta0 = np.array([t.theta0 for t in law if t.n_inner], float)
+        dummy = T.FitResult(np.zeros(len(law)), theta0, math.nan, math.nan)
+        src, p0 = T.to_source(law, dummy)
+        if src in self.s.cache:
+            return src, p0
+        try:
+            r = T.fit(law, self.s.problem.data, inner_fit=False)
+        except (np.linalg.LinAlgError, ValueError, FloatingPointError, OverflowError):
+            return src, p0
+        if not (np.all(np.isfinite(r.coef)) and np.all(np.isfinite(r.theta))) or len(r.theta) != n_inner:
+            return src, p0
+        return T.to_source(law, r)
+
+    # ------------------------------------------------------------------ the archive
+    def observe(self, progs) -> None:
+        """Scored programs: every finished terms law may enter the archive of its size."""
+        for p in progs:
+            law = p.meta.get("terms") if p.operator == "terms" else None
+            if not law or not p.ok or not math.isfinite(p.train_action):
+                continue
+            terms = [T.Term(*t) for t in law]
+            entries = self.archive.setdefault(len(terms), [])
+            if any(e["terms"] == terms for e in entries):
+                continue
+            entries.append({"terms": terms, "uid": p.uid, "train": float(p.train_action)})
+            entries.sort(key=lambda e: e["train"])   # stable: older laws win ties
+            del entries[ARCHIVE:]
