@@ -21,10 +21,12 @@ additive constant (the action sees differences only):
   * no — anything else.
 
     python benchmarks/recovery.py [--quick] [--laws 1 5 13] [--rounds R --islands I] [--no-gplearn]
-                                  [--terms STEPS] [--keep DIR [--reuse]]
+                                  [--variants gp terms] [--rules one_se pysr] [--keep DIR [--reuse]]
 
---terms STEPS also runs the term-structured search (evolve/terms.py, not yet in the island loop) on
-the same problem and scores its selected law by the same rule.
+Each law's collected and fitted run is evolved once per variant, at the same budget and seed:
+``gp`` (GP only: terms_mix 0) and ``terms`` (the default config: GP plus the term-structured
+operator, evolve/terms_op.py). Per variant: recovery of the selected law under each rule, of the
+lowest-action law, the number of front members made by the terms operator, evolve wall time.
 """
 from __future__ import annotations
 
@@ -173,59 +175,61 @@ def heldout_of(expr, data) -> float:
 
 
 # ----------------------------------------------------------------------------- one law
+VARIANTS = {"gp": 0.0, "terms": None}   # terms_mix of each evolve variant (None: the default config's)
+
+
+def variant_config(d: Path, name: str) -> Path:
+    """search_configs/default.yaml with the variant's terms_mix (the default config itself for "terms")."""
+    text = (ROOT / "search_configs" / "default.yaml").read_text()
+    mix = VARIANTS[name]
+    if mix is not None:
+        text, n = re.subn(r"(?m)^terms_mix:\s*\S+", f"terms_mix: {mix}", text)
+        if n != 1:
+            raise SystemExit("search_configs/default.yaml has no terms_mix line")
+    p = d / f"config_{name}.yaml"
+    p.write_text(text)
+    return p
+
+
 def run_law(i: int, d: Path, a) -> dict:
+    import shutil
+
     from potsearch.evolve.problem import load_problem
-    from potsearch.evolve.selection import SelectionOptions, select_law
-    from potsearch.evolve.simplify import _translate
 
     kind, formula, grade = LAWS[i]
     run = d / f"law{i}"
     t0 = time.perf_counter()
-    reuse = a.reuse and (run / "evolve" / "summary.json").exists()
-    if not reuse:
+    if not (a.reuse and (run / "fit").exists()):
+        shutil.rmtree(run, ignore_errors=True)
         agent = agent_file(kind, formula, d, str(i))
         per_state = 27 if kind == "word" else 124
         cli("collect", "--agent", agent, "--provider", "surrogate", "--run", run, "--max-samples", SAMPLES,
             "--samples-per-state", per_state, "--seed", a.seed, "--workers", 1)
         cli("fit", run)
-    t1 = time.perf_counter()
-    ev = ["evolve", "--run", run, "--quiet", "--seed", a.seed]
-    if a.rounds:
-        ev += ["--rounds", a.rounds]
-    if a.islands:
-        ev += ["--islands", a.islands]
-    if not reuse:
-        cli(*ev)
-    t2 = time.perf_counter()
-    summary = json.loads((run / "evolve" / "summary.json").read_text())
-    cfg = summary.get("config", {})
-    problem = load_problem(run, seed=int(cfg.get("seed", 0)), heldout_fraction=float(cfg.get("heldout_fraction", 0.2)))
-    front = pd.read_csv(run / "evolve" / "pareto.csv")
-    front["params"] = front["params"].map(json.loads)
+    out = {"law": i, "agent": kind, "formula": formula, "grade": grade, "collect_fit_s": time.perf_counter() - t0,
+           "variants": {}}
     hidden = hidden_expr(formula, kind)
-    out = {"law": i, "agent": kind, "formula": formula, "grade": grade, "collect_fit_s": t1 - t0,
-           "evolve_s": t2 - t1, "front": len(front), "rules": {}}
-    lowest = front.loc[front["train_action"].idxmin()]
-    out["lowest_train"] = float(lowest["train_action"])
-    out["lowest_class"] = classify(_safe(_translate, lowest["source"], lowest["params"]), hidden, problem.features)
-    for rule in ("one_se", "pysr"):
-        ts = time.perf_counter()
-        sel = select_law(front, problem.data, SelectionOptions(rule=rule, seed=a.seed))
-        s = sel.selected
-        expr = _safe(_translate, s["source"], s["params"])
-        out["rules"][rule] = {"text": s.get("text", ""), "class": classify(expr, hidden, problem.features),
-                              "heldout": float(s["heldout_action"]), "train": float(s["train_action"]),
-                              "seconds": time.perf_counter() - ts}
-    if a.terms:
-        from potsearch.evolve import terms as termmod
-
-        ts = time.perf_counter()
-        rows = termmod.search(problem.data, steps=a.terms, seed=a.seed)
-        sel = select_law(pd.DataFrame(rows), problem.data, SelectionOptions(seed=a.seed))
-        s = sel.selected
-        out["terms"] = {"text": s.get("text", ""), "heldout": float(s["heldout_action"]),
-                        "class": classify(_safe(_translate, s["source"], s["params"]), hidden, problem.features),
-                        "seconds": time.perf_counter() - ts}
+    problem = None
+    for name in a.variants:
+        vrun = d / f"law{i}_{name}"
+        reuse = a.reuse and (vrun / "evolve" / "summary.json").exists()
+        t1 = time.perf_counter()
+        if not reuse:
+            shutil.rmtree(vrun, ignore_errors=True)
+            shutil.copytree(run, vrun)
+            ev = ["evolve", "--run", vrun, "--quiet", "--seed", a.seed, "--config", variant_config(d, name)]
+            if a.rounds:
+                ev += ["--rounds", a.rounds]
+            if a.islands:
+                ev += ["--islands", a.islands]
+            cli(*ev)
+        ev_s = time.perf_counter() - t1
+        summary = json.loads((vrun / "evolve" / "summary.json").read_text())
+        cfg = summary.get("config", {})
+        if problem is None:
+            problem = load_problem(vrun, seed=int(cfg.get("seed", 0)),
+                                   heldout_fraction=float(cfg.get("heldout_fraction", 0.2)))
+        out["variants"][name] = evaluate_variant(vrun, problem, hidden, a, ev_s)
     if not a.no_gplearn:
         try:
             g, gs = gplearn_law(problem, a.quick, a.seed)
@@ -239,6 +243,28 @@ def run_law(i: int, d: Path, a) -> dict:
     return out
 
 
+def evaluate_variant(vrun: Path, problem, hidden, a, evolve_s: float) -> dict:
+    """Selection (both rules) and the recovery rule on one evolved run's Pareto front."""
+    from potsearch.evolve.selection import SelectionOptions, select_law
+    from potsearch.evolve.simplify import _translate
+
+    front = pd.read_csv(vrun / "evolve" / "pareto.csv")
+    front["params"] = front["params"].map(json.loads)
+    lowest = front.loc[front["train_action"].idxmin()]
+    v = {"evolve_s": evolve_s, "front": len(front), "rules": {}, "lowest_train": float(lowest["train_action"]),
+         "lowest_class": classify(_safe(_translate, lowest["source"], lowest["params"]), hidden, problem.features),
+         "front_terms": int((front["operator"] == "terms").sum())}
+    for rule in a.rules:
+        ts = time.perf_counter()
+        sel = select_law(front, problem.data, SelectionOptions(rule=rule, seed=a.seed))
+        s = sel.selected
+        expr = _safe(_translate, s["source"], s["params"])
+        v["rules"][rule] = {"text": s.get("text", ""), "class": classify(expr, hidden, problem.features),
+                            "heldout": float(s["heldout_action"]), "train": float(s["train_action"]),
+                            "operator": str(s.get("operator", "")), "seconds": time.perf_counter() - ts}
+    return v
+
+
 def _safe(fn, *args):
     try:
         return fn(*args)
@@ -247,6 +273,8 @@ def _safe(fn, *args):
 
 
 def main() -> None:
+    from potsearch.evolve.selection import DEFAULT_RULE, RULES
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help=f"laws {QUICK} only, rounds 1000 x 8 islands")
     ap.add_argument("--laws", type=int, nargs="+", help="indices into the suite (0-based)")
@@ -254,10 +282,11 @@ def main() -> None:
     ap.add_argument("--islands", type=int)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-gplearn", action="store_true")
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                    help="evolve variants: gp (terms_mix 0) and terms (the default config, terms operator on)")
+    ap.add_argument("--rules", nargs="+", choices=list(RULES), default=list(RULES))
     ap.add_argument("--keep", help="keep the runs in this directory")
-    ap.add_argument("--reuse", action="store_true", help="with --keep: reuse runs already evolved there")
-    ap.add_argument("--terms", type=int, default=0, metavar="STEPS",
-                    help="also run the term-structured search (potsearch.evolve.terms.search) for STEPS steps")
+    ap.add_argument("--reuse", action="store_true", help="with --keep: reuse runs already collected / evolved there")
     a = ap.parse_args()
     laws = a.laws or (QUICK if a.quick else list(range(len(LAWS))))
     if a.quick:
@@ -275,45 +304,42 @@ def main() -> None:
     budget = f"rounds {a.rounds or 'default'} x islands {a.islands or 'default'}"
     print(f"\nrecovery suite: {len(rows)} laws, {SAMPLES} samples each, evolve {budget}, seed {a.seed}")
     tot = {}
-    for rule in ("one_se", "pysr"):
-        cls = [r["rules"][rule]["class"] for r in rows]
-        tot[rule] = cls.count("exact")
-        print(f"  {rule:7s}: exact {cls.count('exact')}/{len(rows)}, near {cls.count('near')}, "
-              f"not recovered {cls.count('no')}")
-    low = [r["lowest_class"] for r in rows]
-    print(f"  lowest training action (the old rule): exact {low.count('exact')}/{len(rows)}, near {low.count('near')}")
-    tm = [r["terms"]["class"] for r in rows if r.get("terms")]
-    if tm:
-        print(f"  term-structured search: exact {tm.count('exact')}/{len(tm)}, near {tm.count('near')}")
+    for name in a.variants:
+        for rule in a.rules:
+            cls = [r["variants"][name]["rules"][rule]["class"] for r in rows]
+            tot[name, rule] = cls.count("exact")
+            print(f"  {name:5s} {rule:7s}: exact {cls.count('exact')}/{len(rows)}, near {cls.count('near')}, "
+                  f"not recovered {cls.count('no')}")
+        low = [r["variants"][name]["lowest_class"] for r in rows]
+        print(f"  {name:5s} lowest training action: exact {low.count('exact')}/{len(rows)}, near {low.count('near')}; "
+              f"evolve wall {sum(r['variants'][name]['evolve_s'] for r in rows):.0f} s")
     g = [r["gplearn"]["class"] for r in rows if r.get("gplearn")]
     if g:
         print(f"  gplearn baseline: exact {g.count('exact')}/{len(g)}, near {g.count('near')}")
-    print(f"  wall time: {sum(r['wall_s'] for r in rows):.0f} s total "
-          f"(evolve {sum(r['evolve_s'] for r in rows):.0f} s)")
-    from potsearch.evolve.selection import DEFAULT_RULE
-
-    ours = tot[DEFAULT_RULE] / len(rows)
+    print(f"  wall time: {sum(r['wall_s'] for r in rows):.0f} s total")
+    main_variant = "terms" if "terms" in a.variants else a.variants[0]
+    rule = DEFAULT_RULE if DEFAULT_RULE in a.rules else a.rules[0]
+    ours = tot[main_variant, rule] / len(rows)
     base = (g.count("exact") / len(g)) if g else None
-    emit("recovery", f"exact recovery of {len(rows)} hidden laws (selection {DEFAULT_RULE} + simplification; baseline "
-         "gplearn on the fitted potentials)", ours, base, None if not base else ours / base, ">= 0.8",
-         ours >= 0.8)
+    emit("recovery", f"exact recovery of {len(rows)} hidden laws (evolve {main_variant}, selection {rule} + "
+         "simplification; baseline gplearn on the fitted potentials)", ours, base,
+         None if not base else ours / base, ">= 0.8", ours >= 0.8)
 
 
 def _print_row(r: dict) -> None:
     print(f"  law {r['law']} ({r['agent']}, {r['grade']}): hidden {r['formula']}")
-    for rule, s in r["rules"].items():
-        print(f"    {rule:7s} {s['class']:5s} held-out {s['heldout']:.6g} train {s['train']:.6g} "
-              f"(lowest train {r['lowest_train']:.6g}, +{100 * (s['train'] / r['lowest_train'] - 1):.3f} %) "
-              f"{s['text']}")
-    t = r.get("terms")
-    if t:
-        print(f"    terms   {t['class']:5s} held-out {t['heldout']:.6g} ({t['seconds']:.0f} s) {t['text']}")
+    for name, v in r["variants"].items():
+        for rule, s in v["rules"].items():
+            print(f"    {name:5s} {rule:7s} {s['class']:5s} held-out {s['heldout']:.6g} train {s['train']:.6g} "
+                  f"(lowest train {v['lowest_train']:.6g}, +{100 * (s['train'] / v['lowest_train'] - 1):.3f} %) "
+                  f"[{s['operator']}] {s['text']}")
+        print(f"    {name:5s} lowest-action law: {v['lowest_class']}; front {v['front']} laws "
+              f"({v['front_terms']} from terms); evolve {v['evolve_s']:.0f} s")
     g = r.get("gplearn")
     if g:
         print(f"    gplearn {g['class']:5s} held-out {g['heldout']:.6g} {g['text']}")
-    print(f"    lowest-action law: {r['lowest_class']}; per-state baseline held-out {r['baseline_heldout']:.6g}; "
-          f"wall {r['wall_s']:.0f} s (collect+fit {r['collect_fit_s']:.0f} s, evolve {r['evolve_s']:.0f} s)",
-          flush=True)
+    print(f"    per-state baseline held-out {r['baseline_heldout']:.6g}; wall {r['wall_s']:.0f} s "
+          f"(collect+fit {r['collect_fit_s']:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

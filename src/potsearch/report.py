@@ -353,7 +353,10 @@ figure img{width:100%;height:auto;display:block}figure.wide{grid-column:1/-1}fig
 details{margin:10px 0}summary{cursor:pointer;font-weight:600}
 .missing{color:var(--muted);font-style:italic}.muted{color:var(--muted);font-size:13.5px}.warn{color:var(--warn)}
 pre{background:#0f172a;color:#e2e8f0;padding:12px;border-radius:8px;overflow-x:auto;font-size:12.5px}
-code{background:#f1f5f9;padding:1px 5px;border-radius:4px}footer{color:var(--muted);font-size:12px;text-align:center;margin:30px}
+code{background:#f1f5f9;padding:1px 5px;border-radius:4px}
+.laws{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:16px;margin:8px 0}.law h3{margin-top:0}
+p.formula{font:600 16px/1.5 ui-monospace,SFMono-Regular,Menlo,monospace;background:#f1f5f9;padding:8px 12px;border-radius:6px;overflow-x:auto}
+img.formula{max-width:100%;height:auto;display:block;margin:6px 0}footer{color:var(--muted);font-size:12px;text-align:center;margin:30px}
 """
 
 
