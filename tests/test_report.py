@@ -164,3 +164,93 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert ink.mean() > 0.05 and px.std() > 0.05           # not a blank page
     # the headline band (dark header) is at the top, as designed
     assert px[:60].mean() < 0.3
+
+
+# ----------------------------------------------------------------------------- evolve section
+EVIL = '<script>alert("x")</script>&'
+
+
+def _evolve_folder(run: Path, selection: bool = True) -> None:
+    (run / "evolve").mkdir()
+    src_sel = 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * x["length"] + p[1] * x["zipf"]\n'
+    src_low = ('N_PARAMS = 3\n\n\ndef potential(x, p):\n    return p[0] * x["length"] + p[1] * x["zipf"] '
+               '+ p[2] * x["vowels"]\n')
+    summary = {"rounds": 7, "islands": 2, "candidates": 30, "best_train_action": 0.4712,
+               "config": {"seed": 0, "heldout_fraction": 0.2, "note": EVIL},
+               "best": {"uid": "u3", "source": src_low, "params": [1.6, -2.4, 0.001], "train_action": 0.4712}}
+    if selection:
+        summary["selection"] = {
+            "rule": "pysr", "reason": "steepest drop " + EVIL,
+            "selected": {"uid": "u2", "source": src_sel, "params": [1.6, -2.4], "text": "1.6*length - 2.4*zipf " + EVIL,
+                         "latex": r"1.6 \mathrm{length} - 2.4 \mathrm{zipf}", "train_action": 0.4713,
+                         "heldout_action": 0.49, "complexity": 9, "n_terms": 2, "raw_source": src_sel},
+            "lowest": {"uid": "u3", "source": src_low, "train_action": 0.4712, "heldout_action": 0.491,
+                       "complexity": 13},
+            "dropped": ["vowels " + EVIL], "front_size": 3}
+    (run / "evolve" / "summary.json").write_text(json.dumps(summary))
+    rows = [(3, 0.61, 0.62, "u1", "gp:cx", 'N_PARAMS = 1\n\n\ndef potential(x, p):\n    return p[0] * x["length"]\n',
+             [0.9], "0.9*length", 0),
+            (9, 0.4713, 0.49, "u2", "terms", src_sel, [1.6, -2.4], "1.6*length - 2.4*zipf", 1),
+            (13, 0.4712, 0.491, "u3", "llm", src_low, [1.6, -2.4, 0.001], "1.6*length " + EVIL, 0)]
+    import csv
+
+    with open(run / "evolve" / "pareto.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["complexity", "n_params", "train_action", "heldout_action", "gap", "uid", "operator", "source",
+                    "params", "simplified", "selected"])
+        for c, tr, he, uid, op, src, par, simp, sel in rows:
+            w.writerow([c, len(par), tr, he, 0.01, uid, op, src, json.dumps(par), simp if selection else "",
+                        sel if selection else ""])
+
+
+def _section(page: str, key: str) -> str:
+    return re.search(rf'<section id="{key}">(.*?)</section>', page, re.S).group(1)
+
+
+def test_evolve_section_shows_the_selected_law_and_escapes_model_text(tmp_path):
+    run = _run(tmp_path, "r")
+    _evolve_folder(run)
+    sec = _section(R.render(R.Ctx(run_dir=run)), "evolve")
+    assert "<script" not in sec and "&lt;script&gt;" in sec and "&amp;" in sec
+    # the selected formula is visible text, before any collapsed block
+    visible = re.sub(r"<details>.*?</details>", "", sec, flags=re.S)
+    assert "Selected law (rule pysr)" in visible and "V = 1.6*length - 2.4*zipf &lt;script&gt;" in visible
+    assert "Lowest training action" in visible and "drops these terms" in visible
+    assert "recorded by the search" in visible
+    # the front table: the selected row is marked (pareto.csv's selected column), its simplified formula shown
+    rows = re.findall(r"<tr>(.*?)</tr>", visible, re.S)
+    marked = [r for r in rows if "★ selected" in r]
+    assert len(marked) == 1 and "<td>9</td>" in marked[0] and "terms" in marked[0]
+    assert any("lowest action" in r and "<td>13</td>" in r and "&lt;script&gt;" in r for r in rows)
+    assert sec.count("data:image/png;base64,") >= 2      # the front figure, the formula drawn by mathtext
+
+
+def test_evolve_section_without_a_selection_block_computes_it(tmp_path_factory):
+    from potsearch.evolve.config import SearchConfig
+    from potsearch.evolve.run import evolve
+
+    from evolve_helpers import small_run
+
+    run = small_run(tmp_path_factory, "report")
+    evolve(run, SearchConfig(rounds=30, islands=2, population=8, offspring=2, checkpoint_every=10, seed=1))
+    summary = json.loads((run / "evolve" / "summary.json").read_text())
+    summary.pop("selection", None)
+    (run / "evolve" / "summary.json").write_text(json.dumps(summary))
+    sec = _section(R.render(R.Ctx(run_dir=run)), "evolve")
+    visible = re.sub(r"<details>.*?</details>", "", sec, flags=re.S)
+    assert "computed by the report" in visible and re.search(r'<p class="formula">V = [^<]*(vowels|zipf)', visible)
+    # a surrogate run: the hidden law from the run's stored config, and the scatter of hidden vs found
+    with RunStore.open(run, readonly=True) as st:
+        formula = st.run_info()["config"]["formula"]
+    assert f"V<sub>hidden</sub> = {R.esc(formula)}" in visible
+    m = re.search(r"both centred \(the additive constant removed\): r = ([-0-9.]+)", visible)
+    assert m and float(m.group(1)) > 0.5
+    assert visible.count("★ selected") == 1
+
+
+def test_evolve_section_falls_back_to_the_lowest_action_law(tmp_path):
+    run = _run(tmp_path, "r")
+    _evolve_folder(run, selection=False)      # no selection block, and the run has no saved fit to compute one
+    sec = _section(R.render(R.Ctx(run_dir=run)), "evolve")
+    assert "Lowest-training-action law" in sec and "no selection recorded" in sec
+    assert "<script" not in sec

@@ -594,3 +594,17 @@ def test_report_html_escapes_model_text(tmp_path):
     write_best_potential(run / "best_potential.py", _best(NASTY_SOURCE), "word", "run", 0.3, "sid")
     page = Path(build_report(run)).read_text()
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    # the evolve section's formulas, selection block and Pareto table carry model text too
+    evil = "</p><script>alert(2)</script>"
+    sel = {"uid": evil, "source": NASTY_SOURCE, "params": [0.8, -0.6], "text": evil, "latex": evil,
+           "train_action": 0.5, "heldout_action": 0.5, "complexity": 9, "n_terms": 2, "raw_source": NASTY_SOURCE}
+    (run / "evolve" / "summary.json").write_text(json.dumps({
+        "best": {"source": NASTY_SOURCE}, "config": {"seed": 0},
+        "selection": {"rule": evil, "reason": evil, "selected": sel, "dropped": [evil], "front_size": 1,
+                      "lowest": {"uid": "u1", "source": NASTY_SOURCE, "train_action": 0.4, "complexity": 12}}}))
+    with open(run / "evolve" / "pareto.csv", "w", encoding="utf-8") as fh:
+        fh.write("complexity,train_action,heldout_action,uid,operator,source,params,simplified,selected\n")
+        fh.write(f'9,0.5,0.5,"{evil}","{evil}","{NASTY_SOURCE.replace(chr(34), chr(34) * 2)}","[0.8, -0.6]",'
+                 f'"{evil}",1\n')
+    page = Path(build_report(run)).read_text()
+    assert "<script>" not in page and page.count("&lt;script&gt;alert(2)&lt;/script&gt;") >= 5
