@@ -238,7 +238,9 @@ class Search:
         """A non-LLM child: from the term operator with probability ``terms_mix`` (no draw when it is
         off), else GP variation of two tournament parents."""
         if self.terms is not None and random.random() < self.cfg.terms_mix:
-            return self.terms.child(island, uid, rnd)
+            c = self.terms.child()
+            return Program(uid=uid, source=c["source"], canonical=c["source"], island=island, round=rnd,
+                           operator="terms", parents=c["parents"], p0=c["p0"], meta=c["meta"])
         pop = self.pops[island]
         par = self._tree_parents(pop, 2)
         if not par:

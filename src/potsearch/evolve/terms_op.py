@@ -59,10 +59,9 @@ class TermsOperator:
                                      "train": e["train"]} for e in v]
 
     # ------------------------------------------------------------------ children
-    def child(self, island: int, uid: str, rnd: int):
-        """A new (unscored) Program: a mutation of an archive law, or a fresh linear term."""
-        from .islands import Program
-
+    def child(self) -> dict:
+        """A new law to score: ``source``, ``p0``, ``parents`` and ``meta`` of the Program the search
+        makes of it (a mutation of an archive law, or a fresh linear term)."""
         parent, op = None, "new"
         if self.archive:
             size = random.choice(sorted(self.archive))
@@ -74,9 +73,8 @@ class TermsOperator:
             law = [random.choice(self.lin)] if self.lin else [random.choice(self.lib)]
         law = sorted(set(law), key=_key)
         src, p0 = self._source(law)
-        return Program(uid=uid, source=src, canonical=src, island=island, round=rnd, operator="terms",
-                       parents=[parent["uid"]] if parent else [], p0=p0,
-                       meta={"terms": [list(_key(t)) for t in law], "terms_op": op})
+        return {"source": src, "p0": p0, "parents": [parent["uid"]] if parent else [],
+                "meta": {"terms": [list(_key(t)) for t in law], "terms_op": op}}
 
     def _source(self, law: list) -> tuple[str, list]:
         """The law's source and starting parameters (the variable-projection fit, unless cached)."""
