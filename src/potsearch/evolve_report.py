@@ -58,7 +58,7 @@ def formula_png(latex: str) -> bytes | None:
     plt = _plt()
     fig = plt.figure(figsize=(0.01, 0.01))
     try:
-        fig.text(0, 0, f"${latex}$", fontsize=15)
+        fig.text(0, 0, "$" + latex.replace(r"\mathrm{", r"\,\mathrm{") + "$", fontsize=15)
         return _savefig(fig)
     except Exception:  # mathtext covers a subset of LaTeX: the text form is always shown anyway
         plt.close(fig)
@@ -281,7 +281,9 @@ def _front_table(ctx: Ctx, front, sel: dict, low: dict | None) -> str:
             formula = _canon(str(r.get("source", "")), r.get("params")).get("text") or str(r.get("source", ""))
         mark = []
         if (has_flag and _num(r.get("selected")) == 1) or (not has_flag and sel_uid and str(r.get("uid")) == sel_uid):
-            mark.append("★ selected")
+            simpler = _num(sel.get("complexity"))
+            mark.append("★ selected" + (f" (simplified: complexity {simpler:g})"
+                                        if simpler is not None and simpler != _num(r.get("complexity")) else ""))
         if low_uid and str(r.get("uid")) == low_uid:
             mark.append("lowest action")
         rows.append([Raw(f"<b>{esc(', '.join(mark))}</b>") if mark else "", r.get("complexity"),
@@ -291,18 +293,19 @@ def _front_table(ctx: Ctx, front, sel: dict, low: dict | None) -> str:
             + ctx.table(["", "complexity", "train action", "held-out action", "operator", "simplified formula"], rows))
 
 
-def _hidden_block(ctx: Ctx, summary: dict, sel: dict) -> str:
+def _hidden_block(ctx: Ctx, summary: dict, sel: dict) -> tuple[str, str]:
+    """(the hidden law's text, the hidden-vs-found figure) of a surrogate run; ("", "") otherwise."""
     import numpy as np
 
     formula = hidden_law(ctx)
     if formula is None:
-        return ""
+        return "", ""
     parts = ['<h3>Surrogate run: the hidden law</h3>',
              f'<p>This run was collected from a surrogate (a test instrument, not a language model) whose hidden '
              f'potential is known:</p><p class="formula">V<sub>hidden</sub> = {esc(formula)}</p>']
     prob = _problem(ctx, summary)
     if prob is None:
-        return "".join(parts) + '<p class="muted">the run\'s problem could not be loaded: no scatter</p>'
+        return "".join(parts) + '<p class="muted">the run\'s problem could not be loaded: no scatter</p>', ""
     h = _hidden_values(formula, prob)
     from .evolve.selection import law_values
 
@@ -311,16 +314,17 @@ def _hidden_block(ctx: Ctx, summary: dict, sel: dict) -> str:
     if h is None or v is None:
         why = "the hidden law uses features the search's library lacks" if h is None else \
             "the selected law could not be evaluated from its formula"
-        return "".join(parts) + f'<p class="muted">no scatter: {esc(why)}</p>'
+        return "".join(parts) + f'<p class="muted">no scatter: {esc(why)}</p>', ""
     h, v = h - h.mean(), v - v.mean()
     r = float(np.corrcoef(h, v)[0, 1]) if np.std(h) > 0 and np.std(v) > 0 else float("nan")
     rms = float(np.sqrt(np.mean((v - h) ** 2)))
-    parts.append(_png_figure(ctx, scatter_figure(h, v),
-                             f"Hidden against found (selected) potential on the {prob.n_states} states, both centred "
-                             f"(the additive constant removed): r = {r:.5f}, rms difference {rms:.4g} "
-                             f"(std of hidden V {float(np.std(h)):.4g}).",
-                             "scatter of hidden against found potential"))
-    return "".join(parts)
+    fig = _png_figure(ctx, scatter_figure(h, v),
+                      f"Hidden against found (selected) potential on the {prob.n_states} states, both centred "
+                      f"(the additive constant removed): r = {r:.5f}, rms difference {rms:.4g} "
+                      f"(std of hidden V {float(np.std(h)):.4g}).", "scatter of hidden against found potential")
+    parts.append(f'<p>The selected law against the hidden one over the {prob.n_states} states (both centred): '
+                 f'r = {r:.5f}, rms difference {rms:.4g}.</p>')
+    return "".join(parts), fig
 
 
 def _search_table(ctx: Ctx, summary: dict) -> str:
@@ -371,12 +375,19 @@ def render(ctx: Ctx) -> str:
                 lnote = "The selected law is this candidate, simplified." + (" " + lnote if lnote else "")
             cards.append(_law_card(ctx, "Lowest training action", low, lnote))
         parts.append('<div class="laws">' + "".join(cards) + "</div>")
-        parts.append(_hidden_block(ctx, summary, sel))
-        if front is not None and len(front) and {"complexity", "train_action"} <= set(front.columns):
-            parts.append('<div class="figs">' + _png_figure(
+        figs = []
+        has_front = front is not None and len(front) and {"complexity", "train_action"} <= set(front.columns)
+        if has_front:
+            figs.append(_png_figure(
                 ctx, front_figure(front, sel, low),
                 "Pareto front (complexity × training action); star: the selected law (its simplified form); "
-                "circle: the lowest training action.", "Pareto front with the selected law marked") + "</div>")
+                "circle: the lowest training action.", "Pareto front with the selected law marked"))
+        hidden_text, hidden_fig = _hidden_block(ctx, summary, sel)
+        parts.append(hidden_text)
+        figs += [hidden_fig] if hidden_fig else []
+        if figs:
+            parts.append('<div class="figs">' + "".join(figs) + "</div>")
+        if has_front:
             parts.append(_front_table(ctx, front, sel, low))
     parts.append(_search_table(ctx, summary))
     caps = summary.get("captions", {}) if isinstance(summary.get("captions"), dict) else {}
