@@ -93,3 +93,30 @@ def test_config_keys_are_validated():
         parse_config("terms_mix: 1.5\n")
     with pytest.raises(InputError, match="terms_max"):
         parse_config("terms_max: 0\n")
+
+
+def test_laws_with_a_disguised_linear_term_do_not_enter_the_archive():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from potsearch.evolve import terms as T
+    from potsearch.evolve.terms_op import TermsOperator
+
+    x = {"a": np.array([1.0, 2.0, 3.0, 4.0]), "b": np.array([0.0, 1.0, 2.0, 3.0])}
+    s = SimpleNamespace(problem=SimpleNamespace(data=SimpleNamespace(features=x)), features=["a", "b"],
+                        cfg=SimpleNamespace(terms_max=3))
+    op = TermsOperator(s)
+    ratio, expo = [T.Term("ratio", "a", "b", 1.0)], [T.Term("exp", "a", theta0=-0.1)]
+    assert op.well_conditioned(ratio, [1.0, 2.0])
+    assert not op.well_conditioned(ratio, [5000.0, 2.0])      # a/(b + 5000) ~ a/5000: linear in disguise
+    assert not op.well_conditioned(ratio, [-1.5, 2.0])        # b - 1.5 changes sign among the states: a pole
+    assert op.well_conditioned(expo, [-0.5, 1.0])
+    assert not op.well_conditioned(expo, [-1e-4, 1.0])        # exp(-1e-4 a) ~ 1 - 1e-4 a
+    prog = SimpleNamespace(operator="terms", ok=True, train_action=0.5, uid="u", params=[5000.0, 2.0],
+                           meta={"terms": [["ratio", "a", "b", 1.0]]})
+    op.observe([prog])
+    assert op.archive == {}
+    prog.params = [1.0, 2.0]
+    op.observe([prog])
+    assert op.archive[1][0]["uid"] == "u"

@@ -20,6 +20,10 @@ migrations); GP never varies them (they have no tree).
 Randomness: the global ``random`` module (seeded by the search, saved in checkpoints), drawn only
 when ``terms_mix > 0`` -- a run with the operator off makes exactly the candidates it made before
 the operator existed. The archive is part of the checkpoint (``state`` / ``restore``).
+
+Ill-conditioning: a law whose fitted inner parameter makes a term a linear one in disguise
+(a/(b + t) with |t| > 10 max|b|; exp(t a) bending less than 0.05 over a's range) or puts a pole
+among the states (b + t changing sign) never enters the archive: the operator does not build on it.
 """
 from __future__ import annotations
 
@@ -31,6 +35,8 @@ import numpy as np
 from . import terms as T
 
 ARCHIVE = 4   # laws kept per size
+MAX_SHIFT = 10.0   # a ratio's inner shift beyond this many times its denominator's range: linear in disguise
+MIN_BEND = 0.05    # an exponential bending less than this over its feature's range: linear in disguise
 
 
 def _key(t: T.Term) -> tuple:
@@ -100,9 +106,33 @@ class TermsOperator:
             if not law or not p.ok or not math.isfinite(p.train_action):
                 continue
             terms = [T.Term(*t) for t in law]
+            if not self.well_conditioned(terms, p.params or []):
+                continue
             entries = self.archive.setdefault(len(terms), [])
             if any(e["terms"] == terms for e in entries):
                 continue
             entries.append({"terms": terms, "uid": p.uid, "train": float(p.train_action)})
             entries.sort(key=lambda e: e["train"])   # stable: older laws win ties
             del entries[ARCHIVE:]
+
+    def well_conditioned(self, terms: list, params: list) -> bool:
+        """False when a fitted inner parameter makes its term a linear one in disguise or puts a pole
+        among the states: a ratio a/(b + t) with |t| > ``MAX_SHIFT`` x max|b| (then ~ a/t) or b + t
+        changing sign over the states; an exponential exp(t a) with |t| x range(a) < ``MIN_BEND`` (then
+        ~ 1 + t a). Such laws stay in the populations but are not mutated further."""
+        x = self.s.problem.data.features
+        k = 0
+        for t in terms:
+            if not t.n_inner:
+                continue
+            th = float(params[k]) if k < len(params) else t.theta0
+            k += 1
+            if t.kind == "ratio":
+                b = x[t.b]
+                if abs(th) > MAX_SHIFT * max(float(np.max(np.abs(b))), 1e-12):
+                    return False
+                if float(np.min(b)) + th <= 0.0 <= float(np.max(b)) + th:
+                    return False
+            elif t.kind == "exp" and abs(th) * float(np.ptp(x[t.a])) < MIN_BEND:
+                return False
+        return True
