@@ -3,7 +3,8 @@
 One ROUND, on every island in turn (island 0, 1, ...):
   1. select parents by tournament (``tools.selTournament``, size ``tournament``);
   2. make ``offspring`` children: each comes from the LLM operator with the island's mix ratio
-     (prompted with 2-4 parents), else from GP variation (crossover or one mutation);
+     (prompted with 2-4 parents), else from the term-structured operator with probability
+     ``terms_mix`` (terms_op.py), else from GP variation (crossover or one mutation);
   3. evaluate the round's children of *all* islands as one batch (score cache by canonical source;
      GP children in-process or in ``workers`` processes, LLM children in the sandbox);
   4. keep the best ``population`` distinct programs of parents + children (selection score =
