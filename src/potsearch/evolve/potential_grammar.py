@@ -29,7 +29,7 @@ MAX_PARAMS = 6
 
 def grammar_functions() -> tuple[list[str], list[str]]:
     """(total functions, functions offered on |argument|), from the sandbox allowlist at run time."""
-    from .sandbox.allowlist import ALLOWED_NUMPY
+    from .sandbox import ALLOWED_NUMPY
 
     grid = np.linspace(-50.0, 50.0, 401)
     pos = np.linspace(0.0, 50.0, 201)
