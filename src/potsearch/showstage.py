@@ -288,7 +288,8 @@ def _render(r: ShowResult) -> list[tuple[str, str]]:
             line(f"{'*' if t.selected else ' '} {t.id:>6} {_num(t.train_action):>10} {_num(t.heldout_action):>10} "
                  f"{t.complexity if t.complexity is not None else '-':>10} "
                  f"{t.n_params if t.n_params is not None else '-':>6}  V = {f}")
-        line("  (`potsearch show RUN --candidate ID` shows one of them)")
+        if len(r.top):
+            line(f"  (`potsearch show {r.run_dir} --candidate {r.top['id'].iloc[0]}` shows the first of them)")
         return out
     law, row = r.law, r.candidate
     kind = law.get("kind")
@@ -384,4 +385,4 @@ def _render_selection(r: ShowResult, line) -> None:
              f"{diff}; V = {low.get('text') or ' '.join(str(low.get('source', '')).split())}")
     dropped = sel.get("dropped") or []
     line(f"dropped against it: {', '.join(dropped)}" if dropped else "dropped against it: no additive term")
-    line(f"  (`potsearch show RUN --candidate {ref}` shows it)")
+    line(f"  (`potsearch show {r.run_dir} --candidate {ref}` shows it)")
