@@ -42,7 +42,7 @@ def test_api_pipeline_returns_objects(tmp_path, capfd, ray_session):
     assert front["complexity"].is_monotonic_increasing and front["train_action"].is_monotonic_decreasing
 
     shown = ps.show(run)               # an object, not captured text
-    assert shown.law["kind"] == "selected" and shown.formula == evo["selection"]["selected"]["text"]
+    assert shown.law["kind"] == "selected" and shown.formula == evo.law["text"] == evo["selection"]["selected"]["text"]
     assert isinstance(shown.params, pd.DataFrame) and list(shown.params.columns) == ["name", "value", "stderr"]
     assert len(shown.params) == len(evo["selection"]["selected"]["params"])
     assert str(shown).splitlines()[1] == f"law (simplified): V = {shown.formula}" and len(repr(shown)) < 300
