@@ -19,7 +19,7 @@ import ast
 import hashlib
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import numpy.random  # noqa: F401  imported here, before the sandbox worker's rlimits forbid opening files
@@ -67,10 +67,14 @@ class Edges:
 
 @dataclass(frozen=True)
 class FitSettings:
-    starts: int = 2            # parameter starts: p0, then seeded random ones
-    max_iter: int = 40         # Gauss-Newton iterations per start
-    max_seconds: float = 2.0   # wall-clock safety net for one candidate
-    tol: float = 1e-9          # stop when the relative improvement falls below this
+    """The parameter fit of a candidate: the ``fit:`` section of a search config (defaults here only).
+
+    The metadata are the limits ``potsearch.configload`` checks when a config file is read."""
+
+    starts: int = field(default=1, metadata={"gt": 0})           # p0 (inherited values), then seeded random ones
+    max_iter: int = field(default=40, metadata={"gt": 0})         # Gauss-Newton iterations per start (repeatable)
+    max_seconds: float = field(default=2.0, metadata={"gt": 0})   # wall-clock safety net for one candidate
+    tol: float = field(default=1e-7, metadata={"ge": 0})          # stop when the relative improvement is below this
 
 
 @dataclass
@@ -93,8 +97,7 @@ class ScoringData:
             "features": {k: v.tolist() for k, v in self.features.items()}, "n_states": self.n_states,
             "train": self.train.to_json(), "heldout": self.heldout.to_json(), "kernel": self.kernel,
             "beta": self.beta, "s_min_train": self.s_min_train, "s_min_heldout": self.s_min_heldout,
-            "fit": {"starts": self.fit.starts, "max_iter": self.fit.max_iter, "max_seconds": self.fit.max_seconds,
-                    "tol": self.fit.tol},
+            "fit": asdict(self.fit),
         }
         key = hashlib.sha256(repr(sorted((k, str(v)[:64]) for k, v in body.items())).encode()).hexdigest()
         body["key"] = key + f":{self.train.w.sum():.17g}:{self.n_states}"
