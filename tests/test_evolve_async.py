@@ -120,7 +120,7 @@ def test_hung_call_is_cut_and_recorded(tmp_path_factory, monkeypatch):
     rows = _rows(run)
     assert len(rows) == 2 * 8 + 6 * 2 * 2  # every child of every island made and stored
     errors = [r[14] or "" for r in rows if r[5] == "llm"]
-    cut = [e for e in errors if e == "llm: timeout after 1 s"]
+    cut = [e for e in errors if e == "llm: Timeout: no reply within 1s"]
     assert cut and len(cut) < len(errors)  # some calls hung and were cut, the others scored
     assert any(e == "" for e in errors)
     assert s["llm"]["llm_failed"] >= len(cut) and s["rounds"] == 6

@@ -321,7 +321,7 @@ def test_reply_parser_is_linear():
 @pytest.mark.parametrize("loop", ["lockstep", "async"])
 def test_evolve_records_hostile_replies_and_exits_0(tmp_path_factory, monkeypatch, capsys, loop):
     from evolve_helpers import small_run
-    from potsearch.agents.llm import get_litellm
+    from potsearch.llmclient import get_litellm
     from potsearch.cli import main
 
     litellm = get_litellm()
