@@ -231,6 +231,9 @@ class LLMOperator:
                 raise InputError(f"llm.models lists 'local' but the local model cannot run here: {why}",
                                  cfg.source or None)
 
+        from ..llmclient import get_litellm
+
+        get_litellm()  # imported now: litellm's import draws from the global random state the search seeds
         self.cfg = cfg
         self.problem = problem
         self.check_source = check_source
