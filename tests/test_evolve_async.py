@@ -3,7 +3,6 @@ seeded GP-only runs repeat exactly (and equal the lockstep loop's), SIGKILL + --
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -15,17 +14,15 @@ from potsearch.evolve.config import LLMConfig, SandboxConfig, SearchConfig
 from potsearch.evolve.run import evolve
 from potsearch.testing.standin_server import StandinServer
 
-from evolve_helpers import small_run
+from evolve_helpers import candidate_tuples, run_events, small_run
 
 SANDBOX = SandboxConfig(workers=2, cpu_seconds=5, memory_mb=1024, wall_timeout=10.0)
 
 
 def _rows(run):
-    with sqlite3.connect(run / "store.sqlite") as c:
-        rows = c.execute("SELECT uid, canonical, source, params, parents, operator, model, island, round, "
-                         "train_action, heldout_action, gap, complexity, n_params, error, tokens, cost, meta "
-                         "FROM candidates ORDER BY id").fetchall()
-    return rows
+    return candidate_tuples(run, ("uid", "canonical", "source", "params", "parents", "operator", "model", "island",
+                                  "round", "train_action", "heldout_action", "gap", "complexity", "n_params",
+                                  "error", "tokens", "cost", "meta"))
 
 
 def _strip_sid(rows):
@@ -172,7 +169,6 @@ def test_async_llm_search_killed_and_resumed(tmp_path, tmp_path_factory):
     assert len(uids) == len(set(uids)) and seen <= set(uids)
     assert len(rows) == islands * 8 + rounds * islands * 2
     assert kills >= 3
-    with sqlite3.connect(run / "store.sqlite") as c:
-        ev = [json.loads(r[0]) for r in c.execute("SELECT payload FROM events WHERE kind='resume-calls'")]
+    ev = [e["payload"] for e in run_events(run, kind="resume-calls")]
     assert ev, "no resume recorded what happened to the calls in flight"
     assert sum(e["reissued"] + e["reloaded"] for e in ev) > 0
