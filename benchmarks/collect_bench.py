@@ -42,7 +42,7 @@ def bench_local(n: int, mode: str, agent_name: str) -> dict:
     import ray
 
     from potsearch.agents.registry import load_agent
-    from potsearch.agents.llm import LOCAL_MODEL, LLMClient
+    from potsearch.llmclient import LOCAL_MODEL, LLMClient
     from potsearch.agents.local import compile_grammar, load_llama
     from potsearch.agents.collect import CollectConfig, collect
 
@@ -111,7 +111,7 @@ def bench_server(n: int = 30, use_grammar: bool = True) -> dict | None:
         print(f"llama.cpp server skipped: {type(exc).__name__}: {exc}")
         return None
     from potsearch.agents.registry import load_agent
-    from potsearch.agents.llm import LLMClient
+    from potsearch.llmclient import LLMClient
     from potsearch.agents.local import compile_grammar, load_llama, model_path
 
     with socket.socket() as sck:
@@ -161,7 +161,7 @@ def bench_server(n: int = 30, use_grammar: bool = True) -> dict | None:
 
 
 def bench_litellm_overhead(calls: int = 300) -> dict:
-    from potsearch.agents.llm import LLMClient, get_litellm, register_provider
+    from potsearch.llmclient import LLMClient, get_litellm, register_provider
 
     litellm = get_litellm()
 

@@ -46,7 +46,7 @@ def _mean_in_flight(samples, t_from=None):
 
 
 def run_loop(loop: str, run_dir: Path, api_base: str, seconds: float, concurrency: int, seed: int) -> dict:
-    from potsearch.evolve.config import FitConfig, LLMConfig, SandboxConfig, SearchConfig
+    from potsearch.evolve.config import LLMConfig, SandboxConfig, SearchConfig
     from potsearch.evolve.islands import Search
     from potsearch.evolve.llm_op import LLMOperator
     from potsearch.evolve.problem import load_problem
@@ -54,13 +54,12 @@ def run_loop(loop: str, run_dir: Path, api_base: str, seconds: float, concurrenc
     from potsearch.store import RunStore
 
     cfg = SearchConfig(seed=seed, rounds=4000, islands=16, population=16, offspring=2, loop=loop,
-                       checkpoint_every=20, fit=FitConfig(starts=2),
+                       checkpoint_every=20, fit=FitSettings(starts=2),
                        llm=LLMConfig(models=("openai/standin",), mix=(0.5,), parents=3, concurrency=concurrency,
                                      api_base=api_base, timeout=60.0, max_tokens=400),
                        sandbox=SandboxConfig(workers=2, cpu_seconds=20, memory_mb=2048, wall_timeout=30.0))
-    fit = FitSettings(starts=cfg.fit.starts, max_iter=cfg.fit.max_iter, max_seconds=cfg.fit.max_seconds,
-                      tol=cfg.fit.tol)
-    problem = load_problem(run_dir, seed=cfg.seed, heldout_fraction=cfg.heldout_fraction, agent=cfg.agent, fit=fit)
+    problem = load_problem(run_dir, seed=cfg.seed, heldout_fraction=cfg.heldout_fraction, agent=cfg.agent,
+                           fit=cfg.fit)
     store = RunStore.open(run_dir)
     op = LLMOperator(cfg, problem)
     search = Search(cfg, problem, store, llm=op)

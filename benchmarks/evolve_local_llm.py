@@ -33,11 +33,10 @@ def run_for(run_dir: Path, cfg, seconds: float):
     from potsearch.evolve.islands import Search
     from potsearch.evolve.llm_op import LLMOperator
     from potsearch.evolve.problem import load_problem
-    from potsearch.evolve.scoring import FitSettings
     from potsearch.store import RunStore
 
     problem = load_problem(run_dir, seed=cfg.seed, heldout_fraction=cfg.heldout_fraction, agent=cfg.agent,
-                           fit=FitSettings(starts=cfg.fit.starts, max_iter=cfg.fit.max_iter))
+                           fit=cfg.fit)
     store = RunStore.open(run_dir)
     search = Search(cfg, problem, store, llm=LLMOperator(cfg, problem) if cfg.uses_llm else None)
     ctl = AsyncController(search)

@@ -19,3 +19,34 @@ def small_run(tmp_path_factory, name: str = "run") -> Path:
     dst = tmp_path_factory.mktemp("evolve") / name
     shutil.copytree(_CACHE["small"], dst)
     return dst
+
+
+def candidate_tuples(run, cols):
+    """The run's candidates (all, in store order) as tuples of ``cols``, read through the store; the
+    JSON columns (params, parents, meta) come back JSON-encoded, as they are stored."""
+    import json
+
+    from potsearch.store import RunStore
+
+    store = RunStore.open(Path(run) / "store.sqlite", readonly=True)
+    try:
+        rows = store.candidates.rows(valid_only=False)
+    finally:
+        store.close()
+
+    def value(r, c):
+        v = getattr(r, c)
+        return json.dumps(v) if c in ("params", "parents", "meta") else v
+
+    return [tuple(value(r, c) for c in cols) for r in rows]
+
+
+def run_events(run, stage=None, kind=None):
+    """The run's logged events (dicts with stage, kind, created, payload), read through the store."""
+    from potsearch.store import RunStore
+
+    store = RunStore.open(Path(run) / "store.sqlite", readonly=True)
+    try:
+        return store.events(stage=stage, kind=kind)
+    finally:
+        store.close()

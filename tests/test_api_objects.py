@@ -41,6 +41,16 @@ def test_api_pipeline_returns_objects(tmp_path, capfd, ray_session):
     assert len(front) >= 1 and front["train_action"].min() <= best["train_action"] + 1e-12
     assert front["complexity"].is_monotonic_increasing and front["train_action"].is_monotonic_decreasing
 
+    shown = ps.show(run)               # an object, not captured text
+    assert shown.law["kind"] == "selected" and shown.formula == evo.law["text"] == evo["selection"]["selected"]["text"]
+    assert isinstance(shown.params, pd.DataFrame) and list(shown.params.columns) == ["name", "value", "stderr"]
+    assert len(shown.params) == len(evo["selection"]["selected"]["params"])
+    assert str(shown).splitlines()[1] == f"law (simplified): V = {shown.formula}" and len(repr(shown)) < 300
+    top = ps.show(run, top=2).top
+    assert isinstance(top, pd.DataFrame) and 1 <= len(top) <= 2 and top["formula"].map(bool).all()
+    with pytest.raises(InputError, match="--top must be >= 0"):
+        ps.show(run, top=-1)
+
     pol = ps.polish_potential(run, iterations=3, samples=4, keep=2)
     assert pol.candidate is not None and pol.train_after <= pol.train_before
     assert pol.improved == (pol.train_after < pol.train_before)

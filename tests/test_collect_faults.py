@@ -35,7 +35,7 @@ def register_fake():
     answers a valid word after 30 ms (``slow0.2``: after 0.2 s)."""
     import asyncio
 
-    from potsearch.agents.llm import get_litellm, register_provider
+    from potsearch.llmclient import get_litellm, register_provider
 
     litellm = get_litellm()
     words = _words()

@@ -35,6 +35,15 @@ def test_diagnose_json_on_a_transitions_file(tmp_path, capsys):
     assert sorted(res["exclusion"]["table"]["f"]) == ["BUZZY", "BUZZY", "TURKEY"]
 
 
+def test_diagnose_no_plots_says_no_figures(tmp_path, capsys):
+    out_dir = tmp_path / "d"
+    assert main(["diagnose", str(TABLE2), "--no-plots", "--out", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    flat = " ".join(out.split())  # rich wraps long paths
+    assert "diagnostics.json (no figures: --no-plots)" in flat and "and figures" not in flat
+    assert [p.name for p in out_dir.iterdir()] == ["diagnostics.json"]
+
+
 def test_diagnose_table_and_figures_on_a_run(tmp_path, capsys):
     run = make_run(tmp_path / "runs" / "syn", _synthetic_csv(tmp_path))
     assert main(["diagnose", str(run)]) == 0

@@ -3,7 +3,6 @@ seeded GP-only runs repeat exactly (and equal the lockstep loop's), SIGKILL + --
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -15,17 +14,15 @@ from potsearch.evolve.config import LLMConfig, SandboxConfig, SearchConfig
 from potsearch.evolve.run import evolve
 from potsearch.testing.standin_server import StandinServer
 
-from evolve_helpers import small_run
+from evolve_helpers import candidate_tuples, run_events, small_run
 
 SANDBOX = SandboxConfig(workers=2, cpu_seconds=5, memory_mb=1024, wall_timeout=10.0)
 
 
 def _rows(run):
-    with sqlite3.connect(run / "store.sqlite") as c:
-        rows = c.execute("SELECT uid, canonical, source, params, parents, operator, model, island, round, "
-                         "train_action, heldout_action, gap, complexity, n_params, error, tokens, cost, meta "
-                         "FROM candidates ORDER BY id").fetchall()
-    return rows
+    return candidate_tuples(run, ("uid", "canonical", "source", "params", "parents", "operator", "model", "island",
+                                  "round", "train_action", "heldout_action", "gap", "complexity", "n_params",
+                                  "error", "tokens", "cost", "meta"))
 
 
 def _strip_sid(rows):
@@ -45,11 +42,10 @@ def _search(run, cfg):
     from potsearch.evolve.islands import Search
     from potsearch.evolve.llm_op import LLMOperator
     from potsearch.evolve.problem import load_problem
-    from potsearch.evolve.scoring import FitSettings
     from potsearch.store import RunStore
 
     problem = load_problem(run, seed=cfg.seed, heldout_fraction=cfg.heldout_fraction, agent=cfg.agent,
-                           fit=FitSettings(starts=cfg.fit.starts, max_iter=cfg.fit.max_iter))
+                           fit=cfg.fit)
     store = RunStore.open(run)
     search = Search(cfg, problem, store, llm=LLMOperator(cfg, problem) if cfg.uses_llm else None)
     return search, AsyncController(search), store
@@ -120,7 +116,7 @@ def test_hung_call_is_cut_and_recorded(tmp_path_factory, monkeypatch):
     rows = _rows(run)
     assert len(rows) == 2 * 8 + 6 * 2 * 2  # every child of every island made and stored
     errors = [r[14] or "" for r in rows if r[5] == "llm"]
-    cut = [e for e in errors if e == "llm: timeout after 1 s"]
+    cut = [e for e in errors if e == "llm: Timeout: no reply within 1s"]
     assert cut and len(cut) < len(errors)  # some calls hung and were cut, the others scored
     assert any(e == "" for e in errors)
     assert s["llm"]["llm_failed"] >= len(cut) and s["rounds"] == 6
@@ -173,7 +169,6 @@ def test_async_llm_search_killed_and_resumed(tmp_path, tmp_path_factory):
     assert len(uids) == len(set(uids)) and seen <= set(uids)
     assert len(rows) == islands * 8 + rounds * islands * 2
     assert kills >= 3
-    with sqlite3.connect(run / "store.sqlite") as c:
-        ev = [json.loads(r[0]) for r in c.execute("SELECT payload FROM events WHERE kind='resume-calls'")]
+    ev = [e["payload"] for e in run_events(run, kind="resume-calls")]
     assert ev, "no resume recorded what happened to the calls in flight"
     assert sum(e["reissued"] + e["reloaded"] for e in ev) > 0

@@ -1,14 +1,13 @@
 """The grammar of the potential language: functions from the sandbox allowlist at run time; with the
 local model every reply parses, and seeded local-model async runs repeat exactly."""
 import dataclasses
-import sqlite3
 
 import pytest
 
 from potsearch.evolve.config import LLMConfig, SandboxConfig, SearchConfig
 from potsearch.evolve.potential_grammar import grammar_functions, potential_grammar
 
-from evolve_helpers import small_run
+from evolve_helpers import candidate_tuples, small_run
 
 
 def test_grammar_takes_the_allowlist_at_run_time(monkeypatch):
@@ -35,9 +34,8 @@ def _local_or_skip():
 
 
 def _rows(run):
-    with sqlite3.connect(run / "store.sqlite") as c:
-        return c.execute("SELECT uid, source, params, parents, operator, island, round, train_action, error "
-                         "FROM candidates ORDER BY id").fetchall()
+    return candidate_tuples(run, ("uid", "source", "params", "parents", "operator", "island", "round",
+                                  "train_action", "error"))
 
 
 @pytest.mark.slow

@@ -59,7 +59,7 @@ def test_llm_operator_through_litellm_and_the_sandbox(tmp_path_factory, monkeypa
     one reply without code, one endless loop. The valid one is scored in the sandbox, the others are
     rejected or killed, every call is counted and stored, and the search goes on (both loops: the
     lockstep operator calls litellm.completion, the async one litellm.acompletion)."""
-    from potsearch.agents.llm import get_litellm
+    from potsearch.llmclient import get_litellm
 
     litellm = get_litellm()
     replies = itertools.cycle([VALID, IMPORT_OS, NO_CODE, SPIN])

@@ -1,6 +1,5 @@
 """evolve on Ray: evaluator actors score in their own sandbox pools; a killed actor's candidates are
 re-queued and scored; a GP-only search on Ray makes the same candidates as on this machine alone."""
-import sqlite3
 import time
 
 import pytest
@@ -8,7 +7,7 @@ import pytest
 from potsearch.evolve.config import SearchConfig
 from potsearch.evolve.run import evolve
 
-from evolve_helpers import small_run
+from evolve_helpers import candidate_tuples, run_events, small_run
 
 SLOW = """N_PARAMS = 2
 def potential(x, p):
@@ -50,10 +49,8 @@ def test_killed_evaluator_actor_loses_no_candidate(ray_session, tmp_path_factory
 
 
 def _rows(run):
-    with sqlite3.connect(run / "store.sqlite") as c:
-        return [(r[0].split(":", 1)[1],) + r[1:] for r in c.execute(
-            "SELECT uid, source, params, train_action, heldout_action, operator, island, round, error "
-            "FROM candidates ORDER BY id")]
+    cols = ("uid", "source", "params", "train_action", "heldout_action", "operator", "island", "round", "error")
+    return [(r[0].split(":", 1)[1],) + r[1:] for r in candidate_tuples(run, cols)]
 
 
 def test_gp_search_on_ray_repeats_and_matches_local(ray_session, tmp_path_factory):
@@ -73,6 +70,5 @@ def test_gp_search_on_ray_repeats_and_matches_local(ray_session, tmp_path_factor
         assert r[1] == q[1] and (r[8] is None) == (q[8] is None)
         if r[3] is not None:
             assert r[3] == pytest.approx(q[3], rel=1e-9)
-    with sqlite3.connect(a / "store.sqlite") as con:
-        kinds = [r[0] for r in con.execute("SELECT kind FROM events WHERE stage='evolve'")]
+    kinds = [e["kind"] for e in run_events(a, stage="evolve")]
     assert "ray" in kinds

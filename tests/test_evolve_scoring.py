@@ -71,6 +71,29 @@ def test_score_function_reports_candidate_errors():
     assert ok["gap"] == pytest.approx(ok["train_action"] - data.s_min_train)
 
 
+def test_scoring_checks_values_with_the_sandbox_check():
+    # one check of a candidate's values, in the sandbox (results.potential_values), used by scoring
+    from potsearch.evolve import scoring
+    from potsearch.evolve.sandbox import potential_values
+    from potsearch.evolve.sandbox.results import potential_values as leaf
+
+    assert scoring.potential_values is potential_values is leaf
+    data, _ = _toy()
+    n = data.n_states
+    for returned, why in [(lambda x, p: x["a"] > 0, "dtype bool"), (lambda x, p: [p[0]] * n, "returned list"),
+                          (lambda x, p: None, "returned NoneType"), (lambda x, p: True, "returned bool")]:
+        out = score_function(returned, 1, data)
+        assert out["error"].startswith("potential returned") and why in out["error"], out["error"]
+        assert out["train_action"] is None
+    # non-finite values at a trial step are the fit's business (the step is refused), not an error
+    with pytest.raises(ValueError):
+        potential_values(np.array([1.0, np.nan]), 2)
+    assert np.isnan(potential_values(np.array([1.0, np.nan]), 2, finite=False)[1])
+    # on its way to the optimum at p[1] = 0 the fit tries p[1] < 0, where the sqrt is NaN: refused, not an error
+    ok = score_function(lambda x, p: p[0] * x["a"] + np.sqrt(p[1]) * x["b"], 2, data)
+    assert ok["error"] is None and np.isfinite(ok["train_action"]) and 0 <= ok["params"][1] < 1e-6
+
+
 def test_complexity_counts_ast_nodes():
     assert complexity_of("N_PARAMS = 1\ndef potential(x, p):\n    return p[0]\n") == 4  # Return Subscript Name Constant
     assert complexity_of("def potential(x, p):\n    return p[0] * x['a']\n") == 9

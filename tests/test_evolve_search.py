@@ -87,9 +87,10 @@ def test_best_potential_is_self_contained(tmp_path_factory, tmp_path):
     spec.loader.exec_module(mod)
     from potsearch.features import feature_table
 
+    law = s["selection"]["selected"]  # best_potential.py holds the selected law (sympy's code of it)
     ns = {"np": np}
-    exec(s["best"]["source"], ns)
-    ref = np.broadcast_to(ns["potential"](feature_table("word", ["ATTITUDE", "BUZZY"]), np.array(s["best"]["params"])),
+    exec(law["source"], ns)
+    ref = np.broadcast_to(ns["potential"](feature_table("word", ["ATTITUDE", "BUZZY"]), np.array(law["params"])),
                           (2,))
     assert mod.potential("ATTITUDE") == pytest.approx(ref[0], rel=1e-12)
     assert float(lines[1].split("\t")[1]) == pytest.approx(ref[1], rel=1e-5)

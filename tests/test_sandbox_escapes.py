@@ -320,8 +320,8 @@ def test_reply_parser_is_linear():
 
 @pytest.mark.parametrize("loop", ["lockstep", "async"])
 def test_evolve_records_hostile_replies_and_exits_0(tmp_path_factory, monkeypatch, capsys, loop):
-    from evolve_helpers import small_run
-    from potsearch.agents.llm import get_litellm
+    from evolve_helpers import candidate_tuples, small_run
+    from potsearch.llmclient import get_litellm
     from potsearch.cli import main
 
     litellm = get_litellm()
@@ -354,12 +354,15 @@ def test_evolve_records_hostile_replies_and_exits_0(tmp_path_factory, monkeypatc
     rc = main(["evolve", "--run", str(run), "--config", str(cfg), "--quiet"])
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "def potential" in printed and "\x1b" not in printed and "\\x1b]0;owned\\x07" in printed
-    import sqlite3
-
-    with sqlite3.connect(run / "store.sqlite") as c:
-        rows = c.execute("SELECT error, length(source), meta FROM candidates WHERE operator='llm'").fetchall()
+    assert "\x1b" not in printed
+    cands = candidate_tuples(run, ("id", "error", "source", "meta", "operator"))
+    rows = [(e, len(src), m) for _, e, src, m, op in cands if op == "llm"]
     assert len(rows) == len(texts)
+    # the model's own text (with its terminal escapes) is shown escaped by `show --candidate`
+    good_id = next(i for i, e, src, _, op in cands if op == "llm" and e is None and "owned" in src)
+    assert main(["show", "--run", str(run), "--candidate", str(good_id)]) == 0
+    shown = capsys.readouterr().out
+    assert "def potential" in shown and "\x1b" not in shown and "\\x1b]0;owned\\x07" in shown
     errors = [r[0] for r in rows]
     assert sum(e is None for e in errors) == 2  # the good one and the one with junk after it scored
     assert all(e.startswith(("rejected", "no code")) for e in errors if e is not None), errors

@@ -31,7 +31,7 @@ def _show(run, *extra):
 def test_show_piped_is_plain_and_complete(run):
     from potsearch.store import RunStore
 
-    out = _show(run, "--top", "3")
+    out = _show(run)
     assert "\x1b" not in out  # no ANSI escape codes when stdout is a pipe
     st = RunStore.open(run)
     b = st.candidates.best()
@@ -57,7 +57,16 @@ def test_show_piped_is_plain_and_complete(run):
     assert len(shares) == 3 and abs(sum(shares) - 100) < 0.05
     assert shares[0] > shares[1]  # the fitted V explains the moves: most high-kernel moves go down
     assert "attribution: not computed" in out
-    assert "Pareto front" in out
+    # the formula comes first (a run without evolve's selection: the candidate's canonical form)
+    assert lines[1].startswith("law (as found, constants folded): V = ") and "vowels" in lines[1]
+    assert lines[2].startswith("latex: ") and lines[3] == "source:"
+    # --top K: the front with formulas, not a repeat of the whole output
+    top = _show(run, "--top", "3").splitlines()
+    assert "Pareto front" in top[0] and "lineage:" not in top
+    st = RunStore.open(run)
+    n_front = len(st.candidates.pareto())
+    st.close()
+    assert sum(" V = " in ln for ln in top) == min(3, n_front) and f"{n_front} candidates" in top[0]
 
 
 def test_show_directionality_matches_own_computation(run):

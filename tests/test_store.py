@@ -4,7 +4,7 @@ import pytest
 
 from potsearch.errors import InputError
 from potsearch.store import RunStore, Sample
-from potsearch.store.faults import corrupt_checkpoint, foreign_sqlite, set_schema_version
+from potsearch.store.faults import as_schema_1, corrupt_checkpoint, foreign_sqlite, set_schema_version
 
 
 def test_samples_idempotent_and_counts(tmp_path):
@@ -72,6 +72,36 @@ def test_other_schema_version(tmp_path, cli):
         RunStore.open(tmp_path / "r")
     code, _, err = cli("fit", tmp_path / "r")
     assert code == 2 and "schema version 99" in err
+
+
+def test_schema_1_store_is_read_as_is_and_migrated_for_writing(tmp_path):
+    """A store written before the simplified table (schema 1): read-only it reads as it is (no
+    simplified forms), opened for writing it is migrated in place, keeping every candidate."""
+    from potsearch.store import SCHEMA_VERSION
+
+    st = RunStore.create(tmp_path / "r")
+    st.candidates.add("s:0:0:0", "def potential(x, p):\n    return p[0] * x['a']\n", params=[1.0], train_action=0.5)
+    as_schema_1(st)
+    st.close()
+    ro = RunStore.open(tmp_path / "r", readonly=True)
+    assert ro.schema_version == 1 and not ro.has_table("simplified")
+    assert ro.candidates.selected_law() is None and ro.candidates.simplified().empty
+    assert ro.candidates.count() == 1
+    ro.close()
+    rw = RunStore.open(tmp_path / "r")
+    assert rw.schema_version == SCHEMA_VERSION == 2 and rw.has_table("simplified")
+    assert rw.get_meta("schema_version") == str(SCHEMA_VERSION)
+    assert rw.candidates.count() == 1
+    n = rw.candidates.save_simplified("s", [{"uid": "s:0:0:0", "ok": True, "source": "src", "params": [1.5],
+                                             "text": "1.5*a", "param_se": [0.1]}], selected_uid="s:0:0:0")
+    assert n == 1
+    law = rw.candidates.selected_law("s")
+    assert law["text"] == "1.5*a" and law["params"] == [1.5] and law["param_se"] == [0.1] and law["selected"]
+    # writing again replaces that search's forms (no duplicates), the flag moves
+    rw.candidates.save_simplified("s", [{"uid": "s:0:0:0", "source": "src", "text": "a"}], selected_uid=None)
+    assert len(rw.candidates.simplified("s")) == 1 and rw.candidates.selected_law("s") is None
+    rw.close()
+    assert RunStore.open(tmp_path / "r").schema_version == 2  # migrated once
 
 
 def test_checkpoint_checksum(tmp_path):

@@ -266,7 +266,8 @@ def test_locality_degenerate_cases_still_give_k_neighbours():
     assert np.array_equal(slots, slots.T)
 
 
-@pytest.mark.parametrize("value,needle", [("0", "below"), (".nan", "nan"), ("-1", "below"), ('"a"', "float")])
+@pytest.mark.parametrize("value,needle", [("0", "must be >= 1e-06"), (".nan", "nan"), ("-1", "must be >= 1e-06"),
+                                         ('"a"', "expected a number")])
 def test_bad_locality_is_refused(word_yaml, value, needle):
     from potsearch.agents.config import load_config
 

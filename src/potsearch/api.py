@@ -145,20 +145,17 @@ def attribute(run, *, candidate=None, repeats: int = 10, seed: int = 0, refit_ev
 
 @checked_options
 def show(run, *, candidate=None, top: int = 0, format: str = "python", symbolic: bool = False,
-         min_kernel: float = 0.05) -> str:
-    """The text `potsearch show` prints (source or formula, parameters, actions, lineage, ...)."""
-    import argparse
-    import contextlib
-    import io
+         min_kernel: float = 0.05):
+    """What `potsearch show` prints, as an object: the law evolve selected (or ``candidate``), its
+    formula, source, parameters with standard errors, scores, selection, lineage, directionality;
+    ``top=K``: the K Pareto-front candidates with their formulas.
 
-    from .commands import show as cmd
+    Returns a ``ShowResult`` (``.formula``, ``.law``, ``.selection``, ``.params`` / ``.lineage`` /
+    ``.top`` DataFrames; ``str(result)`` is the printed text)."""
+    from .showstage import ShowOptions, run as _run
 
-    args = argparse.Namespace(run=str(run), candidate=candidate, top=top, format=format, symbolic=symbolic,
-                              min_kernel=min_kernel)
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        cmd.run(args)
-    return buf.getvalue()
+    return _run(run, ShowOptions(candidate=None if candidate is None else str(candidate), top=top, format=format,
+                                 symbolic=symbolic, min_kernel=min_kernel))
 
 
 @checked_options

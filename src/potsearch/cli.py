@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evolve": ("potsearch.commands.evolve", "island search for an interpretable potential function"),
     "polish": ("potsearch.commands.polish", "polish the best potential's parameters"),
     "attribute": ("potsearch.commands.attribute", "feature attribution for the best potential"),
-    "show": ("potsearch.commands.show", "show the best potential: source, formula, scores, lineage"),
+    "show": ("potsearch.commands.show", "show the selected law: formula, source, parameters, selection, lineage"),
     "report": ("potsearch.commands.report", "write a self-contained HTML report for a run"),
     "status": ("potsearch.commands.status", "which stages of a run are done, with key numbers"),
     "data": ("potsearch.commands.data", "where the shipped data, agents and search configs are (from any folder)"),

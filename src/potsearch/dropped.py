@@ -94,13 +94,13 @@ def annotate_fit(out, summary: dict, counts, min_visits: int) -> Dropped:
     import json
     from pathlib import Path
 
+    from potsearch.atomic import write_json
+
     d = dropped_states(counts, min_visits)
     summary["dropped"] = d.as_dict()
     path = Path(out) / "fit.json"
     if path.is_file():
         saved = json.loads(path.read_text())
         saved["dropped"] = d.as_dict()
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(saved, indent=1, default=float))
-        tmp.replace(path)
+        write_json(path, saved)
     return d

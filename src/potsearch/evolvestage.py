@@ -45,7 +45,13 @@ class EvolveResult(SummaryView):
 
     @property
     def best(self) -> dict | None:
+        """The search's own best (lowest training action + parsimony), as found."""
         return self.summary.get("best")
+
+    @property
+    def law(self) -> dict | None:
+        """The law model selection chose (what best_potential.py holds): summary["selection"]["selected"]."""
+        return (self.summary.get("selection") or {}).get("selected") or None
 
 
     def pareto(self):
@@ -64,7 +70,8 @@ class EvolveResult(SummaryView):
     def __repr__(self) -> str:
         b = self.best or {}
         return (f"EvolveResult(rounds={self.summary.get('rounds')}, candidates={self.summary.get('candidates')}, "
-                f"best_train_action={b.get('train_action')}, gap={b.get('gap')}, complexity={b.get('complexity')})")
+                f"best_train_action={b.get('train_action')}, gap={b.get('gap')}, complexity={b.get('complexity')}, "
+                f"law={str((self.law or {}).get('text', ''))[:60]!r})")
 
 
 def search_config(options: EvolveOptions):

@@ -6,6 +6,7 @@ Other stages use ``load_input`` (counts from a run dir, a store file or a transi
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .action import FitResult, fit_exact, fit_whole_graph, make_kernel
+from .atomic import write_json, write_text
 from .errors import InputError, StageMissing
 from .graph import WEIGHT_MODES, Graph, build_graph
 from .store import STORE_FILENAME, Counts, RunStore
@@ -161,23 +163,21 @@ def write_fit(out: Path, g: Graph, res: FitResult) -> dict:
     sizes = np.bincount(res.scc)
     rank = np.empty(res.n_sccs, dtype=int)
     rank[np.asarray(res.scc_order, dtype=int)] = np.arange(res.n_sccs)
-    tmp = out / "potentials.csv.tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(POTENTIAL_COLUMNS)
-        se = res.stderr if res.stderr is not None else np.full(res.n_states, np.nan)
-        ref = res.reference
-        rel = ref.relation_names() if ref is not None else [""] * res.n_states
-        for i, name in enumerate(res.names):
-            w.writerow([name, _num(res.potential[i]), _num(res.lower_bound[i]), int(res.scc[i]),
-                        "true" if res.unbounded[i] else "false", int(res.visits[i]), _num(se[i]),
-                        _num(res.scc_potential[i]), int(sizes[res.scc[i]]), int(rank[res.scc[i]]),
-                        _ref_num(ref.potential[i]) if ref is not None else "",
-                        _num(ref.bound[i]) if ref is not None else "", rel[i]])
-    tmp.replace(out / "potentials.csv")
+    fh = io.StringIO()
+    w = csv.writer(fh, lineterminator="\n")
+    w.writerow(POTENTIAL_COLUMNS)
+    se = res.stderr if res.stderr is not None else np.full(res.n_states, np.nan)
+    ref = res.reference
+    rel = ref.relation_names() if ref is not None else [""] * res.n_states
+    for i, name in enumerate(res.names):
+        w.writerow([name, _num(res.potential[i]), _num(res.lower_bound[i]), int(res.scc[i]),
+                    "true" if res.unbounded[i] else "false", int(res.visits[i]), _num(se[i]),
+                    _num(res.scc_potential[i]), int(sizes[res.scc[i]]), int(rank[res.scc[i]]),
+                    _ref_num(ref.potential[i]) if ref is not None else "",
+                    _num(ref.bound[i]) if ref is not None else "", rel[i]])
+    write_text(out / "potentials.csv", fh.getvalue())
     summary = fit_summary(g, res)
-    (out / "fit.json.tmp").write_text(json.dumps(summary, indent=1, default=float))
-    (out / "fit.json.tmp").replace(out / "fit.json")
+    write_json(out / "fit.json", summary)
     return summary
 
 

@@ -103,6 +103,12 @@ def run(run_dir, options: PolishOptions = PolishOptions()) -> PolishResult:
             ctx.store.close()
 
 
+def _selected_law(run_dir) -> bool:
+    from .polish import _evolve_summary
+
+    return bool(((_evolve_summary(run_dir).get("selection") or {}).get("selected") or {}).get("source"))
+
+
 def _polish(ctx, o: PolishOptions) -> PolishResult:
     from .polish import best_candidate, get_candidate, plot_convergence, polish, write_best_potential, write_candidate
 
@@ -125,7 +131,7 @@ def _polish(ctx, o: PolishOptions) -> PolishResult:
     out = Path(ctx.run_dir) / "polish"
     out.mkdir(parents=True, exist_ok=True)
     improved = res.fun < f0
-    new_id, promoted, current = None, False, None
+    new_id, promoted, current, kept_law = None, False, None, False
     if improved:
         current = best_candidate(ctx.store, ctx.run_dir)  # the run's best before this polish
         gap = res.fun - prob.s_min_train
@@ -135,12 +141,17 @@ def _polish(ctx, o: PolishOptions) -> PolishResult:
         # best_potential.py follows the run's best: rewrite it only when the polished row beats it
         if current.id == row.id or res.fun < (current.train_action if current.train_action is not None else np.inf):
             ctx.store.set_meta("best_candidate", new_id)
-            write_best_potential(ctx.run_dir, prob.agent, get_candidate(ctx.store, new_id), prob.s_min_train)
-            promoted = True
+            if _selected_law(ctx.run_dir):  # best_potential.py holds evolve's selected law: polish leaves it
+                kept_law = True
+            else:
+                write_best_potential(ctx.run_dir, prob.agent, get_candidate(ctx.store, new_id), prob.s_min_train)
+                promoted = True
     held_after = {m: ctx.heldout(r.x) for m, r in results.items()}
     summary = {
         "candidate": row.id, "polished_candidate": new_id, "method": o.method, "improved": bool(improved),
         "best_potential_rewritten": promoted, "n_params": len(p0),
+        "best_potential_kept": "best_potential.py holds the law evolve selected (its simplified form, refitted); "
+                               "the polished candidate is in the store" if kept_law else None,
         "action_before": {"train": f0, "heldout": h0}, "action_after": {"train": res.fun, "heldout": h1},
         "s_min_train": prob.s_min_train, "s_min_heldout": prob.s_min_heldout,
         "gap_before": f0 - prob.s_min_train, "gap_after": res.fun - prob.s_min_train,

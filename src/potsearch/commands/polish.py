@@ -55,6 +55,10 @@ def run(args) -> int:
     if res.promoted:
         print(f"  wrote candidate {new_id} (parents [{row_id}], operator polish:{method}) and "
               f"{res.out.parent / 'best_potential.py'}; candidate {row_id} is kept in the store")
+    elif res.improved and s.get("best_potential_kept"):
+        print(f"  wrote candidate {new_id} (parents [{row_id}], operator polish:{method}), now the run's lowest-action "
+              f"candidate; best_potential.py left unchanged: it holds the law evolve selected (`potsearch show` "
+              f"shows it, `--candidate {new_id}` the polished one)")
     elif res.improved:
         cur = res.best_before
         print(f"  wrote candidate {new_id} (parents [{row_id}], operator polish:{method}); it does not beat "

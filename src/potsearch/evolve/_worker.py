@@ -1,6 +1,6 @@
 """Sandbox worker process: ``python -m potsearch.evolve._worker CONFIG_JSON``.
 
-Started by :class:`potsearch.evolve.sandbox.SandboxPool` with ``subprocess.Popen`` (a fresh
+Started by :class:`potsearch.evolve.sandbox.pool.SandboxPool` with ``subprocess.Popen`` (a fresh
 interpreter, never a fork of the caller), in its own session/process group, with a minimal
 environment and an empty read-only working directory. Order matters:
 
@@ -13,7 +13,9 @@ environment and an empty read-only working directory. Order matters:
    process creation, exec, signals, sockets, file creation/modification and write-opens;
 4. report "ready" and serve ``call`` messages until the pipe closes.
 
-Replies are JSON only; the parent never unpickles anything a candidate could influence.
+Replies are JSON only; the parent never unpickles anything a candidate could influence. This module
+imports only the sandbox's leaf modules it needs (the message format, the namespace, the result
+checks), never the pool.
 """
 from __future__ import annotations
 
@@ -23,34 +25,14 @@ import math
 import os
 import pickle
 import resource
-import struct
 import sys
 
-_HDR = struct.Struct("!Q")
+# the trusted imports (numpy with them) happen here, before main() applies the limits
+from potsearch.evolve.sandbox.namespace import Rejected, compile_candidate, make_namespace
+from potsearch.evolve.sandbox.results import InvalidResult, check_finite
+from potsearch.evolve.sandbox.wire import MAX_RESULT_VALUES, decode_payload, read_frame, send_json, to_plain
+
 NOBODY = 65534
-
-
-def _write_frame(fd: int, body: bytes) -> None:
-    """One length-prefixed frame (shared with the parent side in sandbox.py)."""
-    data = memoryview(_HDR.pack(len(body)) + body)
-    while data:
-        n = os.write(fd, data)
-        data = data[n:]
-
-
-def _send(fd: int, msg: dict) -> None:
-    _write_frame(fd, json.dumps(msg, allow_nan=True).encode())
-
-
-def _read_exact(fd: int, n: int) -> bytes:
-    chunks = []
-    while n:
-        b = os.read(fd, min(n, 1 << 20))
-        if not b:
-            raise EOFError
-        chunks.append(b)
-        n -= len(b)
-    return b"".join(chunks)
 
 
 def _vm_size_bytes() -> int:
@@ -229,10 +211,6 @@ def main() -> None:
     try:
         import importlib
 
-        import numpy as np  # noqa: F401  (trusted imports happen before the limits)
-
-        from potsearch.evolve import sandbox as sb
-
         for mod in cfg["modules"]:
             importlib.import_module(mod)
         sys.setrecursionlimit(1000)
@@ -243,13 +221,13 @@ def main() -> None:
         info["seccomp"] = _install_seccomp() if cfg.get("seccomp", True) else "off"
     except BaseException as e:  # report and exit: the pool raises SandboxError
         try:
-            _send(out_fd, {"startup_error": f"{type(e).__name__}: {e}"})
+            send_json(out_fd, {"startup_error": f"{type(e).__name__}: {e}"})
         finally:
             os._exit(3)
     info.update(pid=os.getpid(), uid=os.getuid(), ready=True)
-    _send(out_fd, info)
+    send_json(out_fd, info)
     sys.stdout = sys.stderr = None  # type: ignore[assignment]
-    _serve(in_fd, out_fd, limits, sb)
+    _serve(in_fd, out_fd, limits)
 
 
 def _read_only(obj, depth: int = 0):
@@ -270,58 +248,12 @@ def _read_only(obj, depth: int = 0):
     return obj
 
 
-def _plain(v, budget: list[int]):
-    """Strictly convert a task's return value to JSON types (exact types only)."""
-    import numpy as np
-
-    from potsearch.evolve.sandbox import InvalidResult
-
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise InvalidResult("result too large")
-    t = type(v)
-    if v is None or t is bool or t is float:
-        return v
-    if t is int:
-        if abs(v) > 2**63:
-            raise InvalidResult("integer in result too large")
-        return v
-    if t is str:
-        if len(v) > 10_000:
-            raise InvalidResult("string in result too long")
-        return v
-    if t in (np.float64, np.float32, np.float16):
-        return float(v)
-    if t in (np.int64, np.int32, np.int16, np.int8, np.uint64, np.uint32, np.uint16, np.uint8):
-        return int(v)
-    if t is np.bool_:
-        return bool(v)
-    if t is np.ndarray:
-        if v.dtype.kind not in "biuf":
-            raise InvalidResult(f"array of dtype {v.dtype} in result")
-        if v.size > budget[0]:
-            raise InvalidResult(f"result too large (array of {v.size} values)")
-        budget[0] -= v.size
-        return v.tolist()
-    if t is dict:
-        out = {}
-        for k, x in v.items():
-            if type(k) is not str:
-                raise InvalidResult(f"result dict key of type {type(k).__name__}")
-            out[k] = _plain(x, budget)
-        return out
-    if t in (list, tuple):
-        return [_plain(x, budget) for x in v]
-    raise InvalidResult(f"not JSON-able: {t.__name__}")
-
-
-def _serve(in_fd: int, out_fd: int, limits: _Limits, sb) -> None:
+def _serve(in_fd: int, out_fd: int, limits: _Limits) -> None:
     payloads: dict[int, object] = {}
     tasks: dict[str, object] = {}
     while True:
         try:
-            (n,) = _HDR.unpack(_read_exact(in_fd, _HDR.size))
-            msg = pickle.loads(_read_exact(in_fd, n))  # from the trusted parent
+            msg = pickle.loads(read_frame(in_fd))  # from the trusted parent
         except EOFError:
             os._exit(0)
         kind = msg[0]
@@ -331,27 +263,22 @@ def _serve(in_fd: int, out_fd: int, limits: _Limits, sb) -> None:
         if kind == "drop":
             payloads.pop(msg[1], None)
             continue
-        _, seq, src, task, (whole, refs, inline), checked = msg
-        if whole is not None:
-            payload = payloads[whole]
-        else:
-            payload = {k: payloads[pid] for k, pid in refs}
-            if inline is not None:
-                payload.update(pickle.loads(inline))
-        reply = _run_one(src, task, payload, checked, limits, sb, tasks)
+        _, seq, src, task, encoded, checked = msg
+        payload = decode_payload(encoded, payloads)
+        reply = _run_one(src, task, payload, checked, limits, tasks)
         reply["cpu"] = limits.cpu_used()
         reply["seq"] = seq
         try:
-            _send(out_fd, reply)
+            send_json(out_fd, reply)
         except (ValueError, TypeError, OverflowError, RecursionError) as e:
-            _send(out_fd, {"ok": False, "error": f"invalid result: cannot encode ({e})",
-                           "cpu": limits.cpu_used(), "seq": seq})
+            send_json(out_fd, {"ok": False, "error": f"invalid result: cannot encode ({e})",
+                               "cpu": limits.cpu_used(), "seq": seq})
 
 
 _CODE_CACHE: dict = {}
 
 
-def _run_one(src, task, payload, checked, limits: _Limits, sb, tasks) -> dict:
+def _run_one(src, task, payload, checked, limits: _Limits, tasks) -> dict:
     try:
         limits.arm_cpu()
         fn = tasks.get(task)
@@ -365,21 +292,21 @@ def _run_one(src, task, payload, checked, limits: _Limits, sb, tasks) -> dict:
         key = (src, bool(checked))
         code = _CODE_CACHE.get(key)
         if code is None:
-            code = sb.compile_candidate(src, checked=checked)
+            code = compile_candidate(src, checked=checked)
             if len(_CODE_CACHE) >= 64:
                 _CODE_CACHE.pop(next(iter(_CODE_CACHE)))
             _CODE_CACHE[key] = code
-        ns = sb.make_namespace()
+        ns = make_namespace()
         exec(code, ns)
         value = fn(ns, payload if payload is not None else {})
-        value = _plain(value, [2_000_000])
+        value = to_plain(value, [MAX_RESULT_VALUES])
         if value is not None and type(value) is not dict:
-            raise sb.InvalidResult(f"task returned {type(value).__name__}, expected dict")
-        sb._check_finite(value)
+            raise InvalidResult(f"task returned {type(value).__name__}, expected dict")
+        check_finite(value)
         return {"ok": True, "value": value}
-    except sb._Rejected as e:
+    except Rejected as e:
         return {"ok": False, "error": f"rejected: {e}"}
-    except sb.InvalidResult as e:
+    except InvalidResult as e:
         return {"ok": False, "error": f"invalid result: {_text(e)}"}
     except MemoryError:
         return {"ok": False, "error": "killed: memory limit (MemoryError)", "recycle": True}

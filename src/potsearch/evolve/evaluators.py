@@ -63,7 +63,7 @@ class EvalActorImpl:
     never in the actor's process. Shared payloads (feature table, edges) arrive once per actor."""
 
     def __init__(self, workers: int, cpu_seconds: float, memory_mb: int, wall_timeout: float):
-        from .sandbox import SandboxPool
+        from .sandbox.pool import SandboxPool
 
         self.pool = SandboxPool(workers=workers, cpu_seconds=cpu_seconds, memory_mb=memory_mb,
                                 wall_timeout=wall_timeout, tasks=(TASK,))
@@ -177,7 +177,7 @@ class RayEvaluator:
                     for *_, fut in items:
                         fut.set_exception(exc)
                     continue
-                from .sandbox import SandboxResult
+                from .sandbox.results import SandboxResult
 
                 for (*_, fut), r in zip(items, results):
                     fut.set_result(SandboxResult(*r))

@@ -2,7 +2,7 @@
 extract the function from the reply; check it (AST allowlist); score it in the sandbox.
 
 Any litellm model string works (one per island, from the config); ``local`` is the offline
-SmolLM2-135M provider of ``potsearch.agents.local``. Tokens and dollar cost are counted per call
+SmolLM2-135M provider of ``potsearch.agents.local``. Calls go through ``potsearch.llmclient``. Tokens and dollar cost are counted per call
 (cost from litellm's bundled price map, 0 for local models). Code written by a model never runs in
 this process: ``check_source`` first, then ``SandboxPool`` (rlimited, killable subprocesses) runs
 ``potsearch.evolve.scoring:score_program``.
@@ -14,9 +14,7 @@ Outcomes recorded in the candidates table (``error`` column): ``llm: ...`` (the 
 from __future__ import annotations
 
 import math
-import os
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -173,16 +171,23 @@ def stored_reply(text: str) -> str:
     return text[:STORED_REPLY_CHARS] + f"\n[... reply cut: {len(text)} characters in all]"
 
 
-def reply_record(litellm, resp, t0: float) -> dict:
-    """A model response as the search records it (text, tokens, cost; both loops)."""
-    text = resp.choices[0].message.content or ""
-    usage = getattr(resp, "usage", None)
-    tokens = int(getattr(usage, "total_tokens", 0) or 0) if usage else 0
-    try:
-        cost = float(litellm.completion_cost(completion_response=resp) or 0.0)
-    except Exception:  # unknown price (local or custom models): count tokens, cost 0
-        cost = 0.0
-    return {"text": text, "tokens": tokens, "cost": cost, "error": None, "seconds": time.perf_counter() - t0}
+def messages(prompt: str) -> list[dict]:
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+
+
+def model_client(llm, name: str):
+    """The client of one configured model (``llm``: the search's LLMConfig). No retries: a failed
+    call is one failed candidate, recorded, and the search goes on."""
+    from ..llmclient import LLMClient
+
+    return LLMClient(name, timeout=llm.timeout, retries=0, temperature=llm.temperature, max_tokens=llm.max_tokens,
+                     api_base=llm.api_base or None)
+
+
+def reply_record(reply) -> dict:
+    """A model call (``llmclient.Reply``) as the search records it (both loops)."""
+    return {"text": reply.text if reply.error is None else None, "tokens": reply.tokens, "cost": reply.cost,
+            "error": f"llm: {reply.error}"[:500] if reply.error else None, "seconds": reply.latency}
 
 
 def screen_reply(text: str | None, check_source) -> tuple[str, str, str | None]:
@@ -211,7 +216,6 @@ def screen_reply(text: str | None, check_source) -> tuple[str, str, str | None]:
 
 class LLMOperator:
     def __init__(self, cfg: SearchConfig, problem: Problem, pool=None):
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         from ..errors import InputError
 
         try:
@@ -227,6 +231,9 @@ class LLMOperator:
                 raise InputError(f"llm.models lists 'local' but the local model cannot run here: {why}",
                                  cfg.source or None)
 
+        from ..llmclient import get_litellm
+
+        get_litellm()  # imported now: litellm's import draws from the global random state the search seeds
         self.cfg = cfg
         self.problem = problem
         self.check_source = check_source
@@ -237,7 +244,7 @@ class LLMOperator:
         self.payload = problem.data.payload()
         self.payload["fit"] = dict(self.payload["fit"], starts=max(3, cfg.fit.starts))
         self.spent = 0.0
-        self._models: dict[str, str] = {}
+        self._clients: dict = {}
         rng = np.random.default_rng(cfg.seed)
         n = problem.n_states
         self.sample_idx = np.sort(rng.choice(n, min(n, cfg.llm.samples_in_prompt), replace=False))
@@ -270,35 +277,15 @@ class LLMOperator:
                              parents="\n\n".join(par) or "(none yet)")
 
     # ------------------------------------------------------------------ model calls
-    def _model(self, name: str) -> str:
-        if name not in self._models:
-            if name == "local":
-                from ..agents.llm import resolve_model
-                from ..agents.local import ensure_registered
-
-                ensure_registered()
-                self._models[name] = resolve_model("local")
-            else:
-                self._models[name] = name
-        return self._models[name]
+    def client(self, name: str):
+        """The client of a configured model (``local`` is routed to the in-process provider)."""
+        if name not in self._clients:
+            self._clients[name] = model_client(self.cfg.llm, name)
+        return self._clients[name]
 
     def ask(self, model: str, prompt: str) -> dict:
-        t0 = time.perf_counter()
-        try:
-            from ..agents.llm import get_litellm
-
-            litellm = get_litellm()
-        except ImportError:  # pragma: no cover - the agents package ships with potsearch
-            import litellm
-        try:
-            resp = litellm.completion(model=self._model(model), messages=[
-                {"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
-                temperature=self.cfg.llm.temperature, max_tokens=self.cfg.llm.max_tokens,
-                timeout=self.cfg.llm.timeout, **self.call_options())
-        except Exception as exc:  # any provider error: recorded on the candidate, the search goes on
-            return {"text": None, "tokens": 0, "cost": 0.0, "error": f"llm: {type(exc).__name__}: {exc}"[:500],
-                    "seconds": time.perf_counter() - t0}
-        return reply_record(litellm, resp, t0)
+        """One model call of the lockstep loop (a thread of its pool): the reply as the search records it."""
+        return reply_record(self.client(model).complete_sync(messages(prompt), grammar=self.grammar()))
 
     def prompt_compact(self, parents) -> str:
         pr = self.problem
@@ -321,15 +308,6 @@ class LLMOperator:
             self._grammar = potential_grammar(self.problem.usable)
         return self._grammar
 
-    def call_options(self) -> dict:
-        """Extra litellm arguments: the server's base URL, the grammar (as llama.cpp servers take it)."""
-        kw = {}
-        if self.cfg.llm.api_base:
-            kw["api_base"] = self.cfg.llm.api_base
-        if self.grammar():
-            kw["extra_body"] = {"grammar": self.grammar()}
-        return kw
-
     # ------------------------------------------------------------------ one round's jobs
     def run_jobs(self, search, jobs: list[tuple], rnd: int) -> list:
         """jobs: (island, uid, parents). Returns evaluated Programs (errors recorded, never raised)."""
@@ -337,6 +315,8 @@ class LLMOperator:
 
         prompts = [self.prompt(parents) for _, _, parents in jobs]
         models = [self.cfg.model_for(i) for i, _, _ in jobs]
+        for m in set(models):  # made here, not concurrently in the pool's threads
+            self.client(m)
         with ThreadPoolExecutor(max_workers=max(1, min(8, len(jobs)))) as ex:
             replies = list(ex.map(self.ask, models, prompts))
         progs, to_score = [], []

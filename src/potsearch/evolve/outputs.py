@@ -1,5 +1,13 @@
 """What a search leaves behind: best_potential.py, evolve/pareto.csv + .png, curves.png, summary.json.
 
+After the search, model selection (``selection.select_law``, default rule ``pysr``) picks the law a
+reader is shown from the Pareto front of the search's candidates, each front member simplified
+(``simplify``). best_potential.py holds that SELECTED law (its simplified source and parameters);
+summary.json's ``selection`` block says which rule chose it, why, with the bootstrap standard errors
+of its parameters, and names the lowest-training-action candidate (``best`` stays the search's own
+best, the lowest training action); pareto.csv marks the selected row and gives each member's
+simplified formula; the simplified forms go to the store (``CandidateStore.save_simplified``).
+
 matplotlib is imported lazily (Agg backend), only here.
 """
 from __future__ import annotations
@@ -15,8 +23,11 @@ from ..features import embedded_source
 from ..store.candidates import pareto_front
 
 HEADER = '''#!/usr/bin/env python3
-"""Best potential found by `potsearch evolve` — self-contained (numpy{extra}; no potsearch import).
+"""Potential found by `potsearch evolve` — self-contained (numpy{extra}; no potsearch import).
 
+    V = {law}
+
+{chosen}
 Run: {run}
 Train action {train:.6g} (S_min on the training graph {smin:.6g}, gap {gap:.3g}); held-out action {held:.6g}.
 Search id {sid}, program {uid} (island {island}, round {round}, operator {op}).
@@ -90,20 +101,30 @@ def potential(x, p=None):
 '''
 
 
-def _doc_safe(v) -> str:
+def _doc_safe(v, limit: int = 200) -> str:
     """A value for the module docstring: printable, no quotes or backslashes (cannot end it)."""
-    return "".join(c if c.isprintable() and c not in "\\\"'" else "?" for c in str(v))[:200]
+    return "".join(c if c.isprintable() and c not in "\\\"'" else "?" for c in str(v))[:limit]
 
 
-def best_potential_source(best, agent: str, run_name: str, s_min_train: float, sid: str) -> str:
+def _wrap(text: str, width: int = 96, indent: str = "    ") -> str:
+    import textwrap
+
+    return textwrap.fill(text, width, subsequent_indent=indent, break_long_words=True, break_on_hyphens=False)
+
+
+def best_potential_source(best, agent: str, run_name: str, s_min_train: float, sid: str, law: str = "",
+                          chosen: str = "") -> str:
     """A self-contained module: the agent's feature code, the evaluator, the candidate's source as a
-    string literal (``repr``: no way out of the literal) and potential(state)."""
+    string literal (``repr``: no way out of the literal) and potential(state). ``law``: the formula
+    shown at the top of its docstring; ``chosen``: how the law was chosen (both sanitised)."""
     from .interp import embedded_source as interp_source
 
     feats = embedded_source(agent)
     extra = ", wordfreq for the zipf feature" if agent == "word" else ""
+    chosen = chosen or "The candidate with the lowest training action (no model selection ran)."
     parts = [
-        HEADER.format(extra=extra, run=_doc_safe(run_name), train=best.train_action, smin=s_min_train, gap=best.gap,
+        HEADER.format(extra=extra, law=_wrap(_doc_safe(law or "(see PROGRAM below)", 2000), indent="        "),
+                      chosen=_wrap(_doc_safe(chosen, 2000), indent=""), run=_doc_safe(run_name), train=best.train_action, smin=s_min_train, gap=best.gap,
                       held=best.heldout_action if best.heldout_action is not None else math.nan, sid=_doc_safe(sid),
                       uid=_doc_safe(best.uid), island=_doc_safe(best.island), round=_doc_safe(best.round),
                       op=_doc_safe(best.operator)),
@@ -145,16 +166,21 @@ def csv_cell(v):
     return v
 
 
-def write_pareto(out: Path, front: list, all_rows: list, s_min: float) -> None:
-    """evolve/pareto.csv and pareto.png from ``CandidateRow``s (the front and every scored row)."""
+def write_pareto(out: Path, front: list, all_rows: list, s_min: float, simplified: dict | None = None,
+                 selected_uid: str | None = None) -> None:
+    """evolve/pareto.csv and pareto.png from ``CandidateRow``s (the front and every scored row).
+    ``simplified``: uid -> the member's simplified formula (pretty text); ``selected_uid``: the
+    selected law's candidate (column ``selected`` = 1 on its row, else 0; circled in the figure)."""
+    simplified = simplified or {}
     with open(out / "pareto.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["complexity", "n_params", "train_action", "heldout_action", "gap", "uid", "operator", "source",
-                    "params"])
+                    "params", "simplified", "selected"])
         for r in front:
             w.writerow([csv_cell(c) for c in (
                 r.complexity, r.n_params, repr(r.train_action), repr(r.heldout_action), repr(r.gap), r.uid,
-                r.operator, r.source, json.dumps(r.params))])
+                r.operator, r.source, json.dumps(r.params), simplified.get(r.uid, ""),
+                int(selected_uid is not None and r.uid == selected_uid))])
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     if all_rows:
@@ -164,6 +190,10 @@ def write_pareto(out: Path, front: list, all_rows: list, s_min: float) -> None:
                    color="0.6", label="candidates" + (f" (1 in {step})" if step > 1 else ""))
     ax.step([r.complexity for r in front], [r.train_action for r in front], where="post", color="C3",
             marker="o", ms=4, label="Pareto front")
+    sel = [r for r in front if selected_uid is not None and r.uid == selected_uid]
+    if sel:
+        ax.scatter([sel[0].complexity], [sel[0].train_action], s=90, facecolors="none", edgecolors="k", lw=1.5,
+                   zorder=5, label="selected law (raw candidate)")
     ax.axhline(s_min, color="C0", ls="--", lw=1, label=f"S_min (train) = {s_min:.4g}")
     if front:
         top = max(r.train_action for r in front)
@@ -222,6 +252,52 @@ def _plt():
     return plt
 
 
+def select(store, search_id: str, data, seed: int = 0, n_boot: int = 40):
+    """Model selection on one search's candidates (``selection.select_law`` with the default rule),
+    the bootstrap standard errors of the selected law's parameters (``selection.param_stderr``) and
+    the simplified forms stored (``CandidateStore.save_simplified``). Returns (Selection, seconds), or
+    (None, message) when there is nothing to select from."""
+    from .selection import SelectionOptions, param_stderr, select_law
+
+    t0 = time.perf_counter()
+    df = store.candidates.to_frame(valid_only=True, search_id=search_id)
+    if df.empty:
+        return None, "no scored candidate"
+    try:
+        sel = select_law(df, data, SelectionOptions(seed=seed))
+    except ValueError as exc:
+        return None, str(exc)
+    law = sel.selected
+    if law.get("simplified"):  # our own code (sympy's form of the law): refitted in process
+        se = param_stderr(law["source"], law["params"], data, n_boot=n_boot, seed=seed)
+        law["param_se"] = se
+        law["param_se_method"] = (f"standard deviation of each parameter over {n_boot} refits on bootstrap "
+                                  f"resamples of the training edge pairs (seed {seed})" if se is not None
+                                  else "not computed: fewer than 5 bootstrap refits succeeded")
+    else:
+        law["param_se"] = None
+        law["param_se_method"] = "not computed: the law is not in simplified form (its code is not refitted here)"
+    forms = sel.forms.to_dict("records") if not sel.forms.empty else []
+    for f in forms:
+        if f["uid"] == law.get("uid"):
+            f["param_se"] = law["param_se"]
+    store.candidates.save_simplified(search_id, forms, selected_uid=law.get("uid"))
+    return sel, time.perf_counter() - t0
+
+
+def _law_object(sel, raw, s_min_train: float):
+    """What ``best_potential_source`` reads, for the selected law (its simplified source and params)."""
+    from types import SimpleNamespace
+
+    law = sel.selected
+    train = law.get("train_action")
+    return SimpleNamespace(uid=law.get("uid"), source=law["source"], params=[float(v) for v in law["params"]],
+                           train_action=train, heldout_action=law.get("heldout_action"),
+                           gap=train - s_min_train if train is not None else math.nan,
+                           island=getattr(raw, "island", None), round=getattr(raw, "round", None),
+                           operator=getattr(raw, "operator", None))
+
+
 def write_outputs(search, seconds: float) -> dict:
     """All outputs of a finished (or interrupted) search; returns the summary."""
     prob = search.problem
@@ -231,7 +307,10 @@ def write_outputs(search, seconds: float) -> dict:
     best = search.best()
     rows = search.store.candidates.rows(search_id=search.sid)
     front = pareto_front(rows)
-    write_pareto(out, front, rows, prob.s_min_train)
+    sel, sel_info = select(search.store, search.sid, prob.data, seed=search.cfg.seed)
+    forms = {f["uid"]: f["text"] for f in sel.forms.to_dict("records")} if sel is not None and not sel.forms.empty \
+        else {}
+    write_pareto(out, front, rows, prob.s_min_train, forms, sel.selected.get("uid") if sel is not None else None)
     write_curves(out, search.logbook, prob.s_min_train)
     with open(out / "logbook.json", "w", encoding="utf-8") as fh:
         json.dump([dict(r) for r in search.logbook], fh)
@@ -257,15 +336,32 @@ def write_outputs(search, seconds: float) -> dict:
             "complexity": best.complexity, "n_params": best.n_params, "operator": best.operator,
             "island": best.island, "round": best.round, "parents": best.parents,
         }
+    if sel is not None:
+        js = sel.to_json()
+        js["seconds"] = sel_info
+        summary["selection"] = js
+        raw = next((r for r in rows if r.uid == sel.selected.get("uid")), None)
+        low = js["lowest"]
+        chosen = (f"Selected from the Pareto front (training action x complexity) of the search by the "
+                  f"{sel.rule} rule: {sel.reason}. The lowest-training-action candidate ({low.get('uid')}, "
+                  f"training action {low.get('train_action', math.nan):.6g}) is in evolve/pareto.csv and "
+                  f"`potsearch show RUN --top K` / `--candidate ID`.")
+        write_best_potential(run_dir / "best_potential.py", _law_object(sel, raw, prob.s_min_train), prob.agent,
+                             run_dir.name, prob.s_min_train, search.sid, law=js["selected"].get("text", ""),
+                             chosen=chosen)
+    elif best is not None:
+        summary["selection"] = {"rule": None, "reason": f"no selection: {sel_info}", "selected": {}, "lowest": {},
+                                "dropped": [], "front_size": 0}
         write_best_potential(run_dir / "best_potential.py", best, prob.agent, run_dir.name, prob.s_min_train,
                              search.sid)
     summary["captions"] = {
         "pareto.png": "Training action against complexity (AST nodes) of every scored candidate; red: the Pareto "
-                      "front; dashed: S_min, the exact infimum on the training graph.",
+                      "front; circled: the candidate whose simplified form is the selected law; dashed: S_min, the "
+                      "exact infimum on the training graph.",
         "curves.png": "Best (solid) and median (dotted) training action per island and round; black: best of all "
                       "islands.",
     }
-    order = ["best", "s_min_train", "baseline_heldout", "s_min_heldout", "s_min_full", "rounds", "islands",
+    order = ["selection", "best", "s_min_train", "baseline_heldout", "s_min_heldout", "s_min_full", "rounds", "islands",
              "seconds", "candidates", "evaluations", "evaluations_per_second", "cache_hits", "failed", "llm"]
     summary = {**{k: summary[k] for k in order if k in summary}, **summary}
     write_json(out / "summary.json", summary)
@@ -274,6 +370,9 @@ def write_outputs(search, seconds: float) -> dict:
     if best is not None:
         stage.update({"train_action": best.train_action, "heldout_action": best.heldout_action, "gap": best.gap,
                       "complexity": best.complexity, "n_params": best.n_params})
+    if sel is not None:
+        stage.update({"law": sel.selected.get("text"), "law_train_action": sel.selected.get("train_action"),
+                      "law_heldout_action": sel.selected.get("heldout_action"), "selection_rule": sel.rule})
     stage["tokens"], stage["cost"] = c["tokens"], c["cost"]
     search.store.set_stage_result("evolve", stage)
     return summary

@@ -2,9 +2,10 @@
 (an asyncio event loop in one background thread, at most ``llm.concurrency`` calls in flight).
 
 ``ModelCaller.submit`` returns a ``concurrent.futures.Future`` of a reply dict ``{text, tokens, cost,
-error, seconds}``; a call is cut at ``llm.timeout`` seconds (``asyncio.wait_for`` cancels the HTTP
-request; the local model's C loop cannot be interrupted and finishes in its thread, its reply
-dropped) and recorded as ``llm: timeout after N s``. The caller records the number of calls in
+error, seconds}`` (``llm_op.reply_record``); calls go through ``potsearch.llmclient``, which cuts a
+call at ``llm.timeout`` seconds (``asyncio.wait_for`` cancels the HTTP request; the local model's C
+loop cannot be interrupted and finishes in its thread, its reply dropped), recorded as
+``llm: Timeout: no reply within Ns``. The caller records the number of calls in
 flight at every change (``samples``: (seconds since start, calls in flight)).
 
 ``LLMProposer.finish`` turns a reply into a Program exactly as the lockstep operator does
@@ -29,14 +30,11 @@ def gp_child(search, island: int, uid: str, rnd: int):
 
 # --------------------------------------------------------------------------- model calls
 class ModelCaller:
-    """Model calls through litellm's async API on one event-loop thread."""
+    """Model calls through the async client (``llmclient``) on one event-loop thread."""
 
-    def __init__(self, cfg, resolve_model):
-        from ..agents.llm import get_litellm
-
+    def __init__(self, cfg):
         self.cfg = cfg
-        self.litellm = get_litellm()
-        self.resolve_model = resolve_model
+        self.clients = Clients(cfg.llm)
         self.actor = None              # set by use_ray(): calls go to a ModelCallerActor
         self.inflight = 0
         self.samples: list[tuple[float, int]] = []
@@ -51,16 +49,18 @@ class ModelCaller:
             self.inflight += d
             self.samples.append((time.monotonic() - self.t0, self.inflight))
 
-    def submit(self, model: str, prompt: str, seed: int | None = None, extra: dict | None = None) -> Future:
+    def submit(self, model: str, prompt: str, seed: int | None = None, grammar: str | None = None) -> Future:
+        if self.actor is None:
+            self.clients.get(model)  # made in the caller's thread: the local model registers here
         self._track(+1)
-        fut = asyncio.run_coroutine_threadsafe(self._call(model, prompt, seed, extra or {}), self.loop)
+        fut = asyncio.run_coroutine_threadsafe(self._call(model, prompt, seed, grammar), self.loop)
         fut.add_done_callback(lambda _f: self._track(-1))
         return fut
 
-    async def _call(self, model: str, prompt: str, seed: int | None, extra: dict) -> dict:
+    async def _call(self, model: str, prompt: str, seed: int | None, grammar: str | None) -> dict:
         if self.actor is not None:  # a Ray actor makes the call (anywhere in the cluster)
-            return await self.actor.call.remote(model, prompt, seed, extra)
-        return await call_model(self.litellm, self.cfg.llm, self.resolve_model(model), prompt, seed, extra)
+            return await self.actor.call.remote(model, prompt, seed, grammar)
+        return await self.clients.call(model, prompt, seed, grammar)
 
     def close(self) -> None:
         """Cancel the calls still in flight (their replies are dropped) and stop the event loop."""
@@ -79,56 +79,35 @@ class ModelCaller:
             self._thread.join(timeout=5)
 
 
-def resolve_model(name: str) -> str:
-    """litellm's model string for a configured model (``local`` -> the in-process provider)."""
-    if name == "local":
-        from ..agents.llm import resolve_model as resolve
-        from ..agents.local import ensure_registered
+class Clients:
+    """One ``llmclient.LLMClient`` per configured model name, made on first use."""
 
-        ensure_registered()
-        return resolve("local")
-    return name
+    def __init__(self, llm_cfg):
+        self.llm = llm_cfg
+        self._by_name: dict = {}
 
+    def get(self, model: str):
+        if model not in self._by_name:
+            from .llm_op import model_client
 
-async def call_model(litellm, llm, model: str, prompt: str, seed: int | None, extra: dict | None = None) -> dict:
-    """One model call, cut at ``llm.timeout``; never raises: errors are in the reply dict."""
-    import asyncio
+            self._by_name[model] = model_client(self.llm, model)
+        return self._by_name[model]
 
-    from .llm_op import SYSTEM
+    async def call(self, model: str, prompt: str, seed: int | None, grammar: str | None) -> dict:
+        """One model call; never raises: errors are in the reply dict."""
+        from .llm_op import messages, reply_record
 
-    t0 = time.perf_counter()
-    kw = dict(model=model, messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
-              temperature=llm.temperature, max_tokens=llm.max_tokens, timeout=llm.timeout)
-    kw.update(extra or {})  # api_base, extra_body (grammar)
-    if seed is not None:
-        kw["seed"] = seed
-    try:
-        resp = await asyncio.wait_for(litellm.acompletion(**kw), timeout=llm.timeout)
-    except (asyncio.TimeoutError, TimeoutError):
-        return {"text": None, "tokens": 0, "cost": 0.0, "seconds": time.perf_counter() - t0,
-                "error": f"llm: timeout after {llm.timeout:g} s"}
-    except Exception as exc:  # any provider error: recorded on the candidate, the search goes on
-        return {"text": None, "tokens": 0, "cost": 0.0, "seconds": time.perf_counter() - t0,
-                "error": f"llm: {type(exc).__name__}: {exc}"[:500]}
-    from .llm_op import reply_record
-
-    return reply_record(litellm, resp, t0)
+        return reply_record(await self.get(model).complete(messages(prompt), grammar=grammar, seed=seed))
 
 
 class ModelCallerActorImpl:
     """Ray actor (async, ``max_concurrency`` = the call limit): model calls made on its node."""
 
     def __init__(self, llm_cfg):
-        import os
+        self.clients = Clients(llm_cfg)
 
-        os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-        from ..agents.llm import get_litellm
-
-        self.llm = llm_cfg
-        self.litellm = get_litellm()
-
-    async def call(self, model: str, prompt: str, seed: int | None, extra: dict | None = None) -> dict:
-        return await call_model(self.litellm, self.llm, resolve_model(model), prompt, seed, extra)
+    async def call(self, model: str, prompt: str, seed: int | None, grammar: str | None = None) -> dict:
+        return await self.clients.call(model, prompt, seed, grammar)
 
 
 # --------------------------------------------------------------------------- LLM offspring
@@ -138,14 +117,14 @@ class LLMProposer:
     def __init__(self, op, cfg):
         self.op = op                      # the LLMOperator: prompt, payload, allowlist, sandbox pool
         self.cfg = cfg
-        self.caller = ModelCaller(cfg, op._model)
+        self.caller = ModelCaller(cfg)
         self.local = all(m == "local" for m in cfg.llm.models)
 
     def submit(self, model: str, parents, uid: str) -> Future:
         prompt = self.op.prompt(parents)
         # a seed per call makes the local model's reply independent of the order calls run in
         seed = zlib.crc32(uid.encode()) & 0x7FFFFFFF if model == "local" else None
-        return self.caller.submit(model, prompt, seed, self.op.call_options())
+        return self.caller.submit(model, prompt, seed, self.op.grammar())
 
     def finish(self, search, job, rep: dict):
         """The Program for a reply; ``prog.meta['needs_score']`` when it must go to the sandbox."""

@@ -9,7 +9,6 @@ from ..errors import InputError
 from ..progress import round_progress
 from ..store import RunStore
 from .config import SearchConfig
-from .scoring import FitSettings
 
 
 def evolve(run_dir, cfg: SearchConfig, resume: bool = False, quiet: bool = True, log=None,
@@ -24,9 +23,8 @@ def evolve(run_dir, cfg: SearchConfig, resume: bool = False, quiet: bool = True,
     run_dir = Path(run_dir)
     if address is not None and cfg.loop != "async":
         raise InputError("--address needs the async loop (loop: async in the config)", cfg.source or None)
-    fit = FitSettings(starts=cfg.fit.starts, max_iter=cfg.fit.max_iter, max_seconds=cfg.fit.max_seconds,
-                      tol=cfg.fit.tol)
-    problem = load_problem(run_dir, seed=cfg.seed, heldout_fraction=cfg.heldout_fraction, agent=cfg.agent, fit=fit)
+    problem = load_problem(run_dir, seed=cfg.seed, heldout_fraction=cfg.heldout_fraction, agent=cfg.agent,
+                           fit=cfg.fit)
     if not problem.usable:
         raise InputError("no feature varies across this run's states: nothing to search", str(run_dir))
     if problem.train.n_edges == 0:

@@ -1,8 +1,9 @@
 """Score a candidate potential: fit its parameters by least action, report train / held-out action.
 
 This module is imported inside the sandbox worker (``score_program``) as well as in-process
-(the GP fast path, ``fit_parameters``). It needs numpy only, writes no file and
-keeps no state other than a small per-process cache of decoded payloads.
+(the GP fast path, ``fit_parameters``). It needs numpy (and the sandbox's check of a candidate's
+values, ``sandbox.results.potential_values``), writes no file and keeps no state other than a small
+per-process cache of decoded payloads.
 
 The fit: minimise S(p) = (1/n) sum_edges w K(V_f(p) - V_g(p)) over the parameter vector p with a
 Levenberg-Marquardt-damped Gauss-Newton method. The gradient is exact in V (the action's analytic
@@ -18,10 +19,12 @@ import ast
 import hashlib
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import numpy.random  # noqa: F401  imported here, before the sandbox worker's rlimits forbid opening files
+
+from .sandbox.results import InvalidResult, potential_values
 
 MAX_PARAMS = 64
 
@@ -64,10 +67,14 @@ class Edges:
 
 @dataclass(frozen=True)
 class FitSettings:
-    starts: int = 2            # parameter starts: p0, then seeded random ones
-    max_iter: int = 40         # Gauss-Newton iterations per start
-    max_seconds: float = 2.0   # wall-clock safety net for one candidate
-    tol: float = 1e-9          # stop when the relative improvement falls below this
+    """The parameter fit of a candidate: the ``fit:`` section of a search config (defaults here only).
+
+    The metadata are the limits ``potsearch.configload`` checks when a config file is read."""
+
+    starts: int = field(default=1, metadata={"gt": 0})           # p0 (inherited values), then seeded random ones
+    max_iter: int = field(default=40, metadata={"gt": 0})         # Gauss-Newton iterations per start (repeatable)
+    max_seconds: float = field(default=2.0, metadata={"gt": 0})   # wall-clock safety net for one candidate
+    tol: float = field(default=1e-7, metadata={"ge": 0})          # stop when the relative improvement is below this
 
 
 @dataclass
@@ -90,8 +97,7 @@ class ScoringData:
             "features": {k: v.tolist() for k, v in self.features.items()}, "n_states": self.n_states,
             "train": self.train.to_json(), "heldout": self.heldout.to_json(), "kernel": self.kernel,
             "beta": self.beta, "s_min_train": self.s_min_train, "s_min_heldout": self.s_min_heldout,
-            "fit": {"starts": self.fit.starts, "max_iter": self.fit.max_iter, "max_seconds": self.fit.max_seconds,
-                    "tol": self.fit.tol},
+            "fit": asdict(self.fit),
         }
         key = hashlib.sha256(repr(sorted((k, str(v)[:64]) for k, v in body.items())).encode()).hexdigest()
         body["key"] = key + f":{self.train.w.sum():.17g}:{self.n_states}"
@@ -154,20 +160,14 @@ def _read_only_view(a) -> np.ndarray:
     return v
 
 
-class CandidateError(Exception):
-    """The candidate itself is at fault (bad shape, non-finite values, wrong N_PARAMS...)."""
-
-
-def potential_values(fn, X: dict, p: np.ndarray, n: int) -> np.ndarray:
-    """The candidate's values on every state (call inside np.errstate(all="ignore")). The candidate
-    gets a fresh dict of read-only views of the features and a read-only view of ``p``: whatever it
-    does, it cannot change the data the fit or a later candidate sees."""
-    V = np.asarray(fn({k: _read_only_view(v) for k, v in X.items()}, _read_only_view(p)), dtype=float)
-    if V.ndim == 0:
-        V = np.full(n, float(V))
-    if V.shape != (n,):
-        raise CandidateError(f"potential returned shape {V.shape}, expected ({n},)")
-    return V
+def _values(fn, X: dict, p: np.ndarray, n: int) -> np.ndarray:
+    """The candidate's values on every state (call inside np.errstate(all="ignore")), checked by the
+    sandbox's ``potential_values`` (numbers, shape ``(n,)``; NaN/inf pass: the fit refuses a step into
+    them, the callers refuse a non-finite result). The candidate gets a fresh dict of read-only views
+    of the features and a read-only view of ``p``: whatever it does, it cannot change the data the fit
+    or a later candidate sees."""
+    return potential_values(fn({k: _read_only_view(v) for k, v in X.items()}, _read_only_view(p)), n,
+                            finite=False)
 
 
 def fit_parameters(fn, n_params: int, data: ScoringData, p0=None, seed: int = 0,
@@ -183,9 +183,9 @@ def _fit(fn, n_params, data, p0, seed, settings):
     k, b = data.kernel, data.beta
     t0 = time.perf_counter()
     if n_params == 0:
-        V = potential_values(fn, X, np.zeros(0), n)
+        V = _values(fn, X, np.zeros(0), n)
         if not np.all(np.isfinite(V)):
-            raise CandidateError("potential is not finite on every state")
+            raise InvalidResult("potential is not finite on every state")
         return np.zeros(0), action_value(V, tr, k, b), {"iterations": 0, "starts": 0, "evals": 1}
     rng = np.random.default_rng(seed)
     starts = []
@@ -202,13 +202,13 @@ def _fit(fn, n_params, data, p0, seed, settings):
     last_error = None
     for p in starts:
         try:
-            V = potential_values(fn, X, p, n)
+            V = _values(fn, X, p, n)
             evals += 1
-        except CandidateError as exc:
+        except InvalidResult as exc:
             last_error = exc
             continue
         if not np.all(np.isfinite(V)):
-            last_error = CandidateError("potential is not finite on every state at the start parameters")
+            last_error = InvalidResult("potential is not finite on every state at the start parameters")
             continue
         val, d1, d2 = _pair_terms(V[src] - V[dst], pa, pb, k, b, 2)
         S = float(val.sum() / ns)
@@ -221,7 +221,7 @@ def _fit(fn, n_params, data, p0, seed, settings):
                 h = 1e-6 * (1.0 + abs(p[j]))
                 q = p.copy()
                 q[j] += h
-                J[:, j] = (potential_values(fn, X, q, n) - V) / h
+                J[:, j] = (_values(fn, X, q, n) - V) / h
                 evals += 1
             if not np.all(np.isfinite(J)):
                 J = np.nan_to_num(J, nan=0.0, posinf=0.0, neginf=0.0)
@@ -237,7 +237,7 @@ def _fit(fn, n_params, data, p0, seed, settings):
                     lam *= 10.0
                     continue
                 pn = p + step
-                Vn = potential_values(fn, X, pn, n)
+                Vn = _values(fn, X, pn, n)
                 evals += 1
                 if np.isfinite(Vn).all():
                     # derivatives computed with the value: most trial steps are accepted
@@ -259,7 +259,7 @@ def _fit(fn, n_params, data, p0, seed, settings):
         if time.perf_counter() - t0 > st.max_seconds:
             break
     if best_p is None:
-        raise last_error or CandidateError("no start gave a finite potential")
+        raise last_error or InvalidResult("no start gave a finite potential")
     return best_p, best_S, {"iterations": iters, "starts": len(starts), "evals": evals}
 
 
@@ -310,16 +310,16 @@ def score_function(fn, n_params: int, data: ScoringData, source: str = "", p0=No
            "n_params": int(n_params), "complexity": int(complexity), "error": None}
     try:
         if not isinstance(n_params, int) or not 0 <= n_params <= MAX_PARAMS:
-            raise CandidateError(f"N_PARAMS must be an int in 0..{MAX_PARAMS}, got {n_params!r}")
+            raise InvalidResult(f"N_PARAMS must be an int in 0..{MAX_PARAMS}, got {n_params!r}")
         p, S, info = fit_parameters(fn, n_params, data, p0=p0, seed=seed)
         with np.errstate(all="ignore"):
-            V = potential_values(fn, data.features, p, data.n_states)
+            V = _values(fn, data.features, p, data.n_states)
             Sh = action_value(V, data.heldout, data.kernel, data.beta)
         if not (math.isfinite(S) and math.isfinite(Sh)):
-            raise CandidateError("action is not finite")
+            raise InvalidResult("action is not finite")
         out.update(params=[float(v) for v in p], train_action=S, heldout_action=Sh, gap=S - data.s_min_train,
                    heldout_gap=Sh - data.s_min_heldout, iterations=info["iterations"], evals=info["evals"])
-    except CandidateError as exc:
+    except InvalidResult as exc:
         out["error"] = str(exc)
     except (ArithmeticError, ValueError, TypeError, KeyError, IndexError, AttributeError, NameError,
             RuntimeError, np.linalg.LinAlgError) as exc:

@@ -44,6 +44,7 @@ class SelectionOptions:
     seed: int = 0
     simplify: bool = True
     max_front: int = 40          # simplify at most this many front members (lowest training action first)
+    max_seconds: float = 120.0   # for simplifying the whole front; members past it get the canonical form only
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Selection:
     lowest: dict | None = None                       # the lowest-training-action candidate (raw)
     front: pd.DataFrame = field(default_factory=pd.DataFrame)   # the front considered, with se / score / selected
     dropped: list = field(default_factory=list)      # additive terms of the lowest-action law absent from the selected
+    forms: pd.DataFrame = field(default_factory=pd.DataFrame)   # per raw front member (uid): its simplified form
 
     def to_json(self) -> dict:
         """A JSON-able summary (for summary.json / show): the selected law, why, and the lowest."""
@@ -65,10 +67,10 @@ class Selection:
             return v
 
         keys = ("uid", "source", "params", "text", "latex", "train_action", "heldout_action", "complexity",
-                "n_terms", "raw_source", "steps", "cancellation", "ill_conditioned")
+                "n_terms", "raw_source", "steps", "cancellation", "ill_conditioned", "param_se", "param_se_method")
         sel = {k: clean(self.selected[k]) for k in keys if k in self.selected}
-        low = {k: clean(self.lowest[k]) for k in ("uid", "source", "train_action", "heldout_action", "complexity")
-               if self.lowest and k in self.lowest}
+        low = {k: clean(self.lowest[k]) for k in ("uid", "id", "source", "params", "text", "latex", "train_action",
+                                                  "heldout_action", "complexity") if self.lowest and k in self.lowest}
         return {"rule": self.rule, "reason": self.reason, "selected": sel, "lowest": low, "dropped": self.dropped,
                 "front_size": int(len(self.front))}
 
@@ -197,11 +199,20 @@ def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = Selectio
         raise ValueError("no scored candidate to select from")
     lowest = ok.loc[ok["train_action"].astype(float).idxmin()].to_dict()
     front = pareto_front(ok)
+    forms = []
     if opts.simplify:
-        front = front.sort_values("train_action").head(opts.max_front)
+        import time
+
+        t_end = time.perf_counter() + opts.max_seconds
+        order = front.sort_values("train_action")
+        todo, rest = order.head(opts.max_front), order.iloc[opts.max_front:]
         rows = []
-        for k, (_, r) in enumerate(front.iterrows()):
-            s = simplify(r["source"], _params(r["params"]), data, seed=opts.seed)
+        for k, (_, r) in enumerate(todo.iterrows()):
+            left = t_end - time.perf_counter()
+            if left <= 0:
+                rest = pd.concat([todo.iloc[k:], rest])
+                break
+            s = simplify(r["source"], _params(r["params"]), data, seed=opts.seed, max_seconds=min(20.0, left))
             row = dict(r)
             row.update(raw_source=r["source"], raw_complexity=r["complexity"], simplified=s.ok,
                        steps="; ".join(s.steps), ill_conditioned=s.ill_conditioned, cancellation=s.cancellation)
@@ -209,11 +220,18 @@ def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = Selectio
                 row.update(source=s.source, params=s.params, train_action=s.train_action,
                            heldout_action=s.heldout_action, complexity=s.complexity, text=s.text, latex=s.latex,
                            n_terms=s.n_terms)
+            else:
+                row["steps"] = f"not simplified: {s.reason}"
             rows.append(row)
+            forms.append(_form(row, s.ok))
             if progress:
-                progress(k + 1, len(front))
+                progress(k + 1, len(todo))
+        for _, r in rest.iterrows():  # past the budget: the canonical form (no data, no refit), not selectable
+            forms.append(_form(dict(r), False, note="canonical form only (selection's time budget)"))
         sf = pd.DataFrame(rows).drop_duplicates(subset=["source"], keep="first")
         front = pareto_front(sf)
+    else:
+        forms = [_form(dict(r), False, note="not simplified") for _, r in front.iterrows()]
     i, reason, fr = choose(front, data, opts)
     sel = fr.loc[i].to_dict()
     if not sel.get("text"):
@@ -223,9 +241,72 @@ def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = Selectio
     dropped = []
     lc = canonical_form(lowest["source"], _params(lowest["params"]))
     sc = canonical_form(sel["source"], _params(sel["params"]))
+    if lc.ok:
+        lowest.update(text=lc.text, latex=lc.latex)
     if lc.ok and sc.ok:
         import sympy as sp
 
         mine = {b for _, b in split_terms(sp.expand(sc.expr))}
         dropped = [str(b) for _, b in split_terms(sp.expand(lc.expr)) if b not in mine]
-    return Selection(opts.rule, reason, sel, lowest, fr, dropped)
+    return Selection(opts.rule, reason, sel, lowest, fr, dropped, pd.DataFrame(forms))
+
+
+def _form(row: dict, ok: bool, note: str = "") -> dict:
+    """One raw front member's simplified form, as the store keeps it (``CandidateStore.save_simplified``):
+    when simplification did not succeed, the canonical form's text (sympy, no data) where it has one."""
+    from .simplify import canonical_form
+
+    out = {"uid": row.get("uid"), "ok": bool(ok), "source": row["source"], "params": _params(row["params"]),
+           "text": row.get("text") or "", "latex": row.get("latex") or "", "train_action": row.get("train_action"),
+           "heldout_action": row.get("heldout_action"), "complexity": row.get("complexity"),
+           "n_terms": row.get("n_terms"), "cancellation": row.get("cancellation"),
+           "ill_conditioned": bool(row.get("ill_conditioned", False)), "steps": note or row.get("steps") or ""}
+    if not ok:
+        c = canonical_form(row.get("raw_source", row["source"]), _params(row["params"]))
+        if c.ok:
+            out.update(text=c.text, latex=c.latex)
+    for k in ("train_action", "heldout_action", "cancellation"):
+        v = out[k]
+        out[k] = None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
+    for k in ("complexity", "n_terms"):
+        v = out[k]
+        out[k] = None if v is None or (isinstance(v, float) and not math.isfinite(v)) else int(v)
+    return out
+
+
+def resampled_pairs(edges, rng):
+    """The edges with their unordered pairs resampled with replacement (a bootstrap replicate)."""
+    from .scoring import Edges
+
+    lo, hi, a, b = edges.pairs()
+    idx = rng.integers(0, len(lo), len(lo))
+    src = np.concatenate([lo[idx], hi[idx]])
+    dst = np.concatenate([hi[idx], lo[idx]])
+    w = np.concatenate([a[idx], b[idx]])
+    m = w > 0
+    return Edges(src[m], dst[m], w[m], edges.n_states)
+
+
+def param_stderr(source: str, params, data, n_boot: int = 40, seed: int = 0) -> list | None:
+    """Bootstrap standard errors of a law's fitted parameters: the law is refitted (from its fitted
+    values, through the GP scoring path) on ``n_boot`` resamples of the training edge pairs (pairs
+    taken as independent; ``numpy.random.default_rng(seed)``); the SE is the standard deviation of
+    each parameter over the refits. None when fewer than 5 refits succeed. ``source`` must be code
+    we generated (a simplified law), never a model's."""
+    import dataclasses
+
+    from .islands import score_source
+
+    params = _params(params)
+    if not params:
+        return []
+    rng = np.random.default_rng(seed)
+    fits = []
+    for _ in range(n_boot):
+        d = dataclasses.replace(data, train=resampled_pairs(data.train, rng))
+        r = score_source(source, params, seed, data=d)
+        if not r.get("error") and r.get("params") is not None and len(r["params"]) == len(params):
+            fits.append(r["params"])
+    if len(fits) < 5:
+        return None
+    return [float(v) for v in np.std(np.asarray(fits, dtype=float), axis=0, ddof=1)]

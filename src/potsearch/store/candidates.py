@@ -3,6 +3,12 @@
 ``CandidateStore`` is the only code that reads or writes this table. A row is a ``CandidateRow``;
 ``params``, ``parents`` and ``meta`` are JSON in the table and Python values here.
 
+The ``simplified`` table (schema 2) holds, per candidate uid, the simplified form that evolve's model
+selection computed for the members of a search's Pareto front (``save_simplified``), with the one law
+it selected flagged: ``simplified()`` returns them as a DataFrame, ``simplified_of(uid)`` one as a
+dict, ``selected_law(search_id)`` the selected one. A store of schema 1 opened read-only has no such
+table: these read as empty.
+
 The Pareto front of (complexity, training action) has one rule, ``pareto_front``: candidates are
 ordered by (complexity, training action, id) and a candidate is on the front when its training
 action is strictly lower than that of every simpler candidate on the front. So of two candidates
@@ -25,6 +31,11 @@ _READ = ("id", "uid", "source", "params", "parents", "operator", "model", "islan
          "heldout_action", "gap", "complexity", "n_params", "canonical", "created", "meta", "error", "eval_seconds",
          "tokens", "cost")
 _VALID = "error IS NULL AND train_action IS NOT NULL"
+SIMPLIFIED_COLUMNS = ("uid", "search_id", "ok", "source", "params", "text", "latex", "train_action", "heldout_action",
+                      "complexity", "n_terms", "cancellation", "ill_conditioned", "steps", "param_se", "selected",
+                      "created")
+_SIMPLIFIED_JSON = ("params", "param_se")
+_SIMPLIFIED_BOOL = ("ok", "ill_conditioned", "selected")
 
 
 @dataclass
@@ -200,3 +211,67 @@ class CandidateStore:
         rows = self.rows(valid_only=valid_only, search_id=search_id)
         cols = list(CandidateRow.__dataclass_fields__)
         return pd.DataFrame([asdict(r) for r in rows], columns=cols)
+
+    # ---------------------------------------------------------------- simplified forms (schema 2)
+    def save_simplified(self, search_id: str, rows: Iterable[dict], selected_uid: str | None = None) -> int:
+        """Store the simplified forms of a search's front members (dicts with ``SIMPLIFIED_COLUMNS``
+        keys; ``uid`` and ``source`` required), replacing that search's earlier ones; ``selected_uid``
+        is flagged as the selected law. Returns the number of rows written."""
+        now = time.time()
+        values = []
+        for r in rows:
+            bad = set(r) - set(SIMPLIFIED_COLUMNS)
+            if bad:
+                raise ValueError(f"unknown simplified columns: {sorted(bad)}")
+            full = {"ok": False, **r, "search_id": search_id, "selected": r["uid"] == selected_uid,
+                    "created": now}
+            row = []
+            for k in SIMPLIFIED_COLUMNS:
+                v = full.get(k)
+                if k in _SIMPLIFIED_JSON and v is not None and not isinstance(v, str):
+                    v = json.dumps([float(x) for x in v])
+                elif k in _SIMPLIFIED_BOOL:
+                    v = int(bool(v))
+                elif hasattr(v, "item"):  # numpy scalars
+                    v = v.item()
+                row.append(v)
+            values.append(row)
+        with self.store.transaction() as c:
+            c.execute("DELETE FROM simplified WHERE search_id=?", (search_id,))
+            c.executemany(f"INSERT OR REPLACE INTO simplified({', '.join(SIMPLIFIED_COLUMNS)})"
+                          f" VALUES({','.join('?' * len(SIMPLIFIED_COLUMNS))})", values)
+        return len(values)
+
+    def _simplified(self, where: str = "", args: tuple = ()) -> list[dict]:
+        if not self.store.has_table("simplified"):
+            return []
+        q = f"SELECT {', '.join(SIMPLIFIED_COLUMNS)} FROM simplified"
+        out = []
+        for r in self.store.conn.execute(q + (f" WHERE {where}" if where else "") + " ORDER BY complexity, uid", args):
+            d = dict(zip(SIMPLIFIED_COLUMNS, r))
+            for k in _SIMPLIFIED_JSON:
+                d[k] = _js(d[k], None)
+            for k in _SIMPLIFIED_BOOL:
+                d[k] = bool(d[k]) if d[k] is not None else False
+            out.append(d)
+        return out
+
+    def simplified(self, search_id: str | None = None):
+        """The stored simplified forms (of one search if given) as a DataFrame, by complexity."""
+        import pandas as pd
+
+        rows = self._simplified("search_id=?", (search_id,)) if search_id is not None else self._simplified()
+        return pd.DataFrame(rows, columns=list(SIMPLIFIED_COLUMNS))
+
+    def simplified_of(self, uid: str) -> dict | None:
+        """The newest stored simplified form of candidate ``uid``, or None."""
+        found = self._simplified("uid=?", (str(uid),))
+        return found[0] if found else None
+
+    def selected_law(self, search_id: str | None = None) -> dict | None:
+        """The law evolve's selection chose (of one search if given; else the newest), or None."""
+        if search_id is not None:
+            found = self._simplified("selected=1 AND search_id=?", (search_id,))
+        else:
+            found = sorted(self._simplified("selected=1"), key=lambda d: d["created"] or 0)[-1:]
+        return found[0] if found else None

@@ -24,3 +24,10 @@ def foreign_sqlite(path: str | Path) -> Path:
     finally:
         con.close()
     return Path(path)
+
+
+def as_schema_1(store) -> None:
+    """Make a store look like one written before schema 2 (no ``simplified`` table, version 1)."""
+    store.conn.execute("DROP INDEX IF EXISTS simplified_search")
+    store.conn.execute("DROP TABLE IF EXISTS simplified")
+    set_schema_version(store, 1)

@@ -5,8 +5,12 @@ always derived and never lost. Writes are transactional and idempotent:
 re-inserting a sample with the same uid is a no-op.
 
 Tables: meta (schema version), runs, states, raw_outputs, samples,
-candidates (evolution genealogy), events (stage log), checkpoints (blobs),
-stage_results (per-stage summaries read by ``potsearch status``).
+candidates (evolution genealogy), simplified (the simplified forms of evolve's Pareto front, schema 2),
+events (stage log), checkpoints (blobs), stage_results (per-stage summaries read by ``potsearch status``).
+
+Schema versions: a store of an older version is migrated in place when it is opened for writing
+(``MIGRATIONS``, one transaction per step: tables are only added, nothing is rewritten); opened
+read-only it is read as it is (a table it lacks reads as empty). A newer version is refused.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import numpy as np
 
 from ..errors import InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STORE_FILENAME = "store.sqlite"
 APP_ID = 0x706F7473  # "pots": marks a file as a potsearch store
 
@@ -68,6 +72,19 @@ CREATE TABLE IF NOT EXISTS checkpoints(
 CREATE TABLE IF NOT EXISTS stage_results(
   stage TEXT PRIMARY KEY, created REAL NOT NULL, summary TEXT NOT NULL);
 """
+
+# schema 2: the simplified form of each Pareto-front candidate of a search (written by evolve's selection)
+_DDL_SIMPLIFIED = """
+CREATE TABLE IF NOT EXISTS simplified(
+  uid TEXT PRIMARY KEY, search_id TEXT, ok INTEGER NOT NULL, source TEXT NOT NULL, params TEXT,
+  text TEXT, latex TEXT, train_action REAL, heldout_action REAL, complexity INTEGER, n_terms INTEGER,
+  cancellation REAL, ill_conditioned INTEGER, steps TEXT, param_se TEXT, selected INTEGER NOT NULL DEFAULT 0,
+  created REAL);
+CREATE INDEX IF NOT EXISTS simplified_search ON simplified(search_id);
+"""
+
+#: version -> DDL that brings a store of that version to the next one
+MIGRATIONS = {1: _DDL_SIMPLIFIED}
 
 
 @dataclass
@@ -164,6 +181,7 @@ class RunStore:
     def __init__(self, path: Path, conn: sqlite3.Connection):
         self.path = path
         self.conn = conn
+        self.schema_version = SCHEMA_VERSION
 
     # ---------------------------------------------------------------- open
     @classmethod
@@ -182,7 +200,7 @@ class RunStore:
         store = cls(path, conn)
         store._pragmas()
         with store.transaction():
-            for stmt in _DDL.split(";"):
+            for stmt in (_DDL + _DDL_SIMPLIFIED).split(";"):
                 if stmt.strip():
                     conn.execute(stmt)
             conn.execute(f"PRAGMA application_id = {APP_ID}")
@@ -218,13 +236,16 @@ class RunStore:
                 raise InputError("not a potsearch run store (an SQLite file of another application)", str(path))
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             version = int(row[0]) if row else -1
-            if version != SCHEMA_VERSION:
+            if version != SCHEMA_VERSION and not (version in MIGRATIONS and version < SCHEMA_VERSION):
                 raise InputError(
-                    f"run store has schema version {version}; this potsearch reads version {SCHEMA_VERSION}",
+                    f"run store has schema version {version}; this potsearch reads version {SCHEMA_VERSION}"
+                    f" (and migrates older versions from {min(MIGRATIONS)})",
                     str(path),
                 )
+            store.schema_version = version
             if not readonly:
                 store._pragmas()
+                store._migrate(version)
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
@@ -234,6 +255,25 @@ class RunStore:
                 conn.close()
             raise
         return store
+
+    def _migrate(self, version: int) -> None:
+        """Bring an older store to ``SCHEMA_VERSION`` (``MIGRATIONS``), one transaction per version."""
+        while version < SCHEMA_VERSION:
+            with self.transaction() as c:
+                cur = c.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                if cur is None or int(cur[0]) != version:  # another process migrated it meanwhile
+                    version = int(cur[0]) if cur else SCHEMA_VERSION
+                    continue
+                for stmt in MIGRATIONS[version].split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+                c.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version + 1),))
+            version += 1
+        self.schema_version = version
+
+    def has_table(self, name: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
+                                 (name,)).fetchone() is not None
 
     def _pragmas(self) -> None:
         self.conn.execute("PRAGMA journal_mode=WAL")

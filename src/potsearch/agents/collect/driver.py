@@ -99,7 +99,7 @@ def collect(cfg: CollectConfig, on_batch: Callable | None = None, out=sys.stderr
         surrogate = plan["provider"] == "surrogate"
         model = None
         if not surrogate:
-            from ..llm import is_local, resolve_model
+            from ...llmclient import is_local, resolve_model
 
             model = resolve_model(plan["provider"])
             if plan["mode"] == "constrained" and not is_local(model):
@@ -222,7 +222,7 @@ def _collect(cfg, agent, store, plan, model, on_batch, out, t_start, after_write
             per_worker = cfg.inflight or 2
             in_order = True
         else:
-            from ..llm import is_local
+            from ...llmclient import is_local
 
             local = is_local(model)
             client_opts = dict(timeout=cfg.timeout, retries=cfg.retries, backoff=cfg.backoff,

@@ -50,14 +50,14 @@ class LLMWorkerImpl:
                  local_threads: int = 1):
         _load_setup(setup or [])
         from ..registry import load_agent
-        from ..llm import LLMClient
+        from ...llmclient import LLMClient
 
         self.agent = load_agent(agent_spec)
         self.grammar = self.agent.grammar(mode) if mode == "constrained" else None
         self.client = LLMClient(model, **client_opts, local_threads=local_threads)
         self.model = model
         self.calls = 0
-        from ..llm import is_local
+        from ...llmclient import is_local
 
         if is_local(model):  # load the model and compile the grammar now, not on the first sample
             from ..local import compile_grammar, load_llama
