@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import math
 from pathlib import Path
 
-from .report import Ctx, Raw, _csv_head, _read_json, esc, fmt, stage_section
+from .evolve.selection import param_list
+from .report import Ctx, Raw, _read_json, esc, fmt, stage_files, stage_section
 
 MAX_TABLE = 40   # front rows in the table
 
@@ -65,21 +65,12 @@ def formula_png(latex: str) -> bytes | None:
         return None
 
 
-def _params(v):
-    if isinstance(v, str):
-        try:
-            return json.loads(v)
-        except ValueError:
-            return []
-    return list(v) if isinstance(v, (list, tuple)) else []
-
-
 def _canon(source: str, params) -> dict:
     """text / latex / expr of a law's canonical form ({} when it cannot be translated)."""
     from .evolve.simplify import canonical_form
 
     try:
-        c = canonical_form(source, _params(params))
+        c = canonical_form(source, param_list(params))
     except Exception:  # noqa: BLE001 - an untranslatable law is shown by its source
         return {}
     return {"text": c.text, "latex": c.latex, "expr": c.expr} if c.ok else {}
@@ -105,7 +96,7 @@ def _front(d: Path):
     except Exception:  # noqa: BLE001 - a broken CSV: the generic table below still shows its head
         return None
     if "params" in df:
-        df["params"] = df["params"].map(_params)
+        df["params"] = df["params"].map(param_list)
     return df
 
 
@@ -141,7 +132,7 @@ def selection_of(ctx: Ctx, summary: dict, front) -> tuple[dict | None, str]:
             except Exception:  # noqa: BLE001 - fall back to the lowest-action law below
                 pass
         low = front.loc[front["train_action"].astype(float).idxmin()].to_dict()
-        low["params"] = _params(low.get("params"))
+        low["params"] = param_list(low.get("params"))
         return {"rule": None, "reason": "", "selected": low, "lowest": low, "dropped": []}, "lowest"
     best = summary.get("best")
     if isinstance(best, dict) and best.get("source"):
@@ -309,7 +300,7 @@ def _hidden_block(ctx: Ctx, summary: dict, sel: dict) -> tuple[str, str]:
     h = _hidden_values(formula, prob)
     from .evolve.selection import law_values
 
-    v = law_values(sel.get("source") or "", _params(sel.get("params")), prob.features, prob.n_states) \
+    v = law_values(sel.get("source") or "", param_list(sel.get("params")), prob.features, prob.n_states) \
         if sel.get("source") else None
     if h is None or v is None:
         why = "the hidden law uses features the search's library lacks" if h is None else \
@@ -391,14 +382,7 @@ def render(ctx: Ctx) -> str:
             parts.append(_front_table(ctx, front, sel, low))
     parts.append(_search_table(ctx, summary))
     caps = summary.get("captions", {}) if isinstance(summary.get("captions"), dict) else {}
-    figs = [ctx.figure(p, caps.get(p.name, p.stem.replace("_", " "))) for p in sorted(d.glob("*.png"))]
-    if figs:
-        parts.append('<div class="figs">' + "".join(figs) + "</div>")
-    for p in sorted(d.glob("*.csv")):
-        head, rows, total = _csv_head(p)
-        if head:
-            parts.append(f"<details><summary>{esc(p.name)} (first {len(rows)} of {total} rows)</summary>"
-                         + ctx.table(head, rows) + "</details>")
+    parts += stage_files(ctx, d, caps)
     if (ctx.run_dir / "best_potential.py").is_file():
         src = (ctx.run_dir / "best_potential.py").read_text(errors="replace")
         parts.append(f"<details><summary>best_potential.py</summary><pre>{esc(src)}</pre></details>")

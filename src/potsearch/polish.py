@@ -29,6 +29,7 @@ import numpy as np
 
 from .action import Objective, Softplus
 from .errors import InputError
+from .evolve.outputs import read_summary
 from .store.candidates import CandidateRow
 
 METHODS = ("random-descent", "lbfgs", "nelder-mead")
@@ -346,7 +347,7 @@ def sandbox_limits(run_dir=None) -> dict:
     d = SandboxConfig()
     lim = {"cpu_seconds": d.cpu_seconds, "memory_mb": d.memory_mb, "wall_timeout": d.wall_timeout}
     if run_dir is not None:
-        sb = (_evolve_summary(run_dir).get("config") or {}).get("sandbox") or {}
+        sb = (read_summary(run_dir).get("config") or {}).get("sandbox") or {}
         for k in lim:
             v = sb.get(k)
             if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
@@ -465,7 +466,7 @@ def best_candidate(store, run_dir, ref=None) -> CandidateRow:
     # the designated bests: the one polish wrote last, and evolve's (evolve/summary.json); the better
     # of the two wins (a later evolve run may beat an earlier polish)
     picks = []
-    for ref_ in (store.get_meta("best_candidate"), _evolve_summary(run_dir).get("best", {}).get("uid")):
+    for ref_ in (store.get_meta("best_candidate"), read_summary(run_dir).get("best", {}).get("uid")):
         row = get_candidate(store, ref_) if ref_ is not None else None
         if row is not None and row.train_action is not None:
             picks.append(row)
@@ -474,22 +475,10 @@ def best_candidate(store, run_dir, ref=None) -> CandidateRow:
     return min(rows, key=lambda r: (r.train_action, r.complexity or 0, r.id))
 
 
-def _evolve_summary(run_dir) -> dict:
-    import json
-    from pathlib import Path
-
-    p = Path(run_dir) / "evolve" / "summary.json"
-    try:
-        d = json.loads(p.read_text())
-        return d if isinstance(d, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
 def evolve_split(store, run_dir) -> dict:
     """The seed / held-out fraction evolve split the samples with (defaults of load_problem)."""
     found: dict = {}
-    sources = [_evolve_summary(run_dir), store.stage_results().get("evolve") or {}]
+    sources = [read_summary(run_dir), store.stage_results().get("evolve") or {}]
     for d in sources:
         for cand in (d, d.get("split") or {}, (d.get("problem") or {}).get("split") or {}, d.get("config") or {}):
             if isinstance(cand, dict):
@@ -582,7 +571,7 @@ def write_best_potential(run_dir, agent: str, row: CandidateRow, s_min_train: fl
     from .evolve.outputs import write_best_potential as _write
 
     run_dir = Path(run_dir)
-    sid = _evolve_summary(run_dir).get("search_id") or "polish"
+    sid = read_summary(run_dir).get("search_id") or "polish"
     path = run_dir / "best_potential.py"
     _write(path, row, agent, run_dir.name, s_min_train, sid)
     return path

@@ -104,9 +104,9 @@ def run(run_dir, options: PolishOptions = PolishOptions()) -> PolishResult:
 
 
 def _selected_law(run_dir) -> bool:
-    from .polish import _evolve_summary
+    from .evolve.outputs import read_summary
 
-    return bool(((_evolve_summary(run_dir).get("selection") or {}).get("selected") or {}).get("source"))
+    return bool(((read_summary(run_dir).get("selection") or {}).get("selected") or {}).get("source"))
 
 
 def _polish(ctx, o: PolishOptions) -> PolishResult:

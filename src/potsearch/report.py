@@ -282,6 +282,20 @@ def _detail_tables(ctx: Ctx, d: dict) -> str:
     return "".join(out)
 
 
+def stage_files(ctx: Ctx, d: Path, caps: dict) -> list[str]:
+    """A stage folder's figures (side by side, captioned from ``caps``) and the heads of its CSV files."""
+    parts = []
+    figs = [ctx.figure(p, caps.get(p.name, p.stem.replace("_", " "))) for p in sorted(d.glob("*.png"))]
+    if figs:
+        parts.append('<div class="figs">' + "".join(figs) + "</div>")
+    for p in sorted(d.glob("*.csv")):
+        head, rows, total = _csv_head(p)
+        if head:
+            parts.append(f"<details><summary>{esc(p.name)} (first {len(rows)} of {total} rows)</summary>"
+                         + ctx.table(head, rows) + "</details>")
+    return parts
+
+
 def stage_section(stage: str, ctx: Ctx) -> str:
     """Generic section for a later stage: its summary.json, figures and CSV heads."""
     d = ctx.run_dir / stage
@@ -294,14 +308,7 @@ def stage_section(stage: str, ctx: Ctx) -> str:
         parts.append(ctx.kv_table(summary, skip=("captions",)))
     elif (d / "summary.json").exists():
         parts.append('<p class="warn">summary.json is not valid JSON</p>')
-    figs = [ctx.figure(p, caps.get(p.name, p.stem.replace("_", " "))) for p in sorted(d.glob("*.png"))]
-    if figs:
-        parts.append('<div class="figs">' + "".join(figs) + "</div>")
-    for p in sorted(d.glob("*.csv")):
-        head, rows, total = _csv_head(p)
-        if head:
-            parts.append(f"<details><summary>{esc(p.name)} (first {len(rows)} of {total} rows)</summary>"
-                         + ctx.table(head, rows) + "</details>")
+    parts += stage_files(ctx, d, caps)
     if stage == "evolve" and (ctx.run_dir / "best_potential.py").is_file():
         src = (ctx.run_dir / "best_potential.py").read_text(errors="replace")
         parts.append(f"<details><summary>best_potential.py</summary><pre>{esc(src)}</pre></details>")

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .evolve.outputs import read_summary
 
 #: the paper's "high transition kernel": T(f->g) = n(f->g)/N(f) >= 0.05 (its plot script's p0_threshold)
 HIGH_KERNEL = 0.05
@@ -118,15 +119,6 @@ def _canonical(source: str, params) -> dict:
     return {"text": c.text, "latex": c.latex} if c.ok else {"text": "", "latex": "", "reason": c.reason}
 
 
-def _evolve_summary(run_dir) -> dict:
-    p = Path(run_dir) / "evolve" / "summary.json"
-    try:
-        d = json.loads(p.read_text())
-        return d if isinstance(d, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
 def directionality_of(run_dir, store, fn, params, min_kernel: float = HIGH_KERNEL) -> dict:
     """The paper's directionality statistic of V = fn(features, params) on the run's graph."""
     import dataclasses
@@ -202,7 +194,7 @@ def run(run_dir, options: ShowOptions = ShowOptions()) -> ShowResult:
     run_dir, store = open_run(run_dir)
     try:
         saved = load_fit(run_dir)  # StageMissing: run fit first
-        summary = _evolve_summary(run_dir)
+        summary = read_summary(run_dir)
         search_id = summary.get("search_id")
         res = ShowResult(run_dir, store.run_info().get("name") or Path(run_dir).name, options)
         if options.top:

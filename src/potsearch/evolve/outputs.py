@@ -143,6 +143,16 @@ def write_best_potential(path: Path, *args, **kw) -> None:
     write_text(path, text)
 
 
+def read_summary(run_dir) -> dict:
+    """A run's evolve/summary.json as a dict ({} when it is missing or not a JSON object)."""
+    p = Path(run_dir) / "evolve" / "summary.json"
+    try:
+        d = json.loads(p.read_text())
+        return d if isinstance(d, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
 def printable(text: str) -> str:
     """Model-written text for a terminal: control characters (ANSI/OSC escapes, carriage returns,
     bidi overrides, ...) shown as ``\\xNN``-style escapes, so a candidate cannot rewrite the screen

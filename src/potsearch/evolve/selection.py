@@ -109,13 +109,14 @@ def law_values(source: str, params, features: dict, n: int) -> np.ndarray | None
     return V if np.all(np.isfinite(V)) else None
 
 
-def _params(v):
+def param_list(v) -> list:
+    """A candidate's parameters as a list, whether stored as a JSON string or a sequence ([] when absent)."""
     if isinstance(v, str):
         try:
             return json.loads(v)
         except ValueError:
             return []
-    return list(v) if v is not None else []
+    return list(v) if isinstance(v, (list, tuple, np.ndarray)) else []
 
 
 def one_se(front: pd.DataFrame, data, n_boot: int = 200, seed: int = 0) -> tuple[int, str, pd.DataFrame]:
@@ -123,7 +124,7 @@ def one_se(front: pd.DataFrame, data, n_boot: int = 200, seed: int = 0) -> tuple
     fr = front.reset_index(drop=True).copy()
     contrib = []
     for _, r in fr.iterrows():
-        V = law_values(r["source"], _params(r["params"]), data.features, data.n_states)
+        V = law_values(r["source"], param_list(r["params"]), data.features, data.n_states)
         contrib.append(None if V is None else pair_contributions(V, data.heldout, data.kernel, data.beta))
     H = np.array([float(c.sum()) if c is not None else float(r) for c, r in zip(contrib, fr["heldout_action"])])
     fr["heldout_action"] = H
@@ -212,7 +213,7 @@ def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = Selectio
             if left <= 0:
                 rest = pd.concat([todo.iloc[k:], rest])
                 break
-            s = simplify(r["source"], _params(r["params"]), data, seed=opts.seed, max_seconds=min(20.0, left))
+            s = simplify(r["source"], param_list(r["params"]), data, seed=opts.seed, max_seconds=min(20.0, left))
             row = dict(r)
             row.update(raw_source=r["source"], raw_complexity=r["complexity"], simplified=s.ok,
                        steps="; ".join(s.steps), ill_conditioned=s.ill_conditioned, cancellation=s.cancellation)
@@ -235,12 +236,12 @@ def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = Selectio
     i, reason, fr = choose(front, data, opts)
     sel = fr.loc[i].to_dict()
     if not sel.get("text"):
-        c = canonical_form(sel["source"], _params(sel["params"]))
+        c = canonical_form(sel["source"], param_list(sel["params"]))
         if c.ok:
             sel.update(text=c.text, latex=c.latex)
     dropped = []
-    lc = canonical_form(lowest["source"], _params(lowest["params"]))
-    sc = canonical_form(sel["source"], _params(sel["params"]))
+    lc = canonical_form(lowest["source"], param_list(lowest["params"]))
+    sc = canonical_form(sel["source"], param_list(sel["params"]))
     if lc.ok:
         lowest.update(text=lc.text, latex=lc.latex)
     if lc.ok and sc.ok:
@@ -256,13 +257,13 @@ def _form(row: dict, ok: bool, note: str = "") -> dict:
     when simplification did not succeed, the canonical form's text (sympy, no data) where it has one."""
     from .simplify import canonical_form
 
-    out = {"uid": row.get("uid"), "ok": bool(ok), "source": row["source"], "params": _params(row["params"]),
+    out = {"uid": row.get("uid"), "ok": bool(ok), "source": row["source"], "params": param_list(row["params"]),
            "text": row.get("text") or "", "latex": row.get("latex") or "", "train_action": row.get("train_action"),
            "heldout_action": row.get("heldout_action"), "complexity": row.get("complexity"),
            "n_terms": row.get("n_terms"), "cancellation": row.get("cancellation"),
            "ill_conditioned": bool(row.get("ill_conditioned", False)), "steps": note or row.get("steps") or ""}
     if not ok:
-        c = canonical_form(row.get("raw_source", row["source"]), _params(row["params"]))
+        c = canonical_form(row.get("raw_source", row["source"]), param_list(row["params"]))
         if c.ok:
             out.update(text=c.text, latex=c.latex)
     for k in ("train_action", "heldout_action", "cancellation"):
@@ -297,7 +298,7 @@ def param_stderr(source: str, params, data, n_boot: int = 40, seed: int = 0) -> 
 
     from .islands import score_source
 
-    params = _params(params)
+    params = param_list(params)
     if not params:
         return []
     rng = np.random.default_rng(seed)
