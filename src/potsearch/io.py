@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .store import ESCAPE, Counts, RunStore, Sample
+from .store import ESCAPE, Counts, RunStore
 
 ESCAPE_TOKEN = "<escape>"
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "paper-json"}
@@ -334,29 +334,31 @@ def read_counts(path: str | Path, count_column: str | None = None) -> Counts:
     return counts
 
 
+def file_digest(path: str | Path) -> str:
+    """The first 16 hex digits of the file's SHA-256 (read in 1 MB pieces)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for piece in iter(lambda: fh.read(1 << 20), b""):
+            h.update(piece)
+    return h.hexdigest()[:16]
+
+
 def import_file(path: str | Path, store: RunStore, chunk: int = 50_000, count_column: str | None = None,
                 table=None) -> dict:
-    """Import a file into a store: one sample row per counted transition, uid = file hash + row + k,
-    so importing the same file twice adds nothing. All-or-nothing: parse first, then one transaction.
-    ``table``: the file already read by :func:`read_table` (not read again)."""
+    """Import a file into a store: data row i with count n stands for the samples with uids
+    import:<file hash>:i:0..n-1, so importing the same file twice adds nothing. All-or-nothing: parse first,
+    then one transaction (the rows are stored in bulk, see potsearch.store.imports). ``table``: the file
+    already read by :func:`read_table` (not read again). Records the ``import`` stage for ``status``."""
     path = Path(path)
     names, src, tgt, cnt, meta = table if table is not None else read_table(path, count_column)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    samples = []
-    for i, (s_i, t_i, n_i) in enumerate(zip(src.tolist(), tgt.tolist(), cnt.tolist())):
-        source = names[s_i]
-        target = None if t_i == ESCAPE else names[t_i]
-        for k in range(n_i):
-            samples.append(
-                Sample(
-                    uid=f"import:{digest}:{i}:{k}", source=source, target=target,
-                    reason="imported escape" if target is None else None, agent="import", model=None,
-                    source_meta=meta.get(source), target_meta=meta.get(target) if target else None,
-                )
-            )
-    added = store.add_samples(samples)
-    store.log_event("import", "import", {"file": str(path), "samples": len(samples), "added": added})
-    return {"file": str(path), "samples_in_file": len(samples), "added": added, "duplicates": len(samples) - added}
+    digest = file_digest(path)
+    n_in_file = int(np.asarray(cnt).sum())
+    added = store.add_import(digest, list(names), src, tgt, cnt, meta)
+    info = {"file": str(path), "samples_in_file": n_in_file, "added": added, "duplicates": n_in_file - added}
+    store.log_event("import", "import", {"file": str(path), "samples": n_in_file, "added": added})
+    store.set_stage_result("import", {"file": path.name, "rows": int(len(cnt)), "samples_in_file": n_in_file,
+                                      "added": added, "store_samples": store.n_samples()})
+    return info
 
 
 def export_counts(counts: Counts, path: str | Path, state_meta: dict | None = None) -> int:
