@@ -251,7 +251,7 @@ def _fast_csv(path: Path, fmt: str, count_column: str | None):
         return None
     si, ti, ci = header_columns(header, str(path), skip + 1, count_column)
     try:
-        dtype = {name: str for name in header}
+        dtype = {name: "category" for name in header}    # hashed in the parser: no object per field
         if ci is not None:
             dtype[header[ci]] = np.int64                 # an empty or non-integer count raises: careful reader
         df = pd.read_csv(path, sep=sep, skiprows=skip, header=0, names=header, dtype=dtype, keep_default_na=False,
@@ -261,17 +261,22 @@ def _fast_csv(path: Path, fmt: str, count_column: str | None):
         return None
     if len(df.columns) != len(header):
         return None
-    src = df.iloc[:, si].to_numpy(dtype=object)
-    tgt = df.iloc[:, ti].to_numpy(dtype=object)
+    src, tgt = df.iloc[:, si].cat, df.iloc[:, ti].cat
     if ci is None:
         cnt = np.ones(len(df), dtype=np.int64)
     else:
         cnt = df.iloc[:, ci].to_numpy(dtype=np.int64)
         if len(cnt) and cnt.min() < 0:
             return None
-    both = np.empty(2 * len(src), dtype=object)
-    both[0::2], both[1::2] = src, tgt
-    codes, uniques = pd.factorize(both)                  # order of first appearance, as the careful reader
+    # one numbering for both columns' categories, then states in order of first appearance (source before
+    # target within a row), as the careful reader numbers them
+    cat_codes, cat_names = pd.factorize(np.concatenate([np.asarray(src.categories, dtype=object),
+                                                        np.asarray(tgt.categories, dtype=object)]))
+    n_sc = len(src.categories)
+    both = np.empty(2 * len(df), dtype=np.int64)
+    both[0::2], both[1::2] = cat_codes[:n_sc][src.codes], cat_codes[n_sc:][tgt.codes]
+    codes, first = pd.factorize(both)
+    uniques = np.asarray(cat_names, dtype=object)[first]
     stripped = pd.Index(uniques).str.strip()
     if (stripped != uniques).any() or stripped.str.startswith("#").any():
         return None                                      # padded or comment-like names: careful reader
@@ -279,7 +284,7 @@ def _fast_csv(path: Path, fmt: str, count_column: str | None):
     s_codes, t_codes = codes[0::2], codes[1::2]
     if len(esc) and np.isin(s_codes, esc).any():
         return None                                      # an empty source: the careful reader names the line
-    if len(src) == 0:
+    if len(df) == 0:
         return None
     keep = np.ones(len(uniques), dtype=bool)
     keep[esc] = False
