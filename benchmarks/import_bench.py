@@ -92,7 +92,8 @@ def main() -> None:
             ok = r["stored_samples"] == n and r["reimport_added_nothing"] and r["import_stage"] is not None
             print(f"{n} rows ({r['file_mb']:.0f} MB): potsearch import {r['import_s']:.1f} s wall, "
                   f"{r['import_cpu_s']:.1f} s CPU, peak {r['import_peak_gb']:.2f} GB; pandas.read_csv "
-                  f"{r['pandas_read_s']:.1f} s wall, {r['pandas_read_cpu_s']:.1f} s CPU, peak {r['pandas_peak_gb']:.2f} GB; "
+                  f"{r['pandas_read_s']:.1f} s wall, {r['pandas_read_cpu_s']:.1f} s CPU, "
+                  f"peak {r['pandas_peak_gb']:.2f} GB; "
                   f"ratio {r['ratio']:.2f} (CPU {r['cpu_ratio']:.2f}); second import {r['reimport_s']:.1f} s "
                   f"adds nothing: {r['reimport_added_nothing']}; stored {r['stored_samples']} samples, import stage "
                   f"recorded: {r['import_stage'] is not None}; load {r['load']:.1f}"
