@@ -349,16 +349,18 @@ def file_digest(path: str | Path) -> str:
 
 
 def import_file(path: str | Path, store: RunStore, chunk: int = 50_000, count_column: str | None = None,
-                table=None) -> dict:
+                table=None, rows=None) -> dict:
     """Import a file into a store: data row i with count n stands for the samples with uids
     import:<file hash>:i:0..n-1, so importing the same file twice adds nothing. All-or-nothing: parse first,
     then one transaction (the rows are stored in bulk, see potsearch.store.imports). ``table``: the file
-    already read by :func:`read_table` (not read again). Records the ``import`` stage for ``status``."""
+    already read by :func:`read_table` (not read again); ``rows``: the row numbers of its rows in the file's
+    table when some were dropped (:func:`drop_states`), so a later import of the whole file adds exactly the
+    rows left out. Records the ``import`` stage for ``status``."""
     path = Path(path)
     names, src, tgt, cnt, meta = table if table is not None else read_table(path, count_column)
     digest = file_digest(path)
     n_in_file = int(np.asarray(cnt).sum())
-    added = store.add_import(digest, list(names), src, tgt, cnt, meta)
+    added = store.add_import(digest, list(names), src, tgt, cnt, meta, rows=rows)
     info = {"file": str(path), "samples_in_file": n_in_file, "added": added, "duplicates": n_in_file - added}
     store.log_event("import", "import", {"file": str(path), "samples": n_in_file, "added": added})
     store.set_stage_result("import", {"file": path.name, "rows": int(len(cnt)), "samples_in_file": n_in_file,
@@ -429,8 +431,9 @@ def invalid_states(names: list[str], agent: str) -> dict[str, str]:
 
 
 def drop_states(table, bad: set[str]):
-    """The table without rows whose source or target is in ``bad``; also the number of rows dropped."""
+    """The table without rows whose source or target is in ``bad``; also the number of rows dropped and the
+    positions of the rows kept (their row numbers in the file's table, for :func:`import_file`)."""
     names, s, t, c, meta = table
     flag = np.array([n in bad for n in names] + [False], dtype=bool)     # index -1 (ESCAPE) -> False
     drop = flag[s] | flag[t]
-    return (names, s[~drop], t[~drop], c[~drop], meta), int(drop.sum())
+    return (names, s[~drop], t[~drop], c[~drop], meta), int(drop.sum()), np.flatnonzero(~drop)

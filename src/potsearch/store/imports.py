@@ -76,11 +76,9 @@ def stored_rows(conn: sqlite3.Connection, digest: str) -> np.ndarray:
 
 def add(conn: sqlite3.Connection, digest: str, rows: np.ndarray, src_ids: np.ndarray, tgt_ids: np.ndarray,
         cnt: np.ndarray) -> int:
-    """Store the rows of one file not stored before (inside the caller's transaction); returns the samples
-    added. Rows with a zero count hold no sample and are not stored."""
-    keep = cnt > 0
-    keep &= ~np.isin(rows, stored_rows(conn, digest))
-    rows, src_ids, tgt_ids, cnt = (np.ascontiguousarray(a[keep], dtype=_I8) for a in (rows, src_ids, tgt_ids, cnt))
+    """Store rows of one file (not stored before, counts > 0: the caller checks, inside its transaction);
+    returns the samples added."""
+    rows, src_ids, tgt_ids, cnt = (np.ascontiguousarray(a, dtype=_I8) for a in (rows, src_ids, tgt_ids, cnt))
     after = int(conn.execute("SELECT coalesce(max(id), 0) FROM samples").fetchone()[0])
     now = time.time()
     for i in range(0, len(rows), CHUNK):

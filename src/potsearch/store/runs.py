@@ -429,21 +429,23 @@ class RunStore:
         return np.array([got[n] for n in names], dtype=np.int64)
 
     def add_import(self, digest: str, names: list[str], src: np.ndarray, tgt: np.ndarray, cnt: np.ndarray,
-                   meta: dict | None = None) -> int:
+                   meta: dict | None = None, rows: np.ndarray | None = None) -> int:
         """Store an imported file's rows (state indices into ``names``, ESCAPE for an escape) in bulk, in one
-        transaction; row i stands for the samples import:digest:i:0..count-1. Rows already stored (the same
-        file imported before) are skipped. Returns how many samples were new."""
+        transaction; row i (``rows[i]`` when given) stands for the samples import:digest:i:0..count-1. Rows
+        already stored (the same file imported before) are skipped. Returns how many samples were new."""
         src, tgt, cnt = (np.asarray(a, dtype=np.int64) for a in (src, tgt, cnt))
-        used = np.zeros(len(names), dtype=bool)
-        live = cnt > 0
-        used[src[live]] = True
-        used[tgt[live & (tgt != ESCAPE)]] = True
         self.conn.execute("PRAGMA cache_size=-262144")        # 256 MB of page cache for the bulk insert
         with self.transaction() as c:
+            rows = np.arange(len(src), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+            fresh = (cnt > 0) & ~np.isin(rows, _imports.stored_rows(c, digest))   # zero counts hold no sample
+            rows, src, tgt, cnt = rows[fresh], src[fresh], tgt[fresh], cnt[fresh]
+            used = np.zeros(len(names), dtype=bool)
+            used[src] = True
+            used[tgt[tgt != ESCAPE]] = True
             lookup = np.full(len(names) + 1, -1, dtype=np.int64)   # index -1 (ESCAPE) -> -1
             which = np.flatnonzero(used)
             lookup[which] = self.state_ids([names[i] for i in which], meta)
-            return _imports.add(c, digest, np.arange(len(src), dtype=np.int64), lookup[src], lookup[tgt], cnt)
+            return _imports.add(c, digest, rows, lookup[src], lookup[tgt], cnt)
 
     def counts(self) -> Counts:
         """Aggregate samples into (source, outcome, count) rows; states indexed by store id order."""
