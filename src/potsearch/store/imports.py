@@ -65,13 +65,23 @@ def edge_counts(conn: sqlite3.Connection) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def stored_rows(conn: sqlite3.Connection, digest: str) -> np.ndarray:
-    """Row numbers of the file with this digest already in the store (either form)."""
+    """Row numbers of the file with this digest already in the store (either form; may repeat)."""
     found = [r for _, _, _, _, r, *_ in blocks(conn, digest)]
     prefix = f"import:{digest}:"
     old = [int(u[len(prefix):].split(":")[0]) for (u,) in conn.execute(
         "SELECT uid FROM samples WHERE uid >= ? AND uid < ?", (prefix, prefix[:-1] + ";"))]
     found.append(np.asarray(old, dtype=np.int64))
-    return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+    return np.concatenate(found)
+
+
+def is_stored(conn: sqlite3.Connection, digest: str, rows: np.ndarray) -> np.ndarray:
+    """Per row number in ``rows`` (non-negative): is it already stored for the file with this digest?"""
+    stored = stored_rows(conn, digest)
+    if not len(rows) or not len(stored):
+        return np.zeros(len(rows), dtype=bool)
+    flag = np.zeros(int(rows.max()) + 1, dtype=bool)
+    flag[stored[stored < len(flag)]] = True
+    return flag[rows]
 
 
 def add(conn: sqlite3.Connection, digest: str, rows: np.ndarray, src_ids: np.ndarray, tgt_ids: np.ndarray,

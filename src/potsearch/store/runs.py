@@ -437,7 +437,7 @@ class RunStore:
         self.conn.execute("PRAGMA cache_size=-262144")        # 256 MB of page cache for the bulk insert
         with self.transaction() as c:
             rows = np.arange(len(src), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
-            fresh = (cnt > 0) & ~np.isin(rows, _imports.stored_rows(c, digest))   # zero counts hold no sample
+            fresh = (cnt > 0) & ~_imports.is_stored(c, digest, rows)        # zero counts hold no sample
             rows, src, tgt, cnt = rows[fresh], src[fresh], tgt[fresh], cnt[fresh]
             used = np.zeros(len(names), dtype=bool)
             used[src] = True
