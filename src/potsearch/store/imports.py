@@ -1,4 +1,4 @@
-"""Imported samples, stored in bulk (schema version 2).
+"""Imported samples, stored in bulk (schema version 3).
 
 An import of a transitions file adds one block per chunk of the file's rows to ``imports``: the file's
 digest, the row numbers, the source and target state ids (-1 for an escape) and the count of every row, as
@@ -10,11 +10,12 @@ escape reasons, sample frames and records) expand or sum these blocks exactly as
 fit, ``status``, ``export`` and a resumed collection see the same data either way. Writing 10^7 samples
 this way takes a few array copies instead of 10^7 SQL inserts.
 
-Stores written by schema version 1 hold imported samples as ``samples`` rows with the same uids; both forms
+Stores written before schema version 3 hold imported samples as ``samples`` rows with the same uids; both forms
 are read, and an import skips the rows of a file already stored in either form.
 """
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 
@@ -84,6 +85,28 @@ def is_stored(conn: sqlite3.Connection, digest: str, rows: np.ndarray) -> np.nda
     return flag[rows]
 
 
+def state_ids(c: sqlite3.Connection, names: list[str], meta: dict | None = None) -> np.ndarray:
+    """Store ids of ``names`` (inserted if new, with their metadata); call inside a transaction."""
+    meta = meta or {}
+    top = int(c.execute("SELECT coalesce(max(id), 0) FROM states").fetchone()[0])
+    before = c.total_changes
+    rows = (((n, n, json.dumps(meta[n]) if meta.get(n) else None) for n in names) if meta
+            else ((n, n) for n in names))
+    c.executemany("INSERT OR IGNORE INTO states(key, text, meta) VALUES(?,?,?)" if meta
+                  else "INSERT OR IGNORE INTO states(key, text) VALUES(?,?)", rows)
+    if c.total_changes - before == len(names):          # all new: ids follow the largest one in order
+        return np.arange(top + 1, top + 1 + len(names), dtype=np.int64)
+    if len(names) > 5000:
+        ids = dict(c.execute("SELECT key, id FROM states"))
+        return np.fromiter((ids[n] for n in names), dtype=np.int64, count=len(names))
+    got: dict[str, int] = {}
+    for i in range(0, len(names), 500):
+        chunk = names[i: i + 500]
+        q = "SELECT key, id FROM states WHERE key IN (%s)" % ",".join("?" * len(chunk))
+        got.update(c.execute(q, chunk).fetchall())
+    return np.array([got[n] for n in names], dtype=np.int64)
+
+
 def add(conn: sqlite3.Connection, digest: str, rows: np.ndarray, src_ids: np.ndarray, tgt_ids: np.ndarray,
         cnt: np.ndarray) -> int:
     """Store rows of one file (not stored before, counts > 0: the caller checks, inside its transaction);
@@ -145,8 +168,6 @@ def _records(conn: sqlite3.Connection, d: str, rows, s, t, c, states: dict, fram
 def interleave(conn: sqlite3.Connection, recs: list, frame: bool) -> list:
     """``recs`` (one per ``samples`` row, in id order) with each import block's samples placed after the
     samples stored before it: the order one row per sample would have had."""
-    import json
-
     if not n_samples(conn):
         return recs
     ids = [r[0] for r in conn.execute("SELECT id FROM samples ORDER BY id")]

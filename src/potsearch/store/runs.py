@@ -406,28 +406,6 @@ class RunStore:
     def n_samples(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM samples").fetchone()[0]) + _imports.n_samples(self.conn)
 
-    def state_ids(self, names: list[str], meta: dict | None = None) -> np.ndarray:
-        """Store ids of ``names`` (inserted if new, with their metadata); call inside a transaction."""
-        meta = meta or {}
-        c = self.conn
-        top = int(c.execute("SELECT coalesce(max(id), 0) FROM states").fetchone()[0])
-        before = c.total_changes
-        rows = (((n, n, json.dumps(meta[n]) if meta.get(n) else None) for n in names) if meta
-                else ((n, n) for n in names))
-        c.executemany("INSERT OR IGNORE INTO states(key, text, meta) VALUES(?,?,?)" if meta
-                      else "INSERT OR IGNORE INTO states(key, text) VALUES(?,?)", rows)
-        if c.total_changes - before == len(names):          # all new: ids follow the largest one in order
-            return np.arange(top + 1, top + 1 + len(names), dtype=np.int64)
-        if len(names) > 5000:
-            ids = dict(c.execute("SELECT key, id FROM states"))
-            return np.fromiter((ids[n] for n in names), dtype=np.int64, count=len(names))
-        got: dict[str, int] = {}
-        for i in range(0, len(names), 500):
-            chunk = names[i: i + 500]
-            q = "SELECT key, id FROM states WHERE key IN (%s)" % ",".join("?" * len(chunk))
-            got.update(c.execute(q, chunk).fetchall())
-        return np.array([got[n] for n in names], dtype=np.int64)
-
     def add_import(self, digest: str, names: list[str], src: np.ndarray, tgt: np.ndarray, cnt: np.ndarray,
                    meta: dict | None = None, rows: np.ndarray | None = None) -> int:
         """Store an imported file's rows (state indices into ``names``, ESCAPE for an escape) in bulk, in one
@@ -444,7 +422,7 @@ class RunStore:
             used[tgt[tgt != ESCAPE]] = True
             lookup = np.full(len(names) + 1, -1, dtype=np.int64)   # index -1 (ESCAPE) -> -1
             which = np.flatnonzero(used)
-            lookup[which] = self.state_ids([names[i] for i in which], meta)
+            lookup[which] = _imports.state_ids(c, [names[i] for i in which], meta)
             return _imports.add(c, digest, rows, lookup[src], lookup[tgt], cnt)
 
     def counts(self) -> Counts:
