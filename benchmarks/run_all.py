@@ -3,8 +3,8 @@ run, the ratio and the goal.
 
     python benchmarks/run_all.py [--quick] [--out benchmarks/results/latest.md]
 
---quick skips the slow parts (the 10^7-sample fit, the 4000x16 evolve run, the local-model collect,
-the full recovery suite: --quick runs 3 of its 16 laws at a smaller evolve budget).
+--quick skips the slow parts (the 10^7-sample fit and 10^7-row import, the 4000x16 evolve run, the
+local-model collect, the full recovery suite: --quick runs 3 of its 16 laws at a smaller evolve budget).
 Each benchmark's own output is kept in the results file below the table.
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 def plan(quick: bool) -> list[tuple[str, list[str]]]:
     return [
         ("fit", ["fit_bench.py"] + (["--quick"] if quick else [])),
+        ("import", ["import_bench.py"] + (["--sizes", "1000000"] if quick else [])),
         ("diagnose", ["loop_calibration.py", "--reps", "200" if quick else "1000", "--drifts", "0.6"]),
         ("evolve", ["evolve_bench.py"] + ([] if quick else ["--full"])),
         ("evolve_async", ["evolve_async.py", "--seconds", "60" if quick else "90"]),

@@ -39,7 +39,9 @@ def test_new_solvers_agree_with_old(family, seed):
                "amg": NewtonSolver(force="amg"),
                # the adaptive rule's later branches on a small graph: tiny CG budget, probe, then LU or AMG
                "probe-lu": NewtonSolver(small=0, cg_budget=1, probe=50),
-               "probe-amg": NewtonSolver(small=0, cg_budget=1, probe=50, max_fill=0.5)}
+               "probe-amg": NewtonSolver(small=0, cg_budget=1, probe=50, max_fill=0.5),
+               # a factor refreshed at the step after every reuse that needed more than 0 iterations
+               "lu-refresh": NewtonSolver(small=10**9, refresh=0)}
     for name, solver in solvers.items():
         V, stats = _fit_V(g, solver)
         assert stats["converged"] and stats["grad_norm"] <= 1e-8, (name, stats["grad_norm"])
@@ -47,6 +49,8 @@ def test_new_solvers_agree_with_old(family, seed):
     assert solvers["probe-lu"].mode in ("lu", "amg") and solvers["probe-lu"].probe_fill is not None
     assert solvers["probe-amg"].mode == "amg"
     assert any(m == "amg" for m, _ in solvers["probe-amg"].log)
+    log = [m for m, _ in solvers["lu-refresh"].log]
+    assert log[0] == "lu" and all(b == "lu" for a, b in zip(log, log[1:]) if a == "lu-reuse"), log
 
 
 def test_families_are_distinct_shapes():

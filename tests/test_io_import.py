@@ -69,5 +69,12 @@ def test_fitter_states_are_validated(tmp_path, cli):
     code, out, err = cli("import", f, "--run", tmp_path / "r", "--agent", "fitter", "--skip-invalid")
     assert code == 0, err
     assert "imported 4 samples" in out and "skipped 1 row(s) with 1 state(s) invalid" in out
+    # the whole file later adds exactly the row left out (row numbers are the file's, not the kept rows')
+    code, out, err = cli("import", f, "--run", tmp_path / "r")
+    assert code == 0 and "imported 2 samples" in out and "4 already there" in out
+    from potsearch.store import RunStore
+    c = RunStore.open(tmp_path / "r").counts()
+    got = {(c.states[s], c.states[t]): int(n) for s, t, n in zip(c.src, c.dst, c.count)}
+    assert got == {("param1*x", "x+param1"): 3, ("x+param1", "x+++"): 2, ("x+param1", "param1*x"): 1}
     code, out, err = cli("import", f, "--run", tmp_path / "w", "--agent", "word")
     assert code == 0 and "imported 6 samples" in out

@@ -1,5 +1,7 @@
 """Run store: idempotent, transactional, versioned; bad stores are refused with one line."""
 
+import re
+
 import pytest
 
 from potsearch.errors import InputError
@@ -89,7 +91,7 @@ def test_schema_1_store_is_read_as_is_and_migrated_for_writing(tmp_path):
     assert ro.candidates.count() == 1
     ro.close()
     rw = RunStore.open(tmp_path / "r")
-    assert rw.schema_version == SCHEMA_VERSION == 2 and rw.has_table("simplified")
+    assert rw.schema_version == SCHEMA_VERSION == 3 and rw.has_table("simplified") and rw.has_table("imports")
     assert rw.get_meta("schema_version") == str(SCHEMA_VERSION)
     assert rw.candidates.count() == 1
     n = rw.candidates.save_simplified("s", [{"uid": "s:0:0:0", "ok": True, "source": "src", "params": [1.5],
@@ -101,7 +103,7 @@ def test_schema_1_store_is_read_as_is_and_migrated_for_writing(tmp_path):
     rw.candidates.save_simplified("s", [{"uid": "s:0:0:0", "source": "src", "text": "a"}], selected_uid=None)
     assert len(rw.candidates.simplified("s")) == 1 and rw.candidates.selected_law("s") is None
     rw.close()
-    assert RunStore.open(tmp_path / "r").schema_version == 2  # migrated once
+    assert RunStore.open(tmp_path / "r").schema_version == 3  # migrated once
 
 
 def test_checkpoint_checksum(tmp_path):
@@ -127,6 +129,7 @@ def test_fit_from_run_and_export(tmp_path, table2, cli):
     assert (run / "fit" / "potentials.csv").exists()
     code, out, _ = cli("status", run)
     assert "fit" in out and "done" in out
+    assert re.search(r"import\s+done .*samples_in_file=20219", out)       # the import stage is recorded
     code, out, _ = cli("export", run, tmp_path / "back.jsonl")
     assert code == 0 and "20219" in out
 
@@ -152,3 +155,54 @@ def test_exclusive_lock_refuses_second_writer(tmp_path):
         assert "run is busy" in out and "potsearch collect" in out
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     assert "got it" in out
+
+
+def test_bulk_import_reads_as_sample_rows(tmp_path):
+    """An import is stored in bulk, yet every reader sees one sample per counted row, in insertion order."""
+    from potsearch.io import file_digest, import_file
+
+    f = tmp_path / "t.csv"
+    f.write_text("source,target,count\nA,B,2\nB,<escape>,1\nA,A,1\nC,A,0\nB,A,1\n")
+    st = RunStore.create(tmp_path / "r")
+    st.add_samples([Sample(uid="first", source="B", target=None, reason="no word")])
+    info = import_file(f, st)
+    st.add_samples([Sample(uid="last", source="A", target="B")])
+    assert info["added"] == 5 and st.n_samples() == 7 and st.usage()[0] == 7
+    d = file_digest(f)
+    df = st.samples_frame()
+    assert list(df.uid) == ["first", f"import:{d}:0:0", f"import:{d}:0:1", f"import:{d}:1:0", f"import:{d}:2:0",
+                            f"import:{d}:4:0", "last"]
+    assert list(df.outcome) == ["escape", "state", "state", "escape", "self", "state", "state"]
+    assert list(df.agent)[1:6] == ["import"] * 5 and df.reason[3] == "imported escape"
+    assert [r[0] for r in st.sample_records()] == list(df.uid)
+    assert st.escape_reasons(limit=None) == {"no word": 1, "imported escape": 1}
+    c = st.counts()
+    got = {(c.states[s], None if t < 0 else c.states[t]): int(n) for s, t, n in zip(c.src, c.dst, c.count)}
+    assert got == {("A", "B"): 3, ("B", None): 2, ("A", "A"): 1, ("B", "A"): 1}
+    assert st.has_uids([f"import:{d}:0:1", f"import:{d}:0:2", f"import:{d}:3:0", "first"]) == {
+        f"import:{d}:0:1", "first"}
+    assert st.add_samples([Sample(uid=f"import:{d}:4:0", source="B", target="A")]) == 0
+    assert import_file(f, st)["added"] == 0 and st.n_samples() == 7
+    assert st.stage_results()["import"]["added"] == 0
+
+
+def test_schema_1_store_with_imported_rows_is_migrated_and_reimport_adds_nothing(tmp_path):
+    from potsearch.io import file_digest, import_file
+
+    f = tmp_path / "t.csv"
+    f.write_text("source,target,count\nA,B,2\nB,A,1\n")
+    d = file_digest(f)
+    st = RunStore.create(tmp_path / "r")
+    rows = [Sample(uid=f"import:{d}:0:{k}", source="A", target="B", agent="import") for k in range(2)]
+    st.add_samples(rows + [Sample(uid=f"import:{d}:1:0", source="B", target="A", agent="import")])
+    as_schema_1(st)          # imported samples as one samples row each, no imports table
+    st.close()
+    ro = RunStore.open(tmp_path / "r", readonly=True)
+    assert ro.n_samples() == 3 and ro.get_meta("schema_version") == "1"
+    ro.close()
+    st = RunStore.open(tmp_path / "r")
+    assert st.get_meta("schema_version") == "3"
+    assert import_file(f, st)["added"] == 0 and st.n_samples() == 3
+    g = tmp_path / "u.csv"
+    g.write_text("source,target\nB,C\n")
+    assert import_file(g, st)["added"] == 1 and st.n_samples() == 4

@@ -31,12 +31,12 @@ def load(path):
 
 def import_transitions(path, run) -> dict:
     """Import a CSV/TSV/JSONL/paper-JSON file into ``run`` (created if needed); idempotent."""
-    from .io import import_file, read_rows
+    from .io import import_file, read_table
     from .store import RunStore
 
-    read_rows(path)
+    table = read_table(path)                 # validate completely before creating or touching the store
     with RunStore.create(run) as store:
-        return import_file(path, store)
+        return import_file(path, store, table=table)
 
 
 @checked_options

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .store import ESCAPE, Counts, RunStore, Sample
+from .store import ESCAPE, Counts, RunStore
 
 ESCAPE_TOKEN = "<escape>"
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "paper-json"}
@@ -251,7 +251,7 @@ def _fast_csv(path: Path, fmt: str, count_column: str | None):
         return None
     si, ti, ci = header_columns(header, str(path), skip + 1, count_column)
     try:
-        dtype = {name: str for name in header}
+        dtype = {name: "category" for name in header}    # hashed in the parser: no object per field
         if ci is not None:
             dtype[header[ci]] = np.int64                 # an empty or non-integer count raises: careful reader
         df = pd.read_csv(path, sep=sep, skiprows=skip, header=0, names=header, dtype=dtype, keep_default_na=False,
@@ -261,17 +261,22 @@ def _fast_csv(path: Path, fmt: str, count_column: str | None):
         return None
     if len(df.columns) != len(header):
         return None
-    src = df.iloc[:, si].to_numpy(dtype=object)
-    tgt = df.iloc[:, ti].to_numpy(dtype=object)
+    src, tgt = df.iloc[:, si].cat, df.iloc[:, ti].cat
     if ci is None:
         cnt = np.ones(len(df), dtype=np.int64)
     else:
         cnt = df.iloc[:, ci].to_numpy(dtype=np.int64)
         if len(cnt) and cnt.min() < 0:
             return None
-    both = np.empty(2 * len(src), dtype=object)
-    both[0::2], both[1::2] = src, tgt
-    codes, uniques = pd.factorize(both)                  # order of first appearance, as the careful reader
+    # one numbering for both columns' categories, then states in order of first appearance (source before
+    # target within a row), as the careful reader numbers them
+    cat_codes, cat_names = pd.factorize(np.concatenate([np.asarray(src.categories, dtype=object),
+                                                        np.asarray(tgt.categories, dtype=object)]))
+    n_sc = len(src.categories)
+    both = np.empty(2 * len(df), dtype=np.int64)
+    both[0::2], both[1::2] = cat_codes[:n_sc][src.codes], cat_codes[n_sc:][tgt.codes]
+    codes, first = pd.factorize(both)
+    uniques = np.asarray(cat_names, dtype=object)[first]
     stripped = pd.Index(uniques).str.strip()
     if (stripped != uniques).any() or stripped.str.startswith("#").any():
         return None                                      # padded or comment-like names: careful reader
@@ -279,7 +284,7 @@ def _fast_csv(path: Path, fmt: str, count_column: str | None):
     s_codes, t_codes = codes[0::2], codes[1::2]
     if len(esc) and np.isin(s_codes, esc).any():
         return None                                      # an empty source: the careful reader names the line
-    if len(src) == 0:
+    if len(df) == 0:
         return None
     keep = np.ones(len(uniques), dtype=bool)
     keep[esc] = False
@@ -334,29 +339,33 @@ def read_counts(path: str | Path, count_column: str | None = None) -> Counts:
     return counts
 
 
+def file_digest(path: str | Path) -> str:
+    """The first 16 hex digits of the file's SHA-256 (read in 1 MB pieces)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for piece in iter(lambda: fh.read(1 << 20), b""):
+            h.update(piece)
+    return h.hexdigest()[:16]
+
+
 def import_file(path: str | Path, store: RunStore, chunk: int = 50_000, count_column: str | None = None,
-                table=None) -> dict:
-    """Import a file into a store: one sample row per counted transition, uid = file hash + row + k,
-    so importing the same file twice adds nothing. All-or-nothing: parse first, then one transaction.
-    ``table``: the file already read by :func:`read_table` (not read again)."""
+                table=None, rows=None) -> dict:
+    """Import a file into a store: data row i with count n stands for the samples with uids
+    import:<file hash>:i:0..n-1, so importing the same file twice adds nothing. All-or-nothing: parse first,
+    then one transaction (the rows are stored in bulk, see potsearch.store.imports). ``table``: the file
+    already read by :func:`read_table` (not read again); ``rows``: the row numbers of its rows in the file's
+    table when some were dropped (:func:`drop_states`), so a later import of the whole file adds exactly the
+    rows left out. Records the ``import`` stage for ``status``."""
     path = Path(path)
     names, src, tgt, cnt, meta = table if table is not None else read_table(path, count_column)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    samples = []
-    for i, (s_i, t_i, n_i) in enumerate(zip(src.tolist(), tgt.tolist(), cnt.tolist())):
-        source = names[s_i]
-        target = None if t_i == ESCAPE else names[t_i]
-        for k in range(n_i):
-            samples.append(
-                Sample(
-                    uid=f"import:{digest}:{i}:{k}", source=source, target=target,
-                    reason="imported escape" if target is None else None, agent="import", model=None,
-                    source_meta=meta.get(source), target_meta=meta.get(target) if target else None,
-                )
-            )
-    added = store.add_samples(samples)
-    store.log_event("import", "import", {"file": str(path), "samples": len(samples), "added": added})
-    return {"file": str(path), "samples_in_file": len(samples), "added": added, "duplicates": len(samples) - added}
+    digest = file_digest(path)
+    n_in_file = int(np.asarray(cnt).sum())
+    added = store.add_import(digest, list(names), src, tgt, cnt, meta, rows=rows)
+    info = {"file": str(path), "samples_in_file": n_in_file, "added": added, "duplicates": n_in_file - added}
+    store.log_event("import", "import", {"file": str(path), "samples": n_in_file, "added": added})
+    store.set_stage_result("import", {"file": path.name, "rows": int(len(cnt)), "samples_in_file": n_in_file,
+                                      "added": added, "store_samples": store.n_samples()})
+    return info
 
 
 def export_counts(counts: Counts, path: str | Path, state_meta: dict | None = None) -> int:
@@ -422,8 +431,9 @@ def invalid_states(names: list[str], agent: str) -> dict[str, str]:
 
 
 def drop_states(table, bad: set[str]):
-    """The table without rows whose source or target is in ``bad``; also the number of rows dropped."""
+    """The table without rows whose source or target is in ``bad``; also the number of rows dropped and the
+    positions of the rows kept (their row numbers in the file's table, for :func:`import_file`)."""
     names, s, t, c, meta = table
     flag = np.array([n in bad for n in names] + [False], dtype=bool)     # index -1 (ESCAPE) -> False
     drop = flag[s] | flag[t]
-    return (names, s[~drop], t[~drop], c[~drop], meta), int(drop.sum())
+    return (names, s[~drop], t[~drop], c[~drop], meta), int(drop.sum()), np.flatnonzero(~drop)

@@ -23,7 +23,7 @@ def run(args) -> int:
 
     detect_format(Path(args.file))
     table = read_table(args.file, args.count_column)  # validate completely before creating or touching the store
-    skipped = ""
+    skipped, kept = "", None
     if args.agent:
         bad = invalid_states(table[0], args.agent)
         if bad and not args.skip_invalid:
@@ -32,10 +32,10 @@ def run(args) -> int:
                              f"first {first!r}: {why} (fix them, or pass --skip-invalid to drop their rows)",
                              args.file)
         if bad:
-            table, n_rows = drop_states(table, set(bad))
+            table, n_rows, kept = drop_states(table, set(bad))
             skipped = f"; skipped {n_rows} row(s) with {len(bad)} state(s) invalid for agent {args.agent!r}"
     store = RunStore.create(args.run)
-    info = import_file(args.file, store, table=table)
+    info = import_file(args.file, store, table=table, rows=kept)
     total = store.n_samples()
     print(f"imported {info['added']} samples from {args.file} into {store.path} "
           f"({info['duplicates']} already there; store now holds {total} samples{skipped})")

@@ -27,7 +27,9 @@ def foreign_sqlite(path: str | Path) -> Path:
 
 
 def as_schema_1(store) -> None:
-    """Make a store look like one written before schema 2 (no ``simplified`` table, version 1)."""
+    """Make a store look like one written before schema 2 (no ``simplified`` and no ``imports`` table,
+    version 1; imported samples of such a store are ``samples`` rows with import uids)."""
     store.conn.execute("DROP INDEX IF EXISTS simplified_search")
     store.conn.execute("DROP TABLE IF EXISTS simplified")
+    store.conn.execute("DROP TABLE IF EXISTS imports")
     set_schema_version(store, 1)

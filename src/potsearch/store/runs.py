@@ -1,12 +1,14 @@
 """SQLite run store: the durable record of a run (WAL, versioned schema).
 
-One row per agent sample in ``samples`` (with a unique ``uid``), so counts are
-always derived and never lost. Writes are transactional and idempotent:
-re-inserting a sample with the same uid is a no-op.
+One row per collected agent sample in ``samples`` (with a unique ``uid``), so counts are
+always derived and never lost; imported files are stored in bulk blocks (``imports``, see
+:mod:`.imports`) that every reader expands exactly as those rows. Writes are transactional and
+idempotent: re-inserting a sample with the same uid is a no-op.
 
-Tables: meta (schema version), runs, states, raw_outputs, samples,
-candidates (evolution genealogy), simplified (the simplified forms of evolve's Pareto front, schema 2),
-events (stage log), checkpoints (blobs), stage_results (per-stage summaries read by ``potsearch status``).
+Tables: meta (schema version), runs, states, raw_outputs, samples, imports (imported files in bulk,
+schema 3), candidates (evolution genealogy), simplified (the simplified forms of evolve's Pareto front,
+schema 2), events (stage log), checkpoints (blobs), stage_results (per-stage summaries read by
+``potsearch status``).
 
 Schema versions: a store of an older version is migrated in place when it is opened for writing
 (``MIGRATIONS``, one transaction per step: tables are only added, nothing is rewritten); opened
@@ -27,8 +29,9 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..errors import InputError
+from . import imports as _imports
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STORE_FILENAME = "store.sqlite"
 APP_ID = 0x706F7473  # "pots": marks a file as a potsearch store
 
@@ -84,7 +87,7 @@ CREATE INDEX IF NOT EXISTS simplified_search ON simplified(search_id);
 """
 
 #: version -> DDL that brings a store of that version to the next one
-MIGRATIONS = {1: _DDL_SIMPLIFIED}
+MIGRATIONS = {1: _DDL_SIMPLIFIED, 2: _imports.DDL}     # schema 3: imported files in bulk (store/imports.py)
 
 
 @dataclass
@@ -200,7 +203,7 @@ class RunStore:
         store = cls(path, conn)
         store._pragmas()
         with store.transaction():
-            for stmt in (_DDL + _DDL_SIMPLIFIED).split(";"):
+            for stmt in (_DDL + _DDL_SIMPLIFIED + _imports.DDL).split(";"):
                 if stmt.strip():
                     conn.execute(stmt)
             conn.execute(f"PRAGMA application_id = {APP_ID}")
@@ -398,10 +401,29 @@ class RunStore:
             chunk = uids[i : i + 500]
             q = "SELECT uid FROM samples WHERE uid IN (%s)" % ",".join("?" * len(chunk))
             out.update(r[0] for r in self.conn.execute(q, chunk))
-        return out
+        return out | _imports.has_uids(self.conn, [u for u in uids if u.startswith("import:")])
 
     def n_samples(self) -> int:
-        return int(self.conn.execute("SELECT count(*) FROM samples").fetchone()[0])
+        return int(self.conn.execute("SELECT count(*) FROM samples").fetchone()[0]) + _imports.n_samples(self.conn)
+
+    def add_import(self, digest: str, names: list[str], src: np.ndarray, tgt: np.ndarray, cnt: np.ndarray,
+                   meta: dict | None = None, rows: np.ndarray | None = None) -> int:
+        """Store an imported file's rows (state indices into ``names``, ESCAPE for an escape) in bulk, in one
+        transaction; row i (``rows[i]`` when given) stands for the samples import:digest:i:0..count-1. Rows
+        already stored (the same file imported before) are skipped. Returns how many samples were new."""
+        src, tgt, cnt = (np.asarray(a, dtype=np.int64) for a in (src, tgt, cnt))
+        self.conn.execute("PRAGMA cache_size=-262144")        # 256 MB of page cache for the bulk insert
+        with self.transaction() as c:
+            rows = np.arange(len(src), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+            fresh = (cnt > 0) & ~_imports.is_stored(c, digest, rows)        # zero counts hold no sample
+            rows, src, tgt, cnt = rows[fresh], src[fresh], tgt[fresh], cnt[fresh]
+            used = np.zeros(len(names), dtype=bool)
+            used[src] = True
+            used[tgt[tgt != ESCAPE]] = True
+            lookup = np.full(len(names) + 1, -1, dtype=np.int64)   # index -1 (ESCAPE) -> -1
+            which = np.flatnonzero(used)
+            lookup[which] = _imports.state_ids(c, [names[i] for i in which], meta)
+            return _imports.add(c, digest, rows, lookup[src], lookup[tgt], cnt)
 
     def counts(self) -> Counts:
         """Aggregate samples into (source, outcome, count) rows; states indexed by store id order."""
@@ -411,6 +433,18 @@ class RunStore:
         agg = self.conn.execute(
             "SELECT source_id, coalesce(target_id, -1), count(*) FROM samples GROUP BY source_id, target_id"
         ).fetchall()
+        bs, bt, bc = _imports.edge_counts(self.conn)
+        if len(bs):                      # imported blocks: the same grouping, ordered by (source id, target id)
+            a = np.array(agg, dtype=np.int64).reshape(-1, 3)
+            s_all, t_all, c_all = (np.concatenate([a[:, j], x]) for j, x in enumerate((bs, bt, bc)))
+            key = s_all * (int(t_all.max()) + 2) + (t_all + 1)
+            uniq, inv = np.unique(key, return_inverse=True)
+            tot = np.bincount(inv.ravel(), weights=c_all, minlength=len(uniq)).astype(np.int64)
+            lookup = np.full(max(index) + 2, -2, dtype=np.int64)
+            lookup[list(index)] = list(index.values())
+            lookup[-1] = ESCAPE
+            width = int(t_all.max()) + 2
+            return Counts(states, lookup[uniq // width], lookup[uniq % width - 1], tot, meta={"store": str(self.path)})
         if agg:
             a = np.array(agg, dtype=np.int64)
             src = np.array([index[s] for s in a[:, 0]], dtype=np.int64)
@@ -425,14 +459,17 @@ class RunStore:
         insertion order (target fields None for an escape)."""
         q = ("SELECT s.uid, a.key, a.text, b.key, b.text, b.meta FROM samples s JOIN states a ON a.id = s.source_id "
              "LEFT JOIN states b ON b.id = s.target_id ORDER BY s.id")
-        return [(u, sk, st, tk, tt, json.loads(tm) if tm else None) for u, sk, st, tk, tt, tm in self.conn.execute(q)]
+        recs = [(u, sk, st, tk, tt, json.loads(tm) if tm else None) for u, sk, st, tk, tt, tm in self.conn.execute(q)]
+        if not _imports.has_table(self.conn) or not _imports.n_samples(self.conn):
+            return recs
+        return _imports.interleave(self.conn, recs, frame=False)
 
     def usage(self) -> tuple[int, int, float]:
         """(samples, tokens in + out, cost) over every stored sample."""
         n, tok, cost = self.conn.execute(
             "SELECT count(*), coalesce(sum(coalesce(tokens_in,0)+coalesce(tokens_out,0)),0), coalesce(sum(cost),0)"
             " FROM samples").fetchone()
-        return int(n), int(tok), float(cost)
+        return int(n) + _imports.n_samples(self.conn), int(tok), float(cost)
 
     def usage_stats(self) -> dict:
         """Tokens in / out, cost, mean latency and the number of samples that carry a retried error."""
@@ -445,9 +482,15 @@ class RunStore:
         """Escape reason -> count, most frequent first ('?' for an escape without a reason)."""
         q = ("SELECT coalesce(reason,'?'), count(*) FROM samples WHERE outcome='escape' GROUP BY reason"
              " ORDER BY count(*) DESC")
-        if limit is not None:
+        extra = _imports.n_escapes(self.conn) if _imports.has_table(self.conn) else 0
+        if limit is not None and not extra:
             q += f" LIMIT {int(limit)}"
-        return dict(self.conn.execute(q).fetchall())
+        out = dict(self.conn.execute(q).fetchall())
+        if extra:
+            out[_imports.ESCAPE_REASON] = out.get(_imports.ESCAPE_REASON, 0) + extra
+            ranked = sorted(out.items(), key=lambda kv: -kv[1])     # stable: ties keep SQLite's order
+            out = dict(ranked if limit is None else ranked[: int(limit)])
+        return out
 
     def samples_frame(self):
         """Every sample as a pandas DataFrame: uid, source_key, source, target_key, target, outcome, reason,
@@ -459,7 +502,10 @@ class RunStore:
         q = ("SELECT s.uid, a.key, a.text, b.key, b.text, s.outcome, s.reason, s.agent, s.model, s.tokens_in,"
              " s.tokens_out, s.latency, s.cost, s.error, r.text FROM samples s JOIN states a ON a.id = s.source_id"
              " LEFT JOIN states b ON b.id = s.target_id LEFT JOIN raw_outputs r ON r.id = s.raw_id ORDER BY s.id")
-        return pd.DataFrame(self.conn.execute(q).fetchall(), columns=cols)
+        recs = self.conn.execute(q).fetchall()
+        if _imports.n_samples(self.conn):
+            recs = _imports.interleave(self.conn, recs, frame=True)
+        return pd.DataFrame(recs, columns=cols)
 
     def state_texts(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT text FROM states ORDER BY id")]
