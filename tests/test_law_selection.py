@@ -141,3 +141,29 @@ def test_selection_is_deterministic_for_a_seed(shipped):
     se3 = param_stderr(law["source"], law["params"], prob.data, n_boot=10, seed=3)
     assert se3 == param_stderr(law["source"], law["params"], prob.data, n_boot=10, seed=3)
     assert se3 != param_stderr(law["source"], law["params"], prob.data, n_boot=10, seed=4)
+
+
+def test_attribute_defaults_to_the_selected_law(shipped, tmp_path):
+    """`attribute` without --candidate explains the law `show` presents (the selected law's candidate),
+    not the lowest-action candidate; --candidate still reaches any other."""
+    import shutil
+
+    from potsearch.attributestage import AttributeOptions, run
+    from potsearch.store import RunStore
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(shipped, run_dir)
+    path = run_dir / "evolve" / "summary.json"
+    summary = json.loads(path.read_text())
+    s = summary["selection"]
+    store = RunStore.open(run_dir / "store.sqlite", readonly=True)
+    rows = [r for r in store.candidates.rows() if r.uid != s["lowest"]["uid"] and r.n_params]
+    store.close()
+    other = sorted(rows, key=lambda r: r.train_action)[len(rows) // 2]   # not the lowest-action candidate
+    s["selected"]["uid"] = other.uid                   # as if selection had picked that member
+    path.write_text(json.dumps(summary))
+    res = run(run_dir, AttributeOptions(repeats=2, refit_evals=200))
+    assert res.candidate_row.uid == other.uid
+    assert res.summary["candidate"] == other.id
+    low = run(run_dir, AttributeOptions(candidate=s["lowest"]["uid"], repeats=2, refit_evals=200))
+    assert low.candidate_row.uid == s["lowest"]["uid"]

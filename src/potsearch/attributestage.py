@@ -29,7 +29,7 @@ MEASURES = {
 class AttributeOptions:
     """Options of the attribute stage (the CLI's defaults come from here).
 
-    ``candidate``: id or uid (default: the run's best). ``repeats``: permutation repeats per
+    ``candidate``: id or uid (default: the selected law's candidate, else the run's best). ``repeats``: permutation repeats per
     feature. ``refit_evals``: evaluation budget of each ablation refit.
     """
 
@@ -80,14 +80,19 @@ class AttributeResult(SummaryView):
 
 
 def run(run_dir, options: AttributeOptions = AttributeOptions()) -> AttributeResult:
-    """Attribute ``options.candidate`` (default: the run's best) of the run at ``run_dir``."""
+    """Attribute ``options.candidate`` (default: the candidate whose simplified form is the law evolve
+    selected — the law ``show`` presents; without a selection, the run's best) of the run at ``run_dir``."""
     from .attribution import attribute, compile_terms, plot, write_csv
+    from .evolve.outputs import read_summary
     from .polish import compile_source, load_context
     from .store import run_lock
 
     o = options.validate()
     with run_lock(Path(run_dir), "attribute"):
-        ctx = load_context(run_dir, o.candidate)
+        ref = o.candidate
+        if ref is None:
+            ref = ((read_summary(run_dir).get("selection") or {}).get("selected") or {}).get("uid")
+        ctx = load_context(run_dir, ref)
         try:
             row = ctx.row
             terms_fn = compile_terms(row.source, lambda s: compile_source(s, checked=False))
