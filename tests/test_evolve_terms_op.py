@@ -119,4 +119,36 @@ def test_laws_with_a_disguised_linear_term_do_not_enter_the_archive():
     assert op.archive == {}
     prog.params = [1.0, 2.0]
     op.observe([prog])
-    assert op.archive[1][0]["uid"] == "u"
+    assert op.archive["1"][0]["uid"] == "u" and "1-plain" not in op.archive   # a ratio has an inner parameter
+
+
+def test_plain_laws_keep_their_own_archive_slots():
+    """Laws with a fitted inner parameter and a lower action fill a size's slots; the best laws of that
+    size without one are kept beside them (the next such law is one mutation away), and the archive
+    survives a checkpoint."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from potsearch.evolve import terms as T
+    from potsearch.evolve.terms_op import ARCHIVE, TermsOperator
+
+    rng = np.random.default_rng(0)
+    x = {k: rng.uniform(1, 5, 50) for k in "abc"}
+    s = SimpleNamespace(problem=SimpleNamespace(data=SimpleNamespace(features=x)), features=list(x),
+                        cfg=SimpleNamespace(terms_max=3))
+    op = TermsOperator(s)
+
+    def prog(uid, law, train, params):
+        return SimpleNamespace(operator="terms", ok=True, train_action=train, uid=uid, params=params,
+                               meta={"terms": [list(t) for t in law]})
+
+    nonlinear = [prog(f"r{i}", [("ratio", "a", "b", 1.0 + i), ("lin", "c", "", 0.0)], 0.40 + 0.001 * i, [1.0, 1.0, 1.0])
+                 for i in range(ARCHIVE + 2)]
+    linear = prog("lin", [("log", "a", "", 1.0), ("lin", "b", "", 0.0)], 0.45, [1.0, 1.0])
+    op.observe(nonlinear + [linear])
+    assert [e["uid"] for e in op.archive["2"]] == [f"r{i}" for i in range(ARCHIVE)]   # by action only
+    assert [e["uid"] for e in op.archive["2-plain"]] == ["lin"]                       # kept beside them
+    again = TermsOperator(s)
+    again.restore(op.state())
+    assert again.archive == op.archive

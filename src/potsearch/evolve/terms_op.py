@@ -3,7 +3,11 @@
 With probability ``terms_mix`` an offspring that is not an LLM child comes from this operator
 instead of GP variation. The operator keeps an archive of the best term laws of each size
 (1..``terms_max`` terms, ``ARCHIVE`` laws per size, lowest training action first), shared by all
-islands. A child is a mutation of a random archive member (add, drop, replace or transform one
+islands, and beside it the best laws of each size without an inner parameter (``ARCHIVE`` more:
+linear, log, sqrt and product terms, whose coefficients alone are fitted): terms with a fitted inner
+parameter (a ratio's shift, an exponential's rate) reach a slightly lower training action on noisy
+data and would otherwise crowd every such law out of the archive, so that a law of k + 1 plain
+terms, one mutation away from a law of k plain terms, would never be proposed. A child is a mutation of a random archive member (add, drop, replace or transform one
 term; ``terms.mutate``), or a single linear term while the archive is empty. Its coefficients are
 solved exactly at the inner parameters' defaults (``terms.fit`` with ``inner_fit=False``: one
 Newton solve), and the scorer's Gauss-Newton fitter refines every parameter jointly from there (a
@@ -51,17 +55,17 @@ class TermsOperator:
         self.lib = T.library(feats)
         self.lin = [t for t in self.lib if t.kind == "lin"]
         self.max_terms = int(search.cfg.terms_max)
-        self.archive: dict[int, list[dict]] = {}   # size -> [{"terms", "uid", "train"}], best first
+        self.archive: dict[str, list[dict]] = {}   # "size", "size-plain" -> [{"terms", "uid", "train"}]
 
     # ------------------------------------------------------------------ checkpoint
     def state(self) -> dict:
-        return {str(k): [{"terms": [list(_key(t)) for t in e["terms"]], "uid": e["uid"], "train": e["train"]}
+        return {k: [{"terms": [list(_key(t)) for t in e["terms"]], "uid": e["uid"], "train": e["train"]}
                          for e in v] for k, v in self.archive.items()}
 
     def restore(self, state: dict | None) -> None:
         self.archive = {}
         for k, v in (state or {}).items():
-            self.archive[int(k)] = [{"terms": [T.Term(*t) for t in e["terms"]], "uid": e["uid"],
+            self.archive[str(k)] = [{"terms": [T.Term(*t) for t in e["terms"]], "uid": e["uid"],
                                      "train": e["train"]} for e in v]
 
     # ------------------------------------------------------------------ children
@@ -108,12 +112,15 @@ class TermsOperator:
             terms = [T.Term(*t) for t in law]
             if not self.well_conditioned(terms, p.params or []):
                 continue
-            entries = self.archive.setdefault(len(terms), [])
-            if any(e["terms"] == terms for e in entries):
-                continue
-            entries.append({"terms": terms, "uid": p.uid, "train": float(p.train_action)})
-            entries.sort(key=lambda e: e["train"])   # stable: older laws win ties
-            del entries[ARCHIVE:]
+            plain = all(t.n_inner == 0 for t in terms)   # no inner parameter: the plain-terms slots too
+            keys = [str(len(terms))] + ([f"{len(terms)}-plain"] if plain else [])
+            for key in keys:
+                entries = self.archive.setdefault(key, [])
+                if any(e["terms"] == terms for e in entries):
+                    continue
+                entries.append({"terms": terms, "uid": p.uid, "train": float(p.train_action)})
+                entries.sort(key=lambda e: e["train"])   # stable: older laws win ties
+                del entries[ARCHIVE:]
 
     def well_conditioned(self, terms: list, params: list) -> bool:
         """False when a fitted inner parameter makes its term a linear one in disguise or puts a pole
