@@ -126,6 +126,30 @@ def test_linear_identity_rule_prefers_fewer_terms():
     assert r.train_action <= r.original_train_action + r.tolerance
 
 
+def test_power_identities_are_found_numerically():
+    data, _, _ = word_problem("1.6*length - 2.4*zipf")
+    ids = S.power_identities(data.features)
+    # the shipped words' letter values sum to 100: mean_letter = 100 / length, both ways round
+    assert ("mean_letter", 100.0, "length", -1.0) in ids and ("length", 100.0, "mean_letter", -1.0) in ids
+    for a, c, b, k in ids:
+        assert np.max(np.abs(data.features[a] - c * data.features[b] ** k)) < 1e-6 * np.max(data.features[a])
+    # a power relation that holds only approximately is not an identity
+    noisy = {"a": np.arange(1.0, 40.0), "b": 100.0 / np.arange(1.0, 40.0) * (1 + 1e-4 * np.sin(np.arange(39)))}
+    assert S.power_identities(noisy) == []
+
+
+def test_power_identity_rule_rewrites_on_fewer_features():
+    """A product law found through mean_letter = 100/length comes back in the hidden law's features:
+    fewer features, no division; values and action kept."""
+    data, V, _ = word_problem("1.5*length - 0.3*length*zipf")
+    src = 'N_PARAMS = 2\ndef potential(x, p):\n    return p[0]*x["length"] + p[1]*x["zipf"]/x["mean_letter"]\n'
+    r = S.simplify(src, [1.5, -30.0], data)
+    terms = {str(b): c for c, b in S.split_terms(S._translate(r.source, r.params))}
+    assert set(terms) == {"length", "length*zipf"}, (r.text, r.steps)
+    assert abs(terms["length*zipf"] / -0.3 - 1) < 0.15 and abs(terms["length"] / 1.5 - 1) < 0.15
+    assert r.train_action <= r.original_train_action + r.tolerance
+
+
 def test_cancelling_sums_are_flagged():
     data, _, _ = word_problem("1.6*length - 2.4*zipf")
     src = ('N_PARAMS = 4\ndef potential(x, p):\n    return p[0] * ((p[1] + p[2]*x["zipf"] + x["length"]) '

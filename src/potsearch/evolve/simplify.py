@@ -29,9 +29,13 @@ sympy expression over the feature symbols with the fitted parameters substituted
 
 Linear identities among features: the centred feature table's null space (SVD, relative singular
 value < 1e-9) gives the exact linear relations of the data, e.g. length = vowels + consonants and
-length = distinct + repeats on the word agent; nothing is hard-coded. The RULE: among forms of equal
-action (within tolerance), the one with fewer additive terms wins; when a term count ties, the one
-that keeps more of the found features, then the lower action.
+length = distinct + repeats on the word agent; power identities between two positive features
+(a = C * b**k, log-linear fit exact to 1e-9, k in +-1, +-2, +-1/2, +-3) are found the same way
+(mean_letter = 100 / length on the shipped words); nothing is hard-coded. The RULE: among forms of
+equal action (within tolerance), the one with fewer additive terms wins; when a term count ties,
+the one that reads fewer distinct features, then the lower complexity, then the one with fewer
+divisions by a feature (length * zipf rather than zipf / mean_letter); only a strictly simpler form
+replaces the current one. Among linear rewrites, the one that keeps more of the found features.
 
 Ill-conditioning: for every sum node of the fitted law, the cancellation ratio
 kappa = sum_i rms(arg_i) / std(sum) (at the root: std instead of rms, constants being free) measures
@@ -48,6 +52,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
+
+from .identities import feature_identities, identity_closure, power_identities  # noqa: F401 (re-exported)
 
 MAX_CANCELLATION = 1e3
 _FUNCS = {"exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "abs": sp.Abs, "absolute": sp.Abs, "fabs": sp.Abs,
@@ -293,36 +299,20 @@ def canonical_form(source: str, params) -> Canonical:
 
 
 # ----------------------------------------------------------------------------- data-driven steps
-def feature_identities(features: dict, tol: float = 1e-9) -> list[dict[str, float]]:
-    """Exact linear relations among the (non-constant) features, up to a constant: null-space vectors
-    of the centred, scaled feature table (SVD), as {feature: coefficient} with small entries cleared."""
-    names = [k for k, v in features.items() if np.ptp(v) > 0]
-    if len(names) < 2:
-        return []
-    F = np.column_stack([features[k] for k in names]).astype(float)
-    F = F - F.mean(axis=0)
-    sc = F.std(axis=0)
-    F = F / sc
-    _, s, vt = np.linalg.svd(F, full_matrices=False)
-    null = vt[s < tol * s.max()]
-    out = []
-    for v in null:
-        v = v / sc
-        v = v / np.abs(v).max()
-        out.append({n: float(c) for n, c in zip(names, v) if abs(c) > 1e-8})
-    return out
+def n_features(expr: sp.Expr) -> int:
+    """How many distinct features a (parametrised) law reads."""
+    return sum(1 for s in expr.free_symbols if not s.name.startswith("P_"))
 
 
-def identity_closure(feats: set[str], identities: list[dict]) -> set[str]:
-    out = set(feats)
-    changed = True
-    while changed:
-        changed = False
-        for ident in identities:
-            if out & set(ident) and not set(ident) <= out:
-                out |= set(ident)
-                changed = True
-    return out
+def n_divisions(expr: sp.Expr) -> int:
+    """How many divisions by a feature-dependent expression a law has (negative powers)."""
+    return sum(1 for a in sp.preorder_traversal(expr) if isinstance(a, sp.Pow) and a.exp.is_negative
+               and any(not s.name.startswith("P_") for s in a.base.free_symbols))
+
+
+def _size(res: dict) -> tuple:
+    """How complex a refitted form is, compared in this order (module doc, the RULE)."""
+    return (res["n_terms"], n_features(res["pexpr"]), res["complexity"], n_divisions(res["pexpr"]))
 
 
 def _values(expr: sp.Expr, features: dict, n: int) -> np.ndarray:
@@ -429,7 +419,7 @@ def _num(e: sp.Expr, vals: list[float]) -> sp.Expr:
 
 
 def _proposals(pexpr: sp.Expr, vals: list[float], features: dict, identities: list, n: int,
-               max_rewrites: int = 6):
+               max_rewrites: int = 6, powers: list = ()):
     """Simpler forms of a parametrised law: (description, new pexpr, n_terms)."""
     numeric = pexpr.xreplace({sp.Symbol(f"P_{i}"): sp.Float(v, 17) for i, v in enumerate(vals)})
     terms = list(sp.Add.make_args(pexpr))
@@ -473,7 +463,13 @@ def _proposals(pexpr: sp.Expr, vals: list[float], features: dict, identities: li
                     new = [sp.Symbol(f"P_{base + j}") * feature_symbol(f) for j, f in enumerate(sub)]
                     yield f"rewrote {'+'.join(sorted(lin))} as {'+'.join(sub) or 'nothing'} (feature identity)", \
                         sp.Add(*(rest + new))
-    # 3. near-identity wrappers
+    # 3. power identities of the data (a = C * b**k): the law on fewer features
+    names = {s.name for s in pexpr.free_symbols}
+    for a, c, b, k in powers:
+        if a in names:
+            new = pexpr.xreplace({feature_symbol(a): sp.Float(c, 15) * feature_symbol(b) ** sp.nsimplify(k)})
+            yield f"rewrote {a} as {c:g}*{b}**{k:g} (feature identity)", new
+    # 4. near-identity wrappers
     for node in sorted(set(sp.preorder_traversal(pexpr)), key=sp.default_sort_key):
         if isinstance(node, (sp.exp, sp.log, sp.tanh, sp.Abs, sp.sin, sp.cos, sp.atan, sp.sinh, sp.cosh, sp.tan)) \
                 or (isinstance(node, sp.Pow) and not (node.exp.is_Integer)):
@@ -533,10 +529,11 @@ def simplify(source: str, params, data, seed: int = 0, z: float = 2.0, rel_floor
         return max(rel_floor * abs(S0), min(z * se, rel_cap * abs(S0)))
 
     identities = feature_identities(feats)
+    powers = power_identities(feats)
     cur, steps = base, []
     for _ in range(max_steps):
         best = None
-        for desc, cand in _proposals(cur["pexpr"], cur["params"], feats, identities, n):
+        for desc, cand in _proposals(cur["pexpr"], cur["params"], feats, identities, n, powers=powers):
             if time.perf_counter() > t_end:
                 break
             cand = _drop_constant_terms(cand)
@@ -548,9 +545,9 @@ def simplify(source: str, params, data, seed: int = 0, z: float = 2.0, rel_floor
                 continue
             if res["S"] - S0 > tolerance(res["V"]):
                 continue
-            key = (res["n_terms"], res["complexity"], res["S"])
-            if key >= (cur["n_terms"], cur["complexity"], math.inf):
-                continue
+            key = _size(res) + (res["S"],)
+            if key[:-1] >= _size(cur):
+                continue  # only a strictly simpler form is taken (a rewrite of equal size would cycle)
             if best is None or key < best[0]:
                 best = (key, desc, res)
         if best is None:
