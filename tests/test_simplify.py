@@ -161,6 +161,24 @@ def test_cancelling_sums_are_flagged():
     assert sp.sympify(1)  # sympy imported for the module under test
 
 
+def test_the_cancellation_bound_separates_laws_from_taylor_tricks():
+    """Every hidden law of the recovery suite's word laws stays well below MAX_CANCELLATION on the
+    word data; laws that are a linear term in disguise (a huge shift in a ratio) are above it."""
+    data, _, _ = word_problem("1.6*length - 2.4*zipf")
+    loc = {k: S.feature_symbol(k) for k in data.features}
+
+    def kappa(law):
+        return S.cancellation(sp.sympify(law, locals=loc), data.features, data.n_states)
+
+    for law in ("1.6*length - 2.4*zipf", "0.6*distinct + 0.4*repeats - 1.5*zipf + 0.1*max_letter",
+                "0.12*max_letter*length - 2.0*zipf", "1.5*length - 6.0*zipf/(length + 1)",
+                "4.0*log(1 + length) - 2.0*zipf", "1.0*length - 3.0*log(1 + zipf)", "2.0*sqrt(max_letter) - 2.0*zipf"):
+        assert kappa(law) < S.MAX_CANCELLATION / 3, law
+    for trick in ("1.545*length + 8.281e4/(zipf - 191.3)",
+                  "-1475.0*(zipf + 26.69)/(first_letter + last_letter + 728.3)"):
+        assert kappa(trick) > 2 * S.MAX_CANCELLATION, trick
+
+
 def test_hostile_sources_give_up_quickly():
     for body in ("9 ** 9 ** 9 * x['a']", "x['a'] ** (10 ** 30)", "__import__('os').getcwd()",
                  "np.power(x['a'], 99)", "(" * 300 + "x['a']" + ")" * 300):
