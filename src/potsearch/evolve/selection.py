@@ -12,7 +12,9 @@ Two rules, both deterministic for a seed:
   gap, the one with the largest -d log(gap) / d complexity against the next simpler member.
 
 Laws flagged ill-conditioned by the simplifier (cancelling terms, ``simplify.MAX_CANCELLATION``)
-are excluded whenever a well-conditioned member exists. Held-out values are computed from each
+are excluded whenever a well-conditioned member exists; the front of simplified laws is built
+without them, since such a law (a linear term in disguise) would otherwise dominate the plain law
+it mimics. Held-out values are computed from each
 law's sympy translation (``simplify``), never by running a candidate's own code; a candidate that
 cannot be translated keeps its stored held-out action and gets SE = 0 (it competes, without the
 benefit of the doubt).
@@ -200,7 +202,7 @@ def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = Selectio
         raise ValueError("no scored candidate to select from")
     lowest = ok.loc[ok["train_action"].astype(float).idxmin()].to_dict()
     front = pareto_front(ok)
-    forms = []
+    forms, left_out = [], ""
     if opts.simplify:
         import time
 
@@ -230,10 +232,17 @@ def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = Selectio
         for _, r in rest.iterrows():  # past the budget: the canonical form (no data, no refit), not selectable
             forms.append(_form(dict(r), False, note="canonical form only (selection's time budget)"))
         sf = pd.DataFrame(rows).drop_duplicates(subset=["source"], keep="first")
-        front = pareto_front(sf)
+        bad = sf["ill_conditioned"].astype(bool) if "ill_conditioned" in sf else pd.Series(False, index=sf.index)
+        if bad.any() and not bad.all():
+            # built without them: a linear term in disguise must not hide the plain law it mimics
+            front = pareto_front(sf[~bad])
+            left_out = f" ({int(bad.sum())} ill-conditioned simplified law(s) left out of the front)"
+        else:
+            front = pareto_front(sf)
     else:
         forms = [_form(dict(r), False, note="not simplified") for _, r in front.iterrows()]
     i, reason, fr = choose(front, data, opts)
+    reason += left_out
     sel = fr.loc[i].to_dict()
     if not sel.get("text"):
         c = canonical_form(sel["source"], param_list(sel["params"]))

@@ -469,6 +469,7 @@ def _proposals(pexpr: sp.Expr, vals: list[float], features: dict, identities: li
     for a, c, b, k in powers:
         if a in names:
             new = pexpr.xreplace({feature_symbol(a): sp.Float(c, 15) * feature_symbol(b) ** sp.nsimplify(k)})
+            new = sp.expand_log(new, force=True)   # log(C/b) -> log(C) - log(b): the constant then drops
             yield f"rewrote {a} as {c:g}*{b}**{k:g} (feature identity)", new
     # 4. near-identity wrappers
     for node in sorted(set(sp.preorder_traversal(pexpr)), key=sp.default_sort_key):
