@@ -29,8 +29,9 @@ MEASURES = {
 class AttributeOptions:
     """Options of the attribute stage (the CLI's defaults come from here).
 
-    ``candidate``: id or uid (default: the selected law's candidate, else the run's best). ``repeats``: permutation repeats per
-    feature. ``refit_evals``: evaluation budget of each ablation refit.
+    ``candidate``: id or uid (default: the selected law's candidate, else the run's best).
+    ``repeats``: permutation repeats per feature. ``refit_evals``: evaluation budget of each ablation
+    refit.
     """
 
     candidate: str | int | None = None

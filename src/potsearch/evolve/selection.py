@@ -14,8 +14,7 @@ Two rules, both deterministic for a seed:
 Laws flagged ill-conditioned by the simplifier (cancelling terms, ``simplify.MAX_CANCELLATION``)
 are excluded whenever a well-conditioned member exists; the front of simplified laws is built
 without them, since such a law (a linear term in disguise) would otherwise dominate the plain law
-it mimics. Held-out values are computed from each
-law's sympy translation (``simplify``), never by running a candidate's own code; a candidate that
+it mimics. Held-out values are computed from each law's sympy translation (``simplify``), never by running a candidate's own code; a candidate that
 cannot be translated keeps its stored held-out action and gets SE = 0 (it competes, without the
 benefit of the doubt).
 
