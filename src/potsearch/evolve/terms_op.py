@@ -8,8 +8,8 @@ linear, log, sqrt and product terms, whose coefficients alone are fitted): terms
 parameter (a ratio's shift, an exponential's rate) reach a slightly lower training action on noisy
 data and would otherwise crowd every such law out of the archive, so that a law of k + 1 plain
 terms, one mutation away from a law of k plain terms, would never be proposed. A child is a
-mutation of a random archive member (add, drop, replace or transform one term; ``terms.mutate``), or a single linear term while the archive is empty. Its coefficients are
-solved exactly at the inner parameters' defaults (``terms.fit`` with ``inner_fit=False``: one
+mutation of a random archive member (add, drop, replace or transform one term; ``terms.mutate``),
+or a single linear term while the archive is empty. Its coefficients are solved exactly at the inner parameters' defaults (``terms.fit`` with ``inner_fit=False``: one
 Newton solve), and the scorer's Gauss-Newton fitter refines every parameter jointly from there (a
 projected line search over an inner parameter costs ~20x more for the same optimum); the law is
 written as source (``terms.to_source``) and scored like a GP candidate (``Search.evaluate``: the
