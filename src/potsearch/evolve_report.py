@@ -164,7 +164,7 @@ def _hidden_values(formula: str, prob):
     from .errors import InputError
 
     names = tuple(prob.features)
-    aliases = {"first": "first_letter", "last": "last_letter"}   # the word surrogate's short names
+    aliases = {"first": "first_letter", "last": "last_letter"}   # runs made before one feature table
     feats = dict(prob.features)
     for short, long in aliases.items():
         if long in feats and short not in feats:
@@ -181,7 +181,8 @@ def _hidden_values(formula: str, prob):
 
 
 def _fill_from_front(law: dict, front) -> None:
-    """The selection's ``lowest`` block has no parameters: take them (and the operator) from pareto.csv."""
+    """What the ``lowest`` block lacks (its operator; its parameters in a summary written before the
+    block carried them), taken from pareto.csv."""
     if front is None or "uid" not in front.columns or not law.get("uid"):
         return
     hit = front[front["uid"].astype(str) == str(law["uid"])]

@@ -243,13 +243,11 @@ def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = Selectio
     i, reason, fr = choose(front, data, opts)
     reason += left_out
     sel = fr.loc[i].to_dict()
-    if not sel.get("text"):
-        c = canonical_form(sel["source"], param_list(sel["params"]))
-        if c.ok:
-            sel.update(text=c.text, latex=c.latex)
+    sc = canonical_form(sel["source"], param_list(sel["params"]))
+    if not sel.get("text") and sc.ok:
+        sel.update(text=sc.text, latex=sc.latex)
     dropped = []
     lc = canonical_form(lowest["source"], param_list(lowest["params"]))
-    sc = canonical_form(sel["source"], param_list(sel["params"]))
     if lc.ok:
         lowest.update(text=lc.text, latex=lc.latex)
     if lc.ok and sc.ok:
