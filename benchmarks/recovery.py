@@ -141,6 +141,23 @@ def classify(found: sp.Expr | None, hidden: sp.Expr, features: dict) -> str:
     return "near" if sd_x <= 0.05 * sd_h else "no"
 
 
+def oracle(hidden: sp.Expr, data) -> dict:
+    """The hidden law's own terms with their coefficients refitted on the training edges (the simplifier's
+    refit path): what the data can say about the law when the search has found its form. Not exact
+    here means the law is not identifiable from these samples (coefficients off by more than 10 %)."""
+    from potsearch.evolve.simplify import _Refitter, split_terms
+
+    terms = split_terms(sp.expand(sp.N(hidden)))   # the coefficients are refitted, the terms' inner numbers kept
+    pe = sp.Add(*[sp.Symbol(f"P_{i}") * b for i, (_, b) in enumerate(terms)])
+    vals = [float(c) for c, _ in terms]
+    res = _Refitter(data, 0).fit(pe, vals, again=False)
+    if res is None:
+        return {"class": "no", "text": "refit failed", "train": float("nan"), "heldout": float("nan")}
+    return {"class": classify(res["numeric"], hidden, data.features), "train": res["S"],
+            "heldout": heldout_of(res["numeric"], data), "text": str(res["numeric"].xreplace(
+                {f: sp.Float(float(f), 4) for f in res["numeric"].atoms(sp.Float)}))}
+
+
 # ----------------------------------------------------------------------------- baseline
 def gplearn_law(problem, quick: bool, seed: int = 0):
     """gplearn SymbolicRegressor on the fitted per-state potentials -> (sympy expr over features, seconds)."""
@@ -236,6 +253,7 @@ def run_law(i: int, d: Path, a) -> dict:
                               "heldout": heldout_of(g, problem.data), "seconds": gs}
         except ImportError:
             out["gplearn"] = None
+    out["oracle"] = oracle(hidden, problem.data)
     out["baseline_heldout"] = problem.baseline_heldout
     out["wall_s"] = time.perf_counter() - t0
     return out
@@ -320,6 +338,12 @@ def main() -> None:
         low = [r["variants"][name]["lowest_class"] for r in rows]
         print(f"  {name:5s} lowest training action: exact {low.count('exact')}/{len(rows)}, near {low.count('near')}; "
               f"evolve wall {sum(r['variants'][name]['evolve_s'] for r in rows):.0f} s")
+    ident = [r["law"] for r in rows if r["oracle"]["class"] == "exact"]
+    print(f"  identifiable (the refitted hidden form is exact): {len(ident)}/{n_all} {ident}")
+    for name in a.variants:
+        for rule in a.rules:
+            k = sum(r["variants"][name]["rules"][rule]["class"] == "exact" for r in rows if r["law"] in ident)
+            print(f"  {name:5s} {rule:7s}: exact {k}/{len(ident)} of the identifiable laws")
     g = [r["gplearn"]["class"] for r in rows if r.get("gplearn")]
     if g:
         print(f"  gplearn baseline: exact {g.count('exact')}/{len(g)}, near {g.count('near')}")
@@ -345,6 +369,9 @@ def _print_row(r: dict) -> None:
     g = r.get("gplearn")
     if g:
         print(f"    gplearn {g['class']:5s} held-out {g['heldout']:.6g} {g['text']}")
+    o = r["oracle"]
+    print(f"    oracle  {o['class']:5s} held-out {o['heldout']:.6g} train {o['train']:.6g} {o['text']} "
+          "(the hidden form, its numbers refitted)")
     print(f"    per-state baseline held-out {r['baseline_heldout']:.6g}; wall {r['wall_s']:.0f} s "
           f"(collect+fit {r['collect_fit_s']:.0f} s)", flush=True)
 

@@ -12,7 +12,7 @@ def word_problem(formula: str = "1.6*length - 2.4*zipf", n_words: int = 300, per
     key = (formula, n_words, per_state, seed)
     if key in _CACHE:
         return _CACHE[key]
-    from potsearch.evolve.scoring import Edges, ScoringData
+    from potsearch.evolve.scoring import Edges, ScoringData, likelihood_scale
     from potsearch.evolve.surrogate import load_words
     from potsearch.features import feature_table
     from potsearch.synthetic import metropolis_chain
@@ -31,6 +31,9 @@ def word_problem(formula: str = "1.6*length - 2.4*zipf", n_words: int = 300, per
         vis = np.bincount(src, weights=k, minlength=n_words)
         return Edges(src[m], dst[m], np.minimum(1.0, k[m] / np.maximum(vis[src[m]], 1)), n_words)
 
-    data = ScoringData(features=x, n_states=n_words, train=edges(cnt - held), heldout=edges(held))
+    tr = cnt - held
+    m = (dst >= 0) & (dst != src) & (tr > 0)
+    data = ScoringData(features=x, n_states=n_words, train=edges(tr), heldout=edges(held),
+                       **likelihood_scale(n_words, tr[m], edges(tr).w))
     _CACHE[key] = (data, V, visits)
     return _CACHE[key]

@@ -37,12 +37,13 @@ def test_terms_children_are_stored_scored_and_seeded(tmp_path_factory, loop):
     for uid, src, params, parents, _op, train, meta in terms:
         m = json.loads(meta)
         assert src.startswith("N_PARAMS") and m["terms"] and m["terms_op"] in ("new", "add", "drop", "replace",
-                                                                             "transform")
+                                                                             "transform", "best_add", "best_swap")
         assert train is not None and len(json.loads(params)) == len(m["terms"]) + sum(
             t[0] in ("ratio", "exp") for t in m["terms"])
         for p in json.loads(parents):                      # a mutated law names its parent, a terms law
             assert uids[p][4] == "terms"
     assert any(json.loads(r[3]) for r in terms)           # some children were mutated from a stored law
+    assert {"best_add", "best_swap"} & {json.loads(r[6])["terms_op"] for r in terms}   # the score-test moves ran
 
 
 def test_operator_off_names_the_search_made_before_it_existed(tmp_path_factory, monkeypatch):

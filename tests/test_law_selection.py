@@ -72,7 +72,7 @@ def test_best_potential_is_the_exact_hidden_law(shipped, tmp_path):
 def test_summary_selection_block_and_pareto_csv(shipped):
     s = json.loads((shipped / "evolve" / "summary.json").read_text())
     sel = s["selection"]
-    assert sel["rule"] == "pysr" and sel["reason"] and sel["front_size"] >= 1
+    assert sel["rule"] == "bic" and sel["reason"] and sel["front_size"] >= 1
     law = sel["selected"]
     for k in ("uid", "source", "params", "text", "latex", "train_action", "heldout_action", "complexity", "n_terms",
               "raw_source", "param_se"):

@@ -38,7 +38,7 @@ def test_one_se_picks_the_true_law_over_a_slightly_better_bigger_tree():
 def test_selection_is_deterministic_for_a_seed():
     data, _, _ = word_problem("1.6*length - 2.4*zipf")
     df = _front(data)
-    for rule, col in (("one_se", "se"), ("pysr", "score")):
+    for rule, col in (("one_se", "se"), ("pysr", "score"), ("bic", "score")):
         a = choose(pareto_front(df), data, SelectionOptions(rule=rule, seed=5))
         b = choose(pareto_front(df), data, SelectionOptions(rule=rule, seed=5))
         assert a[0] == b[0] and a[1] == b[1] and list(a[2][col]) == list(b[2][col])
@@ -66,7 +66,7 @@ def test_select_law_simplifies_the_front_and_reports_the_lowest():
     assert sel.lowest["uid"] == "c2"
     assert any("rare_letters" in d for d in sel.dropped)
     js = json.loads(json.dumps(sel.to_json()))
-    assert js["rule"] == "pysr" and js["lowest"]["uid"] == "c2" and "length" in js["selected"]["text"]
+    assert js["rule"] == "bic" and js["lowest"]["uid"] == "c2" and "length" in js["selected"]["text"]
     with pytest.raises(ValueError, match="lacks column"):
         select_law(df.drop(columns=["params"]), data)
 
@@ -77,3 +77,45 @@ def test_ill_conditioned_laws_are_excluded_when_a_sound_one_exists():
     df["ill_conditioned"] = [False, True, False]          # pretend the true law cancels
     i, reason, fr = choose(pareto_front(df), data, SelectionOptions(rule="pysr"))
     assert TRUE not in set(fr["source"]) and "1 ill-conditioned law(s) excluded" in reason
+
+
+def test_bic_rule_weighs_parameters_against_the_likelihood():
+    data, _, _ = word_problem("1.6*length - 2.4*zipf")
+    assert data.nats_per_action > 0 and data.n_train_moves > 1
+    df = _front(data)
+    i, reason, fr = choose(pareto_front(df), data, SelectionOptions(rule="bic"))
+    assert fr.loc[i, "source"] == TRUE, reason            # 4 parameters buy too little over 2
+    assert reason.startswith("BIC") and fr["score"].min() == 0.0
+    # the score is 2 x nats x S + k ln N: recomputed here from its parts
+    import math
+
+    k = {ONE: 1, TRUE: 2, BIG: 4}
+    raw = [2 * data.nats_per_action * r.train_action + k[r.source] * math.log(data.n_train_moves)
+           for r in fr.itertuples()]
+    assert [round(v - min(raw), 6) for v in raw] == [round(v, 6) for v in fr["score"]]
+    # a one-parameter law that fits far worse is not taken although it is simplest
+    assert fr.loc[i, "complexity"] > fr["complexity"].min()
+
+
+def test_bic_rule_prefers_the_simpler_law_within_the_window():
+    data, _, _ = word_problem("1.6*length - 2.4*zipf")
+    df = _front(data)
+    # a two-parameter law reading a third, useless feature with an action 1e-9 lower: within 2 of the BIC
+    twin = 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * (x["length"] + p[1] * x["zipf"] * np.tanh(x["rare_letters"] + 50.0))\n'
+    r = score_source(twin, [1.6, -1.5], 0, data=data)
+    assert r["error"] is None
+    t = df.loc[1].to_dict()
+    df = pd.concat([df, pd.DataFrame([{**t, "uid": "twin", "source": twin, "params": r["params"],
+                                        "train_action": t["train_action"] - 1e-9, "complexity": t["complexity"] - 1}])],
+                   ignore_index=True)
+    i, reason, fr = choose(df, data, SelectionOptions(rule="bic"))
+    assert fr.loc[i, "source"] == TRUE, reason            # fewer features wins inside the window
+
+
+def test_bic_falls_back_without_a_likelihood_scale():
+    import dataclasses
+
+    data, _, _ = word_problem("1.6*length - 2.4*zipf")
+    blind = dataclasses.replace(data, nats_per_action=0.0)
+    i, reason, fr = choose(pareto_front(_front(data)), blind, SelectionOptions(rule="bic"))
+    assert "PySR-style score instead" in reason and fr.loc[i, "source"] == TRUE

@@ -68,3 +68,25 @@ def test_transform_keeps_the_feature():
     for seed in range(10):
         new = T.transform_term(law, lib, random.Random(seed))
         assert new != law and "length" in (new[0].a, new[0].b)
+
+
+def test_score_test_moves_add_the_missing_term():
+    """From a law missing one hidden term, the score test ranks that term first (the library has
+    hundreds of terms: a uniform draw would find it rarely), and a swap replaces a useless term by it."""
+    import random
+
+    from potsearch.evolve import terms as T
+    from simplify_helpers import word_problem
+
+    data, _, _ = word_problem("1.2*vowels - 2.0*zipf + 0.3*max_letter", per_state=120)
+    lib = T.library(data.features)
+    screen = T.Screen(lib, data)
+    law = [T.Term("lin", "vowels"), T.Term("lin", "zipf")]
+    drops = screen.drops(law)
+    assert lib[int(drops.argmax())] in (T.Term("lin", "max_letter"), T.Term("sqrt", "max_letter"),
+                                        T.Term("log", "max_letter"))
+    assert all(drops[lib.index(t)] == -float("inf") for t in law)
+    added = T.best_add(law, screen, random.Random(0))
+    assert len(added) == 3 and added[:2] == law and "max_letter" in (added[2].a, added[2].b)
+    swapped = T.best_swap([T.Term("lin", "first_letter")], screen, random.Random(0))
+    assert len(swapped) == 1 and swapped[0] != T.Term("lin", "first_letter")

@@ -31,7 +31,7 @@ from ..features import FEATURES, feature_table, guess_agent_kind
 from ..fitstage import SavedFit, load_fit
 from ..graph import Graph
 from ..store import ESCAPE, Counts, RunStore
-from .scoring import Edges, FitSettings, ScoringData, fit_parameters
+from .scoring import Edges, FitSettings, ScoringData, fit_parameters, likelihood_scale
 
 
 @dataclass
@@ -173,6 +173,7 @@ def load_problem(run_dir, seed: int = 0, heldout_fraction: float = 0.2, agent: s
         heldout=Edges(g_held.src, g_held.dst, g_held.w, g_held.n_states),
         kernel=kernel.name, beta=float(getattr(kernel, "beta", 1.0)),
         s_min_train=float(f_train.action), s_min_heldout=float(s_min_held), fit=fit or FitSettings(),
+        **likelihood_scale(len(names), g_train.n, g_train.w),
     )
     return Problem(
         run_dir=run_dir, agent=kind, names=names, features=table, usable=usable, train=g_train, heldout=g_held,

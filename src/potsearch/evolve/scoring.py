@@ -90,6 +90,10 @@ class ScoringData:
     s_min_train: float = 0.0
     s_min_heldout: float = 0.0
     fit: FitSettings = field(default_factory=FitSettings)
+    # the training action in nats of the softplus likelihood (n_states x moves / sum of their weights) and
+    # the number of training moves: the "bic" selection rule's scale (0: unknown, the rule falls back)
+    nats_per_action: float = 0.0
+    n_train_moves: float = 0.0
 
     def payload(self) -> dict:
         """A JSON-able dict for the sandbox worker (``score_program``)."""
@@ -113,6 +117,17 @@ class ScoringData:
             s_min_train=float(d["s_min_train"]), s_min_heldout=float(d["s_min_heldout"]),
             fit=FitSettings(**d.get("fit", {})),
         )
+
+
+def likelihood_scale(n_states: int, counts, weights) -> dict:
+    """``nats_per_action`` and ``n_train_moves`` of ScoringData from the training moves' counts and
+    their edge weights: with softplus, sum(counts x K) nats is the logistic likelihood of the moves and
+    the action is (1/n_states) sum(w x K), so one unit of action is n_states x sum(counts) / sum(w)
+    nats (exact for count weights, a count-weighted mean for per-visit ones)."""
+    c, w = float(np.sum(counts)), float(np.sum(weights))
+    if c <= 0 or w <= 0:
+        return {"nats_per_action": 0.0, "n_train_moves": 0.0}
+    return {"nats_per_action": n_states * c / w, "n_train_moves": c}
 
 
 # ----------------------------------------------------------------------------- kernel pieces

@@ -1,13 +1,20 @@
 """Model selection: which law of the Pareto front (training action x complexity) a reader is shown.
 
-Two rules, both deterministic for a seed:
+Three rules, all deterministic for a seed:
 
 * ``one_se`` — held-out action with the one-standard-error rule. Let m be the front
   member with the lowest held-out action H_m. For every member i, SE_i is the bootstrap standard
   error of the paired difference H_i - H_m over the held-out edge pairs (``n_boot`` resamples of
   the pairs, ``numpy.random.default_rng(seed)``); pairing removes the noise both laws share. The
   selected law is the least complex member with H_i <= H_m + SE_i.
-* ``pysr`` (default, by measurement: docs/evolve.md) — PySR's ``model_selection="best"`` on the training gap (S_train - S_min_train, the
+* ``bic`` (default, by measurement: docs/evolve.md) — the Bayesian information criterion of the
+  training likelihood: the softplus action is the logistic likelihood of the moves between two
+  states, so 2 x nats_per_action x S_train + k ln N (k fitted parameters, N training moves) weighs
+  action against parameters with the data's own noise. Among members within ``BIC_WINDOW`` (2) of
+  the lowest, the one with the fewest additive terms, then features, then complexity (a form whose
+  extra feature buys less than a bare mention of evidence does not win on it). Without the scale
+  (another kernel) the rule falls back to ``pysr`` and says so.
+* ``pysr`` — PySR's ``model_selection="best"`` on the training gap (S_train - S_min_train, the
   loss above the data's own floor): among members with gap <= ``loss_window`` (1.5) x the lowest
   gap, the one with the largest -d log(gap) / d complexity against the next simpler member.
 
@@ -21,7 +28,10 @@ benefit of the doubt).
 ``select_law(candidates, data)`` is the entry point for the stages: it takes the candidates table
 (a DataFrame with source, params, train_action, heldout_action, complexity ...), builds the Pareto
 front, simplifies every member (``simplify.simplify``), rebuilds the front on the simplified laws and
-applies the rule. The lowest-action candidate stays in the result (``lowest``) with the terms the
+applies the rule. Each member's simplification path (the refitted form before every step) joins the
+simplified front as well: the simplifier's tolerance decides what is the same action, the rule then
+weighs the evidence (2.07 sqrt(max_letter) - 1.98 zipf, one step before "sqrt replaced by its
+argument", stays selectable). The lowest-action candidate stays in the result (``lowest``) with the terms the
 selected law dropped against it.
 """
 from __future__ import annotations
@@ -33,8 +43,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-RULES = ("one_se", "pysr")
-DEFAULT_RULE = "pysr"   # chosen by measurement on benchmarks/recovery.py (docs/evolve.md)
+RULES = ("one_se", "pysr", "bic")
+BIC_WINDOW = 2.0   # BIC differences below 2 are "not worth more than a bare mention" (Kass & Raftery 1995)
+DEFAULT_RULE = "bic"   # chosen by measurement on benchmarks/recovery.py (docs/evolve.md)
 
 
 @dataclass(frozen=True)
@@ -166,6 +177,45 @@ def pysr_best(front: pd.DataFrame, s_min: float, loss_window: float = 1.5) -> tu
     return pick, reason, fr
 
 
+def n_fitted(row) -> int:
+    """How many parameters a law fits (its ``params``)."""
+    return len(param_list(row["params"]))
+
+
+def bic(front: pd.DataFrame, data) -> tuple[int, str, pd.DataFrame] | None:
+    """Bayesian information criterion on the training likelihood: the softplus action is a logistic
+    likelihood of the moves between two states, ``data.nats_per_action`` converts it to nats, so a law
+    scores 2 * nats * S_train + k * ln(N) (k fitted parameters, N training moves); the lowest wins
+    (ties: the less complex). None when the scale is unknown (another kernel, no moves)."""
+    if data.kernel != "softplus" or not data.nats_per_action > 0 or not data.n_train_moves > 1:
+        return None
+    fr = front.sort_values("complexity", kind="mergesort").reset_index(drop=True).copy()
+    k = np.array([n_fitted(r) for _, r in fr.iterrows()], dtype=float)
+    score = 2.0 * data.nats_per_action * fr["train_action"].to_numpy(float) + k * math.log(data.n_train_moves)
+    score = np.where(np.isfinite(score), score, np.inf)
+    fr["score"] = score - np.min(score)
+    best = int(np.argmin(score))
+    near = [i for i in range(len(fr)) if score[i] <= score[best] + BIC_WINDOW]
+    pick = min(near, key=lambda i: (_shape(fr.loc[i]), score[i]))
+    reason = (f"BIC (2 x {data.nats_per_action:.4g} nats x training action + parameters x ln "
+              f"{data.n_train_moves:.0f} moves): lowest {score[best]:.1f} at {int(k[best])} parameter(s); "
+              f"{len(near)} law(s) within {BIC_WINDOW:g} of it, the simplest (terms, features, complexity) "
+              f"selected: {int(k[pick])} parameter(s), complexity {int(fr.loc[pick, 'complexity'])}")
+    return pick, reason, fr
+
+
+def _shape(row) -> tuple:
+    """(additive terms, features read, complexity) of a law, from its canonical form (no code runs)."""
+    from .simplify import canonical_form, n_features, split_terms
+
+    c = canonical_form(row["source"], param_list(row["params"]))
+    if not c.ok:
+        return (math.inf, math.inf, row["complexity"])
+    import sympy as sp
+
+    return (len(split_terms(sp.expand(c.expr))), n_features(c.expr), row["complexity"])
+
+
 def choose(front: pd.DataFrame, data, opts: SelectionOptions = SelectionOptions()) -> tuple[int, str, pd.DataFrame]:
     """Apply ``opts.rule`` to a front (rows: source, params, train_action, heldout_action, complexity
     and optionally ill_conditioned); returns (position in the returned frame, reason, frame)."""
@@ -179,9 +229,14 @@ def choose(front: pd.DataFrame, data, opts: SelectionOptions = SelectionOptions(
         n_bad = int(fr["ill_conditioned"].astype(bool).sum())
         fr = fr[~fr["ill_conditioned"].astype(bool)].reset_index(drop=True)
         note = f" ({n_bad} ill-conditioned law(s) excluded)"
-    if opts.rule == "one_se":
+    got = bic(fr, data) if opts.rule == "bic" else None
+    if got is not None:
+        i, reason, out = got
+    elif opts.rule == "one_se":
         i, reason, out = one_se(fr, data, opts.n_boot, opts.seed)
     else:
+        if opts.rule == "bic":
+            note += " (BIC needs the softplus kernel and the moves' counts: PySR-style score instead)"
         i, reason, out = pysr_best(fr, float(data.s_min_train), opts.loss_window)
     out["selected"] = False
     out.loc[i, "selected"] = True
@@ -217,7 +272,8 @@ def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = Selectio
             s = simplify(r["source"], param_list(r["params"]), data, seed=opts.seed, max_seconds=min(20.0, left))
             row = dict(r)
             row.update(raw_source=r["source"], raw_complexity=r["complexity"], simplified=s.ok,
-                       steps="; ".join(s.steps), ill_conditioned=s.ill_conditioned, cancellation=s.cancellation)
+                       steps="; ".join(s.steps), ill_conditioned=s.ill_conditioned, cancellation=s.cancellation,
+                       support=s.support)
             if s.ok:
                 row.update(source=s.source, params=s.params, train_action=s.train_action,
                            heldout_action=s.heldout_action, complexity=s.complexity, text=s.text, latex=s.latex,
@@ -226,6 +282,9 @@ def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = Selectio
                 row["steps"] = f"not simplified: {s.reason}"
             rows.append(row)
             forms.append(_form(row, s.ok))
+            for f in s.path if s.ok else ():   # the forms before each step compete too (module doc)
+                rows.append({**dict(r), "raw_source": r["source"], "raw_complexity": r["complexity"],
+                             "simplified": True, **f})
             if progress:
                 progress(k + 1, len(todo))
         for _, r in rest.iterrows():  # past the budget: the canonical form (no data, no refit), not selectable

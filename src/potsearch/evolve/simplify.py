@@ -37,6 +37,13 @@ the one that reads fewer distinct features, then the lower complexity, then the 
 divisions by a feature (length * zipf rather than zipf / mean_letter); only a strictly simpler form
 replaces the current one. Among linear rewrites, the one that keeps more of the found features.
 
+Every step is kept: ``Simplified.path`` holds the refitted form before each accepted step, so that
+selection can weigh a step the tolerance allowed against the evidence (potsearch.evolve.selection).
+
+Support: a term carried by fewer than ``min_support(n)`` states (max(3, 3 % of them); participation
+ratio of its centred values, ``support``) is a lookup of those states, not a law, and flags the law
+``ill_conditioned`` like a cancellation does.
+
 Ill-conditioning: for every sum node of the fitted law, the cancellation ratio
 kappa = sum_i rms(arg_i) / std(sum) (at the root: std instead of rms, constants being free) measures
 how much of the sum's terms cancel on the data (``(log1p(r) - 24000)`` has kappa ~ 5e4). A law whose
@@ -54,6 +61,16 @@ import numpy as np
 import sympy as sp
 
 from .identities import feature_identities, identity_closure, power_identities  # noqa: F401 (re-exported)
+
+MIN_SUPPORT = 3.0         # a term carried by fewer states (or by fewer than MIN_SUPPORT_FRACTION of
+MIN_SUPPORT_FRACTION = 0.03   # them) is a lookup of those states (``support``): ill-conditioned. Pole terms
+# the search placed next to a state measure 7-17 of 741 word states, features and smooth transforms of
+# them 47 (exp(zipf)) to 690.
+
+
+def min_support(n: int) -> float:
+    """The fewest states a law's every additive term must be carried by (``support``)."""
+    return max(MIN_SUPPORT, MIN_SUPPORT_FRACTION * n)
 
 MAX_CANCELLATION = 30.0   # the suite's hidden laws stay below 7 on the word data, Taylor tricks such
 # as 1.5*length + 8.3e4/(zipf - 191) (229) or (zipf + 26.7)/(first_letter + last_letter + 728) (76) above
@@ -348,6 +365,29 @@ def cancellation(expr: sp.Expr, features: dict, n: int) -> float:
     return worst
 
 
+def support(expr: sp.Expr, features: dict, n: int) -> float:
+    """How many states carry the law's least supported additive term: the participation ratio
+    (sum d^2)^2 / sum d^4 of the term's centred values d over the states (k for a term that is the
+    same non-zero number on k states and 0 elsewhere, ~n for a spread-out one). A term carried by
+    fewer than ``min_support(n)`` states is a lookup of those states, not a law: a pole placed next to a
+    state (``doubles / (zipf - 1.503)`` with one word at zipf 1.51) fits that state's noise."""
+    worst = math.inf
+    for _, b in split_terms(sp.expand(expr)):
+        try:
+            v = _values(b, features, n)
+        except (KeyError, TypeError, ValueError, NameError):
+            continue
+        if not np.all(np.isfinite(v)):
+            return 0.0
+        d = v - v.mean()
+        s2 = float(np.sum(d * d))
+        if s2 <= 1e-300 * n:
+            continue
+        d = d / math.sqrt(s2)
+        worst = min(worst, 1.0 / float(np.sum(d ** 4)))
+    return worst
+
+
 @dataclass
 class Simplified:
     ok: bool
@@ -362,9 +402,11 @@ class Simplified:
     n_terms: int = 0
     complexity: int = 0
     cancellation: float = 1.0
+    support: float = math.inf                     # states carrying the least supported term (``support``)
     ill_conditioned: bool = False
     steps: list = field(default_factory=list)     # what was changed, in order
     reason: str = ""
+    path: list = field(default_factory=list)      # the refitted form before each step (dicts, see _form_of)
 
 
 def _pair_contrib(V: np.ndarray, data) -> np.ndarray:
@@ -532,7 +574,7 @@ def simplify(source: str, params, data, seed: int = 0, z: float = 2.0, rel_floor
 
     identities = feature_identities(feats)
     powers = power_identities(feats)
-    cur, steps = base, []
+    cur, steps, path = base, [], []
     for _ in range(max_steps):
         best = None
         for desc, cand in _proposals(cur["pexpr"], cur["params"], feats, identities, n, powers=powers):
@@ -554,6 +596,7 @@ def simplify(source: str, params, data, seed: int = 0, z: float = 2.0, rel_floor
                 best = (key, desc, res)
         if best is None:
             break
+        path.append(_form_of(cur, feats, n, steps))
         cur = best[2]
         if time.perf_counter() > t_end:
             steps.append(best[1])
@@ -561,9 +604,23 @@ def simplify(source: str, params, data, seed: int = 0, z: float = 2.0, rel_floor
             break
         steps.append(best[1])
     kappa = cancellation(cur["numeric"], feats, n)
+    sup = support(cur["numeric"], feats, n)
     return Simplified(True, cur["source"], cur["params"], cur["S"], cur["Sh"], S0, tolerance(cur["V"]),
                       text=pretty_text(cur["numeric"]), latex=latex_text(cur["numeric"]),
-                      n_terms=cur["n_terms"], complexity=int(cur["complexity"]),
-                      cancellation=kappa, ill_conditioned=kappa > MAX_CANCELLATION, steps=steps)
+                      n_terms=cur["n_terms"], complexity=int(cur["complexity"]), cancellation=kappa,
+                      support=sup, ill_conditioned=kappa > MAX_CANCELLATION or sup < min_support(n), steps=steps,
+                      path=path)
+
+
+def _form_of(res: dict, feats: dict, n: int, steps: list) -> dict:
+    """One intermediate form of a simplification (a refitted law the search may also select: the
+    simplifier's tolerance decides what is "the same action", selection weighs held-out action)."""
+    kappa = cancellation(res["numeric"], feats, n)
+    sup = support(res["numeric"], feats, n)
+    return {"source": res["source"], "params": list(res["params"]), "train_action": res["S"],
+            "heldout_action": res["Sh"], "complexity": int(res["complexity"]), "n_terms": res["n_terms"],
+            "text": pretty_text(res["numeric"]), "latex": latex_text(res["numeric"]), "cancellation": kappa,
+            "support": sup, "ill_conditioned": kappa > MAX_CANCELLATION or sup < min_support(n),
+            "steps": "; ".join(steps)}
 
 

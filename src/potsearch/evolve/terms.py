@@ -10,7 +10,9 @@ projected action S*(theta) = min_c S(T(theta) c)). Laws without inner parameters
 solve: no finite-difference Jacobian, no parameter starts.
 
 Mutations (each returns a new law, ``random.Random`` seeded by the caller): add a term, drop a term,
-replace one term, or transform one (another term of the same feature: x -> log1p(x), sqrt(x) ...). ``to_source`` writes the law as ``potential(x, p)`` source (inner parameters
+replace one term, or transform one (another term of the same feature: x -> log1p(x), sqrt(x) ...);
+and two guided by the data (``Screen``: Rao's score test of every library term at once): add the
+term that would lower the action most, or swap one term for it. ``to_source`` writes the law as ``potential(x, p)`` source (inner parameters
 first, then the coefficients), the form the rest of the pipeline scores and simplifies.
 """
 from __future__ import annotations
@@ -211,6 +213,75 @@ def mutate(terms: list[Term], lib: list[Term], rng: random.Random) -> tuple[str,
     if op == "transform":
         return op, transform_term(terms, lib, rng)
     return op, replace_term(terms, lib, rng)
+
+
+# ----------------------------------------------------------------------------- score-test moves
+class Screen:
+    """Rao's score test of every library term against a fitted law: adding term t with coefficient
+    c changes the action by about -g_t c + h_t c^2 / 2 (g_t = -dS/dc_t, h_t = d2S/dc_t^2 at c = 0,
+    over the training edge pairs), so g_t^2 / h_t is the drop a one-dimensional Newton step on t
+    would buy. One matrix product scores the whole library (inner parameters at their defaults);
+    ``best_add`` and ``best_swap`` take the term with the largest drop, which makes a law of k + 1
+    right terms one step from a law of k of them whatever the library's size (a uniform draw finds
+    the one right term among hundreds too rarely)."""
+
+    def __init__(self, lib: list[Term], data: ScoringData):
+        self.lib, self.data = lib, data
+        lo, hi, a, b = data.train.pairs()
+        self.lo, self.hi, self.a, self.b = lo, hi, a, b
+        with np.errstate(all="ignore"):
+            L = np.column_stack([t.value(data.features) for t in lib]) if lib else np.zeros((data.n_states, 0))
+        ok = np.all(np.isfinite(L), axis=0) & (np.ptp(L, axis=0) > 0)
+        L = np.where(ok[None, :], L, 0.0)
+        sd = np.where(ok, L.std(axis=0), 1.0)
+        self.ok = ok
+        self.D = (L[lo] - L[hi]) / sd          # per-pair differences of the (scaled) library terms
+
+    def drops(self, terms: list[Term]) -> np.ndarray:
+        """The score-test drop of the action for each library term added to the law ``terms`` (fitted
+        exactly here, inner parameters at their defaults); -inf for terms already in it."""
+        d = self.data
+        V = np.zeros(d.n_states)
+        if terms:
+            r = fit(terms, d, inner_fit=False)
+            cols = []
+            k = 0
+            for t in terms:
+                cols.append(t.value(d.features, r.theta[k] if t.n_inner else None))
+                k += t.n_inner
+            V = np.column_stack(cols) @ r.coef
+        _, d1, d2 = _pair_terms(V[self.lo] - V[self.hi], self.a, self.b, d.kernel, d.beta, 2)
+        g = self.D.T @ d1
+        h = (self.D * self.D).T @ d2
+        with np.errstate(all="ignore"):
+            out = np.where(self.ok & (h > 0), g * g / np.where(h > 0, h, 1.0), -np.inf)
+        for t in terms:
+            if t in self.lib:
+                out[self.lib.index(t)] = -np.inf
+        return out
+
+    def pick(self, drops: np.ndarray, rng: random.Random, top: int = 3) -> Term | None:
+        """One of the ``top`` largest drops (uniformly: a little diversity among near ties)."""
+        order = [i for i in np.argsort(-drops)[:top] if np.isfinite(drops[i])]
+        return self.lib[rng.choice(order)] if order else None
+
+
+def best_add(terms: list[Term], screen: Screen, rng: random.Random) -> list[Term]:
+    t = screen.pick(screen.drops(terms), rng)
+    return terms + [t] if t is not None else list(terms)
+
+
+def best_swap(terms: list[Term], screen: Screen, rng: random.Random) -> list[Term]:
+    """Drop one term (at random), then add the best term for the rest."""
+    if not terms:
+        return list(terms)
+    i = rng.randrange(len(terms))
+    rest = terms[:i] + terms[i + 1:]
+    drops = screen.drops(rest)
+    if terms[i] in screen.lib:
+        drops[screen.lib.index(terms[i])] = -np.inf
+    t = screen.pick(drops, rng)
+    return rest + [t] if t is not None else list(terms)
 
 
 # ----------------------------------------------------------------------------- a small search

@@ -8,8 +8,10 @@ linear, log, sqrt and product terms, whose coefficients alone are fitted): terms
 parameter (a ratio's shift, an exponential's rate) reach a slightly lower training action on noisy
 data and would otherwise crowd every such law out of the archive, so that a law of k + 1 plain
 terms, one mutation away from a law of k plain terms, would never be proposed. A child is a
-mutation of a random archive member (add, drop, replace or transform one term; ``terms.mutate``),
-or a single linear term while the archive is empty. Its coefficients are solved exactly at the inner parameters' defaults (``terms.fit`` with ``inner_fit=False``: one
+mutation of a random archive member: with probability ``GUIDED`` a move guided by the data (add the
+library term whose score test promises the largest drop of the action, or swap one term for it:
+``terms.best_add`` / ``best_swap``), else a random one (add, drop, replace or transform one term;
+``terms.mutate``); a single linear term while the archive is empty. Its coefficients are solved exactly at the inner parameters' defaults (``terms.fit`` with ``inner_fit=False``: one
 Newton solve), and the scorer's Gauss-Newton fitter refines every parameter jointly from there (a
 projected line search over an inner parameter costs ~20x more for the same optimum); the law is
 written as source (``terms.to_source``) and scored like a GP candidate (``Search.evaluate``: the
@@ -39,6 +41,7 @@ import numpy as np
 from . import terms as T
 
 ARCHIVE = 4   # laws kept per size
+GUIDED = 0.5  # share of children from the score-test moves (terms.best_add / best_swap), the rest random
 MAX_SHIFT = 10.0   # a ratio's inner shift beyond this many times its denominator's range: linear in disguise
 MIN_BEND = 0.05    # an exponential bending less than this over its feature's range: linear in disguise
 
@@ -56,6 +59,7 @@ class TermsOperator:
         self.lin = [t for t in self.lib if t.kind == "lin"]
         self.max_terms = int(search.cfg.terms_max)
         self.archive: dict[str, list[dict]] = {}   # "size", "size-plain" -> [{"terms", "uid", "train"}]
+        self.screen: T.Screen | None = None         # built on first use (the library's pair differences)
 
     # ------------------------------------------------------------------ checkpoint
     def state(self) -> dict:
@@ -76,7 +80,12 @@ class TermsOperator:
         if self.archive:
             size = random.choice(sorted(self.archive))
             parent = random.choice(self.archive[size])
-            op, law = T.mutate(parent["terms"], self.lib, random)
+            if random.random() < GUIDED:
+                grow = len(parent["terms"]) < self.max_terms and random.random() < 0.5
+                op = "best_add" if grow else "best_swap"
+                law = (T.best_add if grow else T.best_swap)(parent["terms"], self._screen(), random)
+            else:
+                op, law = T.mutate(parent["terms"], self.lib, random)
             if len(law) > self.max_terms:
                 op, law = "replace", T.replace_term(parent["terms"], self.lib, random)
         else:
@@ -85,6 +94,11 @@ class TermsOperator:
         src, p0 = self._source(law)
         return {"source": src, "p0": p0, "parents": [parent["uid"]] if parent else [],
                 "meta": {"terms": [list(_key(t)) for t in law], "terms_op": op}}
+
+    def _screen(self) -> T.Screen:
+        if self.screen is None:
+            self.screen = T.Screen(self.lib, self.s.problem.data)
+        return self.screen
 
     def _source(self, law: list) -> tuple[str, list]:
         """The law's source and starting parameters (the variable-projection fit, unless cached)."""
