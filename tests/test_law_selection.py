@@ -104,13 +104,13 @@ def test_show_prints_the_simplified_law_first(shipped):
                          timeout=120, env=_env())
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert "law selected by evolve (pysr rule)" in lines[0]
+    assert "law selected by evolve (bic rule)" in lines[0]
     assert lines[1] == f"law (simplified): V = {s['selected']['text']}"
     assert lines[2] == f"latex: {s['selected']['latex']}"
     assert lines[3] == "source:"
     p = next(ln for ln in lines if ln.startswith("parameters ("))
     assert p.count("±") == len(s["selected"]["params"])
-    assert any(ln.startswith("selection: PySR-style score") for ln in lines)
+    assert any(ln.startswith("selection: BIC (") for ln in lines)
     assert any(ln.startswith("lowest-action candidate") and "V = " in ln for ln in lines)
     assert any(ln.startswith("dropped against it:") for ln in lines)
     # --top K: K candidates with their formulas, not the whole output again

@@ -119,3 +119,23 @@ def test_bic_falls_back_without_a_likelihood_scale():
     blind = dataclasses.replace(data, nats_per_action=0.0)
     i, reason, fr = choose(pareto_front(_front(data)), blind, SelectionOptions(rule="bic"))
     assert "PySR-style score instead" in reason and fr.loc[i, "source"] == TRUE
+
+
+def test_a_selected_path_form_is_the_form_stored_for_its_candidate():
+    """When the rule picks a form from before a simplification step, the per-candidate forms (what the
+    store keeps and show prints) hold that form for the candidate, not its final one."""
+    from potsearch.evolve import simplify as S
+
+    # 4 sqrt(max_letter) on 300 words x 400 samples: the simplifier's tolerance lets the square root go,
+    # the BIC keeps it (measured: 4.0 sqrt(max_letter) - 2.03 zipf against 0.43 max_letter - 2.03 zipf)
+    data, _, _ = word_problem("4.0*np.sqrt(max_letter) - 2.0*zipf", per_state=400)
+    src = 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * np.sqrt(x["max_letter"]) + p[1] * x["zipf"]\n'
+    r = score_source(src, [2.0, -2.0], 0, data=data)
+    df = pd.DataFrame([{"uid": "s", "source": src, "params": r["params"], "train_action": r["train_action"],
+                        "heldout_action": r["heldout_action"], "complexity": r["complexity"]}])
+    sel = select_law(df, data, SelectionOptions(rule="bic"))
+    simp = S.simplify(src, r["params"], data)
+    form = sel.forms.set_index("uid").loc["s"]
+    assert simp.path and "sqrt" not in simp.text                 # the simplifier unwrapped the root ...
+    assert "sqrt" in sel.selected["text"], sel.reason            # ... the evidence keeps it
+    assert form["text"] == sel.selected["text"] and form["source"] == sel.selected["source"]

@@ -284,7 +284,7 @@ def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = Selectio
             forms.append(_form(row, s.ok))
             for f in s.path if s.ok else ():   # the forms before each step compete too (module doc)
                 rows.append({**dict(r), "raw_source": r["source"], "raw_complexity": r["complexity"],
-                             "simplified": True, **f})
+                             "simplified": True, "path_form": True, **f})
             if progress:
                 progress(k + 1, len(todo))
         for _, r in rest.iterrows():  # past the budget: the canonical form (no data, no refit), not selectable
@@ -302,6 +302,9 @@ def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = Selectio
     i, reason, fr = choose(front, data, opts)
     reason += left_out
     sel = fr.loc[i].to_dict()
+    if isinstance(sel.get("path_form"), (bool, np.bool_)) and sel["path_form"]:
+        # a form before a simplification step was selected: it is the form stored for its candidate
+        forms = [_form(sel, True) if f["uid"] == sel.get("uid") else f for f in forms]
     sc = canonical_form(sel["source"], param_list(sel["params"]))
     if not sel.get("text") and sc.ok:
         sel.update(text=sc.text, latex=sc.latex)

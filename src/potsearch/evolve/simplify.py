@@ -60,20 +60,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
+from .conditioning import (MAX_CANCELLATION, MIN_SUPPORT, MIN_SUPPORT_FRACTION,  # noqa: F401 (re-exported)
+                           _values, cancellation, min_support, split_terms, support)
 from .identities import feature_identities, identity_closure, power_identities  # noqa: F401 (re-exported)
 
-MIN_SUPPORT = 3.0         # a term carried by fewer states (or by fewer than MIN_SUPPORT_FRACTION of
-MIN_SUPPORT_FRACTION = 0.03   # them) is a lookup of those states (``support``): ill-conditioned. Pole terms
-# the search placed next to a state measure 7-17 of 741 word states, features and smooth transforms of
-# them 47 (exp(zipf)) to 690.
-
-
-def min_support(n: int) -> float:
-    """The fewest states a law's every additive term must be carried by (``support``)."""
-    return max(MIN_SUPPORT, MIN_SUPPORT_FRACTION * n)
-
-MAX_CANCELLATION = 30.0   # the suite's hidden laws stay below 7 on the word data, Taylor tricks such
-# as 1.5*length + 8.3e4/(zipf - 191) (229) or (zipf + 26.7)/(first_letter + last_letter + 728) (76) above
 _FUNCS = {"exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "abs": sp.Abs, "absolute": sp.Abs, "fabs": sp.Abs,
           "tanh": sp.tanh, "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "arctan": sp.atan, "atan": sp.atan,
           "sinh": sp.sinh, "cosh": sp.cosh, "log1p": lambda u: sp.log(1 + u), "square": lambda u: u ** 2,
@@ -179,17 +169,6 @@ def _translate(source: str, params) -> sp.Expr:
 
 
 # ----------------------------------------------------------------------------- structure
-def split_terms(expr: sp.Expr) -> list[tuple[float, sp.Expr]]:
-    """Additive terms (coefficient, basis) of an expanded law; the additive constant is dropped."""
-    out: dict[sp.Expr, float] = {}
-    for t in sp.Add.make_args(expr):
-        c, b = t.as_coeff_Mul()
-        if b == 1 or not b.free_symbols:
-            continue
-        out[b] = out.get(b, 0.0) + float(c)
-    return [(c, b) for b, c in out.items() if c != 0.0]
-
-
 def _n_floats(expr: sp.Expr) -> int:
     return len({float(a) for a in expr.atoms(sp.Float)})
 
@@ -331,61 +310,6 @@ def n_divisions(expr: sp.Expr) -> int:
 def _size(res: dict) -> tuple:
     """How complex a refitted form is, compared in this order (module doc, the RULE)."""
     return (res["n_terms"], n_features(res["pexpr"]), res["complexity"], n_divisions(res["pexpr"]))
-
-
-def _values(expr: sp.Expr, features: dict, n: int) -> np.ndarray:
-    syms = sorted(expr.free_symbols, key=lambda s: s.name)
-    f = sp.lambdify(syms, expr, modules="numpy")
-    with np.errstate(all="ignore"):
-        v = np.asarray(f(*[features[s.name] for s in syms]), dtype=float)
-    return np.broadcast_to(v, (n,)).astype(float)
-
-
-def cancellation(expr: sp.Expr, features: dict, n: int) -> float:
-    """Largest cancellation ratio over the sum nodes of ``expr`` (module doc)."""
-    worst = 1.0
-    root = expr
-    for node in sp.preorder_traversal(expr):
-        if not isinstance(node, sp.Add):
-            continue
-        try:
-            parts = [_values(a, features, n) for a in node.args]
-            tot = _values(node, features, n)
-        except (KeyError, TypeError, ValueError, NameError):
-            continue
-        if node is root:
-            num, den = sum(float(np.std(p)) for p in parts), float(np.std(tot))
-        else:
-            num, den = sum(float(np.sqrt(np.mean(p * p))) for p in parts), float(np.std(tot))
-        if not math.isfinite(num):
-            return math.inf
-        if den <= 1e-300:
-            continue
-        worst = max(worst, num / den)
-    return worst
-
-
-def support(expr: sp.Expr, features: dict, n: int) -> float:
-    """How many states carry the law's least supported additive term: the participation ratio
-    (sum d^2)^2 / sum d^4 of the term's centred values d over the states (k for a term that is the
-    same non-zero number on k states and 0 elsewhere, ~n for a spread-out one). A term carried by
-    fewer than ``min_support(n)`` states is a lookup of those states, not a law: a pole placed next to a
-    state (``doubles / (zipf - 1.503)`` with one word at zipf 1.51) fits that state's noise."""
-    worst = math.inf
-    for _, b in split_terms(sp.expand(expr)):
-        try:
-            v = _values(b, features, n)
-        except (KeyError, TypeError, ValueError, NameError):
-            continue
-        if not np.all(np.isfinite(v)):
-            return 0.0
-        d = v - v.mean()
-        s2 = float(np.sum(d * d))
-        if s2 <= 1e-300 * n:
-            continue
-        d = d / math.sqrt(s2)
-        worst = min(worst, 1.0 / float(np.sum(d ** 4)))
-    return worst
 
 
 @dataclass
