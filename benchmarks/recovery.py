@@ -275,9 +275,12 @@ def evaluate_variant(vrun: Path, problem, hidden, a, evolve_s: float) -> dict:
     v = {"evolve_s": evolve_s, "front": len(front), "rules": {}, "lowest_train": float(lowest["train_action"]),
          "lowest_class": classify(_safe(_translate, lowest["source"], lowest["params"]), hidden, problem.features),
          "front_terms": int((front["operator"] == "terms").sum())}
-    for rule in a.rules:
+    for rule in a.rules + [f"bic@{w:g}" for w in a.bic_windows]:
         ts = time.perf_counter()
-        sel = select_law(front, problem.data, SelectionOptions(rule=rule, seed=a.seed))
+        base, _, w = rule.partition("@")
+        opts = SelectionOptions(rule=base, seed=a.seed) if not w else SelectionOptions(rule=base, seed=a.seed,
+                                                                                       bic_window=float(w))
+        sel = select_law(front, problem.data, opts)
         s = sel.selected
         expr = _safe(_translate, s["source"], s["params"])
         v["rules"][rule] = {"text": s.get("text", ""), "class": classify(expr, hidden, problem.features),
@@ -306,6 +309,8 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
                     help="evolve variants: gp (terms_mix 0) and terms (the default config, terms operator on)")
     ap.add_argument("--rules", nargs="+", choices=list(RULES), default=list(RULES))
+    ap.add_argument("--bic-windows", type=float, nargs="*", default=[],
+                    help="also report the bic rule with these windows (rule names bic@W)")
     ap.add_argument("--keep", help="keep the runs in this directory")
     ap.add_argument("--reuse", action="store_true", help="with --keep: reuse runs already collected / evolved there")
     a = ap.parse_args()
@@ -334,8 +339,9 @@ def main() -> None:
           + (f"; {len(failed)} law(s) failed to run and count as not recovered: {failed}" if failed else ""))
     n_all = len(rows) + len(failed)
     tot = {}
+    all_rules = a.rules + [f"bic@{w:g}" for w in a.bic_windows]
     for name in a.variants:
-        for rule in a.rules:
+        for rule in all_rules:
             cls = [r["variants"][name]["rules"][rule]["class"] for r in rows]
             tot[name, rule] = cls.count("exact")
             print(f"  {name:5s} {rule:7s}: exact {cls.count('exact')}/{n_all}, near {cls.count('near')}, "
@@ -346,7 +352,7 @@ def main() -> None:
     ident = [r["law"] for r in rows if r["oracle"]["class"] == "exact"]
     print(f"  identifiable (the refitted hidden form is exact): {len(ident)}/{n_all} {ident}")
     for name in a.variants:
-        for rule in a.rules:
+        for rule in all_rules:
             k = sum(r["variants"][name]["rules"][rule]["class"] == "exact" for r in rows if r["law"] in ident)
             print(f"  {name:5s} {rule:7s}: exact {k}/{len(ident)} of the identifiable laws")
     g = [r["gplearn"]["class"] for r in rows if r.get("gplearn")]

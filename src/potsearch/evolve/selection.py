@@ -10,7 +10,7 @@ Three rules, all deterministic for a seed:
 * ``bic`` (default, by measurement: docs/evolve.md) — the Bayesian information criterion of the
   training likelihood: the softplus action is the logistic likelihood of the moves between two
   states, so 2 x nats_per_action x S_train + k ln N (k fitted parameters, N training moves) weighs
-  action against parameters with the data's own noise. Among members within ``BIC_WINDOW`` (2) of
+  action against parameters with the data's own noise. Among members within ``bic_window`` (2) of
   the lowest, the one with the fewest additive terms, then features, then complexity (a form whose
   extra feature buys less than a bare mention of evidence does not win on it). Without the scale
   (another kernel) the rule falls back to ``pysr`` and says so.
@@ -44,7 +44,6 @@ import numpy as np
 import pandas as pd
 
 RULES = ("one_se", "pysr", "bic")
-BIC_WINDOW = 2.0   # BIC differences below 2 are "not worth more than a bare mention" (Kass & Raftery 1995)
 DEFAULT_RULE = "bic"   # chosen by measurement on benchmarks/recovery.py (docs/evolve.md)
 
 
@@ -53,6 +52,7 @@ class SelectionOptions:
     rule: str = DEFAULT_RULE
     n_boot: int = 200
     loss_window: float = 1.5
+    bic_window: float = 2.0      # laws within this of the lowest BIC count as tied (the simplest wins)
     seed: int = 0
     simplify: bool = True
     max_front: int = 40          # simplify at most this many front members (lowest training action first)
@@ -182,7 +182,7 @@ def n_fitted(row) -> int:
     return len(param_list(row["params"]))
 
 
-def bic(front: pd.DataFrame, data) -> tuple[int, str, pd.DataFrame] | None:
+def bic(front: pd.DataFrame, data, window: float = 2.0) -> tuple[int, str, pd.DataFrame] | None:
     """Bayesian information criterion on the training likelihood: the softplus action is a logistic
     likelihood of the moves between two states, ``data.nats_per_action`` converts it to nats, so a law
     scores 2 * nats * S_train + k * ln(N) (k fitted parameters, N training moves); the lowest wins
@@ -195,11 +195,11 @@ def bic(front: pd.DataFrame, data) -> tuple[int, str, pd.DataFrame] | None:
     score = np.where(np.isfinite(score), score, np.inf)
     fr["score"] = score - np.min(score)
     best = int(np.argmin(score))
-    near = [i for i in range(len(fr)) if score[i] <= score[best] + BIC_WINDOW]
+    near = [i for i in range(len(fr)) if score[i] <= score[best] + window]
     pick = min(near, key=lambda i: (_shape(fr.loc[i]), score[i]))
     reason = (f"BIC (2 x {data.nats_per_action:.4g} nats x training action + parameters x ln "
               f"{data.n_train_moves:.0f} moves): lowest {score[best]:.1f} at {int(k[best])} parameter(s); "
-              f"{len(near)} law(s) within {BIC_WINDOW:g} of it, the simplest (terms, features, complexity) "
+              f"{len(near)} law(s) within {window:g} of it, the simplest (terms, features, complexity) "
               f"selected: {int(k[pick])} parameter(s), complexity {int(fr.loc[pick, 'complexity'])}")
     return pick, reason, fr
 
@@ -229,7 +229,7 @@ def choose(front: pd.DataFrame, data, opts: SelectionOptions = SelectionOptions(
         n_bad = int(fr["ill_conditioned"].astype(bool).sum())
         fr = fr[~fr["ill_conditioned"].astype(bool)].reset_index(drop=True)
         note = f" ({n_bad} ill-conditioned law(s) excluded)"
-    got = bic(fr, data) if opts.rule == "bic" else None
+    got = bic(fr, data, opts.bic_window) if opts.rule == "bic" else None
     if got is not None:
         i, reason, out = got
     elif opts.rule == "one_se":
