@@ -10,9 +10,9 @@ Three rules, all deterministic for a seed:
 * ``bic`` (default, by measurement: docs/evolve.md) — the Bayesian information criterion of the
   training likelihood: the softplus action is the logistic likelihood of the moves between two
   states, so 2 x nats_per_action x S_train + k ln N (k fitted parameters, N training moves) weighs
-  action against parameters with the data's own noise. Among members within ``bic_window`` (2) of
+  action against parameters with the data's own noise. Among members within ``bic_window`` (4) of
   the lowest, the one with the fewest additive terms, then features, then complexity (a form whose
-  extra feature buys less than a bare mention of evidence does not win on it). Without the scale
+  extra feature buys less than positive evidence, 2-6 on Kass & Raftery's scale, does not win on it). Without the scale
   (another kernel) the rule falls back to ``pysr`` and says so.
 * ``pysr`` — PySR's ``model_selection="best"`` on the training gap (S_train - S_min_train, the
   loss above the data's own floor): among members with gap <= ``loss_window`` (1.5) x the lowest
@@ -52,7 +52,7 @@ class SelectionOptions:
     rule: str = DEFAULT_RULE
     n_boot: int = 200
     loss_window: float = 1.5
-    bic_window: float = 2.0      # laws within this of the lowest BIC count as tied (the simplest wins)
+    bic_window: float = 4.0      # laws within this of the lowest BIC count as tied (the simplest wins)
     seed: int = 0
     simplify: bool = True
     max_front: int = 40          # simplify at most this many front members (lowest training action first)
@@ -182,7 +182,7 @@ def n_fitted(row) -> int:
     return len(param_list(row["params"]))
 
 
-def bic(front: pd.DataFrame, data, window: float = 2.0) -> tuple[int, str, pd.DataFrame] | None:
+def bic(front: pd.DataFrame, data, window: float = 4.0) -> tuple[int, str, pd.DataFrame] | None:
     """Bayesian information criterion on the training likelihood: the softplus action is a logistic
     likelihood of the moves between two states, ``data.nats_per_action`` converts it to nats, so a law
     scores 2 * nats * S_train + k * ln(N) (k fitted parameters, N training moves); the lowest wins
