@@ -206,6 +206,8 @@ def test_terms_carried_by_a_few_states_are_flagged():
     for law in ("1.6*length - 2.4*zipf", "2.0*sqrt(max_letter) - 2.0*zipf", "1.5*length - 6.0*zipf/(length + 1)",
                 "4.0*log(1 + length) - 2.0*zipf", "0.1*exp(zipf) + length", "doubles + length"):
         assert S.support(sp.sympify(law, locals=loc), F, n) >= S.min_support(n), law
+    pole = sp.sympify("length - 2.4*zipf + 3e-5*rarity/(first_letter - 0.9998)", locals=loc)
+    assert S.support(pole, F, n) == 0.0                       # a pole just below the smallest letter value
     spike = sp.sympify(f"length - 2.4*zipf + 0.01/(zipf - {z - 0.003})", locals=loc)
     assert S.support(spike, F, n) < S.min_support(n)
     src = f'N_PARAMS = 3\ndef potential(x, p):\n    return p[0]*x["length"] + p[1]*x["zipf"] + p[2]/(x["zipf"] - {z - 0.003})\n'

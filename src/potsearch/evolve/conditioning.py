@@ -70,7 +70,8 @@ def cancellation(expr: sp.Expr, features: dict, n: int) -> float:
 def support(expr: sp.Expr, features: dict, n: int) -> float:
     """How many states carry the law's least supported additive term: the participation ratio
     (sum d^2)^2 / sum d^4 of the term's centred values d over the states (k for a term that is the
-    same non-zero number on k states and 0 elsewhere, ~n for a spread-out one). A term carried by
+    same non-zero number on k states and 0 elsewhere, ~n for a spread-out one); 0 for a term with a pole
+    next to the states (``_pole_next_to_states``). A term carried by
     fewer than ``min_support(n)`` states is a lookup of those states, not a law: a pole placed next to a
     state (``doubles / (zipf - 1.503)`` with one word at zipf 1.51) fits that state's noise."""
     worst = math.inf
@@ -81,6 +82,8 @@ def support(expr: sp.Expr, features: dict, n: int) -> float:
             continue
         if not np.all(np.isfinite(v)):
             return 0.0
+        if _pole_next_to_states(b, features, n):
+            return 0.0
         d = v - v.mean()
         s2 = float(np.sum(d * d))
         if s2 <= 1e-300 * n:
@@ -88,3 +91,23 @@ def support(expr: sp.Expr, features: dict, n: int) -> float:
         d = d / math.sqrt(s2)
         worst = min(worst, 1.0 / float(np.sum(d ** 4)))
     return worst
+
+
+POLE_MARGIN = 0.01   # a denominator within this share of its range from zero on some state: a pole
+
+
+def _pole_next_to_states(term: sp.Expr, features: dict, n: int) -> bool:
+    """True when a division in ``term`` has a denominator that comes within ``POLE_MARGIN`` of its
+    range to zero on some state (``x / (first_letter - 0.9998)`` with first_letter >= 1): the term is
+    then a lookup of the states next to the pole, whatever their number."""
+    for a in sp.preorder_traversal(term):
+        if isinstance(a, sp.Pow) and a.exp.is_negative and any(not s.name.startswith("P_")
+                                                                for s in a.base.free_symbols):
+            try:
+                d = _values(a.base, features, n)
+            except (KeyError, TypeError, ValueError, NameError):
+                continue
+            span = float(np.ptp(d))
+            if span > 0 and float(np.min(np.abs(d))) < POLE_MARGIN * span:
+                return True
+    return False
