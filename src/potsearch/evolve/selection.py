@@ -12,8 +12,8 @@ Three rules, all deterministic for a seed:
   states, so 2 x nats_per_action x S_train + k ln N (k fitted parameters, N training moves) weighs
   action against parameters with the data's own noise. Among members within ``bic_window`` (4) of
   the lowest, the one with the fewest additive terms, then features, then complexity (a form whose
-  extra feature buys less than positive evidence, 2-6 on Kass & Raftery's scale, does not win on it). Without the scale
-  (another kernel) the rule falls back to ``pysr`` and says so.
+  extra feature buys less than positive evidence, 2-6 on Kass & Raftery's scale, does not win on
+  it). Without the scale (another kernel) the rule falls back to ``pysr`` and says so.
 * ``pysr`` — PySR's ``model_selection="best"`` on the training gap (S_train - S_min_train, the
   loss above the data's own floor): among members with gap <= ``loss_window`` (1.5) x the lowest
   gap, the one with the largest -d log(gap) / d complexity against the next simpler member.
@@ -185,8 +185,9 @@ def n_fitted(row) -> int:
 def bic(front: pd.DataFrame, data, window: float = 4.0) -> tuple[int, str, pd.DataFrame] | None:
     """Bayesian information criterion on the training likelihood: the softplus action is a logistic
     likelihood of the moves between two states, ``data.nats_per_action`` converts it to nats, so a law
-    scores 2 * nats * S_train + k * ln(N) (k fitted parameters, N training moves); the lowest wins
-    (ties: the less complex). None when the scale is unknown (another kernel, no moves)."""
+    scores 2 * nats * S_train + k * ln(N) (k fitted parameters, N training moves); among the laws within
+    ``window`` of the lowest score the simplest wins (``_shape``). None when the scale is unknown
+    (another kernel, no moves)."""
     if data.kernel != "softplus" or not data.nats_per_action > 0 or not data.n_train_moves > 1:
         return None
     fr = front.sort_values("complexity", kind="mergesort").reset_index(drop=True).copy()
