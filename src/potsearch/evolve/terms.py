@@ -110,6 +110,18 @@ def _solve_linear(T: np.ndarray, data: ScoringData, c0=None, iters: int = 30) ->
     return c, float(val.sum() / ns)
 
 
+def term_matrix(terms: list[Term], theta, x: dict, n: int) -> np.ndarray:
+    """The terms' values on the states (one column a term), the inner parameters ``theta`` taken in order."""
+    cols, k = [], 0
+    for t in terms:
+        if t.n_inner:
+            cols.append(t.value(x, theta[k]))
+            k += 1
+        else:
+            cols.append(t.value(x))
+    return np.column_stack(cols) if cols else np.zeros((n, 0))
+
+
 def fit(terms: list[Term], data: ScoringData, theta0=None, inner_fit: bool = True) -> FitResult:
     """Variable projection: exact coefficients, inner parameters by Brent / Nelder-Mead on S*(theta).
     ``inner_fit=False``: the inner parameters stay at ``theta0`` (one exact linear solve; the island
@@ -122,14 +134,7 @@ def fit(terms: list[Term], data: ScoringData, theta0=None, inner_fit: bool = Tru
     th0 = np.array([terms[i].theta0 for i in inner] if theta0 is None else theta0, float)
 
     def matrix(th):
-        cols, k = [], 0
-        for t in terms:
-            if t.n_inner:
-                cols.append(t.value(x, th[k]))
-                k += 1
-            else:
-                cols.append(t.value(x))
-        T = np.column_stack(cols) if cols else np.zeros((data.n_states, 0))
+        T = term_matrix(terms, th, x, data.n_states)
         return T - T.mean(axis=0)
 
     def projected(th):
@@ -244,12 +249,7 @@ class Screen:
         V = np.zeros(d.n_states)
         if terms:
             r = fit(terms, d, inner_fit=False)
-            cols = []
-            k = 0
-            for t in terms:
-                cols.append(t.value(d.features, r.theta[k] if t.n_inner else None))
-                k += t.n_inner
-            V = np.column_stack(cols) @ r.coef
+            V = term_matrix(terms, r.theta, d.features, d.n_states) @ r.coef
         _, d1, d2 = _pair_terms(V[self.lo] - V[self.hi], self.a, self.b, d.kernel, d.beta, 2)
         g = self.D.T @ d1
         h = (self.D * self.D).T @ d2
