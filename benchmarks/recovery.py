@@ -147,14 +147,13 @@ def classify(found: sp.Expr | None, hidden: sp.Expr, features: dict) -> str:
 
 
 def oracle(hidden: sp.Expr, data) -> dict:
-    """The hidden law's own terms with their coefficients refitted on the training edges (the simplifier's
-    refit path): what the data can say about the law when the search has found its form. Not exact
-    here means the law is not identifiable from these samples (coefficients off by more than 10 %)."""
-    from potsearch.evolve.simplify import _Refitter, split_terms
+    """The hidden law's own form with all its numbers refitted on the training edges, from their true
+    values (the simplifier's refit path): what the data can say about the law when the search has found
+    its form. Not exact here means the law is not identifiable from these samples: a coefficient or an
+    inner number (the 1 of zipf/(length + 1)) off by more than 10 %."""
+    from potsearch.evolve.simplify import _Refitter, parametrise
 
-    terms = split_terms(sp.expand(sp.N(hidden)))   # the coefficients are refitted, the terms' inner numbers kept
-    pe = sp.Add(*[sp.Symbol(f"P_{i}") * b for i, (_, b) in enumerate(terms)])
-    vals = [float(c) for c, _ in terms]
+    pe, vals = parametrise(sp.expand(sp.N(hidden)))
     res = _Refitter(data, 0).fit(pe, vals, again=False)
     if res is None:
         return {"class": "no", "text": "refit failed", "train": float("nan"), "heldout": float("nan")}

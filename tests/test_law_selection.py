@@ -113,6 +113,11 @@ def test_show_prints_the_simplified_law_first(shipped):
     assert any(ln.startswith("selection: BIC (") for ln in lines)
     assert any(ln.startswith("lowest-action candidate") and "V = " in ln for ln in lines)
     assert any(ln.startswith("dropped against it:") for ln in lines)
+    # each of the law's terms with what dropping it costs (both hidden terms: a clear BIC rise)
+    ev = s["selected"]["term_evidence"]
+    assert len(ev) == 2 and all(e["bic_rise"] > 10 and e["heldout_rise"] > 0 for e in ev), ev
+    k = lines.index(next(ln for ln in lines if ln.startswith("each term, against the law refitted without it")))
+    assert all(lines[k + 1 + i].startswith(f"  {e['term']}: training action +") for i, e in enumerate(ev))
     # --top K: K candidates with their formulas, not the whole output again
     top = subprocess.run([sys.executable, "-m", "potsearch", "show", str(shipped), "--top", "3"], capture_output=True,
                          text=True, timeout=120, env=_env()).stdout.splitlines()

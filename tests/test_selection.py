@@ -139,3 +139,33 @@ def test_a_selected_path_form_is_the_form_stored_for_its_candidate():
     assert simp.path and "sqrt" not in simp.text                 # the simplifier unwrapped the root ...
     assert "sqrt" in sel.selected["text"], sel.reason            # ... the evidence keeps it
     assert form["text"] == sel.selected["text"] and form["source"] == sel.selected["source"]
+
+
+def test_selection_never_prefers_the_identity_twin_of_a_law():
+    """zipf / mean_letter and length * zipf have the same values on the shipped words (mean_letter =
+    100 / length): the selected law is the rewritten one, not the form before the rewrite."""
+    data, _, _ = word_problem("1.5*length - 0.3*length*zipf", per_state=200)
+    src = ('N_PARAMS = 2\n\n\ndef potential(x, p):\n'
+           '    return p[0] * x["zipf"] / x["mean_letter"] + p[1] / x["mean_letter"]\n')
+    r = score_source(src, [-30.0, 150.0], 0, data=data)
+    df = pd.DataFrame([{"uid": "m", "source": src, "params": r["params"], "train_action": r["train_action"],
+                        "heldout_action": r["heldout_action"], "complexity": r["complexity"]}])
+    sel = select_law(df, data, SelectionOptions(rule="bic"))
+    assert "mean_letter" not in sel.selected["text"] and "length" in sel.selected["text"], sel.selected["text"]
+    assert sel.forms.set_index("uid").loc["m", "text"] == sel.selected["text"]
+
+
+def test_term_evidence_tells_a_supported_term_from_a_spurious_one():
+    """Each additive term against the law refitted without it: the hidden terms raise the BIC when
+    dropped, a spurious one does not."""
+    from potsearch.evolve.selection import term_evidence
+
+    data, _, _ = word_problem("1.6*length - 2.4*zipf")
+    src = ('N_PARAMS = 3\n\n\ndef potential(x, p):\n'
+           '    return p[0] * x["length"] + p[1] * x["zipf"] + p[2] * x["doubles"]\n')
+    r = score_source(src, [1.6, -2.4, 0.0], 0, data=data)
+    ev = {e["term"].split("*")[-1]: e for e in term_evidence(src, r["params"], data)}
+    assert set(ev) == {"length", "zipf", "doubles"}
+    assert ev["length"]["bic_rise"] > 10 and ev["zipf"]["bic_rise"] > 10
+    assert ev["doubles"]["bic_rise"] < 0 and ev["length"]["train_rise"] > 0
+    assert term_evidence(ONE, [1.0], data) is None                 # one term: nothing to weigh

@@ -220,3 +220,34 @@ def test_hostile_sources_give_up_quickly():
                  "np.power(x['a'], 99)", "(" * 300 + "x['a']" + ")" * 300):
         c = S.canonical_form(f"N_PARAMS = 0\ndef potential(x, p):\n    return {body}\n", [])
         assert not c.ok
+
+
+def test_a_pole_between_two_states_is_flagged():
+    """A denominator that changes sign over the states (first_letter - 1.448: negative on the A words,
+    positive from B on) puts a pole between them: support 0, ill-conditioned, however many states
+    sit on either side."""
+    data, _, _ = word_problem("1.6*length - 2.4*zipf")
+    F, n = data.features, data.n_states
+    loc = {k: S.feature_symbol(k) for k in F}
+    assert np.min(F["first_letter"]) < 1.448 < np.max(F["first_letter"])
+    law = sp.sympify("length - 2.4*zipf + 0.036*rarity/(first_letter - 1.448)", locals=loc)
+    assert S.support(law, F, n) == 0.0
+    safe = sp.sympify("length - 2.4*zipf + 0.036*rarity/(first_letter + 1.448)", locals=loc)
+    assert S.support(safe, F, n) >= S.min_support(n)
+
+
+def test_a_power_identity_rewrite_leaves_no_twin_on_the_path():
+    """On the shipped words mean_letter = 100 / length (found numerically): zipf / mean_letter is
+    rewritten as length * zipf, and the form before that step, equal in value on every state, is
+    marked so selection does not offer it beside its rewrite."""
+    data, _, _ = word_problem("1.5*length - 0.3*length*zipf", per_state=200)
+    F = data.features
+    assert np.allclose(F["mean_letter"] * F["length"], F["mean_letter"][0] * F["length"][0])   # the identity holds
+    src = ('N_PARAMS = 2\n\n\ndef potential(x, p):\n'
+           '    return p[0] * x["zipf"] / x["mean_letter"] + p[1] / x["mean_letter"]\n')
+    r = S.simplify(src, [-30.0, 150.0], data)
+    assert r.ok and "mean_letter" not in r.text and "length" in r.text, r.text
+    twins = [f for f in r.path if "mean_letter" in f["text"]]
+    assert twins and all(f["same_values_as_next"] for f in twins if "mean_letter" in f["text"]
+                         and "feature identity" in f["next_step"])
+    assert not any(f["same_values_as_next"] for f in r.path if "feature identity" not in f["next_step"])

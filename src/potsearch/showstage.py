@@ -362,6 +362,14 @@ def _render_selection(r: ShowResult, line) -> None:
     line(f"selection: {sel.get('reason')}")
     if law.get("steps"):
         line(f"simplification: {law['steps']}")
+    ev = (sel.get("selected") or {}).get("term_evidence")
+    if ev:
+        line("each term, against the law refitted without it (a positive BIC rise: the data support the term):")
+        for t in ev:
+            rise = [f"{name} {t[k]:+.4g}" for name, k in (("training action", "train_rise"),
+                                                           ("held-out", "heldout_rise"), ("BIC", "bic_rise"))
+                    if t.get(k) is not None]
+            line(f"  {t['term']}: " + (", ".join(rise) if rise else "the law without it could not be refitted"))
     low = sel.get("lowest") or {}
     if not low:
         return

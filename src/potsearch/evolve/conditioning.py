@@ -97,9 +97,11 @@ POLE_MARGIN = 0.01   # a denominator within this share of its range from zero on
 
 
 def _pole_next_to_states(term: sp.Expr, features: dict, n: int) -> bool:
-    """True when a division in ``term`` has a denominator that comes within ``POLE_MARGIN`` of its
-    range to zero on some state (``x / (first_letter - 0.9998)`` with first_letter >= 1): the term is
-    then a lookup of the states next to the pole, whatever their number."""
+    """True when a division in ``term`` has a denominator that changes sign over the states (a pole
+    between two of them: ``rarity / (first_letter - 1.448)`` jumps from -0.8 to +0.6 between the A and
+    B words) or comes within ``POLE_MARGIN`` of its range to zero on some state
+    (``x / (first_letter - 0.9998)`` with first_letter >= 1): the term is then a lookup of the states
+    next to the pole, whatever their number."""
     for a in sp.preorder_traversal(term):
         if isinstance(a, sp.Pow) and a.exp.is_negative and any(not s.name.startswith("P_")
                                                                 for s in a.base.free_symbols):
@@ -108,6 +110,7 @@ def _pole_next_to_states(term: sp.Expr, features: dict, n: int) -> bool:
             except (KeyError, TypeError, ValueError, NameError):
                 continue
             span = float(np.ptp(d))
-            if span > 0 and float(np.min(np.abs(d))) < POLE_MARGIN * span:
+            if span > 0 and (float(np.min(d)) < 0.0 < float(np.max(d))
+                             or float(np.min(np.abs(d))) < POLE_MARGIN * span):
                 return True
     return False

@@ -1,6 +1,6 @@
 """What a search leaves behind: best_potential.py, evolve/pareto.csv + .png, curves.png, summary.json.
 
-After the search, model selection (``selection.select_law``, default rule ``pysr``) picks the law a
+After the search, model selection (``selection.select_law``, default rule ``bic``) picks the law a
 reader is shown from the Pareto front of the search's candidates, each front member simplified
 (``simplify``). best_potential.py holds that SELECTED law (its simplified source and parameters);
 summary.json's ``selection`` block says which rule chose it, why, with the bootstrap standard errors
@@ -267,7 +267,7 @@ def select(store, search_id: str, data, seed: int = 0, n_boot: int = 40):
     the bootstrap standard errors of the selected law's parameters (``selection.param_stderr``) and
     the simplified forms stored (``CandidateStore.save_simplified``). Returns (Selection, seconds), or
     (None, message) when there is nothing to select from."""
-    from .selection import SelectionOptions, param_stderr, select_law
+    from .selection import SelectionOptions, param_stderr, select_law, term_evidence
 
     t0 = time.perf_counter()
     df = store.candidates.to_frame(valid_only=True, search_id=search_id)
@@ -284,6 +284,7 @@ def select(store, search_id: str, data, seed: int = 0, n_boot: int = 40):
         law["param_se_method"] = (f"standard deviation of each parameter over {n_boot} refits on bootstrap "
                                   f"resamples of the training edge pairs (seed {seed})" if se is not None
                                   else "not computed: fewer than 5 bootstrap refits succeeded")
+        law["term_evidence"] = term_evidence(law["source"], law["params"], data, seed=seed)
     else:
         law["param_se"] = None
         law["param_se_method"] = "not computed: the law is not in simplified form (its code is not refitted here)"

@@ -79,7 +79,8 @@ class Selection:
             return v
 
         keys = ("uid", "source", "params", "text", "latex", "train_action", "heldout_action", "complexity",
-                "n_terms", "raw_source", "steps", "cancellation", "ill_conditioned", "param_se", "param_se_method")
+                "n_terms", "raw_source", "steps", "cancellation", "ill_conditioned", "param_se", "param_se_method",
+                "term_evidence")
         sel = {k: clean(self.selected[k]) for k in keys if k in self.selected}
         low = {k: clean(self.lowest[k]) for k in ("uid", "id", "source", "params", "text", "latex", "train_action",
                                                   "heldout_action", "complexity") if self.lowest and k in self.lowest}
@@ -264,7 +265,7 @@ def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = Selectio
         t_end = time.perf_counter() + opts.max_seconds
         order = front.sort_values("train_action")
         todo, rest = order.head(opts.max_front), order.iloc[opts.max_front:]
-        rows = []
+        rows, path_rows = [], []
         for k, (_, r) in enumerate(todo.iterrows()):
             left = t_end - time.perf_counter()
             if left <= 0:
@@ -284,13 +285,16 @@ def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = Selectio
             rows.append(row)
             forms.append(_form(row, s.ok))
             for f in s.path if s.ok else ():   # the forms before each step compete too (module doc)
-                rows.append({**dict(r), "raw_source": r["source"], "raw_complexity": r["complexity"],
-                             "simplified": True, "path_form": True, **f})
+                if f.get("same_values_as_next"):
+                    continue   # the same law in value, rewritten by an exact identity of the features
+                path_rows.append({**dict(r), "raw_source": r["source"], "raw_complexity": r["complexity"],
+                                  "simplified": True, "path_form": True, **f})
             if progress:
                 progress(k + 1, len(todo))
         for _, r in rest.iterrows():  # past the budget: the canonical form (no data, no refit), not selectable
             forms.append(_form(dict(r), False, note="canonical form only (selection's time budget)"))
-        sf = pd.DataFrame(rows).drop_duplicates(subset=["source"], keep="first")
+        # final forms first: on a tie (same complexity and action) a final form wins over a path form
+        sf = pd.DataFrame(rows + path_rows).drop_duplicates(subset=["source"], keep="first")
         bad = sf["ill_conditioned"].astype(bool) if "ill_conditioned" in sf else pd.Series(False, index=sf.index)
         if bad.any() and not bad.all():
             # built without them: a linear term in disguise must not hide the plain law it mimics
@@ -380,3 +384,42 @@ def param_stderr(source: str, params, data, n_boot: int = 40, seed: int = 0) -> 
     if len(fits) < 5:
         return None
     return [float(v) for v in np.std(np.asarray(fits, dtype=float), axis=0, ddof=1)]
+
+
+def term_evidence(source: str, params, data, seed: int = 0) -> list[dict] | None:
+    """What each additive term of a law is worth: the law refitted without it (the simplifier's refit
+    path, from the fitted values), per term the rise of the training and held-out actions and, with
+    the softplus kernel, of the BIC (``bic``: positive means the data support the term). None for a law
+    with fewer than two terms or that cannot be translated. ``source`` must be code we generated (a
+    simplified law), never a model's."""
+    import sympy as sp
+
+    from .simplify import _Refitter, canonical_form, parametrise, pretty_text
+
+    c = canonical_form(source, param_list(params))
+    if not c.ok:
+        return None
+    pe, vals = parametrise(sp.expand(c.expr))
+    parts = list(sp.Add.make_args(pe))
+    if len(parts) < 2:
+        return None
+    refit = _Refitter(data, seed)
+    full = refit.fit(pe, vals, again=False)
+    if full is None:
+        return None
+    scale = data.nats_per_action if data.kernel == "softplus" and data.nats_per_action > 0 else None
+    out = []
+    for i, t in enumerate(parts):
+        rest = sp.Add(*(parts[:i] + parts[i + 1:]))
+        res = refit.fit(rest, vals, again=False)
+        num = t.xreplace({sp.Symbol(f"P_{j}"): sp.Float(v, 17) for j, v in enumerate(full["params"])})
+        row = {"term": pretty_text(num), "train_rise": None, "heldout_rise": None, "bic_rise": None}
+        if res is not None:
+            row["train_rise"] = res["S"] - full["S"]
+            if res.get("Sh") is not None and full.get("Sh") is not None:
+                row["heldout_rise"] = float(res["Sh"]) - float(full["Sh"])
+            if scale and data.n_train_moves > 1:
+                k_gone = len(full["params"]) - len(res["params"])
+                row["bic_rise"] = 2.0 * scale * row["train_rise"] - k_gone * math.log(data.n_train_moves)
+        out.append(row)
+    return out

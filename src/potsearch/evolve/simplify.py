@@ -520,7 +520,10 @@ def simplify(source: str, params, data, seed: int = 0, z: float = 2.0, rel_floor
                 best = (key, desc, res)
         if best is None:
             break
-        path.append(_form_of(cur, feats, n, steps))
+        # an exact identity rewrite keeps the law's values: that form is not another law to select
+        dv = np.asarray(best[2]["V"], float) - np.asarray(cur["V"], float)
+        same = bool(np.all(np.isfinite(dv)) and np.ptp(dv) <= 1e-6 * max(float(np.ptp(cur["V"])), 1e-12))
+        path.append({**_form_of(cur, feats, n, steps), "next_step": best[1], "same_values_as_next": same})
         cur = best[2]
         if time.perf_counter() > t_end:
             steps.append(best[1])
