@@ -153,7 +153,7 @@ def oracle(hidden: sp.Expr, data) -> dict:
     inner number (the 1 of zipf/(length + 1)) off by more than 10 %."""
     from potsearch.evolve.simplify import _Refitter, parametrise
 
-    pe, vals = parametrise(sp.expand(sp.N(hidden)))
+    pe, vals = parametrise(sp.nfloat(sp.expand(hidden), exponent=False))   # inner integers (log1p) too
     res = _Refitter(data, 0).fit(pe, vals, again=False)
     if res is None:
         return {"class": "no", "text": "refit failed", "train": float("nan"), "heldout": float("nan")}
@@ -274,11 +274,12 @@ def evaluate_variant(vrun: Path, problem, hidden, a, evolve_s: float) -> dict:
     v = {"evolve_s": evolve_s, "front": len(front), "rules": {}, "lowest_train": float(lowest["train_action"]),
          "lowest_class": classify(_safe(_translate, lowest["source"], lowest["params"]), hidden, problem.features),
          "front_terms": int((front["operator"] == "terms").sum())}
-    for rule in a.rules + [f"bic@{w:g}" for w in a.bic_windows]:
+    for rule in a.rules + [f"bic@{w}" for w in a.bic_windows]:
         ts = time.perf_counter()
-        base, _, w = rule.partition("@")
-        opts = SelectionOptions(rule=base, seed=a.seed) if not w else SelectionOptions(rule=base, seed=a.seed,
-                                                                                       bic_window=float(w))
+        base, _, w = rule.partition("@")       # bic@W or bic@W:F (window W, form window F)
+        w, _, f = w.partition(":")
+        kw = {**({"bic_window": float(w)} if w else {}), **({"form_window": float(f)} if f else {})}
+        opts = SelectionOptions(rule=base, seed=a.seed, **kw)
         sel = select_law(front, problem.data, opts)
         s = sel.selected
         expr = _safe(_translate, s["source"], s["params"])
@@ -308,8 +309,8 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
                     help="evolve variants: gp (terms_mix 0) and terms (the default config, terms operator on)")
     ap.add_argument("--rules", nargs="+", choices=list(RULES), default=list(RULES))
-    ap.add_argument("--bic-windows", type=float, nargs="*", default=[],
-                    help="also report the bic rule with these windows (rule names bic@W)")
+    ap.add_argument("--bic-windows", nargs="*", default=[],
+                    help="also report the bic rule with these windows: W or W:F (form window F); rule names bic@W")
     ap.add_argument("--keep", help="keep the runs in this directory")
     ap.add_argument("--reuse", action="store_true", help="with --keep: reuse runs already collected / evolved there")
     a = ap.parse_args()
@@ -338,7 +339,7 @@ def main() -> None:
           + (f"; {len(failed)} law(s) failed to run and count as not recovered: {failed}" if failed else ""))
     n_all = len(rows) + len(failed)
     tot = {}
-    all_rules = a.rules + [f"bic@{w:g}" for w in a.bic_windows]
+    all_rules = a.rules + [f"bic@{w}" for w in a.bic_windows]
     for name in a.variants:
         for rule in all_rules:
             cls = [r["variants"][name]["rules"][rule]["class"] for r in rows]

@@ -169,3 +169,28 @@ def test_term_evidence_tells_a_supported_term_from_a_spurious_one():
     assert ev["length"]["bic_rise"] > 10 and ev["zipf"]["bic_rise"] > 10
     assert ev["doubles"]["bic_rise"] < 0 and ev["length"]["train_rise"] > 0
     assert term_evidence(ONE, [1.0], data) is None                 # one term: nothing to weigh
+
+
+def test_a_transform_of_the_same_features_needs_evidence_to_win():
+    """sqrt(max_letter) against max_letter (same terms, same features, the root more complex): the
+    plainer form wins unless the transform's BIC is lower by more than the form window."""
+    data, _, _ = word_problem("4.0*np.sqrt(max_letter) - 2.0*zipf", per_state=400)
+    srcs = {"lin": 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * x["max_letter"] + p[1] * x["zipf"]\n',
+            "sqrt": 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * np.sqrt(x["max_letter"]) + p[1] * x["zipf"]\n'}
+    rows = []
+    for uid, src in srcs.items():
+        r = score_source(src, [1.0, -2.0], 0, data=data)
+        rows.append({"uid": uid, "source": src, "params": r["params"], "train_action": r["train_action"],
+                     "heldout_action": r["heldout_action"], "complexity": r["complexity"]})
+    df = pd.DataFrame(rows)
+    d = 2 * data.nats_per_action * (df.set_index("uid").loc["lin", "train_action"]
+                                    - df.set_index("uid").loc["sqrt", "train_action"])
+    assert d > 0 and df.set_index("uid").loc["sqrt", "complexity"] > df.set_index("uid").loc["lin", "complexity"]
+
+    def picked(**kw):
+        i, _, fr = choose(df, data, SelectionOptions(rule="bic", **kw))
+        return fr.loc[i, "uid"]
+
+    assert picked(bic_window=d + 1, form_window=d / 2) == "sqrt"      # evidence beyond the form window
+    assert picked(bic_window=d + 1, form_window=d + 1) == "lin"       # within it: the plainer form
+    assert picked(bic_window=d / 2, form_window=d + 1) == "sqrt"      # outside the window: not a candidate

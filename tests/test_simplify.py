@@ -251,3 +251,13 @@ def test_a_power_identity_rewrite_leaves_no_twin_on_the_path():
     assert twins and all(f["same_values_as_next"] for f in twins if "mean_letter" in f["text"]
                          and "feature identity" in f["next_step"])
     assert not any(f["same_values_as_next"] for f in r.path if "feature identity" not in f["next_step"])
+
+
+def test_of_two_twins_the_form_on_the_first_listed_feature_wins():
+    """log(mean_letter) = log(100) - log(length) on the shipped words: equal in every measure of size,
+    the form on length (listed before mean_letter in the feature table) is the simplified one."""
+    data, _, _ = word_problem("8.0*np.log(length) - 2.0*zipf", per_state=400)
+    src = 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * x["zipf"] + p[1] * np.log(x["mean_letter"])\n'
+    r = S.simplify(src, [-2.0, -8.0], data)
+    assert r.ok and "log(length)" in r.text and "mean_letter" not in r.text, (r.text, r.steps)
+    assert r.path and r.path[-1]["same_values_as_next"]

@@ -11,9 +11,11 @@ Three rules, all deterministic for a seed:
   training likelihood: the softplus action is the logistic likelihood of the moves between two
   states, so 2 x nats_per_action x S_train + k ln N (k fitted parameters, N training moves) weighs
   action against parameters with the data's own noise. Among members within ``bic_window`` (4) of
-  the lowest, the one with the fewest additive terms, then features, then complexity (a form whose
-  extra feature buys less than positive evidence, 2-6 on Kass & Raftery's scale, does not win on
-  it). Without the scale (another kernel) the rule falls back to ``pysr`` and says so.
+  the lowest, those with the fewest additive terms, then features, compete (a form whose extra
+  feature buys less than positive evidence, 2-6 on Kass & Raftery's scale, does not win on it); of
+  them the least complex within ``form_window`` (2) of their own lowest score wins: a transform of
+  the same features (sqrt(max_letter) against max_letter) wins with positive evidence, not without.
+  Without the scale (another kernel) the rule falls back to ``pysr`` and says so.
 * ``pysr`` — PySR's ``model_selection="best"`` on the training gap (S_train - S_min_train, the
   loss above the data's own floor): among members with gap <= ``loss_window`` (1.5) x the lowest
   gap, the one with the largest -d log(gap) / d complexity against the next simpler member.
@@ -53,6 +55,7 @@ class SelectionOptions:
     n_boot: int = 200
     loss_window: float = 1.5
     bic_window: float = 4.0      # laws within this of the lowest BIC count as tied (the simplest wins)
+    form_window: float = 2.0     # ... and of those of the simplest shape, the least complex within this of their best
     seed: int = 0
     simplify: bool = True
     max_front: int = 40          # simplify at most this many front members (lowest training action first)
@@ -183,12 +186,15 @@ def n_fitted(row) -> int:
     return len(param_list(row["params"]))
 
 
-def bic(front: pd.DataFrame, data, window: float = 4.0) -> tuple[int, str, pd.DataFrame] | None:
+def bic(front: pd.DataFrame, data, window: float = 4.0, form_window: float = 2.0
+        ) -> tuple[int, str, pd.DataFrame] | None:
     """Bayesian information criterion on the training likelihood: the softplus action is a logistic
     likelihood of the moves between two states, ``data.nats_per_action`` converts it to nats, so a law
-    scores 2 * nats * S_train + k * ln(N) (k fitted parameters, N training moves); among the laws within
-    ``window`` of the lowest score the simplest wins (``_shape``). None when the scale is unknown
-    (another kernel, no moves)."""
+    scores 2 * nats * S_train + k * ln(N) (k fitted parameters, N training moves). Among the laws within
+    ``window`` of the lowest score, those with the fewest additive terms, then features, compete; of
+    them the least complex one within ``form_window`` of their lowest score wins (a transform of the
+    same features, sqrt(max_letter) against max_letter, needs positive evidence, more than 2, to beat
+    the plainer form, and wins with it). None when the scale is unknown (another kernel, no moves)."""
     if data.kernel != "softplus" or not data.nats_per_action > 0 or not data.n_train_moves > 1:
         return None
     fr = front.sort_values("complexity", kind="mergesort").reset_index(drop=True).copy()
@@ -198,11 +204,16 @@ def bic(front: pd.DataFrame, data, window: float = 4.0) -> tuple[int, str, pd.Da
     fr["score"] = score - np.min(score)
     best = int(np.argmin(score))
     near = [i for i in range(len(fr)) if score[i] <= score[best] + window]
-    pick = min(near, key=lambda i: (_shape(fr.loc[i]), score[i]))
+    shapes = {i: _shape(fr.loc[i]) for i in near}
+    fewest = min(shapes[i][:2] for i in near)
+    same = [i for i in near if shapes[i][:2] == fewest]        # the fewest terms, then features
+    lead = min(same, key=lambda i: score[i])
+    pick = min((i for i in same if score[i] <= score[lead] + form_window), key=lambda i: (shapes[i], score[i]))
     reason = (f"BIC (2 x {data.nats_per_action:.4g} nats x training action + parameters x ln "
               f"{data.n_train_moves:.0f} moves): lowest {score[best]:.1f} at {int(k[best])} parameter(s); "
-              f"{len(near)} law(s) within {window:g} of it, the simplest (terms, features, complexity) "
-              f"selected: {int(k[pick])} parameter(s), complexity {int(fr.loc[pick, 'complexity'])}")
+              f"{len(near)} law(s) within {window:g} of it; of those with the fewest terms and features, the "
+              f"least complex within {form_window:g} of their best selected: {int(k[pick])} parameter(s), "
+              f"complexity {int(fr.loc[pick, 'complexity'])}")
     return pick, reason, fr
 
 
@@ -231,7 +242,7 @@ def choose(front: pd.DataFrame, data, opts: SelectionOptions = SelectionOptions(
         n_bad = int(fr["ill_conditioned"].astype(bool).sum())
         fr = fr[~fr["ill_conditioned"].astype(bool)].reset_index(drop=True)
         note = f" ({n_bad} ill-conditioned law(s) excluded)"
-    got = bic(fr, data, opts.bic_window) if opts.rule == "bic" else None
+    got = bic(fr, data, opts.bic_window, opts.form_window) if opts.rule == "bic" else None
     if got is not None:
         i, reason, out = got
     elif opts.rule == "one_se":

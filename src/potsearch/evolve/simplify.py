@@ -34,8 +34,9 @@ length = distinct + repeats on the word agent; power identities between two posi
 (mean_letter = 100 / length on the shipped words); nothing is hard-coded. The RULE: among forms of
 equal action (within tolerance), the one with fewer additive terms wins; when a term count ties,
 the one that reads fewer distinct features, then the lower complexity, then the one with fewer
-divisions by a feature (length * zipf rather than zipf / mean_letter); only a strictly simpler form
-replaces the current one. Among linear rewrites, the one that keeps more of the found features.
+divisions by a feature (length * zipf rather than zipf / mean_letter), then the one on the features
+listed first in the agent's feature table (log(length) rather than its twin log(mean_letter)); only a
+strictly simpler form replaces the current one. Among linear rewrites, the one that keeps more of the found features.
 
 Every step is kept: ``Simplified.path`` holds the refitted form before each accepted step, so that
 selection can weigh a step the tolerance allowed against the evidence (potsearch.evolve.selection).
@@ -307,9 +308,14 @@ def n_divisions(expr: sp.Expr) -> int:
                and any(not s.name.startswith("P_") for s in a.base.free_symbols))
 
 
-def _size(res: dict) -> tuple:
-    """How complex a refitted form is, compared in this order (module doc, the RULE)."""
-    return (res["n_terms"], n_features(res["pexpr"]), res["complexity"], n_divisions(res["pexpr"]))
+def _size(res: dict, order: dict | None = None) -> tuple:
+    """How complex a refitted form is, compared in this order (module doc, the RULE); last, the
+    positions of its features in the feature table (``order``), so that of two forms equal in every
+    other respect (twins under a power identity: log(mean_letter) and log(length)) the one on the
+    features listed first wins."""
+    pos = tuple(sorted(order.get(s.name, len(order)) for s in res["pexpr"].free_symbols
+                       if not s.name.startswith("P_"))) if order else ()
+    return (res["n_terms"], n_features(res["pexpr"]), res["complexity"], n_divisions(res["pexpr"]), pos)
 
 
 @dataclass
@@ -498,6 +504,7 @@ def simplify(source: str, params, data, seed: int = 0, z: float = 2.0, rel_floor
 
     identities = feature_identities(feats)
     powers = power_identities(feats)
+    order = {name: i for i, name in enumerate(feats)}
     cur, steps, path = base, [], []
     for _ in range(max_steps):
         best = None
@@ -513,8 +520,8 @@ def simplify(source: str, params, data, seed: int = 0, z: float = 2.0, rel_floor
                 continue
             if res["S"] - S0 > tolerance(res["V"]):
                 continue
-            key = _size(res) + (res["S"],)
-            if key[:-1] >= _size(cur):
+            key = _size(res, order) + (res["S"],)
+            if key[:-1] >= _size(cur, order):
                 continue  # only a strictly simpler form is taken (a rewrite of equal size would cycle)
             if best is None or key < best[0]:
                 best = (key, desc, res)
