@@ -4,8 +4,8 @@ Each law is the hidden potential of a surrogate run (a test instrument with a kn
 language model): 12 laws on the word surrogate and 4 on the fitter surrogate, graded from two
 linear terms to products, ratios, logs and square roots. Per law: ``potsearch collect --provider
 surrogate`` (20,000 samples), ``potsearch fit``, ``potsearch evolve`` (default config; --quick: a
-smaller budget), then ``potsearch.evolve.selection.select_law`` with both rules on the Pareto front
-(evolve/pareto.csv), every front member simplified. Beside it, in the same run, the baseline a
+smaller budget), then ``potsearch.evolve.selection.select_law`` with each rule on the run's
+candidates (as evolve runs it: the Pareto front, every member simplified). Beside it, in the same run, the baseline a
 scientist would try first: gplearn's SymbolicRegressor on the fitted per-state potentials (the
 ``bench`` extra), scored by the same rule and by held-out action.
 
@@ -264,12 +264,16 @@ def run_law(i: int, d: Path, a) -> dict:
 
 
 def evaluate_variant(vrun: Path, problem, hidden, a, evolve_s: float) -> dict:
-    """Selection (both rules) and the recovery rule on one evolved run's Pareto front."""
+    """Selection (each rule) on one evolved run's candidates, as evolve runs it, and the recovery rule."""
     from potsearch.evolve.selection import SelectionOptions, select_law
     from potsearch.evolve.simplify import _translate
 
+    from potsearch.store import RunStore
+
     front = pd.read_csv(vrun / "evolve" / "pareto.csv")
     front["params"] = front["params"].map(json.loads)
+    with RunStore.open(vrun, readonly=True) as st:   # every candidate, as evolve's own selection reads them
+        cands = st.candidates.to_frame(valid_only=True)
     lowest = front.loc[front["train_action"].idxmin()]
     v = {"evolve_s": evolve_s, "front": len(front), "rules": {}, "lowest_train": float(lowest["train_action"]),
          "lowest_class": classify(_safe(_translate, lowest["source"], lowest["params"]), hidden, problem.features),
@@ -280,7 +284,7 @@ def evaluate_variant(vrun: Path, problem, hidden, a, evolve_s: float) -> dict:
         w, _, f = w.partition(":")
         kw = {**({"bic_window": float(w)} if w else {}), **({"form_window": float(f)} if f else {})}
         opts = SelectionOptions(rule=base, seed=a.seed, **kw)
-        sel = select_law(front, problem.data, opts)
+        sel = select_law(cands, problem.data, opts)
         s = sel.selected
         expr = _safe(_translate, s["source"], s["params"])
         v["rules"][rule] = {"text": s.get("text", ""), "class": classify(expr, hidden, problem.features),

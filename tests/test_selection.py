@@ -194,3 +194,30 @@ def test_a_transform_of_the_same_features_needs_evidence_to_win():
     assert picked(bic_window=d + 1, form_window=d / 2) == "sqrt"      # evidence beyond the form window
     assert picked(bic_window=d + 1, form_window=d + 1) == "lin"       # within it: the plainer form
     assert picked(bic_window=d / 2, form_window=d + 1) == "sqrt"      # outside the window: not a candidate
+
+
+def test_the_front_behind_ill_conditioned_members_is_searched():
+    """A law with a pole next to the states (lower action, fewer nodes) hides the smooth law on the raw
+    Pareto front; its simplified form is ill-conditioned, so it is set aside and the front behind it,
+    where the smooth law is, is simplified and selected from."""
+    import numpy as np
+
+    # the words starting with A sit 1.5 higher: a step the pole term can copy, a law cannot
+    data, _, _ = word_problem("1.6*length - 2.4*zipf + 1.5*(first_letter == 1)")
+    lo = float(np.min(data.features["first_letter"]))
+    pole = ('N_PARAMS = 3\n\n\ndef potential(x, p):\n'
+            f'    return p[0] * x["length"] + p[1] * x["zipf"] + p[2] / (x["first_letter"] - {lo - 1e-3})\n')
+    verbose = ('N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * (x["length"] + 0.0 * x["doubles"] * '
+               'x["rarity"] * x["vowels"] * x["repeats"] * x["distinct"] * x["max_letter"]) + p[1] * x["zipf"]\n')
+    rows = []
+    for uid, src, p0 in (("pole", pole, [1.6, -2.4, 1e-4]), ("true", verbose, [1.6, -2.4])):
+        r = score_source(src, p0, 0, data=data)
+        rows.append({"uid": uid, "source": src, "params": r["params"], "train_action": r["train_action"],
+                     "heldout_action": r["heldout_action"], "complexity": r["complexity"]})
+    df = pd.DataFrame(rows)
+    t = df.set_index("uid")
+    assert t.loc["pole", "train_action"] < t.loc["true", "train_action"]
+    assert t.loc["pole", "complexity"] < t.loc["true", "complexity"]          # the true law is dominated
+    sel = select_law(df, data, SelectionOptions(rule="bic"))
+    assert sel.selected["uid"] == "true" and sel.layers == {"pole": 0, "true": 1}, (sel.selected, sel.layers)
+    assert "first_letter" not in sel.selected["text"]

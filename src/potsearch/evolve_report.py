@@ -197,9 +197,15 @@ def _fill_from_front(law: dict, front) -> None:
 def front_figure(front, sel: dict, low: dict | None) -> bytes:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
-    x = front["complexity"].astype(float).tolist()
-    y = front["train_action"].astype(float).tolist()
+    layer = front["layer"].fillna(0).astype(int) if "layer" in front.columns else None
+    behind = front[layer > 0] if layer is not None else front.iloc[:0]
+    first = front[layer == 0] if layer is not None else front
+    x = first["complexity"].astype(float).tolist()
+    y = first["train_action"].astype(float).tolist()
     ax.step(x, y, where="post", color="C3", marker="o", ms=4, label="Pareto front")
+    if len(behind):
+        ax.scatter(behind["complexity"].astype(float), behind["train_action"].astype(float), s=14, marker="s",
+                   color="C1", label="behind ill-conditioned members")
     if low and _num(low.get("complexity")) is not None and _num(low.get("train_action")) is not None:
         ax.scatter([_num(low["complexity"])], [_num(low["train_action"])], s=90, facecolors="none",
                    edgecolors="C0", lw=1.8, zorder=4, label="lowest training action")

@@ -177,20 +177,26 @@ def csv_cell(v):
 
 
 def write_pareto(out: Path, front: list, all_rows: list, s_min: float, simplified: dict | None = None,
-                 selected_uid: str | None = None) -> None:
+                 selected_uid: str | None = None, layers: dict | None = None) -> None:
     """evolve/pareto.csv and pareto.png from ``CandidateRow``s (the front and every scored row).
     ``simplified``: uid -> the member's simplified formula (pretty text); ``selected_uid``: the
-    selected law's candidate (column ``selected`` = 1 on its row, else 0; circled in the figure)."""
-    simplified = simplified or {}
+    selected law's candidate (column ``selected`` = 1 on its row, else 0; circled in the figure);
+    ``layers``: uid -> the front selection took it from (0: the Pareto front; k: the front rebuilt k
+    times with the members whose simplified law is ill-conditioned set aside), whose members of
+    layers above 0 follow the front's rows."""
+    simplified, layers = simplified or {}, layers or {}
+    on_front = {r.uid for r in front}
+    behind = sorted((r for r in all_rows if layers.get(r.uid, 0) > 0 and r.uid not in on_front),
+                    key=lambda r: (layers[r.uid], r.complexity, r.train_action))
     with open(out / "pareto.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["complexity", "n_params", "train_action", "heldout_action", "gap", "uid", "operator", "source",
-                    "params", "simplified", "selected"])
-        for r in front:
+                    "params", "simplified", "selected", "layer"])
+        for r in list(front) + behind:
             w.writerow([csv_cell(c) for c in (
                 r.complexity, r.n_params, repr(r.train_action), repr(r.heldout_action), repr(r.gap), r.uid,
                 r.operator, r.source, json.dumps(r.params), simplified.get(r.uid, ""),
-                int(selected_uid is not None and r.uid == selected_uid))])
+                int(selected_uid is not None and r.uid == selected_uid), layers.get(r.uid, 0))])
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     if all_rows:
@@ -200,7 +206,10 @@ def write_pareto(out: Path, front: list, all_rows: list, s_min: float, simplifie
                    color="0.6", label="candidates" + (f" (1 in {step})" if step > 1 else ""))
     ax.step([r.complexity for r in front], [r.train_action for r in front], where="post", color="C3",
             marker="o", ms=4, label="Pareto front")
-    sel = [r for r in front if selected_uid is not None and r.uid == selected_uid]
+    if behind:
+        ax.scatter([r.complexity for r in behind], [r.train_action for r in behind], s=14, marker="s",
+                   color="C1", label="behind ill-conditioned members")
+    sel = [r for r in list(front) + behind if selected_uid is not None and r.uid == selected_uid]
     if sel:
         ax.scatter([sel[0].complexity], [sel[0].train_action], s=90, facecolors="none", edgecolors="k", lw=1.5,
                    zorder=5, label="selected law (raw candidate)")
@@ -321,7 +330,8 @@ def write_outputs(search, seconds: float) -> dict:
     sel, sel_info = select(search.store, search.sid, prob.data, seed=search.cfg.seed)
     forms = {f["uid"]: f["text"] for f in sel.forms.to_dict("records")} if sel is not None and not sel.forms.empty \
         else {}
-    write_pareto(out, front, rows, prob.s_min_train, forms, sel.selected.get("uid") if sel is not None else None)
+    write_pareto(out, front, rows, prob.s_min_train, forms, sel.selected.get("uid") if sel is not None else None,
+                 sel.layers if sel is not None else None)
     write_curves(out, search.logbook, prob.s_min_train)
     with open(out / "logbook.json", "w", encoding="utf-8") as fh:
         json.dump([dict(r) for r in search.logbook], fh)

@@ -20,10 +20,14 @@ Three rules, all deterministic for a seed:
   loss above the data's own floor): among members with gap <= ``loss_window`` (1.5) x the lowest
   gap, the one with the largest -d log(gap) / d complexity against the next simpler member.
 
-Laws flagged ill-conditioned by the simplifier (cancelling terms, ``simplify.MAX_CANCELLATION``)
-are excluded whenever a well-conditioned member exists; the front of simplified laws is built
-without them, since such a law (a linear term in disguise) would otherwise dominate the plain law
-it mimics. Held-out values are computed from each law's sympy translation (``simplify``), never by running a candidate's own code; a candidate that
+Laws flagged ill-conditioned by the simplifier (cancelling terms, ``simplify.MAX_CANCELLATION``;
+terms carried by a few states or with a pole among them, ``conditioning.support``) are excluded
+whenever a well-conditioned member exists; the front of simplified laws is built without them, since
+such a law (a linear term in disguise) would otherwise dominate the plain law it mimics. They would
+also hide, on the raw front, the sound candidates they dominate: when front members simplify to
+ill-conditioned laws, they are set aside and the front of the remaining candidates is rebuilt and
+simplified too (at most ``max_layers`` times, within ``max_front`` simplifications and
+``max_seconds``); ``Selection.layers`` says which front each member came from. Held-out values are computed from each law's sympy translation (``simplify``), never by running a candidate's own code; a candidate that
 cannot be translated keeps its stored held-out action and gets SE = 0 (it competes, without the
 benefit of the doubt).
 
@@ -60,6 +64,7 @@ class SelectionOptions:
     simplify: bool = True
     max_front: int = 40          # simplify at most this many front members (lowest training action first)
     max_seconds: float = 120.0   # for simplifying the whole front; members past it get the canonical form only
+    max_layers: int = 3          # fronts rebuilt behind members whose simplified law is ill-conditioned
 
 
 @dataclass
@@ -71,6 +76,7 @@ class Selection:
     front: pd.DataFrame = field(default_factory=pd.DataFrame)   # the front considered, with se / score / selected
     dropped: list = field(default_factory=list)      # additive terms of the lowest-action law absent from the selected
     forms: pd.DataFrame = field(default_factory=pd.DataFrame)   # per raw front member (uid): its simplified form
+    layers: dict = field(default_factory=dict)   # uid -> 0 (the front) or k (the front rebuilt k times, module doc)
 
     def to_json(self) -> dict:
         """A JSON-able summary (for summary.json / show): the selected law, why, and the lowest."""
@@ -274,36 +280,48 @@ def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = Selectio
         import time
 
         t_end = time.perf_counter() + opts.max_seconds
-        order = front.sort_values("train_action")
-        todo, rest = order.head(opts.max_front), order.iloc[opts.max_front:]
-        rows, path_rows = [], []
-        for k, (_, r) in enumerate(todo.iterrows()):
-            left = t_end - time.perf_counter()
-            if left <= 0:
-                rest = pd.concat([todo.iloc[k:], rest])
+        rows, path_rows, ill, seen, pool, layer, rest = [], [], {}, set(), ok, 0, []
+        while True:
+            todo = [ix for ix in front.sort_values("train_action").index if ix not in seen]
+            for k, ix in enumerate(todo):
+                left = t_end - time.perf_counter()
+                if left <= 0 or len(seen) >= opts.max_front:
+                    rest = todo[k:]
+                    break
+                r = front.loc[ix]
+                s = simplify(r["source"], param_list(r["params"]), data, seed=opts.seed,
+                             max_seconds=min(20.0, left))
+                seen.add(ix)
+                ill[ix] = bool(s.ok and s.ill_conditioned)
+                row = dict(r)
+                row.update(raw_source=r["source"], raw_complexity=r["complexity"], simplified=s.ok,
+                           steps="; ".join(s.steps), ill_conditioned=s.ill_conditioned,
+                           cancellation=s.cancellation, support=s.support, layer=layer)
+                if s.ok:
+                    row.update(source=s.source, params=s.params, train_action=s.train_action,
+                               heldout_action=s.heldout_action, complexity=s.complexity, text=s.text,
+                               latex=s.latex, n_terms=s.n_terms)
+                else:
+                    row["steps"] = f"not simplified: {s.reason}"
+                rows.append(row)
+                forms.append(_form(row, s.ok))
+                for f in s.path if s.ok else ():   # the forms before each step compete too (module doc)
+                    if f.get("same_values_as_next"):
+                        continue   # the same law in value, rewritten by an exact identity of the features
+                    path_rows.append({**dict(r), "raw_source": r["source"], "raw_complexity": r["complexity"],
+                                      "simplified": True, "path_form": True, "layer": layer, **f})
+                if progress:
+                    progress(len(seen), opts.max_front)
+            # members whose simplified law is ill-conditioned set aside: the front behind them (module doc)
+            bad = [ix for ix in front.index if ill.get(ix)]
+            if rest or not bad or layer >= opts.max_layers:
                 break
-            s = simplify(r["source"], param_list(r["params"]), data, seed=opts.seed, max_seconds=min(20.0, left))
-            row = dict(r)
-            row.update(raw_source=r["source"], raw_complexity=r["complexity"], simplified=s.ok,
-                       steps="; ".join(s.steps), ill_conditioned=s.ill_conditioned, cancellation=s.cancellation,
-                       support=s.support)
-            if s.ok:
-                row.update(source=s.source, params=s.params, train_action=s.train_action,
-                           heldout_action=s.heldout_action, complexity=s.complexity, text=s.text, latex=s.latex,
-                           n_terms=s.n_terms)
-            else:
-                row["steps"] = f"not simplified: {s.reason}"
-            rows.append(row)
-            forms.append(_form(row, s.ok))
-            for f in s.path if s.ok else ():   # the forms before each step compete too (module doc)
-                if f.get("same_values_as_next"):
-                    continue   # the same law in value, rewritten by an exact identity of the features
-                path_rows.append({**dict(r), "raw_source": r["source"], "raw_complexity": r["complexity"],
-                                  "simplified": True, "path_form": True, **f})
-            if progress:
-                progress(k + 1, len(todo))
-        for _, r in rest.iterrows():  # past the budget: the canonical form (no data, no refit), not selectable
-            forms.append(_form(dict(r), False, note="canonical form only (selection's time budget)"))
+            pool = pool.drop(index=bad)
+            front, layer = pareto_front(pool), layer + 1
+            if all(ix in seen for ix in front.index):
+                break
+        for ix in rest:  # past the budget: the canonical form (no data, no refit), not selectable
+            forms.append(_form(dict(front.loc[ix]), False, note="canonical form only (selection's time budget)"))
         # final forms first: on a tie (same complexity and action) a final form wins over a path form
         sf = pd.DataFrame(rows + path_rows).drop_duplicates(subset=["source"], keep="first")
         bad = sf["ill_conditioned"].astype(bool) if "ill_conditioned" in sf else pd.Series(False, index=sf.index)
@@ -333,7 +351,8 @@ def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = Selectio
 
         mine = {b for _, b in split_terms(sp.expand(sc.expr))}
         dropped = [str(b) for _, b in split_terms(sp.expand(lc.expr)) if b not in mine]
-    return Selection(opts.rule, reason, sel, lowest, fr, dropped, pd.DataFrame(forms))
+    layers = {r.get("uid"): int(r.get("layer", 0)) for r in (rows if opts.simplify else [])}
+    return Selection(opts.rule, reason, sel, lowest, fr, dropped, pd.DataFrame(forms), layers)
 
 
 def _form(row: dict, ok: bool, note: str = "") -> dict:
