@@ -183,7 +183,10 @@ def _evolve_folder(run: Path, selection: bool = True) -> None:
             "rule": "pysr", "reason": "steepest drop " + EVIL,
             "selected": {"uid": "u2", "source": src_sel, "params": [1.6, -2.4], "text": "1.6*length - 2.4*zipf " + EVIL,
                          "latex": r"1.6 \mathrm{length} - 2.4 \mathrm{zipf}", "train_action": 0.4713,
-                         "heldout_action": 0.49, "complexity": 9, "n_terms": 2, "raw_source": src_sel},
+                         "heldout_action": 0.49, "complexity": 9, "n_terms": 2, "raw_source": src_sel,
+                         "term_evidence": [{"term": "1.6*length " + EVIL, "train_rise": 0.03, "heldout_rise": 0.031,
+                                            "bic_rise": 995.4}, {"term": "-2.4*zipf", "train_rise": 0.04,
+                                                                 "heldout_rise": 0.041, "bic_rise": 1201.0}]},
             "lowest": {"uid": "u3", "source": src_low, "train_action": 0.4712, "heldout_action": 0.491,
                        "complexity": 13},
             "dropped": ["vowels " + EVIL], "front_size": 3}
@@ -217,6 +220,9 @@ def test_evolve_section_shows_the_selected_law_and_escapes_model_text(tmp_path):
     assert "Selected law (rule pysr)" in visible and "V = 1.6*length - 2.4*zipf &lt;script&gt;" in visible
     assert "Lowest training action" in visible and "drops these terms" in visible
     assert "recorded by the search" in visible
+    # each term's evidence under the selected law, escaped
+    assert "a positive BIC rise: the data support the term" in visible
+    assert "<td>-2.4*zipf</td>" in visible and "1201" in visible
     # the front table: the selected row is marked (pareto.csv's selected column), its simplified formula shown
     rows = re.findall(r"<tr>(.*?)</tr>", visible, re.S)
     marked = [r for r in rows if "★ selected" in r]

@@ -257,6 +257,13 @@ def _law_card(ctx: Ctx, title: str, law: dict, note: str = "", draw: bool = True
     rows = [[k.replace("_", " "), law.get(k)] for k in ("train_action", "heldout_action", "complexity", "n_terms",
                                                          "uid", "operator") if law.get(k) is not None]
     parts.append(ctx.table(["quantity", "value"], rows, "kv"))
+    ev = law.get("term_evidence") or []
+    if ev:
+        parts.append('<p class="muted">Each term against the law refitted without it (a positive BIC rise: '
+                     'the data support the term):</p>')
+        parts.append(ctx.table(["term", "training action rise", "held-out rise", "BIC rise"],
+                               [[e.get("term"), e.get("train_rise"), e.get("heldout_rise"), e.get("bic_rise")]
+                                for e in ev]))
     if note:
         parts.append(f'<p class="muted">{esc(note)}</p>')
     src = law.get("source") or ""
