@@ -192,6 +192,12 @@ def n_fitted(row) -> int:
     return len(param_list(row["params"]))
 
 
+def bic_score(data, train_action, k):
+    """2 x nats_per_action x S_train + k ln(N): the BIC of a law (or an array of laws) with k fitted
+    parameters (``bic``; the scale must be known)."""
+    return 2.0 * data.nats_per_action * train_action + k * math.log(data.n_train_moves)
+
+
 def bic(front: pd.DataFrame, data, window: float = 4.0, form_window: float = 2.0
         ) -> tuple[int, str, pd.DataFrame] | None:
     """Bayesian information criterion on the training likelihood: the softplus action is a logistic
@@ -205,7 +211,7 @@ def bic(front: pd.DataFrame, data, window: float = 4.0, form_window: float = 2.0
         return None
     fr = front.sort_values("complexity", kind="mergesort").reset_index(drop=True).copy()
     k = np.array([n_fitted(r) for _, r in fr.iterrows()], dtype=float)
-    score = 2.0 * data.nats_per_action * fr["train_action"].to_numpy(float) + k * math.log(data.n_train_moves)
+    score = bic_score(data, fr["train_action"].to_numpy(float), k)
     score = np.where(np.isfinite(score), score, np.inf)
     fr["score"] = score - np.min(score)
     best = int(np.argmin(score))
@@ -449,7 +455,7 @@ def term_evidence(source: str, params, data, seed: int = 0) -> list[dict] | None
             if res.get("Sh") is not None and full.get("Sh") is not None:
                 row["heldout_rise"] = float(res["Sh"]) - float(full["Sh"])
             if scale and data.n_train_moves > 1:
-                k_gone = len(full["params"]) - len(res["params"])
-                row["bic_rise"] = 2.0 * scale * row["train_rise"] - k_gone * math.log(data.n_train_moves)
+                row["bic_rise"] = (bic_score(data, res["S"], len(res["params"]))
+                                   - bic_score(data, full["S"], len(full["params"])))
         out.append(row)
     return out
