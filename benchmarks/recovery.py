@@ -156,8 +156,8 @@ def oracle(hidden: sp.Expr, data) -> dict:
     pe, vals = parametrise(sp.nfloat(sp.expand(hidden), exponent=False))   # inner integers (log1p) too
     res = _Refitter(data, 0).fit(pe, vals, again=False)
     if res is None:
-        return {"class": "no", "text": "refit failed", "train": float("nan"), "heldout": float("nan")}
-    return {"class": classify(res["numeric"], hidden, data.features), "train": res["S"],
+        return {"class": "no", "text": "refit failed", "train": float("nan"), "heldout": float("nan"), "k": 0}
+    return {"class": classify(res["numeric"], hidden, data.features), "train": res["S"], "k": len(res["params"]),
             "heldout": heldout_of(res["numeric"], data), "text": str(res["numeric"].xreplace(
                 {f: sp.Float(float(f), 4) for f in res["numeric"].atoms(sp.Float)}))}
 
@@ -222,7 +222,7 @@ def run_law(i: int, d: Path, a) -> dict:
         shutil.rmtree(run, ignore_errors=True)
         agent = agent_file(kind, formula, d, str(i))
         per_state = 27 if kind == "word" else 124
-        cli("collect", "--agent", agent, "--provider", "surrogate", "--run", run, "--max-samples", SAMPLES,
+        cli("collect", "--agent", agent, "--provider", "surrogate", "--run", run, "--max-samples", a.samples,
             "--samples-per-state", per_state, "--seed", a.seed, "--workers", 1)
         cli("fit", run)
     out = {"law": i, "agent": kind, "formula": formula, "grade": grade, "collect_fit_s": time.perf_counter() - t0,
@@ -258,6 +258,9 @@ def run_law(i: int, d: Path, a) -> dict:
         except ImportError:
             out["gplearn"] = None
     out["oracle"] = oracle(hidden, problem.data)
+    for v in out["variants"].values():
+        for s in v["rules"].values():
+            s["why"] = miss_cause(s, out["oracle"], problem.data)
     out["baseline_heldout"] = problem.baseline_heldout
     out["wall_s"] = time.perf_counter() - t0
     return out
@@ -265,7 +268,7 @@ def run_law(i: int, d: Path, a) -> dict:
 
 def evaluate_variant(vrun: Path, problem, hidden, a, evolve_s: float) -> dict:
     """Selection (each rule) on one evolved run's candidates, as evolve runs it, and the recovery rule."""
-    from potsearch.evolve.selection import SelectionOptions, select_law
+    from potsearch.evolve.selection import SelectionOptions, param_list, select_law
     from potsearch.evolve.simplify import _translate
 
     from potsearch.store import RunStore
@@ -289,7 +292,8 @@ def evaluate_variant(vrun: Path, problem, hidden, a, evolve_s: float) -> dict:
         expr = _safe(_translate, s["source"], s["params"])
         v["rules"][rule] = {"text": s.get("text", ""), "class": classify(expr, hidden, problem.features),
                             "heldout": float(s["heldout_action"]), "train": float(s["train_action"]),
-                            "operator": str(s.get("operator", "")), "seconds": time.perf_counter() - ts}
+                            "operator": str(s.get("operator", "")), "seconds": time.perf_counter() - ts,
+                            "k": len(param_list(s["params"]))}
     return v
 
 
@@ -309,6 +313,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--islands", type=int)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--samples", type=int, default=SAMPLES,
+                    help=f"samples collected per law (the suite's definition: {SAMPLES}; more measures whether a miss is the data's)")
     ap.add_argument("--no-gplearn", action="store_true")
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
                     help="evolve variants: gp (terms_mix 0) and terms (the default config, terms operator on)")
@@ -339,7 +345,7 @@ def main() -> None:
     if not rows:
         raise SystemExit(f"no law ran ({len(failed)} failed)")
     budget = f"rounds {a.rounds or 'default'} x islands {a.islands or 'default'}"
-    print(f"\nrecovery suite: {len(rows)} laws, {SAMPLES} samples each, evolve {budget}, seed {a.seed}"
+    print(f"\nrecovery suite: {len(rows)} laws, {a.samples} samples each, evolve {budget}, seed {a.seed}"
           + (f"; {len(failed)} law(s) failed to run and count as not recovered: {failed}" if failed else ""))
     n_all = len(rows) + len(failed)
     tot = {}
@@ -359,6 +365,12 @@ def main() -> None:
         for rule in all_rules:
             k = sum(r["variants"][name]["rules"][rule]["class"] == "exact" for r in rows if r["law"] in ident)
             print(f"  {name:5s} {rule:7s}: exact {k}/{len(ident)} of the identifiable laws")
+    for name in a.variants:
+        for rule in all_rules:
+            why = [r["variants"][name]["rules"][rule]["why"].split(" by ")[0].split(" (")[0] for r in rows]
+            miss = {w: why.count(w) for w in dict.fromkeys(why) if w}
+            if miss:
+                print(f"  {name:5s} {rule:7s}: misses " + ", ".join(f"{w} {k}" for w, k in miss.items()))
     g = [r["gplearn"]["class"] for r in rows if r.get("gplearn")]
     if g:
         print(f"  gplearn baseline: exact {g.count('exact')}/{len(g)}, near {g.count('near')}")
@@ -372,13 +384,31 @@ def main() -> None:
          None if not base else ours / base, ">= 0.8", ours >= 0.8)
 
 
+def miss_cause(sel: dict, orc: dict, data) -> str:
+    """Why a law was not recovered: "not identifiable" (the refitted hidden form is not exact itself),
+    "data prefer it" (the selected law's BIC is at least the refitted hidden form's: no rule that weighs
+    the data can pick the hidden law; the margin in BIC units), or "search/selection" (the hidden form
+    scores better and was not selected)."""
+    from potsearch.evolve.selection import bic_score
+
+    if sel["class"] == "exact":
+        return ""
+    if orc["class"] != "exact":
+        return "not identifiable"
+    if data.kernel != "softplus" or not data.nats_per_action > 0:
+        return "search/selection" if orc["train"] < sel["train"] else "data prefer it"
+    gap = bic_score(data, orc["train"], orc["k"]) - bic_score(data, sel["train"], sel["k"])
+    return f"data prefer it by {gap:.1f} BIC" if gap >= 0 else f"search/selection (hidden form {-gap:.1f} BIC better)"
+
+
 def _print_row(r: dict) -> None:
     print(f"  law {r['law']} ({r['agent']}, {r['grade']}): hidden {r['formula']}")
     for name, v in r["variants"].items():
         for rule, s in v["rules"].items():
+            why = f" <- {s['why']}" if s.get("why") else ""
             print(f"    {name:5s} {rule:7s} {s['class']:5s} held-out {s['heldout']:.6g} train {s['train']:.6g} "
                   f"(lowest train {v['lowest_train']:.6g}, +{100 * (s['train'] / v['lowest_train'] - 1):.3f} %) "
-                  f"[{s['operator']}] {s['text']}")
+                  f"[{s['operator']}] {s['text']}{why}")
         print(f"    {name:5s} lowest-action law: {v['lowest_class']}; front {v['front']} laws "
               f"({v['front_terms']} from terms); evolve {v['evolve_s']:.0f} s")
     g = r.get("gplearn")

@@ -284,11 +284,26 @@ def param_symbol(i: int):
 
 def to_sympy(source: str, params=None) -> Formula:
     """The candidate as a sympy expression. ``params`` given: numbers substituted for p_i."""
+    from .exprguard import MAX_SOURCE_CHARS, TooLarge, check_expr, check_number, exact_power_bound
+
     sp = _sympy()
+    if len(source) > MAX_SOURCE_CHARS:
+        raise FormulaError(f"the candidate is longer than {MAX_SOURCE_CHARS} characters")
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
         raise FormulaError(f"the candidate does not parse: {exc.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise FormulaError(f"the candidate does not parse ({type(exc).__name__})") from None
+    try:
+        return _to_sympy(tree, params, sp, check_expr, check_number, exact_power_bound)
+    except TooLarge as exc:
+        raise FormulaError(f"the candidate's law is too large to write out: {exc}") from None
+    except RecursionError:
+        raise FormulaError("the candidate's law is nested too deeply to write out") from None
+
+
+def _to_sympy(tree, params, sp, check_expr, check_number, exact_power_bound) -> Formula:
     fn = _find_potential(tree)
     n = _n_params(tree)
     xname, pname = _arg_names(fn)
@@ -299,6 +314,8 @@ def to_sympy(source: str, params=None) -> Formula:
 
     def conv(node):
         if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+            if isinstance(node.value, int) and node.value.bit_length() > 2000:
+                raise FormulaError("an integer literal beyond 2000 bits")
             return sp.Integer(node.value) if isinstance(node.value, int) else sp.Float(node.value, 15)
         key = _feature_key(node, xname)
         if key is not None:
@@ -322,7 +339,10 @@ def to_sympy(source: str, params=None) -> Formula:
             a, b = conv(node.left), conv(node.right)
             if type(node.op) not in ARITHMETIC:
                 raise FormulaError(f"operator {type(node.op).__name__} has no formula")
-            return ARITHMETIC[type(node.op)](a, b)
+            if isinstance(node.op, ast.Pow):
+                exact_power_bound(a, b, 64)
+            out = ARITHMETIC[type(node.op)](a, b)
+            return check_number(out) if getattr(out, "is_Number", False) else out
         if isinstance(node, ast.UnaryOp):
             a = conv(node.operand)
             if isinstance(node.op, ast.USub):
@@ -351,8 +371,8 @@ def to_sympy(source: str, params=None) -> Formula:
     for s in body[:-1]:
         if not (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)):
             raise FormulaError(f"statement `{ast.unparse(s).splitlines()[0][:60]}` is not a plain assignment")
-        env[s.targets[0].id] = conv(s.value)
-    expr = conv(body[-1].value)
+        env[s.targets[0].id] = check_expr(conv(s.value))
+    expr = check_expr(conv(body[-1].value))
     form = Formula(expr, features, psyms, n)
     if params is not None:
         form = form.substitute(params)
@@ -403,7 +423,7 @@ def formula_of(source: str, params=None, simplify: float = 2.0, substitute: bool
 
 
 # ----------------------------------------------------------------------------- LaTeX
-def _latex_name(name: str) -> str:
+def latex_name(name: str) -> str:
     """A feature name as upright text, underscores and other specials escaped: rare_letters ->
     \\mathrm{rare\\_letters}."""
     special = {"_": r"\_", "#": r"\#", "$": r"\$", "%": r"\%", "&": r"\&", "{": r"\{", "}": r"\}",
@@ -415,7 +435,7 @@ def latex_symbols(form: Formula) -> dict:
     """Symbol -> LaTeX: features by their own names, upright (\\mathrm{rare\\_letters}); parameters p_{i}."""
     out = {}
     for name, sym in form.features.items():
-        out[sym] = _latex_name(name)
+        out[sym] = latex_name(name)
     for i, sym in form.params.items():
         out[sym] = "p_{%d}" % i
     return out

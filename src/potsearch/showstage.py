@@ -154,12 +154,13 @@ def _formula_lines(source: str, params, fmt: str, symbolic: bool) -> list[str]:
 
     try:
         form = formula_of(source, None if symbolic else list(params), simplify=2.0, substitute=not symbolic)
-    except FormulaError as exc:
-        return [f"formula: not translatable ({exc}); source:"]
-    if fmt == "sympy":
-        return [f"formula (sympy{', simplified' if form.simplified else ''}):", f"  V = {form.expr}"]
-    return ([f"formula (latex{', simplified' if form.simplified else ''}):", f"  {to_latex(form)}"]
-            + [f"  % {leg}" for leg in latex_legend(form)])
+        if fmt == "sympy":
+            return [f"formula (sympy{', simplified' if form.simplified else ''}):", f"  V = {form.expr}"]
+        return ([f"formula (latex{', simplified' if form.simplified else ''}):", f"  {to_latex(form)}"]
+                + [f"  % {leg}" for leg in latex_legend(form)])
+    except (FormulaError, ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
+        # a model's source may hold what sympy cannot print (an exact number of 10^4 digits)
+        return [f"formula: not translatable ({str(exc)[:200] or type(exc).__name__}); source:"]
 
 
 def _top(store, search_id, k: int) -> tuple[pd.DataFrame, int]:
@@ -188,7 +189,7 @@ def _top(store, search_id, k: int) -> tuple[pd.DataFrame, int]:
 def run(run_dir, options: ShowOptions = ShowOptions()) -> ShowResult:
     """What `potsearch show` prints for the run at ``run_dir`` (module doc)."""
     from .fitstage import load_fit, reference_line
-    from .polish import best_candidate, compile_source, open_run
+    from .polish import CandidateFailed, best_candidate, compile_source, open_run
 
     options.validate()
     run_dir, store = open_run(run_dir)
@@ -246,8 +247,8 @@ def run(run_dir, options: ShowOptions = ShowOptions()) -> ShowResult:
         try:
             ns = compile_source(source)
             res.directionality = directionality_of(run_dir, store, ns["potential"], params, float(options.min_kernel))
-        except (InputError, KeyError, ValueError, TypeError, ArithmeticError) as exc:
-            res.directionality_note = f"not computable ({exc})"
+        except (InputError, CandidateFailed, KeyError, ValueError, TypeError, ArithmeticError) as exc:
+            res.directionality_note = f"not computable ({str(exc)[:200]})"
         return res
     finally:
         store.close()

@@ -80,11 +80,17 @@ class Selection:
 
     def to_json(self) -> dict:
         """A JSON-able summary (for summary.json / show): the selected law, why, and the lowest."""
-        def clean(v):
+        def clean(v):   # strict JSON: numpy scalars as Python ones, NaN / inf as null (also inside lists)
             if isinstance(v, (np.floating, np.integer)):
-                return v.item()
+                v = v.item()
             if isinstance(v, np.bool_):
                 return bool(v)
+            if isinstance(v, float) and not math.isfinite(v):
+                return None
+            if isinstance(v, (list, tuple)):
+                return [clean(a) for a in v]
+            if isinstance(v, dict):
+                return {k: clean(a) for k, a in v.items()}
             return v
 
         keys = ("uid", "source", "params", "text", "latex", "train_action", "heldout_action", "complexity",
@@ -149,7 +155,10 @@ def one_se(front: pd.DataFrame, data, n_boot: int = 200, seed: int = 0) -> tuple
         V = law_values(r["source"], param_list(r["params"]), data.features, data.n_states)
         contrib.append(None if V is None else pair_contributions(V, data.heldout, data.kernel, data.beta))
     H = np.array([float(c.sum()) if c is not None else float(r) for c, r in zip(contrib, fr["heldout_action"])])
+    H = np.where(np.isfinite(H), H, np.inf)    # a law without a finite held-out action never leads
     fr["heldout_action"] = H
+    if not np.isfinite(H).any():
+        raise ValueError("no front member has a finite held-out action")
     m = int(np.argmin(H))
     rng = np.random.default_rng(seed)
     n_pairs = len(contrib[m]) if contrib[m] is not None else 0
@@ -173,6 +182,7 @@ def pysr_best(front: pd.DataFrame, s_min: float, loss_window: float = 1.5) -> tu
     """PySR-style 'best': steepest -dlog(gap)/dcomplexity within gap <= loss_window x the lowest gap."""
     fr = front.sort_values("complexity", kind="mergesort").reset_index(drop=True).copy()
     gap = np.maximum(fr["train_action"].to_numpy(float) - s_min, 1e-12)
+    gap = np.where(np.isfinite(gap), gap, np.inf)
     comp = fr["complexity"].to_numpy(float)
     score = np.zeros(len(fr))
     for i in range(1, len(fr)):

@@ -18,8 +18,8 @@ sympy expression over the feature symbols with the fitted parameters substituted
   where u has one sign on every state, ``|u|`` as ``±u`` (exact on the data);
 * pruning: each additive term is tried without it; a linear feature term may also be swapped for
   features tied to it by an exact linear identity of the feature table (see below).
-  Every proposal is refitted (the GP compile and scoring path, ``islands.score_source``, so the
-  sandbox rules that hold for our own generated code apply) and accepted when its training action
+  Every proposal is refitted (the GP compile and scoring path, ``islands.score_source``, on source
+  written here from the sympy form: a candidate's own code never runs outside the sandbox) and accepted when its training action
   is at most ``S_original + tol``, ``tol = max(rel_floor * S, min(z * SE, rel_cap * S))`` with S the
   original's training action and SE the standard error of the action difference against the
   *original* candidate, from the per-pair differences over the training edges (pairs taken as
@@ -55,12 +55,16 @@ from __future__ import annotations
 
 import ast
 import itertools
+import keyword
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
 
+from ..exprguard import MAX_SOURCE_CHARS, TooLarge, check_expr, check_number, exact_power_bound
+from ..formula import latex_name
 from .conditioning import (MAX_CANCELLATION, MIN_SUPPORT, MIN_SUPPORT_FRACTION,  # noqa: F401 (re-exported)
                            _values, cancellation, min_support, split_terms, support)
 from .identities import feature_identities, identity_closure, power_identities  # noqa: F401 (re-exported)
@@ -75,6 +79,10 @@ def _pow(a, b):
     """a ** b, refusing exponents that would make sympy build huge exact numbers (9**9**9)."""
     if getattr(b, "is_Number", False) and abs(float(b)) > 16:
         raise Unsupported("power with an exponent beyond 16")
+    try:
+        exact_power_bound(a, b, 16)
+    except TooLarge as exc:
+        raise Unsupported(str(exc)) from None
     if not getattr(b, "is_Number", False) and getattr(a, "is_Number", False) and abs(float(a)) > 1e6:
         raise Unsupported("power of a huge base")
     return a ** b
@@ -95,15 +103,40 @@ def feature_symbol(name: str) -> sp.Symbol:
     return sp.Symbol(name, real=True)
 
 
+_FEATURE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _feature(name: str) -> sp.Symbol:
+    """The symbol of ``x[name]``; a name that is not a plain identifier, a Python keyword, or that
+    reads like one of our parameter symbols (P_0) is refused (it could not be a feature of a table)."""
+    if not _FEATURE_NAME.fullmatch(name) or keyword.iskeyword(name) or re.fullmatch(r"P_\d+", name):
+        raise Unsupported(f"feature name {name[:40]!r} is not a plain identifier")
+    return feature_symbol(name)
+
+
+def _checked(v):
+    try:
+        return check_expr(v)
+    except TooLarge as exc:
+        raise Unsupported(str(exc)) from None
+
+
 def _translate(source: str, params) -> sp.Expr:
+    """The law of a candidate's source as a sympy expression, without running the source; bounded by
+    ``potsearch.exprguard`` (a model's code is hostile: a huge expansion or exact number is refused)."""
+    if len(source) > MAX_SOURCE_CHARS:
+        raise Unsupported(f"source longer than {MAX_SOURCE_CHARS} characters")
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError) as exc:
-        raise Unsupported(f"unparsable: {exc}") from None
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        raise Unsupported(f"unparsable: {type(exc).__name__}") from None
     funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     if "potential" not in funcs:
         raise Unsupported("no function potential")
-    pvals = [sp.Float(float(v), 17) for v in (params or [])]
+    try:
+        pvals = [_checked(sp.Float(float(v), 17)) for v in (params or [])]
+    except (TypeError, ValueError, OverflowError):
+        raise Unsupported("a parameter that is not a number") from None
 
     def call_fn(fdef: ast.FunctionDef, args: list, depth: int):
         if depth > 8:
@@ -118,19 +151,21 @@ def _translate(source: str, params) -> sp.Expr:
             if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
                 continue  # docstring
             if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-                env[stmt.targets[0].id] = ev(stmt.value, env, depth)
+                env[stmt.targets[0].id] = _checked(ev(stmt.value, env, depth))
             elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name) and type(stmt.op) in _BIN \
                     and not isinstance(env.get(stmt.target.id, ""), str):
-                env[stmt.target.id] = _BIN[type(stmt.op)](env[stmt.target.id], ev(stmt.value, env, depth))
+                env[stmt.target.id] = _checked(_BIN[type(stmt.op)](env[stmt.target.id], ev(stmt.value, env, depth)))
             elif isinstance(stmt, ast.Return) and stmt.value is not None:
-                return sp.sympify(ev(stmt.value, env, depth))
+                return _checked(sp.sympify(ev(stmt.value, env, depth)))
             else:
                 raise Unsupported(f"statement {type(stmt).__name__} in {where}")
         raise Unsupported(f"{where} returns nothing")
 
     def ev(n, env, depth):
         if isinstance(n, ast.Constant) and isinstance(n.value, (int, float)) and not isinstance(n.value, bool):
-            return sp.Integer(n.value) if isinstance(n.value, int) else sp.Rational(str(n.value))
+            if isinstance(n.value, int) and n.value.bit_length() > 2000:
+                raise Unsupported("an integer literal beyond 2000 bits")
+            return _number(sp.Integer(n.value) if isinstance(n.value, int) else sp.Rational(str(n.value)))
         if isinstance(n, ast.Name):
             if n.id in env and not isinstance(env[n.id], str):
                 return env[n.id]
@@ -138,14 +173,14 @@ def _translate(source: str, params) -> sp.Expr:
         if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name):
             base, key = env.get(n.value.id), n.slice
             if isinstance(key, ast.Constant) and base == "__x__" and isinstance(key.value, str):
-                return feature_symbol(key.value)
+                return _feature(key.value)
             if isinstance(key, ast.Constant) and base == "__p__" and isinstance(key.value, int):
                 if not 0 <= key.value < len(pvals):
                     raise Unsupported(f"p[{key.value}] without a value")
                 return pvals[key.value]
             raise Unsupported("subscript")
-        if isinstance(n, ast.BinOp) and type(n.op) in _BIN:
-            return _BIN[type(n.op)](ev(n.left, env, depth), ev(n.right, env, depth))
+        if isinstance(n, ast.BinOp) and type(n.op) in _BIN:   # exact numbers bounded as they grow
+            return _number(_BIN[type(n.op)](ev(n.left, env, depth), ev(n.right, env, depth)))
         if isinstance(n, ast.UnaryOp) and isinstance(n.op, (ast.USub, ast.UAdd)):
             v = ev(n.operand, env, depth)
             return -v if isinstance(n.op, ast.USub) else v
@@ -167,6 +202,15 @@ def _translate(source: str, params) -> sp.Expr:
         raise Unsupported("potential must take (x, p)")
     xname, pname = pot.args.args[0].arg, pot.args.args[1].arg
     return run_body(pot.body, {xname: "__x__", pname: "__p__"}, 0, "potential")
+
+
+def _number(v):
+    if isinstance(v, sp.Number):
+        try:
+            check_number(v)
+        except TooLarge as exc:
+            raise Unsupported(str(exc)) from None
+    return v
 
 
 # ----------------------------------------------------------------------------- structure
@@ -245,7 +289,7 @@ def pretty_text(expr: sp.Expr, digits: int = 4) -> str:
 
 def latex_text(expr: sp.Expr, digits: int = 4) -> str:
     r = expr.xreplace({f: sp.Float(float(f), digits) for f in expr.atoms(sp.Float)})
-    names = {s: r"\mathrm{" + s.name.replace("_", r"\_") + "}" for s in r.free_symbols}
+    names = {s: latex_name(s.name) for s in r.free_symbols}
     return sp.latex(r, symbol_names=names)
 
 
@@ -292,8 +336,8 @@ def canonical_form(source: str, params) -> Canonical:
         src = to_source(pe, len(vals))
         return Canonical(True, src, vals, numeric, pretty_text(numeric), latex_text(numeric))
     except (Unsupported, TypeError, ValueError, ZeroDivisionError, RecursionError, AttributeError,
-            OverflowError) as exc:
-        return Canonical(False, source, list(params or []), reason=str(exc)[:200])
+            OverflowError, MemoryError) as exc:
+        return Canonical(False, source, list(params or []), reason=str(exc)[:200] or type(exc).__name__)
 
 
 # ----------------------------------------------------------------------------- data-driven steps
@@ -481,14 +525,11 @@ def simplify(source: str, params, data, seed: int = 0, z: float = 2.0, rel_floor
     pe, vals = parametrise(can.expr)
     base = refit.fit(pe, vals)
     orig = None
-    try:
-        from .islands import score_source
-
-        r0 = score_source(source, list(params or []), seed, data=data)
-        if not r0.get("error"):
-            fn_num = _translate(source, r0["params"])
-            orig = {"S": float(r0["train_action"]), "V": _values(fn_num, feats, n)}
-    except (Unsupported, KeyError, TypeError, ValueError):
+    try:   # the candidate's own law at its own parameters, from its translation: its code never runs here
+        V0 = _values(_translate(source, params), feats, n)
+        if np.all(np.isfinite(V0)):
+            orig = {"S": float(_pair_contrib(V0, data).sum()), "V": V0}
+    except (Unsupported, KeyError, TypeError, ValueError, NameError, ZeroDivisionError, OverflowError):
         orig = None
     if base is None:
         return Simplified(False, source, list(params or []), None, None, orig and orig["S"], 0.0,
