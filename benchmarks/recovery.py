@@ -221,7 +221,9 @@ def run_law(i: int, d: Path, a) -> dict:
     if not (a.reuse and (run / "fit").exists()):
         shutil.rmtree(run, ignore_errors=True)
         agent = agent_file(kind, formula, d, str(i))
-        per_state = 27 if kind == "word" else 124
+        # samples per visited state: the suite's 27 / 124 at 20,000 samples, scaled with --samples (the
+        # protocol stops at one of the two bounds: without scaling more samples would not be collected)
+        per_state = max(1, round((27 if kind == "word" else 124) * a.samples / SAMPLES))
         cli("collect", "--agent", agent, "--provider", "surrogate", "--run", run, "--max-samples", a.samples,
             "--samples-per-state", per_state, "--seed", a.seed, "--workers", 1)
         cli("fit", run)

@@ -109,8 +109,16 @@ def _pole_next_to_states(term: sp.Expr, features: dict, n: int) -> bool:
                 d = _values(a.base, features, n)
             except (KeyError, TypeError, ValueError, NameError):
                 continue
-            span = float(np.ptp(d))
-            if span > 0 and (float(np.min(d)) < 0.0 < float(np.max(d))
-                             or float(np.min(np.abs(d))) < POLE_MARGIN * span):
+            if pole_among(d):
                 return True
     return False
+
+
+def pole_among(d: np.ndarray) -> bool:
+    """True when denominator values ``d`` (one per state) change sign or come within ``POLE_MARGIN``
+    of their range to zero: a pole between or next to the states (``_pole_next_to_states``; the terms
+    operator's archive uses the same rule, ``terms_op.TermsOperator.well_conditioned``)."""
+    d = np.asarray(d, dtype=float)
+    span = float(np.ptp(d)) if d.size else 0.0
+    return span > 0 and (float(np.min(d)) <= 0.0 <= float(np.max(d))
+                         or float(np.min(np.abs(d))) < POLE_MARGIN * span)

@@ -29,7 +29,8 @@ the operator existed. The archive is part of the checkpoint (``state`` / ``resto
 
 Ill-conditioning: a law whose fitted inner parameter makes a term a linear one in disguise
 (a/(b + t) with |t| > 10 max|b|; exp(t a) bending less than 0.05 over a's range) or puts a pole
-among the states (b + t changing sign) never enters the archive: the operator does not build on it.
+among or next to the states (b + t changing sign, or within 1 % of its range to zero:
+``conditioning.pole_among``, the rule selection applies) never enters the archive: the operator does not build on it.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ import random
 import numpy as np
 
 from . import terms as T
+from .conditioning import pole_among
 
 ARCHIVE = 4   # laws kept per size
 GUIDED = 0.5  # share of children from the score-test moves (terms.best_add / best_swap), the rest random
@@ -139,7 +141,7 @@ class TermsOperator:
     def well_conditioned(self, terms: list, params: list) -> bool:
         """False when a fitted inner parameter makes its term a linear one in disguise or puts a pole
         among the states: a ratio a/(b + t) with |t| > ``MAX_SHIFT`` x max|b| (then ~ a/t) or b + t
-        changing sign over the states; an exponential exp(t a) with |t| x range(a) < ``MIN_BEND`` (then
+        changing sign over the states or coming within 1 % of its range to zero (``conditioning.pole_among``); an exponential exp(t a) with |t| x range(a) < ``MIN_BEND`` (then
         ~ 1 + t a). Such laws stay in the populations but are not mutated further."""
         x = self.s.problem.data.features
         k = 0
@@ -152,7 +154,7 @@ class TermsOperator:
                 b = x[t.b]
                 if abs(th) > MAX_SHIFT * max(float(np.max(np.abs(b))), 1e-12):
                     return False
-                if float(np.min(b)) + th <= 0.0 <= float(np.max(b)) + th:
+                if pole_among(b + th):   # selection's rule (conditioning.pole_among)
                     return False
             elif t.kind == "exp" and abs(th) * float(np.ptp(x[t.a])) < MIN_BEND:
                 return False
