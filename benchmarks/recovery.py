@@ -20,8 +20,17 @@ additive constant (the action sees differences only):
     their standard deviations over the states is at most 5 % of the hidden V's;
   * no — anything else.
 
+Each law not recovered gets its cause (``miss_cause``): "not identifiable" (the hidden form, every
+number refitted on the data, is not exact itself), "data prefer it by N BIC" (the selected law's BIC
+is N below the refitted hidden form's: no rule that weighs these data can return the hidden law), or
+"search/selection" (the hidden form scores better and was not returned).
+
     python benchmarks/recovery.py [--quick] [--laws 1 5 13] [--rounds R --islands I] [--no-gplearn]
                                   [--variants gp terms] [--rules one_se pysr] [--keep DIR [--reuse]]
+                                  [--samples N] [--seed S]
+
+``--samples`` (default 20,000, the suite's definition) measures whether a miss is the data's: the
+samples per visited state are scaled with it.
 
 Each law's collected and fitted run is evolved once per variant, at the same budget and seed:
 ``gp`` (GP only: terms_mix 0) and ``terms`` (the default config: GP plus the term-structured
