@@ -37,7 +37,7 @@ def test_terms_children_are_stored_scored_and_seeded(tmp_path_factory, loop):
     for uid, src, params, parents, _op, train, meta in terms:
         m = json.loads(meta)
         assert src.startswith("N_PARAMS") and m["terms"] and m["terms_op"] in ("new", "add", "drop", "replace",
-                                                                             "transform", "best_add", "best_swap")
+                                                                             "transform", "best_add", "best_swap", "sweep")
         assert train is not None and len(json.loads(params)) == len(m["terms"]) + sum(
             t[0] in ("ratio", "exp") for t in m["terms"])
         for p in json.loads(parents):                      # a mutated law names its parent, a terms law
