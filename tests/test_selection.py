@@ -221,3 +221,30 @@ def test_the_front_behind_ill_conditioned_members_is_searched():
     sel = select_law(df, data, SelectionOptions(rule="bic"))
     assert sel.selected["uid"] == "true" and sel.layers == {"pole": 0, "true": 1}, (sel.selected, sel.layers)
     assert "first_letter" not in sel.selected["text"]
+
+
+def test_a_law_hidden_behind_a_member_that_simplifies_to_a_worse_law_comes_back(monkeypatch):
+    """A raw front member (stored three times, written differently) with lower action and complexity
+    than the true law hides it on the raw front; simplified, that member costs more action than the
+    true law. The next layer is the front of the simplified laws and the raw candidates not yet
+    simplified: the true law is on it, is simplified and selected (its copies are not simplified again)."""
+    from potsearch.evolve import simplify as S
+
+    data, _, _ = word_problem("1.6*length - 2.4*zipf")
+    true = score_source(TRUE, [1.6, -1.5], 0, data=data)
+    one = score_source(ONE, [1.0], 0, data=data)
+    rows = [{"uid": "true", "source": TRUE, "params": true["params"], "train_action": true["train_action"],
+             "heldout_action": true["heldout_action"], "complexity": true["complexity"]}]
+    hider = {"source": ONE, "params": one["params"], "train_action": true["train_action"] - 1e-6,
+             "heldout_action": true["heldout_action"], "complexity": true["complexity"] - 2}
+    rows += [{"uid": f"hider{k}", **hider} for k in range(3)]
+    real, calls = S.simplify, []
+
+    def simplify(source, params, data, **kw):   # the hider's stored action is better than its law's
+        calls.append(source)
+        return real(source, params, data, **kw)
+
+    monkeypatch.setattr(S, "simplify", simplify)
+    sel = select_law(pd.DataFrame(rows), data, SelectionOptions(rule="bic"))
+    assert sel.selected["uid"] == "true", sel.selected
+    assert sel.layers.get("true") == 1 and calls.count(ONE) == 1, (sel.layers, len(calls))
