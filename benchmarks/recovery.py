@@ -279,7 +279,7 @@ def run_law(i: int, d: Path, a) -> dict:
 
 def evaluate_variant(vrun: Path, problem, hidden, a, evolve_s: float) -> dict:
     """Selection (each rule) on one evolved run's candidates, as evolve runs it, and the recovery rule."""
-    from potsearch.evolve.selection import SelectionOptions, param_list, select_law
+    from potsearch.evolve.selection import SelectionOptions, param_list, select_law, settle
     from potsearch.evolve.simplify import _translate
 
     from potsearch.store import RunStore
@@ -298,7 +298,7 @@ def evaluate_variant(vrun: Path, problem, hidden, a, evolve_s: float) -> dict:
         w, _, f = w.partition(":")
         kw = {**({"bic_window": float(w)} if w else {}), **({"form_window": float(f)} if f else {})}
         opts = SelectionOptions(rule=base, seed=a.seed, **kw)
-        sel = select_law(cands, problem.data, opts)
+        sel, _ = settle(select_law(cands, problem.data, opts), problem.data, opts)   # as evolve selects
         s = sel.selected
         expr = _safe(_translate, s["source"], s["params"])
         v["rules"][rule] = {"text": s.get("text", ""), "class": classify(expr, hidden, problem.features),

@@ -248,3 +248,19 @@ def test_a_law_hidden_behind_a_member_that_simplifies_to_a_worse_law_comes_back(
     sel = select_law(pd.DataFrame(rows), data, SelectionOptions(rule="bic"))
     assert sel.selected["uid"] == "true", sel.selected
     assert sel.layers.get("true") == 1 and calls.count(ONE) == 1, (sel.layers, len(calls))
+
+
+def test_a_pole_the_data_cannot_keep_off_the_states_is_named():
+    """pole_uncertain: a shift t of a denominator b + t whose 2-SE interval reaches -b on some state."""
+    import numpy as np
+
+    from potsearch.evolve.selection import pole_uncertain
+
+    x = {"a": np.array([1.0, 2.0, 3.0, 4.0, 5.0]), "b": np.array([1.0, 2.0, 3.0, 4.0, 5.0])}
+    src = 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * x["a"] / (x["b"] + p[1])\n'
+    assert pole_uncertain(src, [1.0, 0.5], [0.1, 0.2], x, 5) == ""          # t in [0.1, 0.9]: no state at -t
+    why = pole_uncertain(src, [1.0, 0.5], [0.1, 1.0], x, 5)                 # t in [-1.5, 2.5]: b = 1 is a pole
+    assert "p[1]" in why and "2 standard errors" in why
+    assert pole_uncertain(src, [1.0, 0.5], None, x, 5) == ""                # no SEs: nothing to say
+    plain = 'N_PARAMS = 1\n\n\ndef potential(x, p):\n    return p[0] * x["a"] / x["b"]\n'
+    assert pole_uncertain(plain, [1.0], [5.0], x, 5) == ""                  # no fitted shift

@@ -273,10 +273,11 @@ def _plt():
 
 def select(store, search_id: str, data, seed: int = 0, n_boot: int = 40):
     """Model selection on one search's candidates (``selection.select_law`` with the default rule),
-    the bootstrap standard errors of the selected law's parameters (``selection.param_stderr``) and
+    the bootstrap standard errors of the selected law's parameters (``selection.settle``: a law whose
+    pole they leave among the states is set aside and the rule applied again) and
     the simplified forms stored (``CandidateStore.save_simplified``). Returns (Selection, seconds), or
     (None, message) when there is nothing to select from."""
-    from .selection import SelectionOptions, param_stderr, select_law, term_evidence
+    from .selection import SelectionOptions, select_law, settle, term_evidence
 
     t0 = time.perf_counter()
     df = store.candidates.to_frame(valid_only=True, search_id=search_id)
@@ -286,9 +287,10 @@ def select(store, search_id: str, data, seed: int = 0, n_boot: int = 40):
         sel = select_law(df, data, SelectionOptions(seed=seed))
     except ValueError as exc:
         return None, str(exc)
+    # the SEs of the law's parameters; a law whose pole they leave among the states is set aside
+    sel, se = settle(sel, data, SelectionOptions(seed=seed), n_boot=n_boot, seed=seed)
     law = sel.selected
     if law.get("simplified"):  # our own code (sympy's form of the law): refitted in process
-        se = param_stderr(law["source"], law["params"], data, n_boot=n_boot, seed=seed)
         law["param_se"] = se
         law["param_se_method"] = (f"standard deviation of each parameter over {n_boot} refits on bootstrap "
                                   f"resamples of the training edge pairs (seed {seed})" if se is not None

@@ -281,7 +281,7 @@ def choose(front: pd.DataFrame, data, opts: SelectionOptions = SelectionOptions(
 
 def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = SelectionOptions(), progress=None) -> Selection:
     """The entry point for the stages (module doc). ``data`` is the search's ``ScoringData``."""
-    from .simplify import canonical_form, simplify, split_terms
+    from .simplify import simplify
 
     need = {"source", "params", "train_action", "heldout_action", "complexity"}
     missing = need - set(candidates.columns)
@@ -362,9 +362,19 @@ def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = Selectio
         forms = [_form(dict(r), False, note="not simplified") for _, r in front.iterrows()]
     i, reason, fr = choose(front, data, opts)
     reason += left_out
-    sel = fr.loc[i].to_dict()
+    sel, dropped, forms = _finish(fr.loc[i].to_dict(), lowest, forms)
+    layers = {r.get("uid"): int(r.get("layer", 0)) for r in (rows if opts.simplify else [])}
+    return Selection(opts.rule, reason, sel, lowest, fr, dropped, pd.DataFrame(forms), layers)
+
+
+def _finish(sel: dict, lowest: dict, forms: list) -> tuple[dict, list, list]:
+    """The selected row with its text, the terms it dropped against the lowest-action law, and the
+    stored forms (a selected path form becomes the form stored for its candidate)."""
+    import sympy as sp
+
+    from .simplify import canonical_form, split_terms
+
     if isinstance(sel.get("path_form"), (bool, np.bool_)) and sel["path_form"]:
-        # a form before a simplification step was selected: it is the form stored for its candidate
         forms = [_form(sel, True) if f["uid"] == sel.get("uid") else f for f in forms]
     sc = canonical_form(sel["source"], param_list(sel["params"]))
     if not sel.get("text") and sc.ok:
@@ -374,12 +384,77 @@ def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = Selectio
     if lc.ok:
         lowest.update(text=lc.text, latex=lc.latex)
     if lc.ok and sc.ok:
-        import sympy as sp
-
         mine = {b for _, b in split_terms(sp.expand(sc.expr))}
         dropped = [str(b) for _, b in split_terms(sp.expand(lc.expr)) if b not in mine]
-    layers = {r.get("uid"): int(r.get("layer", 0)) for r in (rows if opts.simplify else [])}
-    return Selection(opts.rule, reason, sel, lowest, fr, dropped, pd.DataFrame(forms), layers)
+    return sel, dropped, forms
+
+
+def pole_uncertain(source: str, params, se, features: dict, n: int) -> str:
+    """'' or why not: a denominator b(x) + t of the law (t one of its parameters) whose shift, anywhere
+    within 2 bootstrap standard errors of t, puts its pole on a state (-b(x) in [t - 2 SE, t + 2 SE]).
+    The data then cannot keep the pole off the states: the term's shape is not determined (the demo's
+    zipf/(length - 4.678), t = -4.68 +- 5e5, is a linear zipf term in most resamples). ``source`` must
+    be code we generated (a simplified law); ``se`` as ``param_stderr`` returns it."""
+    import sympy as sp
+
+    from .simplify import Unsupported, _translate, _values, pretty_text
+
+    if not se:
+        return ""
+    try:
+        expr = _translate(source, params)
+    except Unsupported:
+        return ""
+    vals = [float(v) for v in param_list(params)]
+    for node in sp.preorder_traversal(expr):
+        if not (isinstance(node, sp.Pow) and node.exp.is_number and node.exp < 0):
+            continue
+        c, rest = node.base.as_coeff_Add()
+        if c == 0 or not rest.free_symbols:
+            continue
+        k = next((j for j, v in enumerate(vals) if abs(v - float(c)) <= 1e-12 * max(1.0, abs(v))), None)
+        if k is None or k >= len(se) or se[k] is None or not math.isfinite(float(se[k])):
+            continue
+        try:
+            b = _values(rest, features, n)
+        except (KeyError, TypeError, ValueError, NameError):
+            continue
+        lo, hi = float(c) - 2 * float(se[k]), float(c) + 2 * float(se[k])
+        if np.any((-b >= lo) & (-b <= hi)):
+            return (f"its pole {pretty_text(node.base)} = 0 can sit on a state within 2 standard errors of "
+                    f"p[{k}] = {float(c):.4g} +- {float(se[k]):.3g}")
+    return ""
+
+
+def settle(sel: "Selection", data, opts: SelectionOptions = SelectionOptions(), n_boot: int = 40,
+           seed: int = 0, max_tries: int = 3) -> tuple["Selection", list | None]:
+    """The selected law's bootstrap parameter SEs (``param_stderr``); a law whose pole the data cannot
+    keep off the states (``pole_uncertain``) is set aside and the rule applied again to the rest of the
+    simplified front (at most ``max_tries`` times; the reason says which laws were set aside and why).
+    Returns (selection, SEs of its law or None)."""
+    import dataclasses
+
+    aside = []
+    while True:
+        law = sel.selected
+        if not law.get("simplified"):
+            return sel, None
+        se = param_stderr(law["source"], law["params"], data, n_boot=n_boot, seed=seed)
+        why = pole_uncertain(law["source"], law["params"], se, data.features, data.n_states)
+        fr = sel.front.copy()
+        if not why or len(aside) >= max_tries:
+            return sel, se
+        mark = fr["selected"].astype(bool)
+        fr["ill_conditioned"] = (fr["ill_conditioned"].astype(bool) if "ill_conditioned" in fr
+                                 else pd.Series(False, index=fr.index)) | mark
+        if fr["ill_conditioned"].all():
+            return sel, se
+        aside.append(f"{law.get('text') or law['source']}: {why}")
+        i, reason, out = choose(fr, data, opts)
+        new, dropped, forms = _finish(out.loc[i].to_dict(), dict(sel.lowest), sel.forms.to_dict("records"))
+        reason += f"; set aside (pole not determined by the data): {' | '.join(aside)}"
+        sel = dataclasses.replace(sel, reason=reason, selected=new, front=out, dropped=dropped,
+                                  forms=pd.DataFrame(forms))
 
 
 def _form(row: dict, ok: bool, note: str = "") -> dict:
