@@ -37,8 +37,9 @@ benefit of the doubt).
 
 ``select_law(candidates, data)`` is the entry point for the stages: it takes the candidates table
 (a DataFrame with source, params, train_action, heldout_action, complexity ...), builds the Pareto
-front, simplifies every member (``simplify.simplify``), rebuilds the front on the simplified laws and
-applies the rule. Each member's simplification path (the refitted form before every step) joins the
+front, simplifies every member (``simplify.simplify``), rebuilds the front on the simplified laws
+(complexity, training action and fitted parameters: a twin of the law with one parameter more at the
+same complexity must not hide it) and applies the rule. Each member's simplification path (the refitted form before every step) joins the
 simplified front as well: the simplifier's tolerance decides what is the same action, the rule then
 weighs the evidence (2.07 sqrt(max_letter) - 1.98 zipf, one step before "sqrt replaced by its
 argument", stays selectable). The lowest-action candidate stays in the result (``lowest``) with the terms the
@@ -107,12 +108,24 @@ class Selection:
                 "front_size": int(len(self.front))}
 
 
-def pareto_front(df: pd.DataFrame, x: str = "complexity", y: str = "train_action") -> pd.DataFrame:
-    """Non-dominated rows: for growing complexity, strictly lower training action (ties: first row)."""
+def pareto_front(df: pd.DataFrame, x: str = "complexity", y: str = "train_action",
+                 k: str | None = None) -> pd.DataFrame:
+    """Non-dominated rows: for growing complexity, strictly lower training action (ties: first row).
+    With ``k`` (a column: fitted parameters) a third objective: a row is dominated only by one with at
+    most its complexity *and* parameters and a lower action (the front of each parameter count among
+    the rows with at most that many)."""
     d = df[np.isfinite(df[y].astype(float))].sort_values([x, y], kind="mergesort")
-    v = d[y].to_numpy(float)
-    best_before = np.minimum.accumulate(np.concatenate([[math.inf], v[:-1]])) if len(v) else v
-    return d[v < best_before]
+    if k is None:
+        v = d[y].to_numpy(float)
+        best_before = np.minimum.accumulate(np.concatenate([[math.inf], v[:-1]])) if len(v) else v
+        return d[v < best_before]
+    kv = d[k].to_numpy(float)
+    keep = np.zeros(len(d), dtype=bool)
+    for n in np.unique(kv):
+        sub = d[kv <= n]
+        f = pareto_front(sub, x, y)
+        keep |= d.index.isin(f.index[f[k].to_numpy(float) == n])
+    return d[keep]
 
 
 def pair_contributions(V: np.ndarray, edges, kernel: str = "softplus", beta: float = 1.0) -> np.ndarray:
@@ -352,12 +365,15 @@ def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = Selectio
         # final forms first: on a tie (same complexity and action) a final form wins over a path form
         sf = pd.DataFrame(rows + path_rows).drop_duplicates(subset=["source"], keep="first")
         bad = sf["ill_conditioned"].astype(bool) if "ill_conditioned" in sf else pd.Series(False, index=sf.index)
+        # parameters are the third objective here: a law with one parameter more at the same complexity
+        # (an identity twin with a free shift) must not hide the law the rule would choose
+        sf["n_fitted"] = [len(param_list(p)) for p in sf["params"]]
         if bad.any() and not bad.all():
             # built without them: a linear term in disguise must not hide the plain law it mimics
-            front = pareto_front(sf[~bad])
+            front = pareto_front(sf[~bad], k="n_fitted")
             left_out = f" ({int(bad.sum())} ill-conditioned simplified law(s) left out of the front)"
         else:
-            front = pareto_front(sf)
+            front = pareto_front(sf, k="n_fitted")
     else:
         forms = [_form(dict(r), False, note="not simplified") for _, r in front.iterrows()]
     i, reason, fr = choose(front, data, opts)
