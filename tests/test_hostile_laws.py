@@ -416,3 +416,11 @@ def test_a_plain_law_passes_the_bounds_unchanged():
     c = S.canonical_form(src, [0.5, -2.0])
     assert c.ok, c.reason
     assert {s.name for s in c.expr.free_symbols} == {"length", "zipf", "vowels"}
+
+
+@pytest.mark.parametrize("body", ['p[0] * x["vowels"] + (1 / 0) * x["zipf"]',
+                                  'p[0] * x["vowels"] + (0 / 0) * x["zipf"]'])
+def test_sympy_infinities_are_refused(body):
+    """1/0 and 0/0 are zoo and nan to sympy, not errors: the translation refuses them."""
+    c = S.canonical_form(_src(body), [1.0])
+    assert not c.ok and "non-finite" in c.reason, c

@@ -33,6 +33,8 @@ def check_number(v):
     """``v`` unchanged, or TooLarge for a huge exact number or a non-finite one (module doc)."""
     import sympy as sp
 
+    if v in (sp.zoo, sp.nan, sp.oo, -sp.oo):
+        raise TooLarge("a non-finite number")
     if isinstance(v, sp.Rational) and max(abs(int(v.p)), abs(int(v.q))).bit_length() > MAX_EXACT_BITS:
         raise TooLarge(f"an exact number beyond {MAX_EXACT_BITS} bits")
     if isinstance(v, sp.Number):
@@ -64,8 +66,6 @@ def check_expr(expr):
 
     if not isinstance(expr, sp.Basic):
         return expr
-    if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
-        raise TooLarge("a non-finite number in the law")
     size: dict = {}
     terms: dict = {}
     stack = [(expr, False)]
@@ -81,8 +81,8 @@ def check_expr(expr):
         if s > MAX_TREE_NODES:
             raise TooLarge(f"the law has more than {MAX_TREE_NODES} nodes once shared parts are written out")
         size[node] = s
-        if isinstance(node, sp.Number):
-            check_number(node)
+        if isinstance(node, sp.Number) or node in (sp.zoo, sp.nan, sp.oo, -sp.oo):
+            check_number(node)     # (sympy's infinities and nan too: not finite as floats)
         terms[node] = t = _terms(node, terms)
         if t > MAX_EXPANDED_TERMS:
             raise TooLarge(f"the law would expand to more than {MAX_EXPANDED_TERMS} terms")
