@@ -205,6 +205,7 @@ class Search:
             from .terms_op import TermsOperator
 
             self.terms = TermsOperator(self)
+            self.terms.prepare()   # the linear sweep now, not while model calls are in flight (1-5 s)
         self.started = time.perf_counter()
         self.run_id = store.run_id()
 

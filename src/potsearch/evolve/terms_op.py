@@ -85,6 +85,12 @@ class TermsOperator:
                                      "train": e["train"]} for e in v]
 
     # ------------------------------------------------------------------ the linear sweep
+    def prepare(self) -> None:
+        """Compute the sweep's laws (``sweep``) unless a checkpoint restores them: the search calls this
+        before its loop, so the 1-5 s of solves never hold up the loop while model calls are in flight."""
+        if self.seeds is None:
+            self.seeds = self.sweep()
+
     def sweep(self) -> list[list[T.Term]]:
         """The best plain linear laws of 1..``SWEEP`` features (at most ``terms_max``): every subset of
         the library's linear terms solved exactly (``terms._solve_linear``, one Newton solve each:
@@ -128,8 +134,7 @@ class TermsOperator:
         """A new law to score: ``source``, ``p0``, ``parents`` and ``meta`` of the Program the search
         makes of it (a mutation of an archive law, or a fresh linear term)."""
         parent, op = None, "new"
-        if self.seeds is None:
-            self.seeds = self.sweep()
+        self.prepare()
         if self.seeds:
             op, law = "sweep", self.seeds.pop(0)
         elif self.archive:
