@@ -457,9 +457,9 @@ def settle(sel: "Selection", data, opts: SelectionOptions = SelectionOptions(), 
             return sel, None
         se = param_stderr(law["source"], law["params"], data, n_boot=n_boot, seed=seed)
         why = pole_uncertain(law["source"], law["params"], se, data.features, data.n_states)
-        fr = sel.front.copy()
         if not why or len(aside) >= max_tries:
             return sel, se
+        fr = sel.front.copy()
         mark = fr["selected"].astype(bool)
         fr["ill_conditioned"] = (fr["ill_conditioned"].astype(bool) if "ill_conditioned" in fr
                                  else pd.Series(False, index=fr.index)) | mark

@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from ..exprguard import MAX_SOURCE_CHARS, TooLarge, check_expr, check_number, exact_power_bound
+from ..exprguard import MAX_SOURCE_CHARS, TooLarge, check_expr, exact_power_bound
 from ..formula import latex_name
 from .conditioning import (MAX_CANCELLATION, MIN_SUPPORT, MIN_SUPPORT_FRACTION,  # noqa: F401 (re-exported)
                            _values, cancellation, min_support, split_terms, support)
@@ -205,12 +205,8 @@ def _translate(source: str, params) -> sp.Expr:
 
 
 def _number(v):
-    if isinstance(v, sp.Number):
-        try:
-            check_number(v)
-        except TooLarge as exc:
-            raise Unsupported(str(exc)) from None
-    return v
+    """``v`` after ``_checked`` when it is a number (an O(1) check as exact numbers grow), else as is."""
+    return _checked(v) if isinstance(v, sp.Number) else v
 
 
 # ----------------------------------------------------------------------------- structure
