@@ -27,7 +27,10 @@ is N below the refitted hidden form's: no rule that weighs these data can return
 
     python benchmarks/recovery.py [--quick] [--laws 1 5 13] [--rounds R --islands I] [--no-gplearn]
                                   [--variants gp terms] [--rules one_se pysr] [--keep DIR [--reuse]]
-                                  [--samples N] [--seed S]
+                                  [--samples N] [--seed S] [--law word:FORMULA ...]
+
+``--law AGENT:FORMULA`` runs a hidden law outside the suite (in the feature table's names) through
+the same stages and grading: a check that the search is not tuned to the suite's sixteen laws.
 
 ``--samples`` (default 20,000, the suite's definition) measures whether a miss is the data's: the
 samples per visited state are scaled with it.
@@ -321,6 +324,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help=f"laws {QUICK} only, rounds 1000 x 8 islands")
     ap.add_argument("--laws", type=int, nargs="+", help="indices into the suite (0-based)")
+    ap.add_argument("--law", action="append", default=[], metavar="AGENT:FORMULA",
+                    help="an extra hidden law outside the suite (repeatable), e.g. 'word:0.5*doubles - 2*zipf'; "
+                         f"numbered from {len(LAWS)} on, run alone unless --laws is given too")
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--islands", type=int)
     ap.add_argument("--seed", type=int, default=0)
@@ -335,7 +341,14 @@ def main() -> None:
     ap.add_argument("--keep", help="keep the runs in this directory")
     ap.add_argument("--reuse", action="store_true", help="with --keep: reuse runs already collected / evolved there")
     a = ap.parse_args()
-    laws = a.laws or (QUICK if a.quick else list(range(len(LAWS))))
+    extra = []
+    for spec in a.law:
+        kind, sep, formula = spec.partition(":")
+        if not sep or kind not in ("word", "fitter") or not formula.strip():
+            ap.error(f"--law {spec!r}: expected word:FORMULA or fitter:FORMULA")
+        extra.append(len(LAWS))
+        LAWS.append((kind, formula.strip(), "extra (--law)"))
+    laws = (a.laws or []) + extra if (a.laws or extra) else (QUICK if a.quick else list(range(len(LAWS))))
     if a.quick:
         a.rounds = a.rounds or 1000
         a.islands = a.islands or 8

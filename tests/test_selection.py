@@ -196,6 +196,36 @@ def test_a_transform_of_the_same_features_needs_evidence_to_win():
     assert picked(bic_window=d / 2, form_window=d + 1) == "sqrt"      # outside the window: not a candidate
 
 
+def test_equally_plain_transforms_compete_on_the_evidence():
+    """log(max_letter) against 1/max_letter: one nonlinear operation each, so within the form window the
+    lower BIC wins, even though the reciprocal counts fewer nodes (it used to win on complexity)."""
+    from potsearch.evolve.simplify import n_nonlinear, _translate
+
+    data, _, _ = word_problem("2.5*np.log(max_letter) - 1.5*zipf", per_state=400)
+    srcs = {"log": 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * np.log(x["max_letter"]) + p[1] * x["zipf"]\n',
+            "inv": 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] / x["max_letter"] + p[1] * x["zipf"]\n',
+            "lin": 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * x["max_letter"] + p[1] * x["zipf"]\n'}
+    rows = []
+    for uid, src in srcs.items():
+        r = score_source(src, [1.0, -1.5], 0, data=data)
+        rows.append({"uid": uid, "source": src, "params": r["params"], "train_action": r["train_action"],
+                     "heldout_action": r["heldout_action"], "complexity": r["complexity"]})
+        assert n_nonlinear(_translate(src, r["params"])) == (0 if uid == "lin" else 1)
+    df = pd.DataFrame(rows).set_index("uid")
+    d = 2 * data.nats_per_action * (df.loc["inv", "train_action"] - df.loc["log", "train_action"])
+    d_lin = 2 * data.nats_per_action * (df.loc["lin", "train_action"] - df.loc["log", "train_action"])
+    assert d > 0 and d_lin > 0 and df.loc["inv", "complexity"] < df.loc["log", "complexity"]
+
+    def picked(uids, **kw):
+        i, reason, fr = choose(df.loc[uids].reset_index(), data, SelectionOptions(rule="bic", **kw))
+        return fr.loc[i, "uid"], reason
+
+    uid, reason = picked(["log", "inv"], bic_window=d + 1, form_window=d + 1)   # both in the form window
+    assert uid == "log" and "nonlinear operation" in reason, reason
+    top = max(d, d_lin) + 1
+    assert picked(["log", "inv", "lin"], bic_window=top, form_window=top)[0] == "lin"   # the plain form wins in its window
+
+
 def test_the_front_behind_ill_conditioned_members_is_searched():
     """A law with a pole next to the states (lower action, fewer nodes) hides the smooth law on the raw
     Pareto front; its simplified form is ill-conditioned, so it is set aside and the front behind it,
@@ -264,3 +294,27 @@ def test_a_pole_the_data_cannot_keep_off_the_states_is_named():
     assert pole_uncertain(src, [1.0, 0.5], None, x, 5) == ""                # no SEs: nothing to say
     plain = 'N_PARAMS = 1\n\n\ndef potential(x, p):\n    return p[0] * x["a"] / x["b"]\n'
     assert pole_uncertain(plain, [1.0], [5.0], x, 5) == ""                  # no fitted shift
+
+
+def test_settle_sets_a_law_aside_and_keeps_what_the_front_was_built_without(monkeypatch):
+    """settle: a selected law whose pole the data cannot keep off the states is set aside, the rule is
+    applied again, and the reason keeps the note about ill-conditioned laws left out of the front."""
+    import dataclasses
+
+    from potsearch.evolve import selection as S
+
+    data, _, _ = word_problem("1.6*length - 2.4*zipf")
+    sel = select_law(_front(data), data, SelectionOptions(seed=0))
+    note = " (2 ill-conditioned simplified law(s) left out of the front)"
+    sel = dataclasses.replace(sel, note=note)
+    first, calls = sel.selected["source"], []
+
+    def pole(source, params, se, features, n):
+        calls.append(source)
+        return "its pole can sit on a state" if source == first else ""
+
+    monkeypatch.setattr(S, "pole_uncertain", pole)
+    new, _ = S.settle(sel, data, SelectionOptions(seed=0), n_boot=5)
+    assert new.selected["source"] != first and calls[0] == first and len(calls) == 2
+    assert note in new.reason and "set aside (pole not determined by the data)" in new.reason
+    assert new.front["selected"].sum() == 1

@@ -170,3 +170,16 @@ def test_pareto_front_is_non_dominated():
             R(id=3, train_action=0.27, complexity=12), R(id=4, train_action=0.20, complexity=30),
             R(id=5, train_action=0.31, complexity=3), R(id=6, train_action=float("nan"), complexity=1)]
     assert [r.id for r in pareto_front(rows)] == [5, 1, 2, 4]
+
+
+def test_show_candidate_off_the_front_is_simplified_now(run, cli):
+    """A candidate no selection simplified is simplified on the run's data when shown (from its sympy
+    translation); nothing is written to the store, and --no-simplify skips it."""
+    before = (run / "store.sqlite").stat().st_mtime_ns
+    code, out, err = cli("show", run, "--candidate", "2")
+    assert code == 0, err
+    line = next(ln for ln in out.splitlines() if ln.startswith("simplifies to"))
+    assert "(computed now, not stored; training action" in line and " V = " in line
+    assert (run / "store.sqlite").stat().st_mtime_ns == before
+    code, out, err = cli("show", run, "--candidate", "2", "--no-simplify")
+    assert code == 0 and "simplifies to" not in out

@@ -145,17 +145,18 @@ def attribute(run, *, candidate=None, repeats: int = 10, seed: int = 0, refit_ev
 
 @checked_options
 def show(run, *, candidate=None, top: int = 0, format: str = "python", symbolic: bool = False,
-         min_kernel: float = 0.05):
+         min_kernel: float = 0.05, simplify: bool = True):
     """What `potsearch show` prints, as an object: the law evolve selected (or ``candidate``), its
     formula, source, parameters with standard errors, scores, selection, lineage, directionality;
-    ``top=K``: the K Pareto-front candidates with their formulas.
+    ``top=K``: the K Pareto-front candidates with their formulas; ``simplify=False``: a candidate no
+    selection simplified is shown with its canonical form only.
 
     Returns a ``ShowResult`` (``.formula``, ``.law``, ``.selection``, ``.params`` / ``.lineage`` /
     ``.top`` DataFrames; ``str(result)`` is the printed text)."""
     from .showstage import ShowOptions, run as _run
 
     return _run(run, ShowOptions(candidate=None if candidate is None else str(candidate), top=top, format=format,
-                                 symbolic=symbolic, min_kernel=min_kernel))
+                                 symbolic=symbolic, min_kernel=min_kernel, simplify=simplify))
 
 
 @checked_options

@@ -124,10 +124,11 @@ def selection_of(ctx: Ctx, summary: dict, front) -> tuple[dict | None, str]:
         prob = _problem(ctx, summary)
         if prob is not None:
             try:
-                from .evolve.selection import SelectionOptions, select_law
+                from .evolve.selection import SelectionOptions, select_law, settle
 
                 cfg = summary.get("config") or {}
-                s = select_law(front, prob.data, SelectionOptions(seed=int(cfg.get("seed", 0))))
+                opts = SelectionOptions(seed=int(cfg.get("seed", 0)))
+                s, _ = settle(select_law(front, prob.data, opts), prob.data, opts, seed=opts.seed)
                 return s.to_json(), "computed by the report (the search recorded no selection)"
             except Exception:  # noqa: BLE001 - fall back to the lowest-action law below
                 pass

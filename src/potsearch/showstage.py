@@ -35,11 +35,14 @@ FORMATS = ("python", "sympy", "latex")
 @dataclass(frozen=True)
 class ShowOptions:
     """``candidate``: id or uid to show instead of the selected law; ``top``: list only the K front
-    candidates with the lowest training action (with formulas); ``format``: the code section as
+    candidates with the lowest training action (with formulas); ``simplify``: a candidate shown with
+    ``candidate`` that no selection simplified is simplified now (with the run's data, from its sympy
+    translation: its code does not run; nothing is stored); ``format``: the code section as
     Python source, a sympy formula or LaTeX; ``symbolic``: formula formats keep p_i;
     ``min_kernel``: the directionality threshold on T = n/N(f)."""
 
     candidate: str | None = None
+    simplify: bool = True
     top: int = 0
     format: str = "python"
     symbolic: bool = False
@@ -185,6 +188,25 @@ def _top(store, search_id, k: int) -> tuple[pd.DataFrame, int]:
     return pd.DataFrame(out, columns=cols), len(front)
 
 
+def _simplify_now(run_dir, summary: dict, row) -> dict:
+    """A candidate no selection simplified, simplified now on the run's data (``simplify.simplify``:
+    from its sympy translation, never its code); {} when the data or the law do not allow it."""
+    from .evolve.problem import load_problem
+    from .evolve.simplify import simplify
+
+    cfg = summary.get("config") or {}
+    try:
+        prob = load_problem(run_dir, seed=int(cfg.get("seed", 0)),
+                            heldout_fraction=float(cfg.get("heldout_fraction", 0.2)), agent=cfg.get("agent") or None)
+        s = simplify(row.source, list(row.params or []), prob.data, seed=int(cfg.get("seed", 0)), max_seconds=20.0)
+    except Exception as exc:  # noqa: BLE001 - the canonical form is still shown
+        return {"simplified_note": f"not simplified now: {type(exc).__name__}: {str(exc)[:120]}"}
+    if not s.ok:
+        return {"simplified_note": f"not simplified now: {s.reason}"}
+    return {"simplified": s.text, "simplified_steps": "; ".join(s.steps) or "no step", "simplified_now": True,
+            "simplified_actions": (s.train_action, s.heldout_action)}
+
+
 # ----------------------------------------------------------------------------- the stage
 def run(run_dir, options: ShowOptions = ShowOptions()) -> ShowResult:
     """What `potsearch show` prints for the run at ``run_dir`` (module doc)."""
@@ -227,6 +249,8 @@ def run(run_dir, options: ShowOptions = ShowOptions()) -> ShowResult:
                        "simplified": form.get("text") if form and form.get("ok") else None,
                        "simplified_steps": form.get("steps") if form and form.get("ok") else None,
                        "selected_candidate": bool(form and form.get("selected"))}
+            if not res.law["simplified"] and options.simplify and options.candidate is not None and c["text"]:
+                res.law.update(_simplify_now(run_dir, summary, row))
         source, params = res.law["source"], list(res.law.get("params") or [])
         se = res.law.get("param_se") or [None] * len(params)
         res.params = pd.DataFrame({"name": [f"p[{i}]" for i in range(len(params))], "value": params,
@@ -301,7 +325,13 @@ def _render(r: ShowResult) -> list[tuple[str, str]]:
         line(f"law: no formula ({law.get('steps') or 'not translatable'}); the source follows")
     if law.get("simplified"):
         mark = " (evolve's selected law)" if law.get("selected_candidate") else ""
+        if law.get("simplified_now"):
+            tr, ho = law["simplified_actions"]
+            mark = (f" (computed now, not stored; training action {float(tr):.6g}, held-out "
+                    f"{float('nan') if ho is None else float(ho):.6g})")
         line(f"simplifies to{mark}: V = {law['simplified']}   [{law.get('simplified_steps') or 'no step'}]")
+    elif law.get("simplified_note"):
+        line(law["simplified_note"])
     if r.formula_lines:
         for ln in r.formula_lines:
             line(ln)

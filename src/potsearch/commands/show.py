@@ -21,6 +21,8 @@ def add_arguments(p):
                    help="list only the K Pareto-front candidates with the lowest action, with their formulas")
     p.add_argument("--candidate", default=None, metavar="ID",
                    help="show this candidate (id or uid) instead of the selected law")
+    p.add_argument("--no-simplify", action="store_true",
+                   help="with --candidate: do not simplify a candidate no selection simplified (faster)")
     p.add_argument("--format", choices=["python", "sympy", "latex"], default="python",
                    help="the code section as Python source (default), a sympy formula or LaTeX")
     p.add_argument("--symbolic", action="store_true", help="formula formats: keep parameters as p_i symbols")
@@ -31,7 +33,7 @@ def add_arguments(p):
 def run(args) -> int:
     from ..showstage import ShowOptions, run as show
 
-    res = show(args.run, ShowOptions(candidate=args.candidate, top=args.top, format=args.format,
+    res = show(args.run, ShowOptions(candidate=args.candidate, simplify=not args.no_simplify, top=args.top, format=args.format,
                                      symbolic=args.symbolic, min_kernel=args.min_kernel))
     out = _Out(sys.stdout.isatty())
     for kind, text in res.lines():

@@ -13,8 +13,10 @@ Three rules, all deterministic for a seed:
   action against parameters with the data's own noise. Among members within ``bic_window`` (4) of
   the lowest, those with the fewest additive terms, then features, compete (a form whose extra
   feature buys less than positive evidence, 2-6 on Kass & Raftery's scale, does not win on it); of
-  them the least complex within ``form_window`` (2) of their own lowest score wins: a transform of
-  the same features (sqrt(max_letter) against max_letter) wins with positive evidence, not without.
+  them the plainest -- fewest nonlinear operations on features (``simplify.n_nonlinear``) -- within
+  ``form_window`` (2) of their own lowest score wins, equally plain ones on their score: a transform
+  of the same features (sqrt(max_letter) against max_letter) wins with positive evidence, not
+  without; two transforms (log(max_letter) against 1/max_letter) compete on the evidence alone.
   Without the scale (another kernel) the rule falls back to ``pysr`` and says so.
 * ``pysr`` — PySR's ``model_selection="best"`` on the training gap (S_train - S_min_train, the
   loss above the data's own floor): among members with gap <= ``loss_window`` (1.5) x the lowest
@@ -64,7 +66,7 @@ class SelectionOptions:
     n_boot: int = 200
     loss_window: float = 1.5
     bic_window: float = 4.0      # laws within this of the lowest BIC count as tied (the simplest wins)
-    form_window: float = 2.0     # ... and of those of the simplest shape, the least complex within this of their best
+    form_window: float = 2.0     # ... and of those, the plainest (fewest nonlinear operations) within this of their best
     seed: int = 0
     simplify: bool = True
     max_front: int = 40          # simplify at most this many front members (lowest training action first)
@@ -82,6 +84,7 @@ class Selection:
     dropped: list = field(default_factory=list)      # additive terms of the lowest-action law absent from the selected
     forms: pd.DataFrame = field(default_factory=pd.DataFrame)   # per raw front member (uid): its simplified form
     layers: dict = field(default_factory=dict)   # uid -> 0 (the front) or k (the front rebuilt k times, module doc)
+    note: str = ""   # what the front was built without (ill-conditioned laws), kept when ``settle`` re-chooses
 
     def to_json(self) -> dict:
         """A JSON-able summary (for summary.json / show): the selected law, why, and the lowest."""
@@ -228,9 +231,10 @@ def bic(front: pd.DataFrame, data, window: float = 4.0, form_window: float = 2.0
     likelihood of the moves between two states, ``data.nats_per_action`` converts it to nats, so a law
     scores 2 * nats * S_train + k * ln(N) (k fitted parameters, N training moves). Among the laws within
     ``window`` of the lowest score, those with the fewest additive terms, then features, compete; of
-    them the least complex one within ``form_window`` of their lowest score wins (a transform of the
-    same features, sqrt(max_letter) against max_letter, needs positive evidence, more than 2, to beat
-    the plainer form, and wins with it). None when the scale is unknown (another kernel, no moves)."""
+    them the plainest (fewest nonlinear operations, ``simplify.n_nonlinear``) within ``form_window``
+    of their lowest score wins, equally plain ones on their score (a transform of the same features,
+    sqrt(max_letter) against max_letter, needs positive evidence, more than 2, to beat the plainer
+    form, and wins with it; log(max_letter) against 1/max_letter is decided by the evidence). None when the scale is unknown (another kernel, no moves)."""
     if data.kernel != "softplus" or not data.nats_per_action > 0 or not data.n_train_moves > 1:
         return None
     fr = front.sort_values("complexity", kind="mergesort").reset_index(drop=True).copy()
@@ -244,25 +248,29 @@ def bic(front: pd.DataFrame, data, window: float = 4.0, form_window: float = 2.0
     fewest = min(shapes[i][:2] for i in near)
     same = [i for i in near if shapes[i][:2] == fewest]        # the fewest terms, then features
     lead = min(same, key=lambda i: score[i])
-    pick = min((i for i in same if score[i] <= score[lead] + form_window), key=lambda i: (shapes[i], score[i]))
+    # the plainest (fewest nonlinear operations) within the form window; equally plain forms (log(x)
+    # against 1/x) compete on the evidence alone
+    pick = min((i for i in same if score[i] <= score[lead] + form_window), key=lambda i: (shapes[i][2], score[i]))
     reason = (f"BIC (2 x {data.nats_per_action:.4g} nats x training action + parameters x ln "
               f"{data.n_train_moves:.0f} moves): lowest {score[best]:.1f} at {int(k[best])} parameter(s); "
               f"{len(near)} law(s) within {window:g} of it; of those with the fewest terms and features, the "
-              f"least complex within {form_window:g} of their best selected: {int(k[pick])} parameter(s), "
+              f"plainest (fewest nonlinear operations) within {form_window:g} of their best selected: "
+              f"{int(k[pick])} parameter(s), {shapes[pick][2]} nonlinear operation(s), "
               f"complexity {int(fr.loc[pick, 'complexity'])}")
     return pick, reason, fr
 
 
 def _shape(row) -> tuple:
-    """(additive terms, features read, complexity) of a law, from its canonical form (no code runs)."""
-    from .simplify import canonical_form, n_features, split_terms
+    """(additive terms, features read, nonlinear operations, complexity) of a law, from its canonical
+    form (no code runs)."""
+    from .simplify import canonical_form, n_features, n_nonlinear, split_terms
 
     c = canonical_form(row["source"], param_list(row["params"]))
     if not c.ok:
-        return (math.inf, math.inf, row["complexity"])
+        return (math.inf, math.inf, math.inf, row["complexity"])
     import sympy as sp
 
-    return (len(split_terms(sp.expand(c.expr))), n_features(c.expr), row["complexity"])
+    return (len(split_terms(sp.expand(c.expr))), n_features(c.expr), n_nonlinear(c.expr), row["complexity"])
 
 
 def choose(front: pd.DataFrame, data, opts: SelectionOptions = SelectionOptions()) -> tuple[int, str, pd.DataFrame]:
@@ -351,7 +359,9 @@ def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = Selectio
                                 columns=["train_action", "complexity"])
             # a raw candidate with the complexity and training action of one simplified already is taken
             # for the same law (the search stores a law many times, written differently)
-            key = lambda d: list(zip(d["complexity"].astype(float), d["train_action"].astype(float).round(10)))
+            def key(d):   # rounded to 1e-10 (a huge action of a diverging candidate must not overflow)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    return list(zip(d["complexity"].astype(float), np.round(d["train_action"].to_numpy(float), 10)))
             raw = pool[["train_action", "complexity"]]
             raw = raw[~pd.Series(key(raw), index=raw.index).isin(set(key(pool.loc[list(seen)])))]
             both = pd.concat([raw.assign(_raw=raw.index), done.assign(_raw=-1)], ignore_index=True)
@@ -380,7 +390,7 @@ def select_law(candidates: pd.DataFrame, data, opts: SelectionOptions = Selectio
     reason += left_out
     sel, dropped, forms = _finish(fr.loc[i].to_dict(), lowest, forms)
     layers = {r.get("uid"): int(r.get("layer", 0)) for r in (rows if opts.simplify else [])}
-    return Selection(opts.rule, reason, sel, lowest, fr, dropped, pd.DataFrame(forms), layers)
+    return Selection(opts.rule, reason, sel, lowest, fr, dropped, pd.DataFrame(forms), layers, left_out)
 
 
 def _finish(sel: dict, lowest: dict, forms: list) -> tuple[dict, list, list]:
@@ -468,7 +478,7 @@ def settle(sel: "Selection", data, opts: SelectionOptions = SelectionOptions(), 
         aside.append(f"{law.get('text') or law['source']}: {why}")
         i, reason, out = choose(fr, data, opts)
         new, dropped, forms = _finish(out.loc[i].to_dict(), dict(sel.lowest), sel.forms.to_dict("records"))
-        reason += f"; set aside (pole not determined by the data): {' | '.join(aside)}"
+        reason += f"{sel.note}; set aside (pole not determined by the data): {' | '.join(aside)}"
         sel = dataclasses.replace(sel, reason=reason, selected=new, front=out, dropped=dropped,
                                   forms=pd.DataFrame(forms))
 
