@@ -10,7 +10,8 @@ scientist would try first: gplearn's SymbolicRegressor on the fitted per-state p
 ``bench`` extra), scored by the same rule and by held-out action.
 
 Recovery (``classify``), term by term after sympy expansion (numbers evaluated as floats), up to an
-additive constant (the action sees differences only):
+additive constant (the action sees differences only; a term constant on the states, such as
+letter_sum on the word task's states, is part of it):
   * exact — every hidden additive term is present with its coefficient within 10 % and there is no
     other term; a term's inner numbers (log(length + 1.0), x**0.5) must also agree within 10 %.
     Exact linear identities of the feature table (length = vowels + consonants ...) are applied
@@ -128,12 +129,27 @@ def _values(expr, features, n):
     return v(expr, features, n)
 
 
+def _varying(terms: dict, features: dict, n: int) -> dict:
+    """The terms that vary over the states: a term constant on them (letter_sum of the word task, 100 on
+    every valid word) is part of the additive constant, which the action cannot see."""
+    out = {}
+    for b, c in terms.items():
+        try:
+            v = np.asarray(_values(b, features, n), dtype=float)
+        except Exception:  # noqa: BLE001 - a term that cannot be evaluated is kept (it is graded as is)
+            out[b] = c
+            continue
+        if not (np.all(np.isfinite(v)) and np.ptp(v) <= 1e-9 * max(1.0, float(np.max(np.abs(v))))):
+            out[b] = c
+    return out
+
+
 def classify(found: sp.Expr | None, hidden: sp.Expr, features: dict) -> str:
     """'exact' | 'near' | 'no' (module doc)."""
     if found is None:
         return "no"
     n = len(next(iter(features.values())))
-    ht, ft = _terms(hidden), _terms(found)
+    ht, ft = _varying(_terms(hidden), features, n), _varying(_terms(found), features, n)
     # exact linear identities: rewrite the found linear part on the hidden law's linear features
     hl = [b for b in ht if isinstance(b, sp.Symbol)]
     fl = [b for b in ft if isinstance(b, sp.Symbol)]
@@ -421,7 +437,8 @@ def miss_cause(sel: dict, orc: dict, data) -> str:
         return "not identifiable"
     if data.kernel != "softplus" or not data.nats_per_action > 0:
         return "search/selection" if orc["train"] < sel["train"] else "data prefer it"
-    gap = bic_score(data, orc["train"], orc["k"]) - bic_score(data, sel["train"], sel["k"])
+    gap = (bic_score(data, orc["train"], orc["k"], orc["heldout"])   # the selection's own score (bic rule)
+           - bic_score(data, sel["train"], sel["k"], sel["heldout"]))
     return f"data prefer it by {gap:.1f} BIC" if gap >= 0 else f"search/selection (hidden form {-gap:.1f} BIC better)"
 
 

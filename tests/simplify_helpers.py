@@ -33,7 +33,9 @@ def word_problem(formula: str = "1.6*length - 2.4*zipf", n_words: int = 300, per
 
     tr = cnt - held
     m = (dst >= 0) & (dst != src) & (tr > 0)
+    mh = (dst >= 0) & (dst != src) & (held > 0)
     data = ScoringData(features=x, n_states=n_words, train=edges(tr), heldout=edges(held),
-                       **likelihood_scale(n_words, tr[m], edges(tr).w))
+                       **likelihood_scale(n_words, tr[m], edges(tr).w),
+                       heldout_nats_per_action=likelihood_scale(n_words, held[mh], edges(held).w)["nats_per_action"])
     _CACHE[key] = (data, V, visits)
     return _CACHE[key]

@@ -86,12 +86,13 @@ def test_bic_rule_weighs_parameters_against_the_likelihood():
     i, reason, fr = choose(pareto_front(df), data, SelectionOptions(rule="bic"))
     assert fr.loc[i, "source"] == TRUE, reason            # 4 parameters buy too little over 2
     assert reason.startswith("BIC") and fr["score"].min() == 0.0
-    # the score is 2 x nats x S + k ln N: recomputed here from its parts
+    # the score is 2 x nats x S + k ln N + 2 x held-out nats x S_heldout: recomputed here from its parts
     import math
 
+    assert data.heldout_nats_per_action > 0 and "held-out action at the training fit" in reason
     k = {ONE: 1, TRUE: 2, BIG: 4}
     raw = [2 * data.nats_per_action * r.train_action + k[r.source] * math.log(data.n_train_moves)
-           for r in fr.itertuples()]
+           + 2 * data.heldout_nats_per_action * r.heldout_action for r in fr.itertuples()]
     assert [round(v - min(raw), 6) for v in raw] == [round(v, 6) for v in fr["score"]]
     # a one-parameter law that fits far worse is not taken although it is simplest
     assert fr.loc[i, "complexity"] > fr["complexity"].min()
@@ -110,6 +111,24 @@ def test_bic_rule_prefers_the_simpler_law_within_the_window():
                    ignore_index=True)
     i, reason, fr = choose(df, data, SelectionOptions(rule="bic"))
     assert fr.loc[i, "source"] == TRUE, reason            # fewer features wins inside the window
+
+
+def test_bic_weighs_the_held_out_moves_a_form_was_not_fitted_on():
+    """Two laws with the same parameters and the same training action: the one that predicts the
+    held-out moves better wins (a form that fits the training moves' noise pays on the held-out ones);
+    without a held-out scale they tie and the plainer one wins."""
+    import dataclasses
+
+    data, _, _ = word_problem("1.6*length - 2.4*zipf")
+    true = _front(data).set_index("uid").loc["c1"].to_dict() | {"uid": "c1"}     # TRUE, scored
+    twin = dict(true, uid="twin", heldout_action=true["heldout_action"] - 1e-3,
+                source=true["source"].replace('x["zipf"]', '(x["zipf"] * 1.0)'))
+    df = pd.DataFrame([true, twin])
+    i, reason, fr = choose(df, data, SelectionOptions(rule="bic"))
+    assert fr.loc[i, "uid"] == "twin", reason
+    blind = dataclasses.replace(data, heldout_nats_per_action=0.0)
+    i, reason, fr = choose(df, blind, SelectionOptions(rule="bic"))
+    assert "held-out" not in reason and fr["score"].max() == 0.0
 
 
 def test_bic_falls_back_without_a_likelihood_scale():

@@ -174,6 +174,8 @@ def load_problem(run_dir, seed: int = 0, heldout_fraction: float = 0.2, agent: s
         kernel=kernel.name, beta=float(getattr(kernel, "beta", 1.0)),
         s_min_train=float(f_train.action), s_min_heldout=float(s_min_held), fit=fit or FitSettings(),
         **likelihood_scale(len(names), g_train.n, g_train.w),
+        heldout_nats_per_action=(likelihood_scale(len(names), g_held.n, g_held.w)["nats_per_action"]
+                                 if g_held.n_edges else 0.0),
     )
     return Problem(
         run_dir=run_dir, agent=kind, names=names, features=table, usable=usable, train=g_train, heldout=g_held,

@@ -94,6 +94,8 @@ class ScoringData:
     # the number of training moves: the "bic" selection rule's scale (0: unknown, the rule falls back)
     nats_per_action: float = 0.0
     n_train_moves: float = 0.0
+    # the same scale for the held-out moves (0: none): the "bic" rule adds their log-loss at the training fit
+    heldout_nats_per_action: float = 0.0
 
     def payload(self) -> dict:
         """A JSON-able dict for the sandbox worker (``score_program``)."""
