@@ -190,20 +190,31 @@ def test_term_evidence_tells_a_supported_term_from_a_spurious_one():
     assert term_evidence(ONE, [1.0], data) is None                 # one term: nothing to weigh
 
 
+def _scored(data, srcs: dict, p0: list) -> pd.DataFrame:
+    rows = []
+    for uid, src in srcs.items():
+        r = score_source(src, p0, 0, data=data)
+        rows.append({"uid": uid, "source": src, "params": r["params"], "train_action": r["train_action"],
+                     "heldout_action": r["heldout_action"], "complexity": r["complexity"]})
+    return pd.DataFrame(rows)
+
+
+def _gap(data, df: pd.DataFrame, a: str, b: str) -> float:
+    """The bic rule's score of law a minus law b (same parameter count): training and held-out parts."""
+    from potsearch.evolve.selection import bic_score
+
+    return (bic_score(data, df.loc[a, "train_action"], 2, df.loc[a, "heldout_action"])
+            - bic_score(data, df.loc[b, "train_action"], 2, df.loc[b, "heldout_action"]))
+
+
 def test_a_transform_of_the_same_features_needs_evidence_to_win():
     """sqrt(max_letter) against max_letter (same terms, same features, the root more complex): the
     plainer form wins unless the transform's BIC is lower by more than the form window."""
     data, _, _ = word_problem("4.0*np.sqrt(max_letter) - 2.0*zipf", per_state=400)
     srcs = {"lin": 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * x["max_letter"] + p[1] * x["zipf"]\n',
             "sqrt": 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * np.sqrt(x["max_letter"]) + p[1] * x["zipf"]\n'}
-    rows = []
-    for uid, src in srcs.items():
-        r = score_source(src, [1.0, -2.0], 0, data=data)
-        rows.append({"uid": uid, "source": src, "params": r["params"], "train_action": r["train_action"],
-                     "heldout_action": r["heldout_action"], "complexity": r["complexity"]})
-    df = pd.DataFrame(rows)
-    d = 2 * data.nats_per_action * (df.set_index("uid").loc["lin", "train_action"]
-                                    - df.set_index("uid").loc["sqrt", "train_action"])
+    df = _scored(data, srcs, [1.0, -2.0])
+    d = _gap(data, df.set_index("uid"), "lin", "sqrt")
     assert d > 0 and df.set_index("uid").loc["sqrt", "complexity"] > df.set_index("uid").loc["lin", "complexity"]
 
     def picked(**kw):
@@ -224,15 +235,10 @@ def test_equally_plain_transforms_compete_on_the_evidence():
     srcs = {"log": 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * np.log(x["max_letter"]) + p[1] * x["zipf"]\n',
             "inv": 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] / x["max_letter"] + p[1] * x["zipf"]\n',
             "lin": 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * x["max_letter"] + p[1] * x["zipf"]\n'}
-    rows = []
-    for uid, src in srcs.items():
-        r = score_source(src, [1.0, -1.5], 0, data=data)
-        rows.append({"uid": uid, "source": src, "params": r["params"], "train_action": r["train_action"],
-                     "heldout_action": r["heldout_action"], "complexity": r["complexity"]})
-        assert n_nonlinear(_translate(src, r["params"])) == (0 if uid == "lin" else 1)
-    df = pd.DataFrame(rows).set_index("uid")
-    d = 2 * data.nats_per_action * (df.loc["inv", "train_action"] - df.loc["log", "train_action"])
-    d_lin = 2 * data.nats_per_action * (df.loc["lin", "train_action"] - df.loc["log", "train_action"])
+    df = _scored(data, srcs, [1.0, -1.5]).set_index("uid")
+    for uid, r in df.iterrows():
+        assert n_nonlinear(_translate(r["source"], r["params"])) == (0 if uid == "lin" else 1)
+    d, d_lin = _gap(data, df, "inv", "log"), _gap(data, df, "lin", "log")
     assert d > 0 and d_lin > 0 and df.loc["inv", "complexity"] < df.loc["log", "complexity"]
 
     def picked(uids, **kw):
