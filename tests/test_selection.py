@@ -251,6 +251,29 @@ def test_equally_plain_transforms_compete_on_the_evidence():
     assert picked(["log", "inv", "lin"], bic_window=top, form_window=top)[0] == "lin"   # the plain form wins in its window
 
 
+def test_each_nonlinear_operation_costs_the_form_window():
+    """A ratio (x/y: a product and a reciprocal, two nonlinear operations) must beat the linear law of the
+    same features by 2 x form_window; one operation (a product) by 1 x form_window."""
+    data, _, _ = word_problem("1.6*length - 2.4*zipf")
+    lin = 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * x["length"] + p[1] * x["zipf"]\n'
+    srcs = {"lin": lin, "ratio": lin.replace('x["zipf"]\n', 'x["zipf"] / x["length"]\n'),
+            "prod": lin.replace('x["zipf"]\n', 'x["zipf"] * x["length"]\n')}
+    df = _scored(data, srcs, [1.6, -2.4]).set_index("uid")
+    fw = 2.0
+
+    def picked(other, gap):   # ``other`` made better than lin by ``gap`` score units (training part)
+        d = df.loc[["lin", other]].copy()
+        d["heldout_action"] = d.loc["lin", "heldout_action"]
+        d.loc[other, "train_action"] = d.loc["lin", "train_action"] - gap / (2 * data.nats_per_action)
+        i, reason, fr = choose(d.reset_index(), data, SelectionOptions(rule="bic", form_window=fw))
+        return fr.loc[i, "uid"], reason
+
+    assert picked("ratio", 1.5 * fw)[0] == "lin"             # 3 < 2 x 2: not enough for two operations
+    uid, reason = picked("ratio", 2.5 * fw)
+    assert uid == "ratio" and "2 x nonlinear operations" in reason, reason
+    assert picked("prod", 1.5 * fw / 2)[0] == "lin" and picked("prod", 1.5 * fw)[0] == "prod"
+
+
 def test_the_front_behind_ill_conditioned_members_is_searched():
     """A law with a pole next to the states (lower action, fewer nodes) hides the smooth law on the raw
     Pareto front; its simplified form is ill-conditioned, so it is set aside and the front behind it,

@@ -17,10 +17,11 @@ Three rules, all deterministic for a seed:
   Without held-out moves the score is the training BIC alone. Among members within ``bic_window`` (4) of
   the lowest, those with the fewest additive terms, then features, compete (a form whose extra
   feature buys less than positive evidence, 2-6 on Kass & Raftery's scale, does not win on it); of
-  them the plainest -- fewest nonlinear operations on features (``simplify.n_nonlinear``) -- within
-  ``form_window`` (2) of their own lowest score wins, equally plain ones on their score: a transform
-  of the same features (sqrt(max_letter) against max_letter) wins with positive evidence, not
-  without; two transforms (log(max_letter) against 1/max_letter) compete on the evidence alone.
+  them the lowest score + ``form_window`` (2) x its nonlinear operations on features
+  (``simplify.n_nonlinear``) wins: each operation is priced like positive evidence, so a transform
+  of the same features (sqrt(max_letter) against max_letter) wins with more than 2, a ratio
+  (n_vars/nodes: two operations) against the linear law with more than 4, and two transforms
+  (log(max_letter) against 1/max_letter) compete on the evidence alone.
   Without the scale (another kernel) the rule falls back to ``pysr`` and says so.
 * ``pysr`` — PySR's ``model_selection="best"`` on the training gap (S_train - S_min_train, the
   loss above the data's own floor): among members with gap <= ``loss_window`` (1.5) x the lowest
@@ -70,7 +71,7 @@ class SelectionOptions:
     n_boot: int = 200
     loss_window: float = 1.5
     bic_window: float = 4.0      # laws within this of the lowest BIC count as tied (the simplest wins)
-    form_window: float = 2.0     # ... and of those, the plainest (fewest nonlinear operations) within this of their best
+    form_window: float = 2.0     # ... and of those, each nonlinear operation costs this much score
     seed: int = 0
     simplify: bool = True
     max_front: int = 40          # simplify at most this many front members (lowest training action first)
@@ -243,10 +244,10 @@ def bic(front: pd.DataFrame, data, window: float = 4.0, form_window: float = 2.0
     moves' log-loss at the training fit, 2 * heldout_nats * S_heldout (module doc; a member without a
     finite held-out action is then not comparable and not chosen). Among the laws within
     ``window`` of the lowest score, those with the fewest additive terms, then features, compete; of
-    them the plainest (fewest nonlinear operations, ``simplify.n_nonlinear``) within ``form_window``
-    of their lowest score wins, equally plain ones on their score (a transform of the same features,
-    sqrt(max_letter) against max_letter, needs positive evidence, more than 2, to beat the plainer
-    form, and wins with it; log(max_letter) against 1/max_letter is decided by the evidence). None when the scale is unknown (another kernel, no moves)."""
+    them the lowest score + ``form_window`` x nonlinear operations (``simplify.n_nonlinear``) wins (a
+    transform of the same features, sqrt(max_letter) against max_letter, needs positive evidence,
+    more than 2, to beat the plainer form, and wins with it; a ratio more than 4; log(max_letter)
+    against 1/max_letter is decided by the evidence). None when the scale is unknown (another kernel, no moves)."""
     if data.kernel != "softplus" or not data.nats_per_action > 0 or not data.n_train_moves > 1:
         return None
     fr = front.sort_values("complexity", kind="mergesort").reset_index(drop=True).copy()
@@ -261,16 +262,15 @@ def bic(front: pd.DataFrame, data, window: float = 4.0, form_window: float = 2.0
     shapes = {i: _shape(fr.loc[i]) for i in near}
     fewest = min(shapes[i][:2] for i in near)
     same = [i for i in near if shapes[i][:2] == fewest]        # the fewest terms, then features
-    lead = min(same, key=lambda i: score[i])
-    # the plainest (fewest nonlinear operations) within the form window; equally plain forms (log(x)
-    # against 1/x) compete on the evidence alone
-    pick = min((i for i in same if score[i] <= score[lead] + form_window), key=lambda i: (shapes[i][2], score[i]))
+    # each nonlinear operation on features costs form_window: a law with m more of them than another
+    # must beat it by m x form_window; equally plain forms (log(x) against 1/x) compete on the evidence
+    pick = min(same, key=lambda i: (score[i] + form_window * shapes[i][2], shapes[i][2], score[i]))
     ho_part = (f" + 2 x {data.heldout_nats_per_action:.4g} nats x held-out action at the training fit"
                if use_ho else "")
     reason = (f"BIC (2 x {data.nats_per_action:.4g} nats x training action + parameters x ln "
               f"{data.n_train_moves:.0f} moves{ho_part}): lowest {score[best]:.1f} at {int(k[best])} parameter(s); "
               f"{len(near)} law(s) within {window:g} of it; of those with the fewest terms and features, the "
-              f"plainest (fewest nonlinear operations) within {form_window:g} of their best selected: "
+              f"lowest score + {form_window:g} x nonlinear operations selected: "
               f"{int(k[pick])} parameter(s), {shapes[pick][2]} nonlinear operation(s), "
               f"complexity {int(fr.loc[pick, 'complexity'])}")
     return pick, reason, fr
