@@ -252,7 +252,8 @@ def bic(front: pd.DataFrame, data, window: float = 4.0, form_window: float = 2.0
         return None
     fr = front.sort_values("complexity", kind="mergesort").reset_index(drop=True).copy()
     k = np.array([n_fitted(r) for _, r in fr.iterrows()], dtype=float)
-    ho = fr["heldout_action"].to_numpy(float) if "heldout_action" in fr else np.full(len(fr), np.nan)
+    ho = (pd.to_numeric(fr["heldout_action"], errors="coerce").to_numpy(float) if "heldout_action" in fr
+          else np.full(len(fr), np.nan))
     use_ho = float(getattr(data, "heldout_nats_per_action", 0.0) or 0.0) > 0 and np.isfinite(ho).any()
     score = bic_score(data, fr["train_action"].to_numpy(float), k, ho if use_ho else None)
     score = np.where(np.isfinite(score), score, np.inf)   # no held-out action: not comparable, not chosen
