@@ -188,17 +188,19 @@ def _top(store, search_id, k: int) -> tuple[pd.DataFrame, int]:
     return pd.DataFrame(out, columns=cols), len(front)
 
 
-def _simplify_now(run_dir, summary: dict, row) -> dict:
-    """A candidate no selection simplified, simplified now on the run's data (``simplify.simplify``:
-    from its sympy translation, never its code); {} when the data or the law do not allow it."""
+def _simplify_now(run_dir, store, summary: dict, row) -> dict:
+    """A candidate no selection simplified, simplified now on the run's data -- evolve's own split
+    (``polish.evolve_split``) -- with ``simplify.simplify`` (from its sympy translation, never its code)."""
     from .evolve.problem import load_problem
     from .evolve.simplify import simplify
+    from .polish import evolve_split
 
-    cfg = summary.get("config") or {}
+    split = evolve_split(store, run_dir)
+    seed = int(split.get("seed", 0))
     try:
-        prob = load_problem(run_dir, seed=int(cfg.get("seed", 0)),
-                            heldout_fraction=float(cfg.get("heldout_fraction", 0.2)), agent=cfg.get("agent") or None)
-        s = simplify(row.source, list(row.params or []), prob.data, seed=int(cfg.get("seed", 0)), max_seconds=20.0)
+        prob = load_problem(run_dir, seed=seed, heldout_fraction=float(split.get("heldout_fraction", 0.2)),
+                            agent=(summary.get("config") or {}).get("agent") or None)
+        s = simplify(row.source, list(row.params or []), prob.data, seed=seed, max_seconds=20.0)
     except Exception as exc:  # noqa: BLE001 - the canonical form is still shown
         return {"simplified_note": f"not simplified now: {type(exc).__name__}: {str(exc)[:120]}"}
     if not s.ok:
@@ -250,7 +252,7 @@ def run(run_dir, options: ShowOptions = ShowOptions()) -> ShowResult:
                        "simplified_steps": form.get("steps") if form and form.get("ok") else None,
                        "selected_candidate": bool(form and form.get("selected"))}
             if not res.law["simplified"] and options.simplify and options.candidate is not None and c["text"]:
-                res.law.update(_simplify_now(run_dir, summary, row))
+                res.law.update(_simplify_now(run_dir, store, summary, row))
         source, params = res.law["source"], list(res.law.get("params") or [])
         se = res.law.get("param_se") or [None] * len(params)
         res.params = pd.DataFrame({"name": [f"p[{i}]" for i in range(len(params))], "value": params,

@@ -230,9 +230,8 @@ def bic_score(data, train_action, k, heldout_action=None):
     on the held-out moves) and a held-out scale, plus 2 x heldout_nats_per_action x S_heldout, the
     held-out moves' log-loss (module doc)."""
     out = 2.0 * data.nats_per_action * np.asarray(train_action, dtype=float) + k * math.log(data.n_train_moves)
-    scale = float(getattr(data, "heldout_nats_per_action", 0.0) or 0.0)
-    if heldout_action is not None and scale > 0:
-        out = out + 2.0 * scale * np.asarray(heldout_action, dtype=float)
+    if heldout_action is not None and data.heldout_nats_per_action > 0:
+        out = out + 2.0 * data.heldout_nats_per_action * np.asarray(heldout_action, dtype=float)
     return out if np.ndim(out) else float(out)
 
 
@@ -254,7 +253,7 @@ def bic(front: pd.DataFrame, data, window: float = 4.0, form_window: float = 2.0
     k = np.array([n_fitted(r) for _, r in fr.iterrows()], dtype=float)
     ho = (pd.to_numeric(fr["heldout_action"], errors="coerce").to_numpy(float) if "heldout_action" in fr
           else np.full(len(fr), np.nan))
-    use_ho = float(getattr(data, "heldout_nats_per_action", 0.0) or 0.0) > 0 and np.isfinite(ho).any()
+    use_ho = data.heldout_nats_per_action > 0 and np.isfinite(ho).any()
     score = bic_score(data, fr["train_action"].to_numpy(float), k, ho if use_ho else None)
     score = np.where(np.isfinite(score), score, np.inf)   # no held-out action: not comparable, not chosen
     fr["score"] = score - np.min(score)

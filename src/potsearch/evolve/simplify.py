@@ -304,7 +304,7 @@ def _canon(num: sp.Expr, n_before: int) -> tuple[sp.Expr, list[float]]:
 
 
 def _drop_constant_terms(pexpr: sp.Expr):
-    keep = [t for t in sp.Add.make_args(pexpr) if any(not s.name.startswith("P_") for s in t.free_symbols)]
+    keep = [t for t in sp.Add.make_args(pexpr) if _reads_features(t)]
     return sp.Add(*keep) if keep else None
 
 
@@ -342,21 +342,23 @@ def n_features(expr: sp.Expr) -> int:
     return sum(1 for s in expr.free_symbols if not s.name.startswith("P_"))
 
 
+def _reads_features(e: sp.Expr) -> bool:
+    """Whether a (parametrised) expression reads a feature (a symbol other than a parameter P_i)."""
+    return any(not s.name.startswith("P_") for s in e.free_symbols)
+
+
 def n_nonlinear(expr: sp.Expr) -> int:
     """How many nonlinear operations on features a law has: each function of a feature-dependent
     argument (log, exp, tanh, |.|), each power of one (a square, a square root, a reciprocal), and each
     product of two feature-dependent factors (x*y counts 1, x*y*z 2; x/y counts 2: a product and a
     reciprocal). A plain linear law has none. Parameters and numbers are free."""
-    def feat(a) -> bool:
-        return any(not s.name.startswith("P_") for s in a.free_symbols)
-
     n = 0
     for a in sp.preorder_traversal(expr):
         if isinstance(a, sp.Pow):
-            n += feat(a.base) and a.exp != 1
+            n += _reads_features(a.base) and a.exp != 1
         elif isinstance(a, sp.Mul):
-            n += max(0, sum(1 for f in a.args if feat(f)) - 1)
-        elif isinstance(a, sp.Function) and any(feat(g) for g in a.args):
+            n += max(0, sum(1 for f in a.args if _reads_features(f)) - 1)
+        elif isinstance(a, sp.Function) and any(_reads_features(g) for g in a.args):
             n += 1
     return n
 
@@ -364,7 +366,7 @@ def n_nonlinear(expr: sp.Expr) -> int:
 def n_divisions(expr: sp.Expr) -> int:
     """How many divisions by a feature-dependent expression a law has (negative powers)."""
     return sum(1 for a in sp.preorder_traversal(expr) if isinstance(a, sp.Pow) and a.exp.is_negative
-               and any(not s.name.startswith("P_") for s in a.base.free_symbols))
+               and _reads_features(a.base))
 
 
 def _size(res: dict, order: dict | None = None) -> tuple:
