@@ -87,17 +87,18 @@ def test_llm_operator_through_litellm_and_the_sandbox(tmp_path_factory, monkeypa
     assert L["llm_calls"] == 4
     assert L["llm_rejected"] == 2          # import os (allowlist) + no code in the reply
     assert L["llm_scored"] == 1
-    assert L["llm_failed"] == 1            # the endless loop: killed by the sandbox
+    assert L["llm_failed"] == 1            # the endless loop: stopped by the evaluator or the sandbox
     assert L["tokens"] > 0
     rows = _llm_rows(run)
     assert len(rows) == 4 and all(r[2] == "openai/gpt-4o-mini" and len(r[3]) == 2 for r in rows)
     errors = [(r[0] or "ok").split(":")[0].split(" ")[0] for r in rows]
-    spun = [e for e in errors if e in ("timeout", "killed")]
+    spun = [e for e in errors if e in ("timeout", "killed", "refused")]  # the endless loop: the evaluator's bounds or the sandbox
     assert sorted(e for e in errors if e not in spun) == ["no", "ok", "rejected"] and len(spun) == 1
     scored = [r for r in rows if r[0] is None]
     assert scored[0][1] == pytest.approx(s["best"]["train_action"], rel=0.05)
     spin = [r[0] for r in rows if r[0] and not r[0].startswith(("rejected", "no code"))]
-    assert spin and ("timeout" in spin[0] or "killed" in spin[0] or "cpu" in spin[0].lower())
+    assert spin and ("timeout" in spin[0] or "killed" in spin[0] or "cpu" in spin[0].lower()
+                    or spin[0].startswith("refused by the evaluator: range of"))
 
 
 @pytest.mark.llm

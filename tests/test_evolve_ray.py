@@ -12,7 +12,7 @@ from evolve_helpers import candidate_tuples, run_events, small_run
 SLOW = """N_PARAMS = 2
 def potential(x, p):
     s = 0.0
-    for i in range(40000):
+    for i in range(10000):
         s = s + 1.0
     return p[0] * x["vowels"] + p[1] * x["zipf"] + 0.0 * s
 """
@@ -24,8 +24,13 @@ def test_killed_evaluator_actor_loses_no_candidate(ray_session, tmp_path_factory
     from potsearch.evolve.islands import score_source
     from potsearch.evolve.problem import load_problem
 
+    from potsearch.evolve.scoring import FitSettings
+
     run = small_run(tmp_path_factory, "ray_kill")
     prob = load_problem(run, seed=0)
+    # the slow candidate's fit must not meet the wall-clock cap (the evaluator steps through its loop
+    # far slower than compiled Python): both sides then take the same, iteration-capped fit
+    prob.data.fit = FitSettings(max_seconds=600.0)
     ev = RayEvaluator({"gp": prob.data.payload()}, actors=2, workers=1, cpu_seconds=20, memory_mb=1024,
                       wall_timeout=60.0, batch=2)
     try:

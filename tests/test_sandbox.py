@@ -188,7 +188,7 @@ def test_workers_are_locked_down(pool):
 def test_timeout_kills_the_worker():
     with SandboxPool(workers=1, cpu_seconds=30, memory_mb=256, wall_timeout=1) as p:
         old_pid = p.worker_info()[0]["pid"]
-        spin = "def potential(x, p):\n    s = 0\n    for i in range(10**12):\n        s += i\n    return s\n"
+        spin = "def potential(x, p):\n    s = 0\n    for i in range(10**7):\n        s += i\n    return s\n"
         t0 = time.perf_counter()
         res = p.run(spin, payload=PAYLOAD)
         elapsed = time.perf_counter() - t0
@@ -206,15 +206,25 @@ def test_timeout_kills_the_worker():
 
 def test_cpu_limit_kills_the_worker():
     with SandboxPool(workers=1, cpu_seconds=1, memory_mb=256, wall_timeout=40) as p:
-        spin = "def potential(x, p):\n    s = 0\n    for i in range(10**12):\n        s += i\n    return s\n"
+        spin = "def potential(x, p):\n    s = 0\n    for i in range(10**7):\n        s += i\n    return s\n"
         res = p.run(spin, payload=PAYLOAD)
         assert res.error == "killed: cpu limit", res
         assert p.run(GOOD, payload=PAYLOAD).ok
 
 
 def test_memory_limit(pool):
+    # each array within the evaluator's bounds (10**7 elements), together past the worker's memory limit
+    hog = ("def potential(x, p):\n    keep = []\n    for i in range(18):\n        keep = keep + [np.ones(10**7) + i]\n"
+           "    return x['length']\n")
+    res = pool.run(hog, payload=PAYLOAD)
+    assert res.category == "killed" and "memory limit" in res.error, res
+    assert pool.run(GOOD, payload=PAYLOAD).ok
+    # one array past the evaluator's own bound is refused before it is made
     res = pool.run("def potential(x, p):\n    return np.ones(10**10)\n", payload=PAYLOAD)
-    assert res.category == "killed" and "memory limit" in res.error
+    assert res.error.startswith("exception: ProgramRefused: arrays of 10,000,000,000 elements"), res
+    # and with the allowlist and the evaluator bypassed, the rlimit stops it
+    res = pool.run("def potential(x, p):\n    return np.ones(10**10)\n", payload=PAYLOAD, _bypass_ast_check=True)
+    assert res.category == "killed" and "memory limit" in res.error, res
     assert pool.run(GOOD, payload=PAYLOAD).ok
 
 

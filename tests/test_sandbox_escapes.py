@@ -379,7 +379,7 @@ SLOW = '''N_PARAMS = 2
 def potential(x, p):
     s = 0.0
     if p[0] != 1.5:
-        for i in range(10 ** 9):
+        for i in range(10 ** 7):
             s = s + 1.0
     return p[0] * x["vowels"] + p[1] * x["zipf"] + s
 '''

@@ -254,10 +254,11 @@ def compile_terms(source: str, compile_fn):
 # ----------------------------------------------------------------------------- outputs
 def write_csv(att: Attribution, path) -> None:
     """attribution.csv; cells holding candidate code (a term's detail starts with + or -) are
-    written as spreadsheet text (``outputs.csv_cell``), never as a formula."""
+    written as spreadsheet text (``textsafe.csv_cell``), never as a formula, and control characters
+    of model text as ``\\xNN`` escapes (``textsafe.printable``)."""
     import csv
 
-    from .evolve.outputs import csv_cell
+    from .textsafe import csv_cell, printable
 
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
@@ -265,8 +266,8 @@ def write_csv(att: Attribution, path) -> None:
         for kind in ("feature", "term", "param"):
             for r in att.by_kind(kind):
                 d = asdict(r)
-                w.writerow([csv_cell(_fmt(d[c]) if c != "params" else " ".join(str(i) for i in r.params))
-                            for c in CSV_COLUMNS])
+                w.writerow([csv_cell(printable(v) if isinstance(v, str) else v) for v in (
+                    _fmt(d[c]) if c != "params" else " ".join(str(i) for i in r.params) for c in CSV_COLUMNS)])
 
 
 def _fmt(v):
@@ -281,6 +282,8 @@ def plot(att: Attribution, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .textsafe import PLAIN
+
     feats = att.by_kind("feature")[::-1]
     terms = att.by_kind("term")[::-1]
     panels = [("features", feats)] + ([("terms", terms)] if terms else [])
@@ -294,7 +297,8 @@ def plot(att: Attribution, path) -> None:
         ax.barh(y - 0.2, abl, height=0.4, label="ablation ΔS (set to mean / dropped, refit)")
         ax.barh(y + 0.2, pm, height=0.4, xerr=ps, label="permutation ΔS (mean ± sd)", alpha=0.8)
         ax.set_yticks(y)
-        ax.set_yticklabels([r.name if title == "features" else (r.detail[:38]) for r in rows], fontsize=8)
+        ax.set_yticklabels([r.name if title == "features" else (r.detail[:38]) for r in rows], fontsize=8,
+                           **PLAIN)  # names and model code: plain text, never mathtext
         ax.set_xlabel("Δ train action")
         ax.set_title(f"attribution: {title}")
         ax.legend(fontsize=7, loc="lower right")

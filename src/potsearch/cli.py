@@ -15,6 +15,7 @@ import os
 import sys
 
 from .errors import InputError
+from .textsafe import printable
 
 # name -> (module, one-line help). Order is the pipeline order.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -37,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line with exit status 2."""
 
     def error(self, message: str):  # pragma: no cover - exercised via CLI tests
-        sys.stderr.write(f"error: {self.prog}: {message}\n")
+        sys.stderr.write(printable(f"error: {self.prog}: {message}") + "\n")
         sys.exit(2)
 
 
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except InputError as exc:
-        sys.stderr.write(exc.format() + "\n")
+        sys.stderr.write(printable(exc.format()) + "\n")   # may quote a state name or model text
         return exc.exit_code
     except BrokenPipeError:  # `potsearch show ... | head`: the reader left; not an error
         try:
@@ -152,13 +153,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except OSError as exc:  # disk full, read-only run directory, permissions: one line, data kept
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        sys.stderr.write(f"error: {where}{exc.strerror or exc}\n")
+        sys.stderr.write(printable(f"error: {where}{exc.strerror or exc}") + "\n")
         return 2
     except Exception as exc:
         import sqlite3
 
         if isinstance(exc, sqlite3.OperationalError):
-            sys.stderr.write(f"error: run store: {exc} (nothing was lost; what was committed is kept)\n")
+            sys.stderr.write(f"error: run store: {printable(str(exc))} (nothing was lost; what was committed is kept)\n")
             return 2
         raise
     except KeyboardInterrupt:

@@ -95,6 +95,11 @@ def _front(d: Path):
         df = pd.read_csv(p)
     except Exception:  # noqa: BLE001 - a broken CSV: the generic table below still shows its head
         return None
+    from .textsafe import csv_value
+
+    for c in df.columns:   # the spreadsheet guard of write_pareto removed: formulas shown as they are
+        if not pd.api.types.is_numeric_dtype(df[c]):
+            df[c] = df[c].map(csv_value)
     if "params" in df:
         df["params"] = df["params"].map(param_list)
     return df
@@ -355,9 +360,11 @@ def render(ctx: Ctx) -> str:
     d = ctx.run_dir / "evolve"
     if not d.is_dir():
         return stage_section("evolve", ctx)
-    summary = _read_json(d / "summary.json")
-    if summary is None:
+    if not (d / "summary.json").exists():
         return stage_section("evolve", ctx)
+    from .evolve.outputs import read_summary
+
+    summary = read_summary(ctx.run_dir)  # its blocks checked: a file from someone else may hold anything
     front = _front(d)
     sel_block, origin = selection_of(ctx, summary, front)
     parts = []

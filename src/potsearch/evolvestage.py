@@ -104,7 +104,9 @@ def run(run_dir, options: EvolveOptions = EvolveOptions()) -> EvolveResult:
     def note(msg: str) -> None:
         notes.append(msg)
         if not options.quiet:
-            print(msg, file=sys.stderr, flush=True)
+            from .textsafe import printable
+
+            print(printable(msg), file=sys.stderr, flush=True)
 
     with run_lock(run_dir, "evolve"):
         summary = evolve(run_dir, cfg, resume=options.resume, quiet=options.quiet, log=note, address=options.address)

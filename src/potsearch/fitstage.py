@@ -20,6 +20,7 @@ from .atomic import write_json, write_text
 from .errors import InputError, StageMissing
 from .graph import WEIGHT_MODES, Graph, build_graph
 from .store import STORE_FILENAME, Counts, RunStore
+from .textsafe import csv_cell, csv_value
 
 POTENTIAL_COLUMNS = ["state", "potential", "lower_bound", "scc", "unbounded", "visits", "stderr",
                      "scc_potential", "scc_size", "scc_rank", "ref_potential", "ref_bound", "ref_relation"]
@@ -159,6 +160,8 @@ def _ref_num(x: float) -> str:
 
 
 def write_fit(out: Path, g: Graph, res: FitResult) -> dict:
+    """fit/potentials.csv and fit/fit.json. A state name a spreadsheet would run as a formula (``=1+1``)
+    is written with a leading apostrophe (``textsafe.csv_cell``); ``load_fit`` reads it back exactly."""
     out.mkdir(parents=True, exist_ok=True)
     sizes = np.bincount(res.scc)
     rank = np.empty(res.n_sccs, dtype=int)
@@ -170,7 +173,7 @@ def write_fit(out: Path, g: Graph, res: FitResult) -> dict:
     ref = res.reference
     rel = ref.relation_names() if ref is not None else [""] * res.n_states
     for i, name in enumerate(res.names):
-        w.writerow([name, _num(res.potential[i]), _num(res.lower_bound[i]), int(res.scc[i]),
+        w.writerow([csv_cell(name), _num(res.potential[i]), _num(res.lower_bound[i]), int(res.scc[i]),
                     "true" if res.unbounded[i] else "false", int(res.visits[i]), _num(se[i]),
                     _num(res.scc_potential[i]), int(sizes[res.scc[i]]), int(rank[res.scc[i]]),
                     _ref_num(ref.potential[i]) if ref is not None else "",
@@ -227,7 +230,8 @@ def load_fit(run_dir: str | Path) -> SavedFit:
         return np.array([float(v) if v != "" else np.nan for v in cols[c]])
 
     return SavedFit(
-        names=cols["state"], potential=f("potential"), lower_bound=f("lower_bound"),
+        names=[csv_value(n) for n in cols["state"]],   # the spreadsheet guard of write_fit undone
+        potential=f("potential"), lower_bound=f("lower_bound"),
         scc_potential=f("scc_potential"), scc=np.array(cols["scc"], dtype=int),
         unbounded=np.array([v == "true" for v in cols["unbounded"]]), visits=np.array(cols["visits"], dtype=int),
         stderr=f("stderr"), summary=summary,

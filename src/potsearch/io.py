@@ -8,7 +8,10 @@ Formats (chosen by file extension):
   self-loop; count defaults to 1 and must be a non-negative integer. Lines
   starting with ``#`` are comments (used for provenance). Large files are read by
   pandas' C parser; on any problem the careful line-by-line reader re-reads the
-  file to name the offending line.
+  file to name the offending line. A state cell that starts with an apostrophe
+  followed by ``= + - @ | # <``, tab, CR or further apostrophes (and is not a
+  number behind it) loses that one apostrophe: it is the spreadsheet guard export
+  writes (``textsafe.csv_cell``), so an exported CSV/TSV reads back exactly.
 * ``.jsonl``: one object per line, ``{"source": ..., "target": ... or null, "count": n}``.
 * ``.json``: the paper's public dataset — a list of records
   ``{"target_expression", "target_score", "source_expressions": [{"expression", "score"}, ...]}``.
@@ -27,6 +30,7 @@ import hashlib
 import io as _io
 import json
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +39,7 @@ import numpy as np
 
 from .errors import InputError
 from .store import ESCAPE, Counts, RunStore
+from .textsafe import EXPORT_START, csv_cell, csv_value
 
 ESCAPE_TOKEN = "<escape>"
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "paper-json"}
@@ -80,7 +85,9 @@ def _count(value, where: str, line: int) -> int:
     return n
 
 
-def _state(value, what: str, where: str, line: int, allow_escape: bool) -> str | None:
+def _state(value, what: str, where: str, line: int, allow_escape: bool, guarded: bool = False) -> str | None:
+    """A state cell: stripped; empty or ``<escape>`` is an escape where allowed. ``guarded`` (CSV/TSV):
+    a cell that starts with export's spreadsheet guard loses it (``textsafe.csv_value``)."""
     if value is None:
         if allow_escape:
             return None
@@ -92,6 +99,8 @@ def _state(value, what: str, where: str, line: int, allow_escape: bool) -> str |
         return None
     if s == "" or s == ESCAPE_TOKEN:
         raise InputError(f"{what} is empty", where, line)
+    if guarded and value.startswith("'"):
+        s = csv_value(s, EXPORT_START)
     return s
 
 
@@ -122,7 +131,8 @@ def read_rows(path: str | Path, count_column: str | None = None) -> tuple[list[R
     where = str(path)
     fmt = detect_format(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline="") as fh:   # a carriage return in a quoted cell is kept
+            text = fh.read()
     except FileNotFoundError:
         raise InputError("file not found", where) from None
     except UnicodeDecodeError as exc:
@@ -135,8 +145,9 @@ def read_rows(path: str | Path, count_column: str | None = None) -> tuple[list[R
     rows: list[Row] = []
     if fmt in ("csv", "tsv"):
         # lines starting with '#' are comments (provenance lines); blank them to keep line numbers
-        text = "\n".join("" if ln.startswith("#") else ln for ln in text.split("\n"))
-        reader = csv.reader(_io.StringIO(text), delimiter="," if fmt == "csv" else "\t")
+        parts = re.split(r"(\r\n|\r|\n)", text)        # lines (even places) and their line ends
+        text = "".join("" if k % 2 == 0 and part.startswith("#") else part for k, part in enumerate(parts))
+        reader = csv.reader(_io.StringIO(text, newline=""), delimiter="," if fmt == "csv" else "\t")
         try:
             header = []
             while not any(h.strip() for h in header):
@@ -153,8 +164,8 @@ def read_rows(path: str | Path, count_column: str | None = None) -> tuple[list[R
                     continue
                 if len(rec) != len(header):
                     raise InputError(f"expected {len(header)} fields, found {len(rec)}", where, line)
-                src = _state(rec[si], "source", where, line, allow_escape=False)
-                tgt = _state(rec[ti], "target", where, line, allow_escape=True)
+                src = _state(rec[si], "source", where, line, allow_escape=False, guarded=True)
+                tgt = _state(rec[ti], "target", where, line, allow_escape=True, guarded=True)
                 rows.append(Row(src, tgt, _count(rec[ci] if ci is not None else None, where, line), line))
         except csv.Error as exc:
             raise InputError(f"malformed {fmt.upper()}: {exc}", where, reader.line_num) from None
@@ -290,7 +301,7 @@ def _fast_csv(path: Path, fmt: str, count_column: str | None):
     keep[esc] = False
     remap = np.full(len(uniques), ESCAPE, dtype=np.int64)
     remap[keep] = np.arange(int(keep.sum()))
-    names = [str(u) for u in np.asarray(uniques, dtype=object)[keep]]
+    names = [csv_value(str(u), EXPORT_START) for u in np.asarray(uniques, dtype=object)[keep]]  # export's guard
     return names, remap[s_codes], remap[t_codes], cnt
 
 
@@ -368,7 +379,22 @@ def import_file(path: str | Path, store: RunStore, chunk: int = 50_000, count_co
     return info
 
 
+def _csv_line(cells: list[str], sep: str) -> str:
+    """One CSV/TSV line as ``csv.writer`` writes it (quotes only where needed, "\\n" line ends), except
+    that a cell holding a carriage return is quoted too (``csv.writer`` leaves it bare when the line
+    terminator is "\\n", and a reader then ends the row there)."""
+    def cell(c: str) -> str:
+        return f'"{c.replace(chr(34), chr(34) * 2)}"' if any(x in c for x in (sep, '"', "\n", "\r")) else c
+
+    return sep.join(cell(c) for c in cells) + "\n"
+
+
 def export_counts(counts: Counts, path: str | Path, state_meta: dict | None = None) -> int:
+    """Write ``counts`` as CSV/TSV, JSONL or the paper's JSON (by extension); returns the samples written.
+    CSV/TSV state cells carry the spreadsheet guard (``textsafe.csv_cell``: a name starting with
+    ``= + - @ |``, tab or CR gets a leading apostrophe, so a spreadsheet shows it as text; so does one
+    starting with ``#`` or ``<``, which import would read as a comment or an escape) and import removes
+    it, so the file reads back exactly; JSONL and JSON hold the names exactly as they are."""
     path = Path(path)
     fmt = detect_format(path)
     state_meta = state_meta or {}
@@ -381,11 +407,12 @@ def export_counts(counts: Counts, path: str | Path, state_meta: dict | None = No
     rows.sort(key=lambda r: (r[0], r[1] or ""))
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt in ("csv", "tsv"):
+        sep = "," if fmt == "csv" else "\t"
         with open(path, "w", newline="", encoding="utf-8") as fh:
-            wr = csv.writer(fh, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
-            wr.writerow(["source", "target", "count"])
+            fh.write(_csv_line(["source", "target", "count"], sep))
             for s, t, c in rows:
-                wr.writerow([s, ESCAPE_TOKEN if t is None else t, c])
+                fh.write(_csv_line([csv_cell(s, EXPORT_START), ESCAPE_TOKEN if t is None else csv_cell(t, EXPORT_START),
+                                    str(c)], sep))
     elif fmt == "jsonl":
         with open(path, "w", encoding="utf-8") as fh:
             for s, t, c in rows:

@@ -1,6 +1,7 @@
 """Figures for the diagnostics (matplotlib, Agg backend, imported lazily).
 
-Each ``plot_*`` function takes the dict a ``potsearch.diagnostics`` test returned (plus what it needs)
+State names (model or file text) are drawn with ``parse_math=False``: a name such as ``$x^{$`` is
+shown as written, never parsed as mathtext. Each ``plot_*`` function takes the dict a ``potsearch.diagnostics`` test returned (plus what it needs)
 and writes ``<out>/<name>.png`` and ``<out>/<name>.svg``; it returns the PNG path. Nothing here
 computes statistics, so the figures always show what diagnostics.json says.
 """
@@ -9,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
+from .textsafe import PLAIN   # state names are drawn as plain text, never as mathtext
 
 INK, ACCENT, GOOD, BAD, MUTED = "#1f2937", "#2563eb", "#059669", "#dc2626", "#9ca3af"
 
@@ -61,7 +64,7 @@ def plot_pairs(pair: dict, out: Path) -> Path:
         _diag(ax, lo - pad, hi + pad)
         if len(x) <= 12:
             for xi, yi, a, b in zip(x[ok], y[ok], np.array(t["f"])[ok], np.array(t["g"])[ok]):
-                ax.annotate(f"{a}–{b}", (xi, yi), xytext=(5, -10), textcoords="offset points", fontsize=8)
+                ax.annotate(f"{a}–{b}", (xi, yi), xytext=(5, -10), textcoords="offset points", fontsize=8, **PLAIN)
         ax.legend(loc="upper left", frameon=False)
     else:
         _empty(ax, "no pair observed in both directions")
@@ -116,7 +119,8 @@ def plot_exclusion(ex: dict, out: Path) -> Path:
         _diag(ax, lo, hi, "bound (Eq 25)")
         if len(b) <= 12:
             for xi, yi, f, g in zip(b[ok], d[ok], np.array(t["f"])[ok], np.array(t["g"])[ok]):
-                ax.annotate(f"{f}→{g}", (xi, yi), xytext=(5, -10), textcoords="offset points", fontsize=8)
+                ax.annotate(f"{f}→{g}", (xi, yi), xytext=(5, -10), textcoords="offset points", fontsize=8,
+                            **PLAIN)
         ax.legend(loc="lower right", frameon=True, framealpha=0.9, fontsize=8)
     else:
         _empty(ax, "no one-way pair")
@@ -194,7 +198,7 @@ def plot_transitions(names, V, visits, src, dst, n, out: Path, top: int = 12,
     for i in order:
         ge = "≥ " if unbounded is not None and unbounded[i] else ""
         ax.text(x[i], 0, f"{names[i]}\nV {ge}{V[i]:.2f}", ha="center", va="center", fontsize=9, zorder=5,
-                bbox=dict(boxstyle="round,pad=0.35", fc="#eff6ff", ec=ACCENT))
+                bbox=dict(boxstyle="round,pad=0.35", fc="#eff6ff", ec=ACCENT), **PLAIN)
     ax.set_xlim(-0.7, k - 0.3)
     ax.set_ylim(-hmax - 0.4, hmax + 0.4)
     total = int(np.isfinite(np.asarray(V, float)).sum())

@@ -318,7 +318,7 @@ def plot_convergence(results: list[PolishResult], path, s_min: float | None = No
         ax.axhline(s_min, color="k", ls="--", lw=1, label=f"least-action S_min ({s_min:.4g})")
     ax.set_xlabel("potential evaluations")
     ax.set_ylabel("train action (best so far)")
-    ax.set_title(title or "parameter polish")
+    ax.set_title(title or "parameter polish", parse_math=False)   # may name a candidate: plain text
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -339,19 +339,73 @@ _POOLS: dict = {}
 _DEFAULT_LIMITS: dict = {}
 
 
-def sandbox_limits(run_dir=None) -> dict:
-    """The sandbox limits evolve used for this run (its summary's ``config.sandbox``), else evolve's
-    defaults: polish and attribute run the same code under the same limits."""
-    from .evolve.config import SandboxConfig
+def read_sandbox_limits(run_dir=None) -> tuple[dict, list[str]]:
+    """(limits, notes): the sandbox limits evolve used for this run (its summary's ``config.sandbox``),
+    else evolve's defaults, so polish, attribute and show run the same code under the same limits.
+
+    The run folder is data, not a trusted config: a limit above evolve's own maximum
+    (``evolve.config.SANDBOX_MAX``, which evolve's config loader enforces too) is clamped to it, and a
+    value that is not a positive number, or missing, is evolve's default. ``notes`` says so (at most
+    one line for the clamped values and one for the defaults); a run without evolve/summary.json (or
+    without its ``config.sandbox``) simply uses the defaults."""
+    from .evolve.config import SANDBOX_MAX, SandboxConfig
 
     d = SandboxConfig()
     lim = {"cpu_seconds": d.cpu_seconds, "memory_mb": d.memory_mb, "wall_timeout": d.wall_timeout}
-    if run_dir is not None:
-        sb = (read_summary(run_dir).get("config") or {}).get("sandbox") or {}
-        for k in lim:
-            v = sb.get(k)
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
-                lim[k] = type(lim[k])(v)
+    notes: list[str] = []
+    if run_dir is None:
+        return lim, notes
+    cfg = read_summary(run_dir).get("config")
+    sb = cfg.get("sandbox") if isinstance(cfg, dict) else None
+    if sb is None:
+        return lim, notes
+    if not isinstance(sb, dict):
+        notes.append("evolve/summary.json: config.sandbox is not a mapping; evolve's default sandbox limits are used "
+                     f"({_limits_text(lim)})")
+        return lim, notes
+    clamped, defaulted = [], []
+    for k in lim:
+        v = sb.get(k)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:   # NaN is not > 0
+            defaulted.append(f"{k} {_shown(v)}")
+            continue
+        top = SANDBOX_MAX[k]
+        if v > top:                                                               # infinity included
+            clamped.append(f"{k} {_shown(v)} -> {top:g}")
+            v = top
+        lim[k] = max(1, int(v)) if isinstance(lim[k], int) else float(v)
+    if clamped:
+        notes.append("evolve/summary.json asks for sandbox limits above evolve's maximums; clamped: "
+                     + ", ".join(clamped))
+    if defaulted:
+        notes.append("evolve/summary.json has no usable sandbox limit for " + ", ".join(defaulted)
+                     + f"; evolve's defaults are used ({_limits_text(lim)})")
+    return lim, notes
+
+
+def _shown(v) -> str:
+    if v is None:
+        return "(missing)"
+    text = f"{v:g}" if isinstance(v, float) else repr(v)
+    return text if len(text) <= 30 else text[:27] + "..."
+
+
+def _limits_text(lim: dict) -> str:
+    return f"{lim['wall_timeout']:g}s wall, {lim['cpu_seconds']:g}s CPU, {lim['memory_mb']} MB"
+
+
+def sandbox_limits(run_dir=None) -> dict:
+    """The limits of ``read_sandbox_limits`` without its notes."""
+    return read_sandbox_limits(run_dir)[0]
+
+
+def run_sandbox_limits(run_dir) -> dict:
+    """The run's sandbox limits (``read_sandbox_limits``), its notes said on stderr (``warning: ...``)."""
+    import sys
+
+    lim, notes = read_sandbox_limits(run_dir)
+    for n in notes:
+        print(f"warning: {n}", file=sys.stderr, flush=True)
     return lim
 
 
@@ -475,15 +529,28 @@ def best_candidate(store, run_dir, ref=None) -> CandidateRow:
     return min(rows, key=lambda r: (r.train_action, r.complexity or 0, r.id))
 
 
+def _split_value(k: str, v) -> bool:
+    """A usable seed (an integer in [0, 2**63)) or held-out fraction (a number in [0, 1)); anything
+    else in a run's files is not (the run folder is data)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    if k == "seed":
+        return isinstance(v, int) and 0 <= v < 2**63
+    return 0.0 <= v < 1.0          # NaN fails
+
+
 def evolve_split(store, run_dir) -> dict:
     """The seed / held-out fraction evolve split the samples with (defaults of load_problem)."""
     found: dict = {}
     sources = [read_summary(run_dir), store.stage_results().get("evolve") or {}]
     for d in sources:
-        for cand in (d, d.get("split") or {}, (d.get("problem") or {}).get("split") or {}, d.get("config") or {}):
+        if not isinstance(d, dict):
+            continue
+        sub = lambda x, k: x.get(k) if isinstance(x, dict) and isinstance(x.get(k), dict) else {}  # noqa: E731
+        for cand in (d, sub(d, "split"), sub(sub(d, "problem"), "split"), sub(d, "config")):
             if isinstance(cand, dict):
                 for k in ("seed", "heldout_fraction"):
-                    if k in cand and k not in found and isinstance(cand[k], (int, float)):
+                    if k in cand and k not in found and _split_value(k, cand[k]):
                         found[k] = cand[k]
     return found
 
@@ -530,7 +597,7 @@ def load_context(run, candidate=None) -> RunContext:
     split = evolve_split(store, run_dir)
     problem = load_problem(run_dir, seed=int(split.get("seed", 0)),
                            heldout_fraction=float(split.get("heldout_fraction", 0.2)))
-    use_sandbox_limits(sandbox_limits(run_dir))
+    use_sandbox_limits(run_sandbox_limits(run_dir))
     ns = compile_source(row.source)
     fn = ns.get("potential")
     if not callable(fn):

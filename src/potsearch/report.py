@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .textsafe import csv_value, printable
+
 STAGES = ("evolve", "polish", "attribution")
 
 
@@ -51,7 +53,9 @@ def register_section(key: str, title: str, order: int):
 
 # ----------------------------------------------------------------------------- helpers
 def esc(x) -> str:
-    return html.escape(str(x), quote=True)
+    """Text for the page: control characters (model text: ANSI escapes, bidi overrides, ...) shown as
+    ``\\xNN`` escapes (``textsafe.printable``; newlines and tabs kept), then HTML-escaped."""
+    return html.escape(printable(str(x)), quote=True)
 
 
 def fmt(v) -> str:
@@ -125,8 +129,10 @@ def _read_json(path: Path) -> dict | None:
 
 
 def _csv_head(path: Path, n: int = 15) -> tuple[list[str], list[list[str]], int]:
+    """Header, the first ``n`` rows and the number of rows of a CSV file we wrote; the spreadsheet guard
+    of its cells (``textsafe.csv_cell``) removed: the page shows ``-0.5*x``, not ``'-0.5*x``."""
     with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))
+        rows = [[csv_value(c) for c in r] for r in csv.reader(fh)]
     if not rows:
         return [], [], 0
     return rows[0], rows[1:n + 1], len(rows) - 1

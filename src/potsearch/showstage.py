@@ -12,7 +12,7 @@ A run evolved before selection existed (no selected law in the store) shows the 
 
 ``ShowResult.lines()`` is the printed text as (kind, text) items (kind: head, line or source);
 ``str(result)`` is that text, plain, with model-written text's control characters escaped
-(``evolve.outputs.printable``). The command (commands/show.py) only prints it.
+(``textsafe.printable``). The command (commands/show.py) only prints it.
 """
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ class ShowResult:
         return _render(self)
 
     def __str__(self) -> str:
-        from .evolve.outputs import printable
+        from .textsafe import printable
 
         out = []
         for kind, text in self.lines():
@@ -213,7 +213,7 @@ def _simplify_now(run_dir, store, summary: dict, row) -> dict:
 def run(run_dir, options: ShowOptions = ShowOptions()) -> ShowResult:
     """What `potsearch show` prints for the run at ``run_dir`` (module doc)."""
     from .fitstage import load_fit, reference_line
-    from .polish import CandidateFailed, best_candidate, compile_source, open_run
+    from .polish import CandidateFailed, best_candidate, compile_source, open_run, run_sandbox_limits
 
     options.validate()
     run_dir, store = open_run(run_dir)
@@ -271,7 +271,7 @@ def run(run_dir, options: ShowOptions = ShowOptions()) -> ShowResult:
         res.lineage = _lineage(store, row)
         res.attribution = _attribution(run_dir, row)
         try:
-            ns = compile_source(source)
+            ns = compile_source(source, limits=run_sandbox_limits(run_dir))   # the run's limits, clamped
             res.directionality = directionality_of(run_dir, store, ns["potential"], params, float(options.min_kernel))
         except (InputError, CandidateFailed, KeyError, ValueError, TypeError, ArithmeticError) as exc:
             res.directionality_note = f"not computable ({str(exc)[:200]})"

@@ -47,7 +47,7 @@ def _print(att, row, out: Path, seconds: float) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from ..evolve.outputs import printable as _printable  # model text: control characters escaped
+    from ..textsafe import one_line, printable  # model text: control characters escaped
 
     con = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     held = f", held-out {att.base_heldout:.6f}" if att.base_heldout is not None else ""
@@ -61,10 +61,10 @@ def _print(att, row, out: Path, seconds: float) -> None:
         for col in ("rank", kind, "ablation ΔS", "held-out ΔS", "permutation ΔS", "± sd", "curvature"):
             tab.add_column(col, justify="left" if col == kind else "right")
         for r in rows:
-            tab.add_row(str(r.rank), Text(_printable(r.name if kind == "feature" else r.detail[:50])),
+            tab.add_row(str(r.rank), Text(one_line(r.name if kind == "feature" else r.detail[:50])),
                         _f(r.ablation_delta),
                         _f(r.ablation_delta_heldout), _f(r.permutation_mean), _f(r.permutation_sd), _f(r.curvature))
         con.print(tab)
     for n in att.notes:
-        con.print(f"note: {_printable(n)}", markup=False)
+        con.print(f"note: {printable(n)}", markup=False)
     con.print(f"wrote {out / 'attribution.csv'}, {out / 'attribution.png'} and {out / 'summary.json'}")

@@ -64,7 +64,9 @@ def run(args) -> int:
         probe(args.address, args.ray_timeout)
     with discard_if_empty(args.run), run_lock(args.run, "collect"):
         res = collect(cfg, after_write=_test_pause())
-    print(format_summary(res.summary, args.run))
+    from ..textsafe import printable
+
+    print(printable(format_summary(res.summary, args.run)))   # agent names, stop reasons: escaped
     sys.stdout.flush()
     return 0
 

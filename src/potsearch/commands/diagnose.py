@@ -40,28 +40,34 @@ def options(args) -> DiagnoseOptions:
 def print_table(r: dict, out: Path | None, plots: bool = True) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    from ..textsafe import printable
+
+    def text(s, style: str = "") -> Text:   # data (state names may be in it): escaped, never rich markup
+        return Text(printable(s), style=style)
 
     con = Console()
     v, fit = r["verdict"], r["fit"]
     style = {"consistent": "bold green", "violated": "bold red"}.get(v["status"], "bold yellow")
-    con.print(f"[{style}]{v['status'].upper()}[/]: {v['text']}")
+    con.print(Text.assemble(text(v["status"].upper(), style), text(f": {v['text']}")))
     if v.get("advice"):  # what a verdict lacks and how to get it (thindata.py)
-        con.print(f"[yellow]{v['advice']}[/]")
-    con.print(f"S_min = {fit.get('action', float('nan')):.6g} over {fit.get('states')} states, "
-              f"{fit.get('edges')} edges, {fit.get('sccs')} SCCs (fit {fit.get('source')})")
+        con.print(text(v["advice"], "yellow"))
+    con.print(text(f"S_min = {fit.get('action', float('nan')):.6g} over {fit.get('states')} states, "
+                   f"{fit.get('edges')} edges, {fit.get('sccs')} SCCs (fit {fit.get('source')})"))
     if fit.get("dropped"):  # what the fit left out (dropped.py)
         from ..dropped import describe
 
-        con.print(describe(fit["dropped"]), soft_wrap=True)
+        con.print(text(describe(fit["dropped"])), soft_wrap=True)
     t = Table(show_lines=False, header_style="bold")
     for c in ("test", "statistic", "p-value", "verdict"):
         t.add_column(c, overflow="fold")
     for row in summary_rows(r):
         colour = {"pass": "green", "FAIL": "red", "check": "yellow"}.get(row[3], "")
-        t.add_row(row[0], row[1], row[2], f"[{colour}]{row[3]}[/]" if colour else row[3])
+        t.add_row(text(row[0]), text(row[1]), text(row[2]), text(row[3], colour))
     con.print(t)
     if out is not None:
-        con.print(f"wrote {out / 'diagnostics.json'}" + (" and figures" if plots else " (no figures: --no-plots)"))
+        con.print(text(f"wrote {out / 'diagnostics.json'}" + (" and figures" if plots else " (no figures: --no-plots)")))
 
 
 def run(args) -> int:

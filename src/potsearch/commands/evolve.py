@@ -20,6 +20,20 @@ def add_arguments(p) -> None:
                    help="search even when the fit has fewer states than the floor (5; docs/evolve.md)")
 
 
+def law_line(sel: dict, law: dict) -> str:
+    """The summary's law line. "simplified" only for a law the selection simplified; a law it did not
+    simplify (its simplification failed or was not run) is named so, with its formula as found when it
+    has one, else with "no formula" (its source follows): never a formula that is not there."""
+    done = law.get("simplified")
+    if done is None:   # a summary written before the selection recorded it: its steps say so
+        done = bool(law.get("text")) and not str(law.get("steps") or "").startswith("not simplified")
+    how = "simplified" if done else "not simplified"
+    if law.get("text"):
+        return f"law ({sel.get('rule')} rule, {how}): V = {law['text']}"
+    why = str(law.get("steps") or "").removeprefix("not simplified: ") or "not translatable"
+    return f"law ({sel.get('rule')} rule, {how}): no formula ({why}); its source follows"
+
+
 def run(args) -> int:
     from ..evolvestage import EvolveOptions, search_config
     from ..evolvestage import run as evolve
@@ -37,13 +51,15 @@ def run(args) -> int:
     fit = load_fit(args.run)  # StageMissing (one line, exit 2) when the run has no fit
     thin = evolve_check(int(fit.summary.get("states", len(fit.names))), search_config(opts).gp.max_size, args.force,
                         str(args.run))
+    from ..textsafe import printable as _printable  # model text: control characters escaped
+
     for w in thin:  # thin data (thindata.py): said before the search and again with its result
-        print(f"warning: {w}", file=sys.stderr)
+        print(_printable(f"warning: {w}"), file=sys.stderr)
     res = evolve(args.run, opts)
     s, run_dir = res.summary, res.run_dir
     if args.quiet:  # the stage kept its notes to itself; they are not progress, so say them here
         for n in res.notes:
-            print(n)
+            print(_printable(n))
     b = s.get("best")
     print(f"evolve: {s['rounds']} rounds x {s['islands']} islands in {s['seconds']:.1f} s; "
           f"{s['evaluations']} evaluations ({s['evaluations_per_second'] or 0:.0f}/s), "
@@ -52,13 +68,11 @@ def run(args) -> int:
         L = s["llm"]
         print(f"llm: {L['llm_calls']} calls, {L['llm_rejected']} rejected, {L['llm_failed']} failed, "
               f"{L['llm_scored']} scored, {L['tokens']} tokens, ${L['cost']:.4f}")
-    from ..evolve.outputs import printable as _printable  # model text: control characters escaped
-
     sel = s.get("selection") or {}
     law = sel.get("selected") or {}
     if law:
         se = law.get("param_se") or []
-        print(f"law ({sel['rule']} rule, simplified): V = {_printable(law.get('text') or '?')}")
+        print(_printable(law_line(sel, law), keep=""))
         print(f"  train action {law['train_action']:.6g} (S_min train {s['s_min_train']:.6g}, gap "
               f"{law['train_action'] - s['s_min_train']:.4g}); held-out {law['heldout_action']:.6g} vs per-state fit "
               f"{s['baseline_heldout']:.6g}; complexity {law['complexity']}, {len(law['params'])} parameters")
@@ -78,6 +92,6 @@ def run(args) -> int:
         print(_printable(b["source"].rstrip()))
         print(f"params = {[round(v, 6) for v in b['params']]}")
     for w in thin:
-        print(f"warning: {w}")
+        print(_printable(f"warning: {w}"))
     print(f"wrote {run_dir / 'best_potential.py'}, {run_dir / 'evolve'}/{{summary.json,pareto.csv,pareto.png,curves.png}}")
     return 0

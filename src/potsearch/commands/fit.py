@@ -6,7 +6,7 @@ import math
 import sys
 from pathlib import Path
 
-from ..display import short_state, state_width
+from ..display import short_state, state_line, state_width
 from ..dropped import annotate_fit, describe
 from ..fitstage import FitOptions, default_out, load_input, record, reference_line, run_fit, write_fit
 
@@ -56,20 +56,23 @@ def run(args) -> int:
 def _print_table(g, res, summary, out: Path) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    con = Console(highlight=False)
+    from ..textsafe import printable
+
+    con = Console(highlight=False)   # state names: control characters escaped, never rich markup
     title = "least-action fit" + (" (whole-graph mode: paper's procedure)" if res.mode == "whole-graph" else "")
     con.print(f"[bold]{title}[/bold]: S = {res.action:.6f} over {res.n_states} states, {res.n_edges} edges, "
               f"{res.n_sccs} SCCs, {int(res.unbounded.sum())} unbounded", soft_wrap=True)
-    con.print(describe(summary["dropped"]), soft_wrap=True)
+    con.print(printable(describe(summary["dropped"])), soft_wrap=True, markup=False)
     steps = "Newton steps" if res.mode == "exact" else "L-BFGS-B iterations"
     con.print(f"{'converged' if res.converged else 'NOT converged'} in {res.iterations} {steps}, "
               f"max |grad| {res.grad_norm:.1e}, {res.seconds:.3f} s", soft_wrap=True)
     for note in res.notes:
-        con.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
+        con.print(Text.assemble(("note:", "yellow"), " " + printable(note)), soft_wrap=True)
     line = reference_line(summary)
     if line:
-        con.print(line, soft_wrap=True)
+        con.print(printable(line), soft_wrap=True, markup=False)
     import numpy as np
 
     order = np.lexsort((-res.visits, res.target_potential()))
@@ -96,13 +99,14 @@ def _print_table(g, res, summary, out: Path) -> None:
                      else f"{'+inf >=' if rel == 1 else '-inf <='} {_fmt(ref.bound[i])}")
         else:
             third = "yes" if res.unbounded[i] else ""
-        name = short_state(res.names[i], width)
-        cut |= name != res.names[i]
-        tab.add_row(name, pot, _fmt(res.lower_bound[i]), str(res.scc[i]), third, str(res.visits[i]),
+        name = short_state(res.names[i], width)   # one line, control characters escaped (display.py)
+        cut |= name != state_line(res.names[i])
+        tab.add_row(Text(name), pot, _fmt(res.lower_bound[i]), str(res.scc[i]), third, str(res.visits[i]),
                     _fmt(se[i]))
     con.print(tab)
     if cut:
-        con.print(f"long state names are cut with …; {out / 'potentials.csv'} has them in full", soft_wrap=True)
+        con.print(printable(f"long state names are cut with …; {out / 'potentials.csv'} has them in full"),
+                  soft_wrap=True, markup=False)
     if res.n_states > limit:
-        con.print(f"... {res.n_states - limit} more states in {out / 'potentials.csv'}")
-    con.print(f"wrote {out / 'potentials.csv'} and {out / 'fit.json'}")
+        con.print(printable(f"... {res.n_states - limit} more states in {out / 'potentials.csv'}"), markup=False)
+    con.print(printable(f"wrote {out / 'potentials.csv'} and {out / 'fit.json'}"), markup=False)

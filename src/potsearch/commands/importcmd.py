@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..errors import InputError
 from ..io import detect_format, drop_states, import_file, invalid_states, read_table
 from ..store import RunStore
+from ..textsafe import printable
 
 
 def add_arguments(p):
@@ -16,6 +17,9 @@ def add_arguments(p):
                         "must parse as an expression")
     p.add_argument("--skip-invalid", action="store_true",
                    help="with --agent: drop rows with an invalid state (counted in the summary) instead of refusing")
+    p.epilog = ("CSV/TSV: a state cell that starts with an apostrophe followed by = + - @ | # <, tab, CR or "
+                "another apostrophe loses that one apostrophe (the spreadsheet guard `potsearch export` "
+                "writes); write ''=x for a state named '=x. Names are stripped of surrounding whitespace.")
 
 
 def run(args) -> int:
@@ -37,7 +41,7 @@ def run(args) -> int:
     store = RunStore.create(args.run)
     info = import_file(args.file, store, table=table, rows=kept)
     total = store.n_samples()
-    print(f"imported {info['added']} samples from {args.file} into {store.path} "
-          f"({info['duplicates']} already there; store now holds {total} samples{skipped})")
-    print(f"next: potsearch fit {args.run}")
+    print(printable(f"imported {info['added']} samples from {args.file} into {store.path} "
+                    f"({info['duplicates']} already there; store now holds {total} samples{skipped})"))
+    print(printable(f"next: potsearch fit {args.run}"))
     return 0

@@ -42,7 +42,7 @@ def run(args) -> int:
 
 
 def _printable(text: str) -> str:
-    from ..evolve.outputs import printable
+    from ..textsafe import printable
 
     return printable(text)
 

@@ -5,6 +5,7 @@ import datetime
 import json
 
 from ..store import RunStore
+from ..textsafe import printable
 
 STAGES = ["collect", "import", "fit", "diagnose", "evolve", "polish", "attribute", "report"]
 
@@ -23,16 +24,16 @@ def run(args) -> int:
     if args.json:
         print(json.dumps({"run": info, "samples": n, "stages": results}, indent=1, default=str))
         return 0
-    print(f"run {info['name']} ({info['kind']}): {n} samples in {store.path}")
+    print(printable(f"run {info['name']} ({info['kind']}): {n} samples in {store.path}"))
     for st in STAGES + sorted(set(results) - set(STAGES)):
         r = results.get(st)
         if r is None:
-            print(f"  {st:<10} -")
+            print(printable(f"  {st:<10} -", keep=""))
             continue
         at = r.pop("at", None) or created.get(st)
         when = datetime.datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M") if at else ""
         keys = ", ".join(f"{k}={_short(v)}" for k, v in r.items())
-        print(f"  {st:<10} done {when}  {keys}")
+        print(printable(f"  {st:<10} done {when}  {keys}", keep=""))   # a stage's law, a file name: escaped
     return 0
 
 

@@ -28,7 +28,8 @@ import resource
 import sys
 
 # the trusted imports (numpy with them) happen here, before main() applies the limits
-from potsearch.evolve.sandbox.namespace import Rejected, compile_candidate, make_namespace
+from potsearch.evolve.sandbox.namespace import (Rejected, checked_program, compile_candidate, make_namespace,
+                                                program_namespace)
 from potsearch.evolve.sandbox.results import InvalidResult, check_finite
 from potsearch.evolve.sandbox.wire import MAX_RESULT_VALUES, decode_payload, read_frame, send_json, to_plain
 
@@ -287,17 +288,22 @@ def _run_one(src, task, payload, checked, limits: _Limits, tasks) -> dict:
             if mod not in sys.modules:
                 return {"ok": False, "error": f"exception: task module {mod!r} not preloaded"}
             fn = tasks[task] = getattr(sys.modules[mod], name)
-        # checked and compiled once per source (a code object is immutable; the namespace it runs
-        # in is fresh for every call, so nothing a call does reaches the next one)
+        # checked and prepared once per source (a Program keeps no state between calls: each call
+        # of one of its functions runs from a fresh start, so nothing a call does reaches the next)
         key = (src, bool(checked))
-        code = _CODE_CACHE.get(key)
-        if code is None:
-            code = compile_candidate(src, checked=checked)
+        prepared = _CODE_CACHE.get(key)
+        if prepared is None:
+            # the search's path: the allowlist, then the interpreter best_potential.py embeds (never
+            # Python's exec); unchecked (the hostile suite only): compiled into a restricted namespace
+            prepared = checked_program(src) if checked else compile_candidate(src, checked=False)
             if len(_CODE_CACHE) >= 64:
                 _CODE_CACHE.pop(next(iter(_CODE_CACHE)))
-            _CODE_CACHE[key] = code
-        ns = make_namespace()
-        exec(code, ns)
+            _CODE_CACHE[key] = prepared
+        if checked:
+            ns = program_namespace(prepared)
+        else:
+            ns = make_namespace()
+            exec(prepared, ns)
         value = fn(ns, payload if payload is not None else {})
         value = to_plain(value, [MAX_RESULT_VALUES])
         if value is not None and type(value) is not dict:

@@ -42,12 +42,18 @@ class LLMConfig:
     api_base: str = ""         # base URL of an OpenAI-compatible server (passed to litellm); "" = provider default
 
 
+#: The most any sandbox limit may be: the config loader refuses more (``le=``), and polish, attribute and
+#: show clamp limits read from a run's evolve/summary.json to these (a run folder is data, not a
+#: trusted config: ``polish.read_sandbox_limits``). One candidate evaluation never needs more.
+SANDBOX_MAX = {"workers": 64, "cpu_seconds": 600, "memory_mb": 32768, "wall_timeout": 1200.0}
+
+
 @dataclass(frozen=True)
 class SandboxConfig:
-    workers: int = option(2, gt=0)
-    cpu_seconds: int = option(20, gt=0)
-    memory_mb: int = option(2048, gt=0)
-    wall_timeout: float = 30.0
+    workers: int = option(2, gt=0, le=SANDBOX_MAX["workers"])
+    cpu_seconds: int = option(20, gt=0, le=SANDBOX_MAX["cpu_seconds"])
+    memory_mb: int = option(2048, gt=0, le=SANDBOX_MAX["memory_mb"])
+    wall_timeout: float = option(30.0, gt=0, le=SANDBOX_MAX["wall_timeout"])
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ of the search id).
 
 Kill and resume: every applied child is stored before the checkpoint that covers it. A checkpoint
 holds the LLM children outstanding at that moment (their parents too). On ``--resume`` each is
-reloaded from the store if its row exists, else its call is RE-ISSUED (a call in flight at the kill
+reloaded from the store if its row exists (a stored score is first recomputed in the sandbox and
+compared: ``Search.stored_programs``), else its call is RE-ISSUED (a call in flight at the kill
 is paid twice, never lost); children made after the checkpoint are made again under the same uids
 and ``INSERT OR IGNORE`` keeps the rows already stored.
 """
@@ -111,19 +112,19 @@ class AsyncController:
                                                                                        key=lambda j: j.seq)]}
 
     def _restore_extra(self, ex: dict | None) -> None:
+        """The loop's state from the checkpoint (checked by checkpoint.decode and Search.restore: the job
+        parents are Programs whose scores were recomputed)."""
         from ..errors import InputError
-        from .islands import Program
 
         if not ex or ex.get("loop") != "async":
             raise InputError("the run's evolve checkpoint was made by the lockstep loop; resume with "
                              "loop: lockstep", str(self.s.problem.run_dir))
         self.made, self.applied, self.clock, self.seq = list(ex["made"]), ex["applied"], ex["clock"], ex["seq"]
         self.pending_llm = list(ex["pending_llm"])
-        stored = self.s.stored_programs([d["uid"] for d in ex["jobs"]])
+        stored = self.s.stored_programs(ex["jobs"])
         reissued = 0
         for d in ex["jobs"]:
-            job = Job(d["seq"], d["uid"], d["island"], d["rnd"], d["model"],
-                      [Program.from_state(p, self.s.pset) for p in d["parents"]])
+            job = Job(d["seq"], d["uid"], d["island"], d["rnd"], d["model"], list(d["parents"]))
             self.jobs[job.seq] = job
             self.out[job.island] += 1
             if job.uid in stored:
@@ -199,9 +200,10 @@ class AsyncController:
             from .evaluators import SandboxEvaluator
 
             self.evaluator = SandboxEvaluator(self.llm.pool, self.cfg.sandbox.wall_timeout)
-        src, payload = self.proposer.sandbox_job(self.s, prog)
+        src, payload, at_params = self.proposer.sandbox_job(self.s, prog)
         if self.ray_address is not None:
-            return self.evaluator.submit(src, {"source": src, "seed": payload["seed"]}, base="llm")
+            keys = ("source", "seed") + (("p0", "fit", "key") if at_params else ())
+            return self.evaluator.submit(src, {k: payload[k] for k in keys}, base="llm")
         return self.evaluator.submit(src, payload)
 
     def _evaluate_gp(self, progs: list) -> None:
@@ -209,8 +211,6 @@ class AsyncController:
         if self.ray_address is None:
             self.s.evaluate(progs)
             return
-        from .islands import SCORE_KEYS
-
         s, c = self.s, self.s.counters
         todo, first, later = [], set(), []
         for p in progs:
@@ -223,16 +223,20 @@ class AsyncController:
             else:
                 first.add(p.canonical)
                 todo.append(p)
-        futs = [self.evaluator.submit(p.source, {"source": p.source, "p0": p.p0, "seed": s._fit_seed(p.canonical)},
-                                      base="gp") for p in todo]
-        for p, f in zip(todo, futs):
-            r = f.result()
+        jobs = [s.own_job(p) for p in todo]
+        # a check of a stored claim (resume) is one evaluation of our own source: made here
+        checks = [k for k, (claim, _) in enumerate(jobs) if claim is not None]
+        checked = dict(zip(checks, s._score_own([jobs[k][1] for k in checks])))
+        futs = {k: self.evaluator.submit(p.source, {"source": p.source, "p0": a[1], "seed": a[2]}, base="gp")
+                for k, (p, (claim, a)) in enumerate(zip(todo, jobs)) if claim is None}
+        for k, (p, (claim, a)) in enumerate(zip(todo, jobs)):
+            if claim is not None:
+                s.own_result(p, checked[k], claim, a)
+                continue
+            r = futs[k].result()
             res = r.value if r.ok and isinstance(r.value, dict) else {"error": r.error or "sandbox: no result",
                                                                       "params": None}
-            s.cache[p.canonical] = {k: res.get(k) for k in SCORE_KEYS} | {"heldout_gap": res.get("heldout_gap")}
-            s._apply(p, res, False)
-            c["evaluations"] += 1
-            c["eval_seconds"] += p.eval_seconds
+            s.own_result(p, res, None, a)
         for p in later:
             s._apply(p, s.cache[p.canonical], True)
             c["cache_hits"] += 1
@@ -256,8 +260,11 @@ class AsyncController:
                 except Exception as exc:
                     res = None
                     err = f"sandbox: {type(exc).__name__}: {exc}"
+                good = res is not None and res.ok and isinstance(res.value, dict)
+                if s.model_result(p, res.value if good else None):   # re-validated a stored score: a cache hit
+                    return p
                 c["evaluations"] += 1
-                if res is not None and res.ok and isinstance(res.value, dict):
+                if good:
                     val = res.value
                     s._apply(p, val, False)
                     p.eval_seconds = float(res.seconds)

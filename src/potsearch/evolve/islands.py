@@ -20,17 +20,20 @@ island, round, scores and error: the whole genealogy. Uids are ``<search id>:<is
 where the search id hashes the config (minus rounds/workers) and the split, so a resumed search
 re-creates the same uids and ``INSERT OR IGNORE`` never duplicates nor loses a row.
 
-DEAP's creator classes are created once, at import (pickling trap, design notes section 5); the
-checkpoint holds plain data only (trees as token lists, ``random.getstate()``), never creator
-instances.
+DEAP's creator classes are created once, at import (design notes section 5). The checkpoint is a
+JSON document with a schema version (checkpoint.py: trees as token lists, term laws as term lists,
+``random.getstate()`` as lists), never a pickle: a store may come from someone else, and loading it
+must not run code. On resume nothing stored is believed: the checkpoint's programs are re-scored and
+compared with the numbers it holds, and the ``candidates`` table's scores are claims, re-scored when
+their program comes up again (scorecache.py).
 """
 from __future__ import annotations
 
 import ast
+import dataclasses
 import hashlib
 import json
 import math
-import pickle
 import random
 import statistics
 import time
@@ -41,16 +44,19 @@ import numpy as np
 from deap import base, creator, tools
 
 from ..errors import InputError
+from . import checkpoint as ckpt
 from . import gp as gpmod
 from .config import SearchConfig
 from .problem import Problem
+from .scorecache import ScoreCache, claim_of_row, mismatch, not_reproduced
 from .scoring import ScoringData, complexity_of, score_function
 
 if not hasattr(creator, "PotFitness"):
     creator.create("PotFitness", base.Fitness, weights=(-1.0,))
 
 CHECKPOINT_STAGE = "evolve"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = ckpt.VERSION
+SANDBOX_TASK = "potsearch.evolve.scoring:score_program"
 SCORE_KEYS = ("params", "train_action", "heldout_action", "gap", "complexity", "n_params", "error")
 
 
@@ -73,7 +79,9 @@ class Program:
     parents: list = field(default_factory=list)
     model: str | None = None
     tree: object = None            # gp.PrimitiveTree for GP programs, None for LLM programs
+    law: list | None = None        # a term-structured law ([[kind, a, b, theta0], ...]) for terms programs
     p0: list | None = None         # starting parameters
+    score_p0: list | None = None   # the start parameters its scores were fitted from (a cache hit's: the entry's)
     params: list | None = None     # fitted parameters
     train_action: float | None = None
     heldout_action: float | None = None
@@ -95,31 +103,49 @@ class Program:
             setattr(self, k, res.get(k))
         self.complexity = int(self.complexity or 0)
         self.n_params = int(self.n_params or 0)
+        self.derive_fitness(parsimony)
+
+    def derive_fitness(self, parsimony: float) -> None:
+        """Selection score = train action + parsimony x complexity (+inf for a failed program)."""
         ok = self.error is None and self.train_action is not None and math.isfinite(self.train_action)
         self.fitness.values = ((self.train_action + parsimony * self.complexity) if ok else math.inf,)
+
+    def numbers(self) -> dict:
+        """The scores as stored: what a recomputation must reproduce."""
+        return {"params": self.params, "train_action": self.train_action, "heldout_action": self.heldout_action,
+                "gap": self.gap, "complexity": self.complexity, "n_params": self.n_params, "error": self.error}
 
     @property
     def ok(self) -> bool:
         return self.error is None and self.train_action is not None
 
     def to_state(self) -> dict:
-        d = {k: getattr(self, k) for k in ("uid", "source", "canonical", "island", "round", "operator", "parents",
-                                           "model", "p0", "params", "train_action", "heldout_action", "gap",
-                                           "complexity", "n_params", "error", "tokens", "cost")}
-        d["tree"] = gpmod.dump_tree(self.tree) if self.tree is not None else None
-        d["fitness"] = list(self.fitness.values)
-        return d
+        """Plain data (the checkpoint's program, checkpoint.PROGRAM_KEYS); fitness is derived, not kept."""
+        floats = lambda v: None if v is None else [float(x) for x in v]  # noqa: E731
+        opt = lambda v: None if v is None else float(v)  # noqa: E731
+        return {"uid": self.uid, "source": self.source, "canonical": self.canonical, "island": int(self.island),
+                "round": int(self.round), "operator": self.operator, "parents": list(self.parents),
+                "model": self.model, "p0": floats(self.p0), "params": floats(self.params),
+                "score_p0": floats(self.score_p0), "train_action": opt(self.train_action),
+                "heldout_action": opt(self.heldout_action), "gap": opt(self.gap), "complexity": int(self.complexity),
+                "n_params": int(self.n_params), "error": self.error, "tokens": int(self.tokens or 0),
+                "cost": float(self.cost or 0.0),
+                "tree": gpmod.dump_tree(self.tree) if self.tree is not None else None,
+                "law": [list(t) for t in self.law] if self.law is not None else None}
 
     @classmethod
     def from_state(cls, d: dict, pset) -> "Program":
-        kw = {k: v for k, v in d.items() if k not in ("tree", "fitness")}
+        """The Program of ``to_state`` data (checked data only: ``Search.restore`` checks a checkpoint's)."""
+        kw = {k: v for k, v in d.items() if k not in ("tree", "law")}
         p = cls(**kw)
-        p.tree = gpmod.load_tree(d["tree"], pset) if d["tree"] is not None else None
-        p.fitness.values = tuple(d["fitness"])
+        p.tree = gpmod.load_tree(d["tree"], pset) if d.get("tree") is not None else None
+        p.law = [list(t) for t in d["law"]] if d.get("law") is not None else None
         return p
 
     def clone(self) -> "Program":
-        return Program.from_state(self.to_state(), _PSET_HOLDER["pset"])
+        p = Program.from_state(self.to_state(), _PSET_HOLDER["pset"])
+        p.fitness.values = self.fitness.values
+        return p
 
     def row(self, run_id: int) -> dict:
         meta = dict(self.meta)
@@ -152,14 +178,46 @@ def _compile(src: str, with_tree: bool = False):
     return ns["potential"], ns.get("N_PARAMS", 0)
 
 
-def score_source(src: str, p0, seed: int, data: ScoringData | None = None) -> dict:
-    """Score one GP candidate in this process (parsed once: the same AST gives code and complexity)."""
+def score_source(src: str, p0, seed: int, at_params: bool = False, data: ScoringData | None = None) -> dict:
+    """Score one GP candidate in this process (parsed once: the same AST gives code and complexity).
+    ``at_params``: no fit, the scores of the program at the parameters ``p0`` (``at_params_data``)."""
     data = data or _WORKER_DATA["data"]
+    if at_params:
+        data = at_params_data(data)
     try:
         fn, n, tree = _compile(src, with_tree=True)
     except Exception as exc:  # our generator produced bad code: record, never crash the search
         return {"error": f"compile: {type(exc).__name__}: {exc}", "params": None, "eval_seconds": 0.0}
     return score_function(fn, n, data, source=src, p0=p0, seed=seed, complexity=complexity_of(tree))
+
+
+_AT_PARAMS: list = [None, None]
+
+
+def at_params_data(data: ScoringData) -> ScoringData:
+    """``data`` with a fit of no iteration and one start: scoring from p0 then gives the scores of the
+    program AT p0 (params = p0 exactly, its train / held-out action). That is how a stored score is
+    checked: one evaluation, no optimiser path (so no wall-clock cap) between the stored numbers and
+    the recomputed ones."""
+    if _AT_PARAMS[0] is not data:
+        fixed = dataclasses.replace(data.fit, starts=1, max_iter=0)
+        _AT_PARAMS[:] = [data, dataclasses.replace(data, fit=fixed)]
+    return _AT_PARAMS[1]
+
+
+def at_params_payload(payload: dict, params) -> dict:
+    """The sandbox payload (``score_program``) that scores a program at ``params`` (as ``at_params_data``)."""
+    return dict(payload, p0=[float(v) for v in params], fit=dict(payload["fit"], starts=1, max_iter=0),
+                key=f"{payload.get('key', '')}:at-params")
+
+
+def _law_source(law: list) -> str:
+    """The source of a term-structured law (terms.to_source; it does not depend on the fitted values)."""
+    from . import terms as T
+
+    terms = [T.Term(*t) for t in law]
+    theta0 = np.array([t.theta0 for t in terms if t.n_inner], float)
+    return T.to_source(terms, T.FitResult(np.zeros(len(terms)), theta0, math.nan, math.nan))[0]
 
 
 def _worker_init(data: ScoringData) -> None:
@@ -194,7 +252,7 @@ class Search:
         self.pops: list[list[Program]] = []
         self.hof = tools.HallOfFame(cfg.hall_of_fame, similar=lambda a, b: a.canonical == b.canonical)
         self.logbook = tools.Logbook()
-        self.cache: dict[str, dict] = {}
+        self.cache = ScoreCache()   # canonical -> scores computed here; the store's scores are claims (resume)
         self.round = -1
         self.counters = {"evaluations": 0, "cache_hits": 0, "candidates": 0, "failed": 0, "llm_calls": 0,
                          "llm_rejected": 0, "llm_failed": 0, "llm_scored": 0, "tokens": 0, "cost": 0.0,
@@ -242,7 +300,8 @@ class Search:
         if self.terms is not None and random.random() < self.cfg.terms_mix:
             c = self.terms.child()
             return Program(uid=uid, source=c["source"], canonical=c["source"], island=island, round=rnd,
-                           operator="terms", parents=c["parents"], p0=c["p0"], meta=c["meta"])
+                           operator="terms", parents=c["parents"], p0=c["p0"], meta=c["meta"],
+                           law=[list(t) for t in c["meta"]["terms"]])
         pop = self.pops[island]
         par = self._tree_parents(pop, 2)
         if not par:
@@ -263,10 +322,70 @@ class Search:
         prog.set_score(res, self.cfg.gp.parsimony)
         prog.cached = cached
         prog.eval_seconds = 0.0 if cached else float(res.get("eval_seconds") or 0.0)
+        prog.score_p0 = res.get("p0") if cached else prog.p0
         if prog.tree is not None and prog.params:
             gpmod.set_constants(prog.tree, prog.params[1:])
         if res.get("heldout_gap") is not None:
             prog.meta["heldout_gap"] = res["heldout_gap"]
+
+    @staticmethod
+    def _entry(res: dict, p0) -> dict:
+        """A cache entry of a computed score (``p0``: the start parameters it was fitted from)."""
+        return {k: res.get(k) for k in SCORE_KEYS} | {"heldout_gap": res.get("heldout_gap"), "p0": p0}
+
+    def own_job(self, p: Program) -> tuple:
+        """(claim, scoring args) of a GP / term program. When the store claims a score for its canonical
+        source (resume), the program is scored at the claim's parameters instead (``at_params_data``: the
+        uninterrupted search had that score cached; one evaluation checks it), or, for a claimed failure,
+        fitted from the claim's start parameters."""
+        claim = self.cache.claim(p.canonical, "own")
+        seed = self._fit_seed(p.canonical)
+        if claim is None:
+            return None, (p.source, p.p0, seed, False)
+        if claim.numbers["error"] is None:
+            return claim, (p.source, claim.numbers["params"] or [], seed, True)
+        return claim, (p.source, claim.p0, seed, False)
+
+    def own_result(self, p: Program, res: dict, claim, args: tuple) -> None:
+        """Record the computed score of a GP / term program (re-validating ``claim`` if any)."""
+        if claim is not None:
+            self.cache.settle(claim, res)   # InputError when the store's score does not reproduce
+            self.cache[p.canonical] = self._entry(res, claim.p0)
+            self._apply(p, self.cache[p.canonical], True)
+            self.counters["cache_hits"] += 1
+            return
+        self.cache[p.canonical] = self._entry(res, args[1])
+        self._apply(p, res, False)
+        self.counters["evaluations"] += 1
+        self.counters["eval_seconds"] += p.eval_seconds
+
+    def model_job(self, p: Program, payload: dict) -> tuple:
+        """(source, sandbox payload, at_params) for a model-written program; a stored claim on its canonical
+        source makes it a check of the claim at its parameters (``at_params_payload``), kept on the program."""
+        job = dict(payload, source=p.source, seed=self._fit_seed(p.canonical))
+        claim = self.cache.claim(p.canonical, "model")
+        p.claim = claim
+        if claim is None:
+            return p.source, job, False
+        return p.source, at_params_payload(job, claim.numbers["params"] or []), True
+
+    def model_result(self, p: Program, val: dict | None) -> bool:
+        """The sandbox result ``val`` (None: the sandbox gave none) of a model-written program whose job
+        checked a stored claim (``model_job``): compared (InputError when it does not reproduce) and applied
+        as the cache hit the uninterrupted search had; returns True then. False when there was no claim,
+        or the sandbox failed (the claim is dropped; the caller records the failure as for any program)."""
+        claim = getattr(p, "claim", None)
+        if claim is None:
+            return False
+        p.claim = None
+        if val is None:
+            self.cache.drop_claim(p.canonical)
+            return False
+        self.cache.settle(claim, val)
+        entry = self.cache.setdefault(p.canonical, self._entry(val, None))
+        self._apply(p, entry, True)
+        self.counters["cache_hits"] += 1
+        return True
 
     def evaluate(self, progs: list[Program]) -> None:
         """Score GP programs: cache hits first, the rest in-process or in the worker pool (order kept)."""
@@ -283,19 +402,19 @@ class Search:
             else:
                 first[p.canonical] = p
                 todo.append(p)
-        args = [(p.source, p.p0, self._fit_seed(p.canonical)) for p in todo]
-        if self.cfg.workers > 1 and len(todo) > 1:
-            results = self._get_pool().map(_worker_score, args, chunksize=max(1, len(args) // (4 * self.cfg.workers)))
-        else:
-            results = [score_source(*a, data=self.problem.data) for a in args]
-        for p, res in zip(todo, results):
-            self.cache[p.canonical] = {k: res.get(k) for k in SCORE_KEYS} | {"heldout_gap": res.get("heldout_gap")}
-            self._apply(p, res, False)
-            self.counters["evaluations"] += 1
-            self.counters["eval_seconds"] += p.eval_seconds
+        jobs = [self.own_job(p) for p in todo]
+        results = self._score_own([a for _, a in jobs])
+        for p, (claim, a), res in zip(todo, jobs, results):
+            self.own_result(p, res, claim, a)
         for p in later:
             self._apply(p, self.cache[p.canonical], True)
             self.counters["cache_hits"] += 1
+
+    def _score_own(self, args: list[tuple]) -> list[dict]:
+        """Scores of our own generated sources (source, p0, seed, at_params): in-process or in the worker pool."""
+        if self.cfg.workers > 1 and len(args) > 1:
+            return self._get_pool().map(_worker_score, args, chunksize=max(1, len(args) // (4 * self.cfg.workers)))
+        return [score_source(*a, data=self.problem.data) for a in args]
 
     def _get_pool(self):
         if self._pool is None:
@@ -306,6 +425,11 @@ class Search:
         return self._pool
 
     def close(self) -> None:
+        if getattr(self, "restored_extra", False) is not False:   # a resumed search: what became of the claims
+            c = self.cache
+            self.store.log_event("evolve", "resume-claims", {"revalidated": c.revalidated, "dropped": c.dropped,
+                                                              "unchecked": len(c.claims),
+                                                              "seconds": round(c.check_seconds, 4)})
         if self._pool is not None:
             self._pool.terminate()
             self._pool.join()
@@ -323,14 +447,12 @@ class Search:
         if self.terms is not None:
             self.terms.observe(progs)
 
-    def _load_cache_from_store(self) -> None:
+    def _index_stored_scores(self) -> None:
+        """This search's stored scores as claims (scorecache.py): seen by ``in``, never used unchecked."""
         for r in self.store.candidates.rows(valid_only=False, search_id=self.sid):
-            can = r.canonical or r.source
-            if can in self.cache or (r.error or "").startswith(("rejected", "llm:")):
-                continue
-            self.cache[can] = {"params": None if r.error is not None and not r.params else r.params, "train_action": r.train_action,
-                               "heldout_action": r.heldout_action, "gap": r.gap, "complexity": r.complexity,
-                               "n_params": r.n_params, "error": r.error, "heldout_gap": r.meta.get("heldout_gap")}
+            got = claim_of_row(r)
+            if got is not None and got[0] not in self.cache:
+                self.cache.claims[got[0]] = got[1]
 
     # ------------------------------------------------------------------ selection helpers
     def _tree_parents(self, pop: list[Program], k: int) -> list[Program]:
@@ -446,56 +568,234 @@ class Search:
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self, extra: dict | None = None) -> None:
+        """Save the search as a JSON checkpoint (checkpoint.py): plain data with a schema version."""
         state = {
-            "version": CHECKPOINT_VERSION, "sid": self.sid, "round": self.round, "random": random.getstate(),
+            "sid": self.sid, "round": self.round, "random": ckpt.random_state(random.getstate()),
             "pops": [[p.to_state() for p in pop] for pop in self.pops],
             "hof": [p.to_state() for p in self.hof], "logbook": [dict(r) for r in self.logbook],
-            "counters": dict(self.counters), "features": self.features, "extra": extra,
+            "counters": dict(self.counters), "features": list(self.features), "extra": extra,
+            "terms": self.terms.state() if self.terms is not None else None,
         }
-        if self.terms is not None:
-            state["terms"] = self.terms.state()
-        self.store.save_checkpoint(CHECKPOINT_STAGE, self.round, pickle.dumps(state, protocol=4))
+        self.store.save_checkpoint(CHECKPOINT_STAGE, self.round, ckpt.encode(state))
 
     def restore(self) -> bool:
+        """Continue from the newest checkpoint. Nothing in it runs and nothing in it is believed: the
+        document is checked key by key (``checkpoint.decode``; a pickle is refused, never loaded), GP
+        trees and term laws must name this search's primitives and features and give the stored source,
+        and every restored program is scored again at its stored parameters and compared with the numbers
+        the checkpoint holds (``_revalidate``). The store's other scores become claims
+        (``_index_stored_scores``). Any problem is one line (InputError); the search is then not started."""
         got = self.store.load_checkpoint(CHECKPOINT_STAGE)
         if got is None:
             return False
-        _, blob = got
-        state = pickle.loads(blob)
-        if state.get("version") != CHECKPOINT_VERSION or state.get("sid") != self.sid:
+        where = str(self.problem.run_dir)
+        state = ckpt.decode(got[1], where)
+        if state["sid"] != self.sid:
             raise InputError("the run's evolve checkpoint was made with another configuration, seed or split "
                              "(only --rounds and --workers may change on --resume); run without --resume to start "
-                             "a new search", str(self.problem.run_dir))
-        random.setstate(state["random"])
-        self.pops = [[Program.from_state(d, self.pset) for d in pop] for pop in state["pops"]]
+                             "a new search", where)
+        try:
+            pops, hof, extra, terms = self._restored_state(state)
+        except ckpt.Malformed as exc:
+            raise ckpt.refused(exc, where) from None
+        self.cache.clear()
+        self._index_stored_scores()
+        restored = [p for pop in pops for p in pop] + hof
+        restored += [q for j in (extra or {}).get("jobs", ()) for q in j["parents"]]
+        t0 = time.perf_counter()
+        n_scored = self._revalidate(restored)
+        self.store.log_event("evolve", "resume-revalidated", {"programs": len(restored), "scored": n_scored,
+                                                             "seconds": time.perf_counter() - t0,
+                                                             "claims": len(self.cache.claims)})
+        random.setstate(state["random"])     # checked by _restored_state
+        self.pops = pops
         self.hof.clear()
-        self.hof.update([Program.from_state(d, self.pset) for d in state["hof"]])
+        self.hof.update(hof)
         self.logbook = tools.Logbook()
         for r in state["logbook"]:
             self.logbook.record(**r)
         self.counters.update(state["counters"])
         self.round = int(state["round"])
         if self.terms is not None:
-            self.terms.restore(state.get("terms"))
-        self.restored_extra = state.get("extra")  # async loop hook: its island clocks and calls in flight
-        self._load_cache_from_store()
+            self.terms.restore(terms)
+        self.restored_extra = extra  # async loop hook: its island clocks and calls in flight (parents as Programs)
         return True
 
-    def stored_programs(self, uids: list[str]) -> dict:
-        """Async loop hook (resume): the stored candidates among ``uids``, as Programs (LLM offspring)."""
-        out = {}
-        for uid in uids:
-            r = self.store.candidates.get(uid)
-            if r is None:
+    def _restored_state(self, state: dict) -> tuple:
+        """The checkpoint's populations, hall of fame, async state and term archive as this search's
+        objects, after the checks only the search can make (checkpoint.Malformed otherwise)."""
+        cfg = self.cfg
+        try:
+            random.Random().setstate(state["random"])
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ckpt.Malformed("random", f"not a random state ({exc})") from None
+        if state["features"] != list(self.features):
+            raise ckpt.Malformed("features", "not the features of this search")
+        unknown = [k for k in state["counters"] if k not in self.counters]
+        if unknown:
+            raise ckpt.Malformed("counters", f"unknown counter {unknown[0]!r}")
+        if len(state["pops"]) != cfg.islands:
+            raise ckpt.Malformed("pops", f"{cfg.islands} populations expected, got {len(state['pops'])}")
+        pops = []
+        for i, pop in enumerate(state["pops"]):
+            if not 1 <= len(pop) <= cfg.population:
+                raise ckpt.Malformed(f"pops[{i}]", f"1 to {cfg.population} programs expected, got {len(pop)}")
+            pops.append([self._restored_program(d, f"pops[{i}][{j}]") for j, d in enumerate(pop)])
+        if len(state["hof"]) > cfg.hall_of_fame:
+            raise ckpt.Malformed("hof", f"at most {cfg.hall_of_fame} programs expected, got {len(state['hof'])}")
+        hof = [self._restored_program(d, f"hof[{i}]") for i, d in enumerate(state["hof"])]
+        extra = state["extra"]
+        if extra is not None and extra.get("loop") == "async":
+            if len(extra["made"]) != cfg.islands or len(extra["pending_llm"]) != cfg.islands:
+                raise ckpt.Malformed("extra", f"the async state of {cfg.islands} islands expected")
+            if extra["jobs"] and self.llm is None:
+                raise ckpt.Malformed("extra.jobs", "model calls in flight in a search without a model operator")
+            jobs = []
+            for k, j in enumerate(extra["jobs"]):
+                path = f"extra.jobs[{k}]"
+                if j["island"] >= cfg.islands or not j["uid"].startswith(f"{self.sid}:{j['island']}:"):
+                    raise ckpt.Malformed(path, "not a candidate of this search")
+                jobs.append(dict(j, parents=[self._restored_program(d, f"{path}.parents[{i}]")
+                                             for i, d in enumerate(j["parents"])]))
+            extra = dict(extra, jobs=jobs)
+        terms = state["terms"]
+        if terms is not None and self.terms is not None:
+            for key, entries in terms.items():
+                for i, e in enumerate(entries):
+                    law = e if key == "_seeds" else e["terms"]
+                    self._checked_law(law, f"terms.{key}[{i}]")
+        return pops, hof, extra, terms
+
+    def _restored_program(self, d: dict, path: str) -> Program:
+        """A checkpoint's program (types already checked) as a Program, or checkpoint.Malformed: a GP tree
+        must use this search's primitives and features and give the stored source, a term law likewise;
+        a model-written program is text (it is only ever run in the sandbox)."""
+        if d["island"] >= self.cfg.islands:
+            raise ckpt.Malformed(f"{path}.island", f"{d['island']} is not an island of this search")
+        if d["tree"] is not None:
+            src = gpmod.tree_source(self._checked_tree(d["tree"], f"{path}.tree"))[0]
+        elif d["law"] is not None:
+            src = _law_source(self._checked_law(d["law"], f"{path}.law"))
+        else:
+            src = None
+            if d["error"] is None and self.llm is None:
+                raise ckpt.Malformed(path, "a model-written program in a search without a model operator")
+            if d["error"] is None and d["canonical"] != canonical_source(d["source"]):
+                raise ckpt.Malformed(f"{path}.canonical", "not the canonical form of its source")
+        if src is not None and (d["source"] != src or d["canonical"] != src):
+            raise ckpt.Malformed(f"{path}.source", "not the source its GP tree or term law gives")
+        p = Program.from_state(d, self.pset)
+        p.derive_fitness(self.cfg.gp.parsimony)
+        return p
+
+    def _checked_tree(self, data: list, path: str):
+        """A GP tree's tokens checked against this search's primitive set (names, arities, one whole tree)."""
+        need = 1
+        for i, (kind, v) in enumerate(data):
+            if need == 0:
+                raise ckpt.Malformed(f"{path}[{i}]", "nodes after the end of the tree")
+            if kind == "f":
+                node = self.pset.mapping.get(v)
+                if not isinstance(node, gpmod.gp.Primitive):
+                    raise ckpt.Malformed(f"{path}[{i}]", f"unknown primitive {v!r}")
+                need += node.arity - 1
+            else:
+                if kind == "x" and v not in self.pset.arguments:
+                    raise ckpt.Malformed(f"{path}[{i}]", f"unknown feature {v!r}")
+                need -= 1
+        if need != 0:
+            raise ckpt.Malformed(path, "an incomplete tree")
+        return gpmod.load_tree(data, self.pset)
+
+    def _checked_law(self, law: list, path: str) -> list:
+        """A term law whose features are this search's (so its source is ours: terms.to_source)."""
+        for i, (kind, a, b, _theta) in enumerate(law):
+            binary = kind in ("prod", "ratio")
+            if a not in self.features or (b not in self.features if binary else b != ""):
+                raise ckpt.Malformed(f"{path}[{i}]", "a term of features this search does not have")
+        return law
+
+    def _revalidate(self, progs: list[Program]) -> int:
+        """Check every restored program's numbers (one check per canonical source) and seed the cache with
+        the computed scores; InputError naming the first program whose numbers do not reproduce.
+
+        A scored program is scored again AT its stored parameters (``at_params_data``: one evaluation, no
+        fit), so its train and held-out action must be the action its own parameters give, to 1e-9: a
+        stored score can be a worse fit than potsearch finds, never better than the program is. A failed
+        GP program or term law is fitted again from its start parameters and must fail again. GP trees and
+        term laws run here, from the source our own code regenerated from them; model-written programs run
+        in the sandbox; a failed model-written program is not run (it never enters the cache and ranks
+        last). Returns the number of checks made."""
+        groups: dict[str, list[Program]] = {}
+        for p in progs:
+            if p.tree is None and p.law is None and p.error is not None:
                 continue
-            p = Program(uid=r.uid, source=r.source, canonical=r.canonical or r.source, island=r.island,
-                        round=r.round, operator=r.operator, parents=list(r.parents or []), model=r.model,
-                        tokens=r.tokens or 0, cost=r.cost or 0.0, meta=dict(r.meta or {}))
-            p.set_score({"params": r.params, "train_action": r.train_action, "heldout_action": r.heldout_action,
-                         "gap": r.gap, "complexity": r.complexity, "n_params": r.n_params, "error": r.error},
-                        self.cfg.gp.parsimony)
-            p.eval_seconds = r.eval_seconds or 0.0
-            out[uid] = p
+            groups.setdefault(p.canonical, []).append(p)
+        reps = [ps[0] for ps in groups.values()]
+        own = [p for p in reps if p.tree is not None or p.law is not None]
+        model = [p for p in reps if p.tree is None and p.law is None]
+        own_args = [(p.source, p.params or [], self._fit_seed(p.canonical), True) if p.error is None
+                    else (p.source, p.score_p0, self._fit_seed(p.canonical), False) for p in own]
+        results = list(zip(own, self._score_own(own_args)))
+        if model:
+            jobs = [self.model_check(p) for p in model]
+            for p, r in zip(model, self.llm.pool.map(jobs, task=SANDBOX_TASK, timeout=self.cfg.sandbox.wall_timeout)):
+                if not (r.ok and isinstance(r.value, dict)):
+                    raise InputError(f"candidate {p.uid} of the evolve checkpoint could not be scored again to check "
+                                     f"its stored score ({str(r.error)[:200]}); run --resume again (nothing was "
+                                     f"changed)", str(self.problem.run_dir))
+                results.append((p, r.value))
+        for rep, res in results:
+            for p in groups[rep.canonical]:
+                why = mismatch(p.numbers(), res)
+                if why is not None:
+                    raise not_reproduced(p.uid, why)
+            if rep.tree is not None or rep.law is not None or res.get("error") is None:
+                self.cache[rep.canonical] = self._entry(res, rep.score_p0)
+        return len(results)
+
+    def model_check(self, p: Program, params=None) -> tuple:
+        """(source, payload) of the sandbox job that scores a model-written program at its stored parameters."""
+        job = dict(self.llm.payload, source=p.source, seed=self._fit_seed(p.canonical))
+        return p.source, at_params_payload(job, (p.params if params is None else params) or [])
+
+    def stored_programs(self, jobs: list[dict]) -> dict:
+        """Async loop hook (resume): the calls in flight at the checkpoint whose child is already stored, as
+        Programs. A stored score is re-scored in the sandbox and compared (InputError when it does not
+        reproduce); a row that is not a usable outcome, or whose score the sandbox cannot recompute now, is
+        left out (its call is made again; the stored row is kept)."""
+        out, todo = {}, []
+        for j in jobs:
+            r = self.store.candidates.get(j["uid"])
+            if r is None or r.uid != j["uid"] or not isinstance(r.source, str) or len(r.source) > ckpt.MAX_SOURCE:
+                continue
+            meta = dict(r.meta) if isinstance(r.meta, dict) else {}
+            tokens = r.tokens if isinstance(r.tokens, int) and not isinstance(r.tokens, bool) else 0
+            cost = float(r.cost) if isinstance(r.cost, (int, float)) and math.isfinite(r.cost) else 0.0
+            p = Program(uid=j["uid"], source=r.source, canonical=r.canonical or r.source, island=j["island"],
+                        round=j["rnd"], operator="llm", parents=[q.uid for q in j["parents"]], model=j["model"],
+                        tokens=max(0, tokens), cost=max(0.0, cost), meta=meta)
+            if r.error is not None:                      # a failed or rejected child: no score to believe
+                p.set_score({"error": str(r.error)[:20_000]}, self.cfg.gp.parsimony)
+                out[j["uid"]] = p
+                continue
+            got = claim_of_row(r, cached_too=True)
+            if got is None or got[1].numbers["train_action"] is None:
+                continue
+            p.canonical = canonical_source(r.source)
+            p.eval_seconds = float(r.eval_seconds) if isinstance(r.eval_seconds, (int, float)) else 0.0
+            todo.append((p, got[1]))
+        if todo:
+            jobs_ = [self.model_check(p, claim.numbers["params"]) for p, claim in todo]
+            for (p, claim), res in zip(todo, self.llm.pool.map(jobs_, task=SANDBOX_TASK,
+                                                               timeout=self.cfg.sandbox.wall_timeout)):
+                if not (res.ok and isinstance(res.value, dict)):
+                    continue
+                self.cache.settle(claim, res.value)        # InputError when the stored score does not reproduce
+                p.set_score(claim.numbers, self.cfg.gp.parsimony)
+                if res.value.get("error") is None:
+                    self.cache.setdefault(p.canonical, self._entry(res.value, None))
+                out[p.uid] = p
         return out
 
     # ------------------------------------------------------------------ driver

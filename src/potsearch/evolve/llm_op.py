@@ -347,11 +347,13 @@ class LLMOperator:
                 continue
             to_score.append(prog)
         if to_score:
-            jobs_ = [(p.source, dict(self.payload, source=p.source, seed=search._fit_seed(p.canonical)))
-                     for p in to_score]
+            jobs_ = [search.model_job(p, self.payload)[:2] for p in to_score]  # a stored claim: checked at its params
             results = self.pool.map(jobs_, task=TASK, timeout=self.cfg.sandbox.wall_timeout)
             for p, res in zip(to_score, results):
-                if res.ok and isinstance(res.value, dict):
+                good = res.ok and isinstance(res.value, dict)
+                if search.model_result(p, res.value if good else None):  # re-validated a stored score: a cache hit
+                    continue
+                if good:
                     val = res.value
                     search._apply(p, val, False)
                     p.eval_seconds = float(res.seconds)

@@ -21,6 +21,7 @@ from pathlib import Path
 from ..atomic import write_json, write_text
 from ..features import embedded_source
 from ..store.candidates import pareto_front
+from ..textsafe import csv_cell, printable  # noqa: F401  (one guard each, in textsafe; re-exported)
 
 HEADER = '''#!/usr/bin/env python3
 """Potential found by `potsearch evolve` — self-contained (numpy{extra}; no potsearch import).
@@ -62,16 +63,26 @@ def potential_of(state, meta=None):
 import sys  # noqa: E402
 
 
+def _line(text):
+    """One line for a terminal: control characters shown as escapes, at most 500 characters."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))[:500]
+
+
 def _main(argv):
     if not argv:
         print(__doc__)
         return 2
-    try:
-        for s in argv:
-            print(f"{{s}}\\t{{potential_of(s):.6g}}")
-    except ProgramRefused as exc:
-        print(f"best_potential.py: the evolved program is refused: {{exc}}", file=sys.stderr)
-        return 2
+    for s in argv:
+        try:
+            v = potential_of(s)
+        except ProgramRefused as exc:
+            print(_line(f"best_potential.py: the evolved program is refused: {{exc}}"), file=sys.stderr)
+            return 2
+        except Exception as exc:  # the program's own error (ZeroDivisionError, ...) on this state
+            print(_line(f"best_potential.py: the evolved program failed on {{s!r}}: {{type(exc).__name__}}: {{exc}}"),
+                  file=sys.stderr)
+            return 2
+        print(f"{{s}}\\t{{v:.6g}}")
     return 0
 
 
@@ -143,37 +154,32 @@ def write_best_potential(path: Path, *args, **kw) -> None:
     write_text(path, text)
 
 
+# the blocks of summary.json that readers take apart: each must be an object (a file from someone else
+# may hold anything); a block of another type is read as missing
+_SUMMARY_OBJECTS = ("selection", "config", "best", "llm", "problem", "fit", "split")
+_SELECTION_OBJECTS = ("selected", "lowest")
+
+
 def read_summary(run_dir) -> dict:
-    """A run's evolve/summary.json as a dict ({} when it is missing or not a JSON object)."""
+    """A run's evolve/summary.json as a dict ({} when it is missing or not a JSON object). Its blocks
+    that stages take apart (``selection`` with ``selected``/``lowest``, ``config``, ...) are objects or
+    absent: a block of another type is dropped, as if missing."""
     p = Path(run_dir) / "evolve" / "summary.json"
     try:
         d = json.loads(p.read_text())
-        return d if isinstance(d, dict) else {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):   # a summary nested too deep is no summary either
         return {}
-
-
-def printable(text: str) -> str:
-    """Model-written text for a terminal: control characters (ANSI/OSC escapes, carriage returns,
-    bidi overrides, ...) shown as ``\\xNN``-style escapes, so a candidate cannot rewrite the screen
-    or the terminal's state. Newlines and tabs are kept."""
-    return "".join(c if c in ("\n", "\t") or c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "|")
-
-
-def csv_cell(v):
-    """A CSV cell that a spreadsheet shows as text, never runs as a formula: a string cell that
-    starts with = + - @ (or tab, CR, |) and is not a number gets a leading apostrophe (the
-    spreadsheet convention for "text"). Numbers and other strings are unchanged."""
-    if isinstance(v, str) and v.startswith(_FORMULA_START):
-        try:
-            float(v)
-            return v
-        except ValueError:
-            return "'" + v
-    return v
+    if not isinstance(d, dict):
+        return {}
+    for k in _SUMMARY_OBJECTS:
+        if k in d and not isinstance(d[k], dict):
+            del d[k]
+    sel = d.get("selection")
+    if sel is not None:
+        for k in _SELECTION_OBJECTS:
+            if k in sel and not isinstance(sel[k], dict):
+                del sel[k]
+    return d
 
 
 def write_pareto(out: Path, front: list, all_rows: list, s_min: float, simplified: dict | None = None,
@@ -193,7 +199,7 @@ def write_pareto(out: Path, front: list, all_rows: list, s_min: float, simplifie
         w.writerow(["complexity", "n_params", "train_action", "heldout_action", "gap", "uid", "operator", "source",
                     "params", "simplified", "selected", "layer"])
         for r in list(front) + behind:
-            w.writerow([csv_cell(c) for c in (
+            w.writerow([csv_cell(printable(c)) if isinstance(c, str) else c for c in (
                 r.complexity, r.n_params, repr(r.train_action), repr(r.heldout_action), repr(r.gap), r.uid,
                 r.operator, r.source, json.dumps(r.params), simplified.get(r.uid, ""),
                 int(selected_uid is not None and r.uid == selected_uid), layers.get(r.uid, 0))])

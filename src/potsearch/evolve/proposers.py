@@ -153,7 +153,9 @@ class LLMProposer:
         return prog
 
     def sandbox_job(self, search, prog) -> tuple:
-        return (prog.source, dict(self.op.payload, source=prog.source, seed=search._fit_seed(prog.canonical)))
+        """(source, payload, at_params): the sandbox job scoring ``prog`` (``Search.model_job``: on resume,
+        a check of the store's claim on its source, at the claimed parameters)."""
+        return search.model_job(prog, self.op.payload)
 
     @staticmethod
     def _fail(prog, error: str, search) -> None:

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import numpy.random  # noqa: F401  imported here, before the sandbox worker's rlimits forbid opening files
 
+from .interp import ProgramRefused
 from .sandbox.results import InvalidResult, potential_values
 
 MAX_PARAMS = 64
@@ -280,6 +281,24 @@ def _fit(fn, n_params, data, p0, seed, settings):
     return best_p, best_S, {"iterations": iters, "starts": len(starts), "evals": evals}
 
 
+def _check_per_state(fn, data: ScoringData, p: np.ndarray, V: np.ndarray) -> None:
+    """A law gives each state its potential from that state's features alone: evaluated on every other
+    state in reverse order, and on the first state alone (as best_potential.py evaluates one state),
+    it must give the same values. A reduction over the states (``x / np.max(x)``, a rank, a mean)
+    fails, and so does a program that reads the table's size or order."""
+    n = data.n_states
+    if n < 2:
+        return
+    scale = 1e-12 * max(1.0, float(np.max(np.abs(V))))
+    for idx in (np.arange(n)[::-2], np.arange(1)):
+        with np.errstate(all="ignore"):
+            Vs = _values(fn, {k: v[idx] for k, v in data.features.items()}, p, len(idx))
+        if not np.allclose(Vs, V[idx], rtol=1e-9, atol=scale):
+            raise InvalidResult("a state's potential depends on the other states evaluated with it (a reduction "
+                                "over states such as np.max(x[...]) or np.mean, or the table's size or order): "
+                                "not a law of the state")
+
+
 def complexity_of(source) -> int:
     """Complexity of the whole program = AST nodes of every statement it defines, not counting the
     Load/Store context markers: the bodies of ``potential`` *and* of every helper function (each
@@ -329,15 +348,25 @@ def score_function(fn, n_params: int, data: ScoringData, source: str = "", p0=No
         if not isinstance(n_params, int) or not 0 <= n_params <= MAX_PARAMS:
             raise InvalidResult(f"N_PARAMS must be an int in 0..{MAX_PARAMS}, got {n_params!r}")
         p, S, info = fit_parameters(fn, n_params, data, p0=p0, seed=seed)
+        # the stored numbers come from a fresh evaluation at the stored parameters: a candidate whose
+        # values depend on anything but (x, p) (state kept between calls) is caught here
         with np.errstate(all="ignore"):
             V = _values(fn, data.features, p, data.n_states)
+            S_fresh = action_value(V, data.train, data.kernel, data.beta)
             Sh = action_value(V, data.heldout, data.kernel, data.beta)
-        if not (math.isfinite(S) and math.isfinite(Sh)):
+        if not (math.isfinite(S) and math.isfinite(Sh) and math.isfinite(S_fresh)):
             raise InvalidResult("action is not finite")
+        if abs(S_fresh - S) > 1e-9 * max(1.0, abs(S)):
+            raise InvalidResult(f"the training action does not reproduce at the fitted parameters (fit {S:.10g}, "
+                                f"fresh evaluation {S_fresh:.10g}): the values depend on more than (x, p)")
+        S = S_fresh
+        _check_per_state(fn, data, p, V)
         out.update(params=[float(v) for v in p], train_action=S, heldout_action=Sh, gap=S - data.s_min_train,
                    heldout_gap=Sh - data.s_min_heldout, iterations=info["iterations"], evals=info["evals"])
     except InvalidResult as exc:
         out["error"] = str(exc)
+    except ProgramRefused as exc:
+        out["error"] = f"refused by the evaluator: {exc}"[:500]
     except (ArithmeticError, ValueError, TypeError, KeyError, IndexError, AttributeError, NameError,
             RuntimeError, np.linalg.LinAlgError) as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"[:500]

@@ -110,6 +110,7 @@ class Selection:
                 "n_terms", "raw_source", "steps", "cancellation", "ill_conditioned", "param_se", "param_se_method",
                 "term_evidence")
         sel = {k: clean(self.selected[k]) for k in keys if k in self.selected}
+        sel["simplified"] = bool(self.selected.get("simplified", False))   # else its text is the form as found
         low = {k: clean(self.lowest[k]) for k in ("uid", "id", "source", "params", "text", "latex", "train_action",
                                                   "heldout_action", "complexity") if self.lowest and k in self.lowest}
         return {"rule": self.rule, "reason": self.reason, "selected": sel, "lowest": low, "dropped": self.dropped,

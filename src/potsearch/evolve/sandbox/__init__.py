@@ -39,7 +39,7 @@ from .namespace import Rejected, compile_candidate, make_namespace
 from .pool import SandboxPool
 from .results import CATEGORIES, InvalidResult, SandboxError, SandboxResult, check_finite, potential_values
 # the trusted tasks, named "potsearch.evolve.sandbox:<name>" by callers
-from .tasks import _call_potential, _call_terms, _noop, _return_raw  # noqa: F401
+from .tasks import _call_potential, _call_potential_exact, _call_terms, _noop, _return_raw  # noqa: F401
 from .wire import MAX_RESULT_BYTES
 
 __all__ = [

@@ -33,7 +33,8 @@ _ITERATORS = frozenset({"range", "enumerate", "zip", "reversed"})
 _BINOPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.MatMult,
            ast.BitAnd, ast.BitOr, ast.BitXor, ast.LShift, ast.RShift)
 _UNARYOPS = (ast.UAdd, ast.USub, ast.Not, ast.Invert)
-_CMPOPS = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Is, ast.IsNot, ast.In, ast.NotIn)
+# no ``is`` / ``is not``: object identity is an implementation detail the evaluator does not follow
+_CMPOPS = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn)
 
 # Friendly names for the node types people (and LLMs) try most, used in rejection reasons.
 _NODE_WORDS = {
@@ -219,6 +220,8 @@ class _Checker:
         a = fn.args
         if a.vararg or a.kwarg:
             self.fail(fn, "*args / **kwargs not allowed")
+        if a.posonlyargs or a.kwonlyargs:
+            self.fail(fn, "positional-only and keyword-only parameters not allowed")
         # defaults are evaluated at module level, once, when the function is defined
         self.current = None
         for d in a.defaults + [d for d in a.kw_defaults if d is not None]:
@@ -373,7 +376,10 @@ class _Checker:
         elif isinstance(e, ast.Compare):
             for op in e.ops:
                 if not isinstance(op, _CMPOPS):
-                    self.forbidden(op)
+                    if isinstance(op, (ast.Is, ast.IsNot)):
+                        self.fail(e, "identity comparisons (is / is not) not allowed: use == / !=")
+                    else:
+                        self.forbidden(op)
             self.expr(e.left, d)
             for c in e.comparators:
                 self.expr(c, d)

@@ -1,7 +1,13 @@
-"""Layer 2 of the sandbox: what a candidate sees. Its source is compiled only after the allowlist
-(``allowlist.check_tree``) accepts it, and runs in a fresh restricted namespace: ``np``/``math``
-proxies holding only the allowlisted functions and a small dict of safe builtins (no
-``__import__``, ``open``, ``getattr``, ``eval``, ``type``, ...). Used inside the worker process."""
+"""Layer 2 of the sandbox: what a candidate sees.
+
+``program_namespace`` is the search's path: a source the allowlist (``allowlist.check_tree``) accepts is
+evaluated by the interpreter of ``potsearch.evolve.interp`` (the same code best_potential.py embeds), so
+the sandbox and the shipped file compute the same function, each call from a fresh start; it is never
+compiled or executed as Python. ``compile_candidate``/``make_namespace`` (compile and exec in a restricted
+namespace: ``np``/``math`` proxies holding only the allowlisted functions and a small dict of safe
+builtins, no ``__import__``, ``open``, ``getattr``, ``eval``, ``type``, ...) remain for the hostile test
+suite, which runs attacks with the allowlist bypassed to test the layers below it. Used inside the
+worker process."""
 from __future__ import annotations
 
 import ast
@@ -10,9 +16,41 @@ from typing import Any
 
 import numpy as np
 
+from ..interp import Program, ProgramRefused
 from .allowlist import ALLOWED_BUILTINS, ALLOWED_MATH, ALLOWED_NUMPY, Rejected, check_tree, parse_source
 
-__all__ = ["compile_candidate", "make_namespace", "Rejected"]
+__all__ = ["compile_candidate", "make_namespace", "program_namespace", "Rejected"]
+
+
+class _Bound:
+    """A program's function as a callable: each call is a fresh evaluation by the interpreter."""
+
+    __slots__ = ("program", "name")
+
+    def __init__(self, program: Program, name: str) -> None:
+        self.program, self.name = program, name
+
+    def __call__(self, *args):
+        return self.program.call(self.name, *args)
+
+
+def checked_program(src: str) -> Program:
+    """The allowlist, then the interpreter's own checks; raises :class:`Rejected`."""
+    tree, reasons = check_tree(src)
+    if reasons or tree is None:
+        raise Rejected("; ".join(reasons))
+    try:
+        return Program(src)
+    except ProgramRefused as e:
+        raise Rejected(f"refused by the evaluator: {e}") from None
+
+
+def program_namespace(program: Program) -> dict[str, Any]:
+    """What a task sees of a checked program: its functions (each call evaluated afresh by the
+    interpreter) and ``N_PARAMS`` (from a fresh run of the module's top level)."""
+    ns: dict[str, Any] = {name: _Bound(program, name) for name in program.functions}
+    ns["N_PARAMS"] = program.constant("N_PARAMS", 0)
+    return ns
 
 
 class _StripForExec(ast.NodeTransformer):

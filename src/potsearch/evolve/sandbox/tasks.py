@@ -45,3 +45,23 @@ def _return_raw(namespace: dict, payload: dict) -> dict:
 def _noop(namespace: dict, payload: dict) -> dict:
     """Trusted test task for measuring per-call overhead."""
     return {"ok": 1}
+
+
+def _call_potential_exact(namespace: dict, payload: dict) -> dict:
+    """Trusted test task (the differential test of one semantics): ``potential(x, p)`` as it comes,
+    non-finite numbers as the strings "nan"/"inf"/"-inf", and the program's own error (the exception's
+    type and text) as a value instead of a failed call, so that a result can be compared exactly with
+    the evaluator best_potential.py embeds."""
+    fn = namespace.get("potential")
+    if not callable(fn):
+        raise InvalidResult("no function 'potential' defined")
+    x = {k: np.asarray(v, dtype=np.float64) for k, v in payload["x"].items()}
+    try:
+        v = fn(x, np.asarray(payload["p"], dtype=np.float64))
+    except Exception as e:  # the program's own error, reported as data
+        return {"error": f"{type(e).__name__}: {e}"[:300]}
+    a = np.asarray(v, dtype=np.float64)
+    if a.size > 100_000:
+        raise InvalidResult("result too large")
+    flat = [float(f) if np.isfinite(f) else str(f) for f in a.ravel().tolist()]
+    return {"shape": list(a.shape), "values": flat}
