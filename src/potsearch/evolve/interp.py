@@ -374,7 +374,7 @@ class _Call:
                 d = max(d, 1 + self.depth_of(e))
         if d > MAX_CONTAINER_DEPTH:
             raise ProgramRefused(f"lists and tuples nested more than {MAX_CONTAINER_DEPTH} deep refused")
-        if d > 2:
+        if d > 2 or len(v) > 8:  # each long or nested container is walked once per call
             self.nested[id(v)] = (v, d)
         return d
 
