@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv demo test browser bench clean
+.PHONY: venv demo test test-fast browser bench clean
 
 venv: $(VENV)/.installed
 
@@ -26,8 +26,13 @@ demo: venv
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || echo "chromium not installed: the browser test will be skipped"
 
+# The unit tier first (a minute), then the whole suite on both cores (pytest-xdist, files kept together).
+test-fast: venv
+	$(PY) -m pytest -q -m fast -n 2
+
 test: venv browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m fast -n 2
+	$(PY) -m pytest -q -m "not fast" -n 2 --dist loadfile
 
 bench: venv
 	$(PY) benchmarks/run_all.py

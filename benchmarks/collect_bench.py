@@ -27,7 +27,7 @@ from _summary import emit  # noqa: E402
 
 
 def _replay_prompts(run: Path):
-    from potsearch.agents.collect import task_seed
+    from potsearch.collector import task_seed
     from potsearch.store import RunStore
 
     with RunStore.open(run) as s:
@@ -42,9 +42,9 @@ def bench_local(n: int, mode: str, agent_name: str) -> dict:
     import ray
 
     from potsearch.agents.registry import load_agent
-    from potsearch.llmclient import LOCAL_MODEL, LLMClient
+    from potsearch.llm.client import LOCAL_MODEL, LLMClient
     from potsearch.agents.local import compile_grammar, load_llama
-    from potsearch.agents.collect import CollectConfig, collect
+    from potsearch.collector import CollectConfig, collect
 
     tmp = Path(tempfile.mkdtemp(prefix="pscb"))
     run = tmp / "local"
@@ -111,7 +111,7 @@ def bench_server(n: int = 30, use_grammar: bool = True) -> dict | None:
         print(f"llama.cpp server skipped: {type(exc).__name__}: {exc}")
         return None
     from potsearch.agents.registry import load_agent
-    from potsearch.llmclient import LLMClient
+    from potsearch.llm.client import LLMClient
     from potsearch.agents.local import compile_grammar, load_llama, model_path
 
     with socket.socket() as sck:
@@ -161,7 +161,7 @@ def bench_server(n: int = 30, use_grammar: bool = True) -> dict | None:
 
 
 def bench_litellm_overhead(calls: int = 300) -> dict:
-    from potsearch.llmclient import LLMClient, get_litellm, register_provider
+    from potsearch.llm.client import LLMClient, get_litellm, register_provider
 
     litellm = get_litellm()
 
@@ -198,7 +198,7 @@ def bench_litellm_overhead(calls: int = 300) -> dict:
 def bench_surrogate(total: int, workers: int = 2, batch: int = 2000) -> dict:
     import ray
 
-    from potsearch.agents.collect import CollectConfig, collect
+    from potsearch.collector import CollectConfig, collect
 
     tmp = Path(tempfile.mkdtemp(prefix="pscb"))
     ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)

@@ -46,11 +46,11 @@ def _mean_in_flight(samples, t_from=None):
 
 
 def run_loop(loop: str, run_dir: Path, api_base: str, seconds: float, concurrency: int, seed: int) -> dict:
-    from potsearch.evolve.config import LLMConfig, SandboxConfig, SearchConfig
-    from potsearch.evolve.islands import Search
-    from potsearch.evolve.llm_op import LLMOperator
-    from potsearch.evolve.problem import load_problem
-    from potsearch.evolve.scoring import FitSettings
+    from potsearch.search.config import LLMConfig, SandboxConfig, SearchConfig
+    from potsearch.search.islands import Search
+    from potsearch.search.llm_op import LLMOperator
+    from potsearch.search.problem import load_problem
+    from potsearch.law.scoring import FitSettings
     from potsearch.store import RunStore
 
     cfg = SearchConfig(seed=seed, rounds=4000, islands=16, population=16, offspring=2, loop=loop,
@@ -98,7 +98,7 @@ def run_loop(loop: str, run_dir: Path, api_base: str, seconds: float, concurrenc
     ev0 = None
     try:
         if loop == "async":
-            from potsearch.evolve.controller import AsyncController
+            from potsearch.search.controller import AsyncController
 
             ctl = AsyncController(search)
             ctl.proposer.caller.t0 = t0
@@ -145,7 +145,7 @@ def main() -> int:
     os.environ.setdefault("OPENAI_API_KEY", "standin")  # the stand-in accepts any key
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
-    from potsearch.evolve.surrogate import make_surrogate_run
+    from potsearch.testing.surrogate_run import make_surrogate_run
     from potsearch.testing.standin_server import StandinServer
 
     tmp = Path(tempfile.mkdtemp(prefix="evolve_async_"))
@@ -174,8 +174,8 @@ def main() -> int:
     # GP-only (no model): the same search under both loops, evaluations/s
     gp = {}
     for loop in ("lockstep", "async"):
-        from potsearch.evolve.config import SearchConfig
-        from potsearch.evolve.run import evolve
+        from potsearch.search.config import SearchConfig
+        from potsearch.search.run import evolve
 
         d = tmp / f"gp_{loop}"
         shutil.copytree(base, d)

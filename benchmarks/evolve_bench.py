@@ -3,13 +3,13 @@ in the same run, and (with --full) the wall time of the acceptance search
 `potsearch evolve --rounds 4000 --islands 16` with the default config.
 
 Problem: a 20,000-sample surrogate word run (the 762 shipped words, V = 0.8 vowels - 0.6 zipf,
-Metropolis transitions; potsearch.evolve.surrogate), 80/20 sample split as in a real search.
+Metropolis transitions; potsearch.testing.surrogate_run), 80/20 sample split as in a real search.
 
 Candidates: ``--n`` distinct random GP trees (seeded) compiled to source, each scored from its own
 constants as start (what the search does for a new structure): ours = Gauss-Newton on parameters
-with the analytic action gradient on merged edge pairs (potsearch.evolve.scoring), default fit
+with the analytic action gradient on merged edge pairs (potsearch.law.scoring), default fit
 settings. Baseline = the naive path: scipy.optimize.minimize (L-BFGS-B, finite-difference gradient)
-on the same action (potsearch.action.action_of over every edge), same start. Both report the
+on the same action (potsearch.science.action.action_of over every edge), same start. Both report the
 training action reached, so the speed-up is not bought with worse fits.
 
     python benchmarks/evolve_bench.py [--n 300] [--full] [--workers 1]
@@ -52,11 +52,11 @@ def main() -> int:
 
     from scipy.optimize import minimize
 
-    from potsearch.action import action_of, make_kernel
-    from potsearch.evolve import gp as G
-    from potsearch.evolve.islands import _compile, score_source
-    from potsearch.evolve.problem import load_problem
-    from potsearch.evolve.surrogate import make_surrogate_run
+    from potsearch.science.action import action_of, make_kernel
+    from potsearch.search import gp as G
+    from potsearch.law.scoring import _compile, score_source
+    from potsearch.search.problem import load_problem
+    from potsearch.testing.surrogate_run import make_surrogate_run
 
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="evolve_bench_"))
     run = tmp / "surrogate20k"

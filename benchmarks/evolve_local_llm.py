@@ -29,10 +29,10 @@ class _Stop(Exception):
 
 
 def run_for(run_dir: Path, cfg, seconds: float):
-    from potsearch.evolve.controller import AsyncController
-    from potsearch.evolve.islands import Search
-    from potsearch.evolve.llm_op import LLMOperator
-    from potsearch.evolve.problem import load_problem
+    from potsearch.search.controller import AsyncController
+    from potsearch.search.islands import Search
+    from potsearch.search.llm_op import LLMOperator
+    from potsearch.search.problem import load_problem
     from potsearch.store import RunStore
 
     problem = load_problem(run_dir, seed=cfg.seed, heldout_fraction=cfg.heldout_fraction, agent=cfg.agent,
@@ -83,8 +83,8 @@ def main() -> int:
     args = ap.parse_args()
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
-    from potsearch.evolve.config import load_config
-    from potsearch.evolve.surrogate import make_surrogate_run
+    from potsearch.search.config import load_config
+    from potsearch.testing.surrogate_run import make_surrogate_run
 
     cfg = load_config(args.config)
     cfg = dataclasses.replace(cfg, rounds=100_000, llm=dataclasses.replace(cfg.llm, grammar=not args.no_grammar))

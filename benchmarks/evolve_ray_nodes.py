@@ -32,9 +32,9 @@ def main() -> int:
 
     from ray.cluster_utils import Cluster
 
-    from potsearch.evolve.config import SearchConfig
-    from potsearch.evolve.run import evolve
-    from potsearch.evolve.surrogate import make_surrogate_run
+    from potsearch.search.config import SearchConfig
+    from potsearch.search.run import evolve
+    from potsearch.testing.surrogate_run import make_surrogate_run
 
     tmp = Path(tempfile.mkdtemp(prefix="evolve_ray_"))
     base = tmp / "base"

@@ -6,7 +6,7 @@ Prints, from one run:
   * our full exact fit (SCCs, Newton, bounds) at the paper's Table 3 size, against one reference
     evaluation (goal: the whole fit takes less than ONE reference evaluation);
   * the whole `potsearch fit` command on that graph as a CSV, start-up included (goal <= 1 s);
-  * per graph family (random, geometric, chain_tree, hub: potsearch.synthetic.family_counts) at paper size:
+  * per graph family (random, geometric, chain_tree, hub: potsearch.science.synthetic.family_counts) at paper size:
     the whole exact fit (adaptive Newton solver) against ONE reference evaluation on the same graph, with the
     old single-rule solver (Jacobi-CG) beside it;
   * per family, full fit time and peak memory on 10^7 samples / 10^6 states, each in a fresh process
@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from potsearch.action import Objective, fit_exact
-from potsearch.graph import build_graph
-from potsearch.io import export_counts
-from potsearch.synthetic import FAMILIES, family_counts, paper_size_counts
+from potsearch.science.action import Objective, fit_exact
+from potsearch.science.graph import build_graph
+from potsearch.collector.io import export_counts
+from potsearch.science.synthetic import FAMILIES, family_counts, paper_size_counts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _summary import emit  # noqa: E402

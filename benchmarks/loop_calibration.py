@@ -1,4 +1,4 @@
-"""Loop-test calibration on synthetic chains (potsearch.synthetic.metropolis_chain).
+"""Loop-test calibration on synthetic chains (potsearch.science.synthetic.metropolis_chain).
 
 Prints the false-positive rate at alpha (equilibrium chains, detailed balance by construction) and the
 power at a list of cyclic drift strengths, each over R seeded replicates, with binomial standard errors.
@@ -16,9 +16,9 @@ import time
 
 import numpy as np
 
-from potsearch import diagnostics as D
-from potsearch.graph import build_graph
-from potsearch.synthetic import metropolis_chain
+from potsearch.science import diagnostics as D
+from potsearch.science.graph import build_graph
+from potsearch.science.synthetic import metropolis_chain
 
 
 def rate(drift: float, reps: int, alpha: float, seed0: int, **kw) -> tuple[float, float]:

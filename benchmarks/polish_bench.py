@@ -1,6 +1,6 @@
 """Polish benchmark: the paper's random descent against L-BFGS-B and Nelder–Mead, same run, same start.
 
-Problem: a surrogate word run (potsearch.evolve.surrogate: real words, hidden potential
+Problem: a surrogate word run (potsearch.testing.surrogate_run: real words, hidden potential
 ``HIDDEN`` over our word features, Metropolis transitions), split into train / held-out by
 evolve's ``load_problem``. Two candidates:
 
@@ -30,11 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from potsearch.action import make_kernel
-from potsearch.evolve.problem import load_problem
-from potsearch.evolve.scoring import FitSettings, score_function
-from potsearch.evolve.surrogate import make_surrogate_run
-from potsearch.polish import ActionObjective, compile_source, polish
+from potsearch.science.action import make_kernel
+from potsearch.search.problem import load_problem
+from potsearch.law.scoring import FitSettings, score_function
+from potsearch.testing.surrogate_run import make_surrogate_run
+from potsearch.law.optimize import ActionObjective, polish
+from potsearch.search.polish import compile_source
 
 HIDDEN = "0.8 * vowels - 0.6 * zipf + 0.5 * np.tanh(length - 7)"
 LINEAR_FEATURES = ["length", "letter_sum", "vowels", "consonants", "vowel_frac", "distinct", "repeats", "doubles",

@@ -4,7 +4,7 @@ Each law is the hidden potential of a surrogate run (a test instrument with a kn
 language model): 12 laws on the word surrogate and 4 on the fitter surrogate, graded from two
 linear terms to products, ratios, logs and square roots. Per law: ``potsearch collect --provider
 surrogate`` (20,000 samples), ``potsearch fit``, ``potsearch evolve`` (default config; --quick: a
-smaller budget), then ``potsearch.evolve.selection.select_law`` with each rule on the run's
+smaller budget), then ``potsearch.law.selection.select_law`` with each rule on the run's
 candidates (as evolve runs it: the Pareto front, every member simplified). Beside it, in the same run, the baseline a
 scientist would try first: gplearn's SymbolicRegressor on the fitted per-state potentials (the
 ``bench`` extra), scored by the same rule and by held-out action.
@@ -98,7 +98,7 @@ def agent_file(kind: str, formula: str, d: Path, tag: str) -> Path:
 
 # ----------------------------------------------------------------------------- the recovery rule
 def hidden_expr(formula: str, kind: str) -> sp.Expr:
-    from potsearch.evolve.simplify import feature_symbol
+    from potsearch.law.simplify import feature_symbol
 
     names = set(re.findall(r"[A-Za-z_]\w*", formula)) - {"log1p", "sqrt", "log", "exp", "abs", "tanh"}
     loc = {n: feature_symbol(n) for n in names}   # the surrogate and the search share one feature table
@@ -107,7 +107,7 @@ def hidden_expr(formula: str, kind: str) -> sp.Expr:
 
 
 def _terms(expr: sp.Expr) -> dict:
-    from potsearch.evolve.simplify import split_terms
+    from potsearch.law.simplify import split_terms
 
     return {b: c for c, b in split_terms(sp.expand(sp.N(expr)))}
 
@@ -124,7 +124,7 @@ def _same_basis(a: sp.Expr, b: sp.Expr, rtol: float = 0.1) -> bool:
 
 
 def _values(expr, features, n):
-    from potsearch.evolve.simplify import _values as v
+    from potsearch.law.simplify import _values as v
 
     return v(expr, features, n)
 
@@ -179,7 +179,7 @@ def oracle(hidden: sp.Expr, data) -> dict:
     values (the simplifier's refit path): what the data can say about the law when the search has found
     its form. Not exact here means the law is not identifiable from these samples: a coefficient or an
     inner number (the 1 of zipf/(length + 1)) off by more than 10 %."""
-    from potsearch.evolve.simplify import _Refitter, parametrise
+    from potsearch.law.simplify import _Refitter, parametrise
 
     pe, vals = parametrise(sp.nfloat(sp.expand(hidden), exponent=False))   # inner integers (log1p) too
     res = _Refitter(data, 0).fit(pe, vals, again=False)
@@ -195,7 +195,7 @@ def gplearn_law(problem, quick: bool, seed: int = 0):
     """gplearn SymbolicRegressor on the fitted per-state potentials -> (sympy expr over features, seconds)."""
     from gplearn.genetic import SymbolicRegressor
 
-    from potsearch.evolve.simplify import feature_symbol
+    from potsearch.law.simplify import feature_symbol
 
     names = list(problem.usable)
     X = np.column_stack([problem.features[k] for k in names])
@@ -214,7 +214,7 @@ def gplearn_law(problem, quick: bool, seed: int = 0):
 
 
 def heldout_of(expr, data) -> float:
-    from potsearch.evolve.selection import pair_contributions
+    from potsearch.law.selection import pair_contributions
 
     V = _values(expr, data.features, data.n_states)
     return float(pair_contributions(V, data.heldout, data.kernel, data.beta).sum()) if np.all(np.isfinite(V)) \
@@ -241,7 +241,7 @@ def variant_config(d: Path, name: str) -> Path:
 def run_law(i: int, d: Path, a) -> dict:
     import shutil
 
-    from potsearch.evolve.problem import load_problem
+    from potsearch.search.problem import load_problem
 
     kind, formula, grade = LAWS[i]
     run = d / f"law{i}"
@@ -298,8 +298,8 @@ def run_law(i: int, d: Path, a) -> dict:
 
 def evaluate_variant(vrun: Path, problem, hidden, a, evolve_s: float) -> dict:
     """Selection (each rule) on one evolved run's candidates, as evolve runs it, and the recovery rule."""
-    from potsearch.evolve.selection import SelectionOptions, param_list, select_law, settle
-    from potsearch.evolve.simplify import _translate
+    from potsearch.law.selection import SelectionOptions, param_list, select_law, settle
+    from potsearch.law.simplify import _translate
 
     from potsearch.store import RunStore
 
@@ -335,7 +335,7 @@ def _safe(fn, *args):
 
 
 def main() -> None:
-    from potsearch.evolve.selection import DEFAULT_RULE, RULES
+    from potsearch.law.selection import DEFAULT_RULE, RULES
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help=f"laws {QUICK} only, rounds 1000 x 8 islands")
@@ -429,7 +429,7 @@ def miss_cause(sel: dict, orc: dict, data) -> str:
     "data prefer it" (the selected law's BIC is at least the refitted hidden form's: no rule that weighs
     the data can pick the hidden law; the margin in BIC units), or "search/selection" (the hidden form
     scores better and was not selected)."""
-    from potsearch.evolve.selection import bic_score
+    from potsearch.law.selection import bic_score
 
     if sel["class"] == "exact":
         return ""

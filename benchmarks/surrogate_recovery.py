@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def recovery(agent: Path, run: Path, samples: int, k: int, seed: int) -> dict:
     from potsearch.agents.registry import load_agent
-    from potsearch.agents.collect import make_surrogate
-    from potsearch.fitstage import load_fit
+    from potsearch.collector import make_surrogate
+    from potsearch.store.rundir import load_fit
 
     cli("collect", "--agent", agent, "--provider", "surrogate", "--run", run, "--max-samples", samples,
         "--samples-per-state", k, "--seed", seed, "--workers", 2)

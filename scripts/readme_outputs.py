@@ -50,7 +50,7 @@ def _commands(body: list[str]) -> list[str]:
 
 def _data_dir() -> str:
     sys.path.insert(0, str(ROOT / "src"))
-    from potsearch.resources import shipped_dir
+    from potsearch.core.resources import shipped_dir
 
     return str(shipped_dir("data"))
 

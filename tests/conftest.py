@@ -8,6 +8,20 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 ROOT = Path(__file__).resolve().parents[1]
 TABLE2 = ROOT / "data" / "table2_claude4_word.csv"
 
+#: the unit tier (`make test-fast`, about a minute on 2 cores): test files of pure functions and small
+#: in-process runs, no subprocess pipeline, no Ray, no sandbox pool; every other file is the full suite's.
+FAST_FILES = frozenset("""
+    test_action test_diagnostics test_docs test_evolve_gp_config test_evolve_scoring test_fit_families
+    test_fit_table2 test_graph test_io test_resources test_selection test_simplify test_store test_terms
+    test_yamlio
+""".split())
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if Path(str(item.fspath)).stem in FAST_FILES:
+            item.add_marker(pytest.mark.fast)
+
 
 @pytest.fixture
 def table2():
@@ -17,7 +31,7 @@ def table2():
 @pytest.fixture
 def cli(capsys):
     """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    from potsearch.cli import main
+    from potsearch.cli.app import main
 
     def run(*args):
         code = main([str(a) for a in args])

@@ -10,7 +10,7 @@ _CACHE: dict = {}
 def small_run(tmp_path_factory, name: str = "run") -> Path:
     """30 real words, V = 0.8 vowels - 0.6 zipf, ~24,000 Metropolis samples (800 per word), fitted.
     Built once per session and copied for each test (a test may write into its copy)."""
-    from potsearch.evolve.surrogate import make_surrogate_run
+    from potsearch.testing.surrogate_run import make_surrogate_run
 
     if "small" not in _CACHE:
         base = tmp_path_factory.mktemp("evolve_base") / "small"

@@ -25,15 +25,15 @@ def add_candidate(store, uid, source, params, parents=(), operator="seed", model
 
 def make_run(path, n_words=300, n_samples=6000, with_candidates=True, seed=0):
     """A surrogate word run (hidden V = HIDDEN) with its fit; optionally two candidates (a lineage)."""
-    from potsearch.evolve.surrogate import make_surrogate_run
+    from potsearch.testing.surrogate_run import make_surrogate_run
     from potsearch.store import RunStore
 
     make_surrogate_run(path, n_samples=n_samples, n_words=n_words, formula=HIDDEN, seed=seed)
     if with_candidates:
         # as evolve would store it: parameters fitted by evolve's own fit (a short one: polish has work left)
-        from potsearch.evolve.problem import load_problem
-        from potsearch.evolve.scoring import FitSettings, score_function
-        from potsearch.polish import compile_source
+        from potsearch.search.problem import load_problem
+        from potsearch.law.scoring import FitSettings, score_function
+        from potsearch.search.polish import compile_source
 
         prob = load_problem(path, seed=0)
         prob.data.fit = FitSettings(starts=1, max_iter=3)

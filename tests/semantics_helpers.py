@@ -10,10 +10,10 @@ import warnings
 import numpy as np
 import pytest
 
-from potsearch.evolve.outputs import write_best_potential
-from potsearch.evolve.sandbox import SandboxPool, check_source
+from potsearch.search.outputs import write_best_potential
+from potsearch.sandbox import SandboxPool, check_source
 
-EXACT = "potsearch.evolve.sandbox:_call_potential_exact"
+EXACT = "potsearch.sandbox:_call_potential_exact"
 X = {"a": np.array([1.0, 2.5, 4.0, 7.0]), "b": np.array([0.5, -1.0, 3.0, 2.0])}
 P = np.array([0.7, -1.3, 2.0])
 

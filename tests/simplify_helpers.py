@@ -1,5 +1,5 @@
 """A small surrogate-like scoring problem with a known law (in memory, no store): word features of
-real words, Metropolis counts from ``potsearch.synthetic.metropolis_chain``, split per sample."""
+real words, Metropolis counts from ``potsearch.science.synthetic.metropolis_chain``, split per sample."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,10 +12,10 @@ def word_problem(formula: str = "1.6*length - 2.4*zipf", n_words: int = 300, per
     key = (formula, n_words, per_state, seed)
     if key in _CACHE:
         return _CACHE[key]
-    from potsearch.evolve.scoring import Edges, ScoringData, likelihood_scale
-    from potsearch.evolve.surrogate import load_words
-    from potsearch.features import feature_table
-    from potsearch.synthetic import metropolis_chain
+    from potsearch.law.scoring import Edges, ScoringData, likelihood_scale
+    from potsearch.testing.surrogate_run import load_words
+    from potsearch.law.features import feature_table
+    from potsearch.science.synthetic import metropolis_chain
 
     rng = np.random.default_rng(seed)
     words = sorted(rng.choice(load_words(), n_words, replace=False).tolist())

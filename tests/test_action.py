@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from potsearch.action import action_and_grad, fit_exact, hessian, make_kernel
-from potsearch.graph import build_graph
-from potsearch.synthetic import metropolis_chain
+from potsearch.science.action import action_and_grad, fit_exact, hessian, make_kernel
+from potsearch.science.graph import build_graph
+from potsearch.science.synthetic import metropolis_chain
 
 
 def _random_graph(seed, n=40, m=200):
@@ -84,9 +84,9 @@ def test_fit_is_a_minimum():
 
 @pytest.mark.parametrize("kernel", ["softplus", "exp"])
 def test_objective_matches_the_stable_kernel_formulas_at_extreme_differences(kernel):
-    """The fused evaluation (potsearch.action.Objective) against the textbook per-edge formulas,
+    """The fused evaluation (potsearch.science.action.Objective) against the textbook per-edge formulas,
     including differences far beyond exp's range (softplus clips at 700 internally)."""
-    from potsearch.action import Objective
+    from potsearch.science.action import Objective
 
     rng = np.random.default_rng(5)
     n = 30
@@ -111,7 +111,7 @@ def test_objective_matches_the_stable_kernel_formulas_at_extreme_differences(ker
 
 
 def test_objective_without_edges_gives_a_float_zero_gradient():
-    from potsearch.action import Objective
+    from potsearch.science.action import Objective
 
     empty = np.array([], dtype=int)
     val, g = Objective(empty, empty, np.array([]), 3)(np.zeros(3))
@@ -120,7 +120,7 @@ def test_objective_without_edges_gives_a_float_zero_gradient():
 
 
 def test_objective_refuses_indices_outside_V():
-    from potsearch.action import Objective
+    from potsearch.science.action import Objective
 
     obj = Objective(np.array([0, 4]), np.array([1, 2]), np.ones(2), 5)
     with pytest.raises(ValueError, match="need 5"):

@@ -12,14 +12,9 @@ from potsearch.agents.registry import load_agent
 from potsearch.agents.config import FitterOptions
 from potsearch.agents.data import data_dir, load_dataset
 from potsearch.agents.fitter import (
-    ExpressionError,
-    canonical,
-    clean_reply,
-    fit_expression,
-    parse_expression,
-    score_of,
+    ExpressionError, canonical, clean_reply, fit_expression, parse_expression, score_of
 )
-from potsearch.errors import InputError
+from potsearch.core.errors import InputError
 
 
 @pytest.fixture(scope="module")

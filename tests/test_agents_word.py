@@ -12,7 +12,7 @@ from potsearch.agents.registry import load_agent
 from potsearch.agents.config import load_config
 from potsearch.agents.data import WORD_LIST_FILE, build_word_list, data_dir, letter_sum, load_word_list
 from potsearch.agents.word import extract_word, spelled
-from potsearch.errors import InputError
+from potsearch.core.errors import InputError
 
 PAPER_WORDS = ["ATTITUDE", "TURKEY", "PERSONAL", "PROBLEMS", "BUZZY", "WIZARDS", "EXCELLENT"]
 

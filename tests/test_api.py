@@ -4,7 +4,7 @@ import math
 import pytest
 
 import potsearch as ps
-from potsearch.errors import InputError
+from potsearch.core.errors import InputError
 
 
 def test_api_fit_diagnose_report_status(tmp_path, table2):
@@ -33,9 +33,9 @@ def test_api_errors_are_input_errors(tmp_path):
 
 
 def test_public_names_have_docstrings():
-    import potsearch.evolve.run  # noqa: F401  (submodule imports must not shadow API names)
-    import potsearch.polish  # noqa: F401
-    import potsearch.report  # noqa: F401
+    import potsearch.search.run  # noqa: F401  (submodule imports must not shadow API names)
+    import potsearch.search.polish  # noqa: F401
+    import potsearch.stages.report  # noqa: F401
 
     for name in ps.__all__:
         if name != "__version__":

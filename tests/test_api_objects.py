@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import potsearch as ps
-from potsearch.errors import InputError
+from potsearch.core.errors import InputError
 
 
 def test_api_pipeline_returns_objects(tmp_path, capfd, ray_session):

@@ -1,4 +1,4 @@
-"""Attacks on the one-semantics evaluator (potsearch.evolve.interp, embedded in best_potential.py).
+"""Attacks on the one-semantics evaluator (potsearch.law.interp, embedded in best_potential.py).
 
 Every program here is ACCEPTED by the allowlist (asserted), and each test asserts a guarantee:
 (1) the sandbox and the file compute the same values or refuse alike, and follow Python;
@@ -13,19 +13,15 @@ so the suite stays short and never exhausts the machine.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
-import math
 import subprocess
 import sys
-import types
-import warnings
 
 import numpy as np
 import pytest
 
-from potsearch.evolve.outputs import write_best_potential
-from potsearch.evolve.sandbox import SandboxPool, check_source
+from potsearch.search.outputs import write_best_potential
+from potsearch.sandbox import check_source
 
 from semantics_helpers import (EXACT, P, X, _accepted, _best, _file_result, _python, _same,  # noqa: F401
                                _sandbox_result, _vals, pool, shipped, shipped_path)
@@ -228,8 +224,8 @@ def test_law_of_one_state_depends_on_no_other_state(pool, body):
     evaluates one state at a time. A program whose value for a state depends on the other states
     evaluated with it (a reduction over states, the table's size or order) is not a law of the state:
     scoring rejects it, so it is never stored with a score, selected or shipped."""
-    from potsearch.evolve.scoring import Edges, ScoringData
-    from potsearch.features import feature_table
+    from potsearch.law.scoring import Edges, ScoringData
+    from potsearch.law.features import feature_table
 
     src = "N_PARAMS = 1\ndef potential(x, p):\n    return " + body + "\n"
     _accepted(src)
@@ -237,11 +233,11 @@ def test_law_of_one_state_depends_on_no_other_state(pool, body):
     table = feature_table("word", words)
     e = Edges(np.array([0, 1, 2, 3, 4, 5, 1]), np.array([1, 2, 3, 4, 5, 0, 0]), np.ones(7), len(words))
     data = ScoringData(features=table, n_states=len(words), train=e, heldout=e)
-    r = pool.run(src, task="potsearch.evolve.scoring:score_program", payload=dict(data.payload(), source=src))
+    r = pool.run(src, task="potsearch.law.scoring:score_program", payload=dict(data.payload(), source=src))
     assert r.ok, r
     assert r.value["train_action"] is None and "not a law of the state" in (r.value["error"] or ""), r.value
     honest = "N_PARAMS = 1\ndef potential(x, p):\n    return p[0] * x['length']\n"
-    h = pool.run(honest, task="potsearch.evolve.scoring:score_program", payload=dict(data.payload(), source=honest))
+    h = pool.run(honest, task="potsearch.law.scoring:score_program", payload=dict(data.payload(), source=honest))
     assert h.ok and h.value["error"] is None, h
 
 

@@ -9,9 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from potsearch.attribution import attribute, compile_terms
-from potsearch.formula import candidate_info
-from potsearch.polish import ActionObjective, compile_source
+from potsearch.law.attribution import attribute, compile_terms
+from potsearch.law.formula import candidate_info
+from potsearch.law.optimize import ActionObjective
+from potsearch.search.polish import compile_source
 
 from polish_helpers import CANDIDATE, make_run
 
@@ -24,7 +25,7 @@ def run(tmp_path_factory):
 
 
 def test_attribute_command_ranks_hidden_features_first(run, capsys):
-    from potsearch.cli import main
+    from potsearch.cli.app import main
     from potsearch.store import RunStore
 
     assert main(["attribute", "--run", str(run), "--repeats", "5"]) == 0
@@ -60,9 +61,9 @@ def test_attribute_command_ranks_hidden_features_first(run, capsys):
 def test_attribute_pure_function_on_synthetic_formula():
     """No run store: a Metropolis chain driven by V = 1.2 a - 0.8 log1p(c) + 0.5 b^2, candidate with
     two decoys (d, e). Ablation, permutation and curvature rank a, b, c above d, e."""
-    from potsearch.graph import build_graph
-    from potsearch.polish import lbfgs
-    from potsearch.synthetic import metropolis_chain
+    from potsearch.science.graph import build_graph
+    from potsearch.law.optimize import lbfgs
+    from potsearch.science.synthetic import metropolis_chain
 
     rng = np.random.default_rng(1)
     n = 250

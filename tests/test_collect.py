@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from potsearch.agents.collect import (Chain, CollectConfig, PerState, Population, collect, format_summary,
-                                     norm_protocol, table3)
-from potsearch.errors import InputError
+from potsearch.collector import (
+    Chain, CollectConfig, PerState, Population, collect, format_summary, norm_protocol, table3
+)
+from potsearch.core.errors import InputError
 from potsearch.store import RunStore, Sample
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,8 +168,8 @@ def test_surrogate_word_run_then_fit_recovers_the_hidden_potential(tmp_path, ray
     from scipy.stats import spearmanr
 
     from potsearch.agents.registry import load_agent
-    from potsearch.agents.collect import make_surrogate
-    from potsearch.fitstage import FitOptions, run_fit
+    from potsearch.collector import make_surrogate
+    from potsearch.stages.fit import FitOptions, run_fit
 
     agent = small_word_agent(tmp_path, n_words=60, hidden=HIDDEN)
     run = tmp_path / "sur"
@@ -196,8 +197,8 @@ def test_acceptance_20000_sample_run_of_the_shipped_word_surrogate(tmp_path, ray
     from scipy.stats import spearmanr
 
     from potsearch.agents.registry import load_agent
-    from potsearch.agents.collect import make_surrogate
-    from potsearch.fitstage import FitOptions, run_fit
+    from potsearch.collector import make_surrogate
+    from potsearch.stages.fit import FitOptions, run_fit
 
     run = tmp_path / "sur20k"
     res = collect(CollectConfig(agent="word", provider="surrogate", run=str(run), samples_per_state=27,

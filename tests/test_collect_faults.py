@@ -35,7 +35,7 @@ def register_fake():
     answers a valid word after 30 ms (``slow0.2``: after 0.2 s)."""
     import asyncio
 
-    from potsearch.llmclient import get_litellm, register_provider
+    from potsearch.llm.client import get_litellm, register_provider
 
     litellm = get_litellm()
     words = _words()
@@ -108,7 +108,7 @@ def _count_now(path: Path) -> int:
     would keep a stale mapping of the WAL index after the writer exits."""
     import sqlite3
 
-    from potsearch.errors import InputError
+    from potsearch.core.errors import InputError
     from potsearch.store import RunStore
 
     try:
@@ -141,7 +141,7 @@ def _killpg(proc: subprocess.Popen) -> None:
 
 # ----------------------------------------------------------------------------- tests
 def test_faults_are_retried_recorded_and_the_run_completes(tmp_path, ray_session):
-    from potsearch.agents.collect import CollectConfig, collect
+    from potsearch.collector import CollectConfig, collect
 
     run = tmp_path / "faults"
     res = collect(CollectConfig(agent="word", provider="fake/faults", mode="free", run=str(run), max_samples=120,
@@ -176,7 +176,7 @@ def test_faults_are_retried_recorded_and_the_run_completes(tmp_path, ray_session
 
 
 def test_token_and_cost_budgets_stop_the_run(tmp_path, ray_session):
-    from potsearch.agents.collect import CollectConfig, collect
+    from potsearch.collector import CollectConfig, collect
 
     # every call: 50 tokens in + 3 out = 53 tokens, $0.000056
     res = collect(CollectConfig(agent="word", provider="fake/slow", mode="free", run=str(tmp_path / "tok"),
@@ -192,7 +192,7 @@ def test_token_and_cost_budgets_stop_the_run(tmp_path, ray_session):
 
 def test_a_killed_actors_work_is_retried(tmp_path, ray_session):
     ray = ray_session
-    from potsearch.agents.collect import CollectConfig, collect
+    from potsearch.collector import CollectConfig, collect
 
     seen: dict = {}
 

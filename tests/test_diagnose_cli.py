@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from potsearch.cli import main
-from potsearch.io import export_counts, import_file
+from potsearch.cli.app import main
+from potsearch.collector.io import export_counts, import_file
 from potsearch.store import RunStore
-from potsearch.synthetic import metropolis_chain
+from potsearch.science.synthetic import metropolis_chain
 
 TABLE2 = Path(__file__).resolve().parents[1] / "data" / "table2_claude4_word.csv"
 TESTS = ("pair", "loop", "exclusion", "distribution", "directionality")
@@ -67,7 +67,7 @@ def _synthetic_csv(tmp_path: Path, drift: float = 0.0) -> Path:
 
 
 def test_diagnose_uses_the_saved_fit_unless_options_differ(tmp_path, capsys):
-    from potsearch.fitstage import FitOptions, load_input, run_fit, write_fit
+    from potsearch.stages.fit import FitOptions, load_input, run_fit, write_fit
 
     run = make_run(tmp_path / "run")
     g, res = run_fit(load_input(run).counts, FitOptions())

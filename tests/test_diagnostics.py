@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from potsearch import diagnostics as D
-from potsearch.fitstage import FitOptions, load_input, run_fit
-from potsearch.graph import build_graph
-from potsearch.plots import diagram_layout
-from potsearch.synthetic import metropolis_chain
+from potsearch.science import diagnostics as D
+from potsearch.stages.fit import FitOptions, load_input, run_fit
+from potsearch.science.graph import build_graph
+from potsearch.views.plots import diagram_layout
+from potsearch.science.synthetic import metropolis_chain
 
 TABLE2 = Path(__file__).resolve().parents[1] / "data" / "table2_claude4_word.csv"
 

@@ -2,13 +2,13 @@
 import re
 from pathlib import Path
 
-from potsearch.docgen import render
+from potsearch.cli.docgen import render
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_cli_reference_is_current():
-    assert (ROOT / "docs" / "cli.md").read_text() == render(), "regenerate: python -m potsearch.docgen > docs/cli.md"
+    assert (ROOT / "docs" / "cli.md").read_text() == render(), "regenerate: python -m potsearch.cli.docgen > docs/cli.md"
 
 
 def test_readme_setup_commands():

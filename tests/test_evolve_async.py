@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from potsearch.evolve.config import LLMConfig, SandboxConfig, SearchConfig
-from potsearch.evolve.run import evolve
+from potsearch.search.config import LLMConfig, SandboxConfig, SearchConfig
+from potsearch.search.run import evolve
 from potsearch.testing.standin_server import StandinServer
 
 from evolve_helpers import candidate_tuples, run_events, small_run
@@ -38,10 +38,10 @@ def _strip_sid(rows):
 
 def _search(run, cfg):
     """A Search and its controller, driven directly (the test reads the controller's records)."""
-    from potsearch.evolve.controller import AsyncController
-    from potsearch.evolve.islands import Search
-    from potsearch.evolve.llm_op import LLMOperator
-    from potsearch.evolve.problem import load_problem
+    from potsearch.search.controller import AsyncController
+    from potsearch.search.islands import Search
+    from potsearch.search.llm_op import LLMOperator
+    from potsearch.search.problem import load_problem
     from potsearch.store import RunStore
 
     problem = load_problem(run, seed=cfg.seed, heldout_fraction=cfg.heldout_fraction, agent=cfg.agent,

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from potsearch.features import (FEATURES, embedded_source, feature_table, guess_agent_kind,
-                                tokenize_expression)
+from potsearch.law.features import (
+    FEATURES, embedded_source, feature_table, guess_agent_kind, tokenize_expression
+)
 
 
 def test_word_features_known_words():
@@ -72,7 +73,7 @@ def test_embedded_source_is_the_same_code(kind, texts):
     assert list(a) == list(b)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
-    assert "potsearch" not in embedded_source(kind).replace("potsearch.features", "")
+    assert "potsearch" not in embedded_source(kind).replace("potsearch.law.features", "")
 
 
 def test_fitter_terms_feature_counts_top_level_additive_terms():

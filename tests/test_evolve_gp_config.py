@@ -4,9 +4,9 @@ import random
 import numpy as np
 import pytest
 
-from potsearch.errors import InputError
-from potsearch.evolve import gp as G
-from potsearch.evolve.config import load_config, parse_config, with_overrides
+from potsearch.core.errors import InputError
+from potsearch.search import gp as G
+from potsearch.search.config import load_config, parse_config, with_overrides
 from evolve_helpers import small_run
 
 
@@ -80,7 +80,7 @@ def test_shipped_configs_validate():
     assert not d.uses_llm and d.rounds == 4000 and d.islands == 16
     import dataclasses
 
-    from potsearch.evolve.config import SearchConfig
+    from potsearch.search.config import SearchConfig
 
     assert dataclasses.replace(d, source="") == SearchConfig()   # built-in defaults = default.yaml
     p = load_config(root / "paper.yaml")

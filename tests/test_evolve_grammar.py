@@ -4,14 +4,14 @@ import dataclasses
 
 import pytest
 
-from potsearch.evolve.config import LLMConfig, SandboxConfig, SearchConfig
-from potsearch.evolve.potential_grammar import grammar_functions, potential_grammar
+from potsearch.search.config import LLMConfig, SandboxConfig, SearchConfig
+from potsearch.law.potential_grammar import grammar_functions, potential_grammar
 
 from evolve_helpers import candidate_tuples, small_run
 
 
 def test_grammar_takes_the_allowlist_at_run_time(monkeypatch):
-    from potsearch.evolve import sandbox
+    from potsearch.law import interp as sandbox  # the allowlists live with the evaluator
 
     total, nonneg = grammar_functions()
     assert "tanh" in total and "exp" in total and "log1p" in nonneg and "sqrt" in nonneg
@@ -41,7 +41,7 @@ def _rows(run):
 @pytest.mark.slow
 def test_local_model_with_grammar_replies_parse_and_seeded_runs_repeat(tmp_path_factory):
     _local_or_skip()
-    from potsearch.evolve.run import evolve
+    from potsearch.search.run import evolve
 
     cfg = SearchConfig(seed=2, rounds=3, islands=2, population=8, offspring=2, checkpoint_every=2,
                        llm=LLMConfig(models=("local",), mix=(0.5,), parents=2, grammar=True, max_tokens=256,

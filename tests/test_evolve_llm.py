@@ -5,9 +5,9 @@ import threading
 
 import pytest
 
-from potsearch.evolve.config import LLMConfig, SandboxConfig, SearchConfig
-from potsearch.evolve.llm_op import extract_source
-from potsearch.evolve.run import evolve
+from potsearch.search.config import LLMConfig, SandboxConfig, SearchConfig
+from potsearch.search.llm_op import extract_source
+from potsearch.search.run import evolve
 
 from evolve_helpers import small_run
 
@@ -59,7 +59,7 @@ def test_llm_operator_through_litellm_and_the_sandbox(tmp_path_factory, monkeypa
     one reply without code, one endless loop. The valid one is scored in the sandbox, the others are
     rejected or killed, every call is counted and stored, and the search goes on (both loops: the
     lockstep operator calls litellm.completion, the async one litellm.acompletion)."""
-    from potsearch.llmclient import get_litellm
+    from potsearch.llm.client import get_litellm
 
     litellm = get_litellm()
     replies = itertools.cycle([VALID, IMPORT_OS, NO_CODE, SPIN])

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from potsearch.evolve.problem import fit_params, load_problem, split_counts
+from potsearch.search.problem import fit_params, load_problem, split_counts
 from potsearch.store import RunStore
 
 from evolve_helpers import small_run
@@ -23,7 +23,7 @@ def test_split_is_per_sample_seeded_and_complete(tmp_path_factory):
 def test_problem_graphs_floors_and_baseline(tmp_path_factory):
     run = small_run(tmp_path_factory, "prob")
     p = load_problem(run, seed=0)
-    from potsearch.fitstage import load_fit
+    from potsearch.store.rundir import load_fit
 
     fit = load_fit(run)
     assert p.names == fit.names and p.train.names == p.heldout.names == fit.names
@@ -31,7 +31,7 @@ def test_problem_graphs_floors_and_baseline(tmp_path_factory):
     assert p.split["train_samples"] + p.split["heldout_samples"] == RunStore.open(run).counts().total
     # S_min of each part is a floor for any potential on that part
     V = np.random.default_rng(0).normal(size=p.n_states)
-    from potsearch.evolve.scoring import action_value
+    from potsearch.law.scoring import action_value
 
     assert action_value(V, p.data.train) >= p.s_min_train
     assert p.s_min_heldout <= p.baseline_heldout
@@ -46,7 +46,7 @@ def test_problem_graphs_floors_and_baseline(tmp_path_factory):
 
 @pytest.mark.parametrize("weight,kernel", [("high_reject", "softplus"), ("low_reject", "exp")])
 def test_problem_follows_the_fit_options(tmp_path_factory, weight, kernel):
-    from potsearch.fitstage import FitOptions, run_fit, write_fit
+    from potsearch.stages.fit import FitOptions, run_fit, write_fit
 
     run = small_run(tmp_path_factory, f"opt_{weight}_{kernel}")
     store = RunStore.open(run)
@@ -56,8 +56,8 @@ def test_problem_follows_the_fit_options(tmp_path_factory, weight, kernel):
     assert p.train.weight == weight and p.kernel == kernel
     assert np.isfinite([p.s_min_train, p.s_min_heldout, p.baseline_heldout]).all()
     # our fast scorer and the core action agree on this graph and kernel
-    from potsearch.action import action_of, fit_exact, make_kernel
-    from potsearch.evolve.scoring import action_value
+    from potsearch.science.action import action_of, fit_exact, make_kernel
+    from potsearch.law.scoring import action_value
 
     V = np.random.default_rng(1).normal(size=p.n_states)
     assert action_value(V, p.data.train, p.kernel, p.beta) == pytest.approx(

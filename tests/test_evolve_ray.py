@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from potsearch.evolve.config import SearchConfig
-from potsearch.evolve.run import evolve
+from potsearch.search.config import SearchConfig
+from potsearch.search.run import evolve
 
 from evolve_helpers import candidate_tuples, run_events, small_run
 
@@ -20,11 +20,11 @@ def potential(x, p):
 
 def test_killed_evaluator_actor_loses_no_candidate(ray_session, tmp_path_factory):
     ray = ray_session
-    from potsearch.evolve.evaluators import RayEvaluator
-    from potsearch.evolve.islands import score_source
-    from potsearch.evolve.problem import load_problem
+    from potsearch.search.evaluators import RayEvaluator
+    from potsearch.law.scoring import score_source
+    from potsearch.search.problem import load_problem
 
-    from potsearch.evolve.scoring import FitSettings
+    from potsearch.law.scoring import FitSettings
 
     run = small_run(tmp_path_factory, "ray_kill")
     prob = load_problem(run, seed=0)

@@ -1,5 +1,5 @@
 """`potsearch evolve --resume` on a run without a checkpoint starts a new search and says so in one line."""
-from potsearch.cli import main
+from potsearch.cli.app import main
 from potsearch.store import RunStore
 
 from evolve_helpers import small_run

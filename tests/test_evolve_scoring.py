@@ -1,11 +1,13 @@
-"""Scoring: the action on pairs equals potsearch.action; parameter fits; errors; the sandbox task."""
+"""Scoring: the action on pairs equals potsearch.science.action; parameter fits; errors; the sandbox task."""
 import numpy as np
 import pytest
 
-from potsearch.action import action_of, make_kernel
-from potsearch.evolve.scoring import (Edges, FitSettings, ScoringData, action_value, complexity_of,
-                                      fit_parameters, score_function, score_program)
-from potsearch.graph import Graph
+from potsearch.science.action import action_of, make_kernel
+from potsearch.law.scoring import (
+    Edges, FitSettings, ScoringData, action_value, complexity_of, fit_parameters, score_function,
+    score_program
+)
+from potsearch.science.graph import Graph
 
 
 def _toy(n=40, seed=0, kernel="softplus"):
@@ -73,9 +75,9 @@ def test_score_function_reports_candidate_errors():
 
 def test_scoring_checks_values_with_the_sandbox_check():
     # one check of a candidate's values, in the sandbox (results.potential_values), used by scoring
-    from potsearch.evolve import scoring
-    from potsearch.evolve.sandbox import potential_values
-    from potsearch.evolve.sandbox.results import potential_values as leaf
+    from potsearch.law import scoring
+    from potsearch.sandbox import potential_values
+    from potsearch.law.values import potential_values as leaf
 
     assert scoring.potential_values is potential_values is leaf
     data, _ = _toy()

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from potsearch.errors import InputError
-from potsearch.evolve.config import SearchConfig
+from potsearch.core.errors import InputError
+from potsearch.search.config import SearchConfig
 from potsearch.store import RunStore
-from potsearch.evolve.run import evolve
+from potsearch.search.run import evolve
 
 from evolve_helpers import small_run
 
@@ -41,7 +41,7 @@ def test_recovers_the_hidden_law(tmp_path_factory):
     """Acceptance (small scale): V = 0.8 vowels - 0.6 zipf on 30 words, ~24k samples.
     The best potential's training action is within 1% of S_min (the exact infimum on the training
     graph) and its held-out action is at most that of the per-state least-action fit of the training
-    graph (see potsearch.evolve.problem for the exact definition of that comparison)."""
+    graph (see potsearch.search.problem for the exact definition of that comparison)."""
     run = small_run(tmp_path_factory, "law")
     cfg = SearchConfig(rounds=150, islands=4, population=16, offspring=4, migrate_every=10, reset_every=50,
                        checkpoint_every=50)
@@ -85,7 +85,7 @@ def test_best_potential_is_self_contained(tmp_path_factory, tmp_path):
     spec = importlib.util.spec_from_file_location("bp_mod", bp)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    from potsearch.features import feature_table
+    from potsearch.law.features import feature_table
 
     law = s["selection"]["selected"]  # best_potential.py holds the selected law (sympy's code of it)
     ns = {"np": np}
@@ -117,7 +117,7 @@ def test_gp_search_is_reproducible_bit_for_bit(tmp_path_factory):
 
 
 def _surrogate_bigger(tmp_path_factory, name):
-    from potsearch.evolve.surrogate import make_surrogate_run
+    from potsearch.testing.surrogate_run import make_surrogate_run
 
     d = tmp_path_factory.mktemp("evolve_kill") / name
     make_surrogate_run(d, n_samples=20_000, seed=1)   # 762 words: slower rounds, so a kill lands mid-run
@@ -160,7 +160,7 @@ def test_resume_after_sigkill_loses_nothing(tmp_path_factory):
     before = _table(victim)
     assert before and not (victim / "evolve" / "summary.json").exists()
     # resume: continues from the last checkpoint
-    from potsearch.cli import main
+    from potsearch.cli.app import main
 
     assert main(["evolve", "--run", str(victim), "--config", str(cfgfile), "--resume", "--quiet"]) == 0
     after = _table(victim)
@@ -196,10 +196,10 @@ def test_worker_processes_give_the_same_search(tmp_path_factory):
 
 def test_fitter_agent_run(tmp_path):
     """An expression-agent run: states are formulas, V depends on their parameter count and functions."""
-    from potsearch.features import feature_table
-    from potsearch.fitstage import FitOptions, Input, record, run_fit, write_fit
+    from potsearch.law.features import feature_table
+    from potsearch.stages.fit import FitOptions, Input, record, run_fit, write_fit
     from potsearch.store import ESCAPE, RunStore, Sample
-    from potsearch.synthetic import metropolis_chain
+    from potsearch.science.synthetic import metropolis_chain
 
     bases = ["log_v_k_nu", "exp(-param{k}*log_v_k_nu)", "tanh(param{k}*log_v_k_nu)", "log_v_k_nu**2",
              "log(log_v_k_nu)", "tan(log_v_k_nu)"]
@@ -227,7 +227,7 @@ def test_fitter_agent_run(tmp_path):
                                                 checkpoint_every=40))
     assert s["problem"]["agent"] == "fitter"
     assert "n_params" in s["problem"]["features"] and "fn_tanh" in s["problem"]["features"]
-    from potsearch.evolve.problem import fit_params, load_problem
+    from potsearch.search.problem import fit_params, load_problem
 
     prob = load_problem(tmp_path / "fitter", seed=0)
     _, s_true = fit_params(lambda x, p: p[0] * x["n_params"] + p[1] * x["fn_tanh"], prob, p0=[0.1, 0.1])

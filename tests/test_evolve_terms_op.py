@@ -1,4 +1,4 @@
-"""The term-structured operator inside the island search (potsearch.evolve.terms_op)."""
+"""The term-structured operator inside the island search (potsearch.search.terms_op)."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from potsearch.evolve.config import SearchConfig, parse_config
-from potsearch.evolve.run import evolve
+from potsearch.search.config import SearchConfig, parse_config
+from potsearch.search.run import evolve
 from potsearch.store import RunStore
 
 from evolve_helpers import small_run
@@ -49,8 +49,8 @@ def test_terms_children_are_stored_scored_and_seeded(tmp_path_factory, loop):
 def test_operator_off_names_the_search_made_before_it_existed(tmp_path_factory, monkeypatch):
     """terms_mix 0: the search id (hence every uid) is the one of a config without the two keys, and
     the run draws nothing for the operator (the candidates do not depend on terms_max)."""
-    from potsearch.evolve.islands import Search
-    from potsearch.evolve.problem import load_problem
+    from potsearch.search.islands import Search
+    from potsearch.search.problem import load_problem
 
     run = small_run(tmp_path_factory, "off")
     off = dataclasses.replace(CFG, terms_mix=0.0)
@@ -88,7 +88,7 @@ def test_resume_continues_the_same_search(tmp_path_factory):
 def test_config_keys_are_validated():
     cfg = parse_config("terms_mix: 0.25\nterms_max: 3\n")
     assert cfg.terms_mix == 0.25 and cfg.terms_max == 3
-    from potsearch.errors import InputError
+    from potsearch.core.errors import InputError
 
     with pytest.raises(InputError, match="terms_mix"):
         parse_config("terms_mix: 1.5\n")
@@ -101,8 +101,8 @@ def test_laws_with_a_disguised_linear_term_do_not_enter_the_archive():
 
     import numpy as np
 
-    from potsearch.evolve import terms as T
-    from potsearch.evolve.terms_op import TermsOperator
+    from potsearch.law import terms as T
+    from potsearch.search.terms_op import TermsOperator
 
     x = {"a": np.array([1.0, 2.0, 3.0, 4.0]), "b": np.array([0.0, 1.0, 2.0, 3.0])}
     s = SimpleNamespace(problem=SimpleNamespace(data=SimpleNamespace(features=x)), features=["a", "b"],
@@ -131,8 +131,8 @@ def test_plain_laws_keep_their_own_archive_slots():
 
     import numpy as np
 
-    from potsearch.evolve import terms as T
-    from potsearch.evolve.terms_op import ARCHIVE, TermsOperator
+    from potsearch.law import terms as T
+    from potsearch.search.terms_op import ARCHIVE, TermsOperator
 
     rng = np.random.default_rng(0)
     x = {k: rng.uniform(1, 5, 50) for k in "abc"}

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from potsearch.cli import main
+from potsearch.cli.app import main
 
 FOUR = "source,target,count\nA,B,5\nB,A,3\nA,C,2\nB,C,1\nC,A,1\nD,C,1\n"
 
@@ -152,7 +152,7 @@ def test_silent_listener_times_out_with_advice(tmp_path):
 
 
 def test_ray_advice_recognises_token_authentication():
-    from potsearch.raycluster import ADVICE_ADDRESS, ADVICE_TOKEN, advice
+    from potsearch.core.raycluster import ADVICE_ADDRESS, ADVICE_TOKEN, advice
 
     assert advice("rpc error: InvalidAuthToken: missing token") == ADVICE_TOKEN
     assert "RAY_AUTH_MODE=token" in ADVICE_TOKEN and "RAY_AUTH_TOKEN" in ADVICE_TOKEN
@@ -160,8 +160,8 @@ def test_ray_advice_recognises_token_authentication():
 
 
 def test_ray_timeout_from_environment(monkeypatch):
-    from potsearch.errors import InputError
-    from potsearch.raycluster import timeout_seconds
+    from potsearch.core.errors import InputError
+    from potsearch.core.raycluster import timeout_seconds
 
     monkeypatch.setenv("POTSEARCH_RAY_TIMEOUT", "7.5")
     assert timeout_seconds() == 7.5 and timeout_seconds(3) == 3
@@ -208,7 +208,7 @@ def test_progress_eta_and_interval():
     import io
     import time
 
-    from potsearch.progress import Progress
+    from potsearch.core.progress import Progress
 
     buf = io.StringIO()
     p = Progress("job", total=100, unit="items", stream=buf, every=3600)
@@ -238,7 +238,7 @@ def test_diagnose_says_what_a_verdict_needs(tmp_path, capsys):
 
 
 def test_verdict_never_says_exactly_with_a_large_residual():
-    from potsearch.diagnostics import verdict
+    from potsearch.science.diagnostics import verdict
 
     v = verdict({"p_value": None, "ndf": 0}, {"n_pairs": 1, "max_abs_residual": 0.91})
     assert v["status"] == "untestable" and "exactly" not in v["text"] and "0.91" in v["text"]
@@ -287,7 +287,7 @@ def _run_hint(hint: str, capsys) -> str:
 
 
 def test_every_hint_printed_is_a_command_that_works(tmp_path, capsys, monkeypatch):
-    from potsearch.resources import shipped_dir
+    from potsearch.core.resources import shipped_dir
 
     monkeypatch.chdir(tmp_path)
     run = "runs/t2"
@@ -329,7 +329,7 @@ def test_latex_keeps_feature_names_readable_and_parses_back():
     pytest.importorskip("antlr4")
     import numpy as np
 
-    from potsearch.formula import from_latex, to_latex, to_sympy
+    from potsearch.law.formula import from_latex, to_latex, to_sympy
 
     src = ("N_PARAMS = 2\ndef potential(x, p):\n"
            "    return p[0] * x['rare_letters'] + np.log1p(x['first_letter']) - p[1] * x['rare']\n")
@@ -362,11 +362,11 @@ def test_data_path_from_any_folder(tmp_path, capsys, monkeypatch):
 
 def test_agent_yaml_missing_relative_path_names_where_it_looked(tmp_path, word_yaml):
     from potsearch.agents.config import load_config
-    from potsearch.errors import InputError
+    from potsearch.core.errors import InputError
 
     y = tmp_path / "moved" / "word.yaml"
     y.parent.mkdir()
-    from potsearch.resources import shipped_dir
+    from potsearch.core.resources import shipped_dir
 
     y.write_text((shipped_dir("agents") / "word.yaml").read_text())
     with pytest.raises(InputError) as e:

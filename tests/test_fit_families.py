@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from potsearch import action
-from potsearch.action import NewtonSolver, fit_exact, newton_fit
-from potsearch.graph import build_graph
+from potsearch.science import action
+from potsearch.science.action import NewtonSolver, fit_exact, newton_fit
+from potsearch.science.graph import build_graph
 from potsearch.store import Counts
-from potsearch.synthetic import FAMILIES, family_counts
+from potsearch.science.synthetic import FAMILIES, family_counts
 
 
 class _OldSolver:
@@ -69,8 +69,8 @@ def test_families_are_distinct_shapes():
 def test_gradient_on_shipped_cases(case):
     from pathlib import Path
 
-    from potsearch.io import read_counts
-    from potsearch.synthetic import metropolis_chain
+    from potsearch.collector.io import read_counts
+    from potsearch.science.synthetic import metropolis_chain
 
     if case == "table2":
         counts = read_counts(Path(__file__).resolve().parents[1] / "data" / "table2_claude4_word.csv")
@@ -121,7 +121,7 @@ def test_reference_state_choice_and_outputs(tmp_path, cli):
     assert rel["X"] == rel["Y"] == "reference" and rel["A"] == "incomparable" and rel["U2"] == "incomparable"
     with pytest.raises(ValueError, match="not among"):
         fit_exact(g, reference="nope")
-    from potsearch.io import export_counts
+    from potsearch.collector.io import export_counts
 
     # the same graph as a CSV, through the CLI: columns, summary, --reference errors
     names = g.names
@@ -134,7 +134,7 @@ def test_reference_state_choice_and_outputs(tmp_path, cli):
     assert code == 0, err
     assert "3 finite, 2 upstream" in out and "1 downstream" in out and "2 incomparable" in out
     assert "-inf <=" in out and "incomparable" in out
-    from potsearch.fitstage import load_fit
+    from potsearch.store.rundir import load_fit
 
     saved = load_fit(tmp_path)
     assert saved.ref_relation.count("upstream") == 2 and np.isinf(saved.ref_potential).sum() == 3

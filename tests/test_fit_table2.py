@@ -4,9 +4,9 @@ import math
 
 import numpy as np
 
-from potsearch.action import fit_exact, make_kernel
-from potsearch.graph import build_graph
-from potsearch.io import read_counts
+from potsearch.science.action import fit_exact, make_kernel
+from potsearch.science.graph import build_graph
+from potsearch.collector.io import read_counts
 
 
 def _fit(path, kernel="softplus"):

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from potsearch.graph import build_graph
-from potsearch.io import Row, rows_to_counts
+from potsearch.science.graph import build_graph
+from potsearch.collector.io import Row, rows_to_counts
 
 
 def _counts(rows):

@@ -21,8 +21,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from potsearch.evolve import simplify as S
-from potsearch.evolve.sandbox.allowlist import check_source
+from potsearch.law import simplify as S
+from potsearch.sandbox.allowlist import check_source
 from simplify_helpers import word_problem
 
 
@@ -72,7 +72,7 @@ def data():
 
 
 def _scored_rows(data, sources):
-    from potsearch.evolve.islands import score_source   # our own test laws (TRUE / ONE)
+    from potsearch.law.scoring import score_source   # our own test laws (TRUE / ONE)
 
     rows = []
     for k, (src, p0) in enumerate(sources):
@@ -108,7 +108,7 @@ def test_canonical_form_never_raises_on_a_deep_unary_chain():
 
 def test_law_values_returns_none_on_a_deep_unary_chain(data):
     """selection.law_values: 'None if untranslatable' -- it lets MemoryError through (one_se dies)."""
-    from potsearch.evolve.selection import law_values
+    from potsearch.law.selection import law_values
 
     src = _src("-" * 10000 + 'x["vowels"]')
     with within(4, "law_values"):
@@ -163,7 +163,7 @@ def test_translator_refuses_hostile_constructs_quickly_without_running_them(tmp_
 
 # ============================================================================= selection
 def test_simplify_does_not_run_model_source_in_process(data, tmp_path):
-    """simplify() scores the ORIGINAL source through islands.score_source, i.e. exec() in this process
+    """simplify() scores the ORIGINAL source through scoring.score_source, i.e. exec() in this process
     (the GP path, meant for our own code). _translate only reads the FunctionDefs, so a module-level
     statement rides along: it runs, outside the sandbox, during selection and the report."""
     marker = tmp_path / "ran"
@@ -176,8 +176,8 @@ def test_simplify_does_not_run_model_source_in_process(data, tmp_path):
 def test_select_law_does_not_exec_allowlisted_model_source_in_process(data, monkeypatch):
     """Even an allowlist-clean model candidate is exec()'d in the main process by select_law (no CPU /
     memory limits of the sandbox worker): only code generated from the sympy form may be."""
-    from potsearch.evolve import islands
-    from potsearch.evolve.selection import SelectionOptions, select_law
+    from potsearch.law import scoring as islands  # the in-process compile path of our own source
+    from potsearch.law.selection import SelectionOptions, select_law
 
     model_src = 'N_PARAMS = 2\ndef potential(x, p):\n    """written by a model"""\n' \
                 '    return p[0] * x["length"] + p[1] * x["zipf"]\n'
@@ -195,7 +195,7 @@ def test_select_law_does_not_exec_allowlisted_model_source_in_process(data, monk
 def test_select_law_is_bounded_with_one_hostile_front_member(data):
     """SelectionOptions.max_seconds bounds the whole front; one allowlisted member whose canonical
     form explodes (NESTED_POWER) stalls select_law inside canonical_form, past any budget."""
-    from potsearch.evolve.selection import SelectionOptions, select_law
+    from potsearch.law.selection import SelectionOptions, select_law
 
     rows = _scored_rows(data, [(ONE, [1.0]), (TRUE, [1.6, -1.5])])
     rows.append({**rows[1], "uid": "evil", "source": NESTED_POWER, "params": [1e-80],
@@ -207,7 +207,7 @@ def test_select_law_is_bounded_with_one_hostile_front_member(data):
 def test_one_se_survives_a_nan_heldout_member(data):
     """one_se: np.argmin picks a NaN held-out action as 'the lowest'; nothing is <= NaN + SE, and the
     rule dies with 'min() arg is an empty sequence' instead of selecting or saying what is wrong."""
-    from potsearch.evolve.selection import SelectionOptions, choose, pareto_front
+    from potsearch.law.selection import SelectionOptions, choose, pareto_front
 
     rows = _scored_rows(data, [(ONE, [1.0]), (TRUE, [1.6, -1.5])])
     untranslatable = ('N_PARAMS = 1\ndef potential(x, p):\n    v = 0\n    for i in range(2):\n'
@@ -227,7 +227,7 @@ def test_one_se_survives_a_nan_heldout_member(data):
 def test_select_law_keeps_hostile_but_worse_members_out(data):
     """Defence that holds: untranslatable, unknown-feature and NaN-parameter members on the front are
     simplified without crashing, and the sound law is selected; the summary stays strict JSON."""
-    from potsearch.evolve.selection import SelectionOptions, select_law
+    from potsearch.law.selection import SelectionOptions, select_law
 
     rows = _scored_rows(data, [(ONE, [1.0]), (TRUE, [1.6, -1.5])])
     worse = rows[0]["train_action"] + 1.0
@@ -269,7 +269,7 @@ def show_run(tmp_path_factory):
 
 def test_show_candidate_is_bounded_on_a_nested_power(show_run):
     """`potsearch show RUN --candidate N` on an allowlisted candidate stalls in canonical_form."""
-    from potsearch.showstage import ShowOptions, run as show
+    from potsearch.stages.show import ShowOptions, run as show
 
     run, ids = show_run
     with within(8, "show --candidate"):
@@ -342,8 +342,8 @@ def _good_selection(low: dict) -> dict:
 def test_report_is_bounded_on_a_nested_power_in_the_front(tmp_path):
     """The report translates front rows / the lowest law without stored text (evolve_report._canon):
     an allowlisted nested power stalls `potsearch report`."""
-    from potsearch import evolve_report
-    from potsearch.report import Ctx
+    from potsearch.stages import report_evolve as evolve_report
+    from potsearch.stages.report import Ctx
 
     evil = {"uid": "evil", "source": NESTED_POWER, "params": [1e-80], "train_action": 0.4,
             "heldout_action": 0.4, "complexity": 20}
@@ -358,8 +358,8 @@ def test_report_is_bounded_on_a_nested_power_in_the_front(tmp_path):
 def test_report_does_not_run_model_source(tmp_path, data):
     """With no recorded selection the report computes it (select_law -> simplify): a module-level
     statement of a front candidate's source runs in the report's process."""
-    from potsearch import evolve_report
-    from potsearch.report import Ctx
+    from potsearch.stages import report_evolve as evolve_report
+    from potsearch.stages.report import Ctx
 
     marker = tmp_path / "ran"
     rows = _scored_rows(data, [(ONE, [1.0]), (TRUE, [1.6, -1.5])])
@@ -376,8 +376,8 @@ def test_report_does_not_run_model_source(tmp_path, data):
 def test_report_escapes_html_in_feature_names(tmp_path):
     """Defence that holds: a feature name carrying HTML reaches the page only escaped (text, LaTeX,
     front table, source); the translator refuses such a name (not a plain identifier)."""
-    from potsearch import evolve_report
-    from potsearch.report import Ctx
+    from potsearch.stages import report_evolve as evolve_report
+    from potsearch.stages.report import Ctx
 
     src = _src('p[0] * x["</pre><script>alert(1)</script>"] + x["<img src=x onerror=alert(1)>"]')
     low = {"uid": "evil", "source": src, "params": [2.0], "train_action": 0.4, "heldout_action": 0.4,
@@ -399,7 +399,7 @@ def test_report_escapes_html_in_feature_names(tmp_path):
 def test_exact_numbers_are_bounded_as_they_grow(body):
     """Repeated squaring or nested powers of an exact integer would build numbers of 10^10 digits
     before any check of the result: both translators refuse them as they grow."""
-    from potsearch.formula import FormulaError, to_sympy
+    from potsearch.law.formula import FormulaError, to_sympy
 
     src = "N_PARAMS = 1\ndef potential(x, p):\n" + body
     with within(5, "canonical_form on a growing exact number"):

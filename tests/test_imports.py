@@ -77,8 +77,8 @@ def test_the_import_graph_has_no_cycle():
 def test_the_walker_sees_lazy_imports(tmp_path):
     g = import_graph()
     # potsearch.api imports its stages inside functions only
-    assert g.has_edge("potsearch.api", "potsearch.diagnosestage")
-    assert g.has_edge("potsearch.api", "potsearch.polishstage")
+    assert g.has_edge("potsearch.api", "potsearch.stages.diagnose")
+    assert g.has_edge("potsearch.api", "potsearch.stages.polish")
 
 
 def test_every_module_imports_on_its_own():
@@ -98,3 +98,31 @@ def test_every_module_imports_on_its_own():
                        env={**__import__("os").environ, "PYTHONPATH": str(SRC)})
     assert r.returncode == 0, r.stdout + r.stderr
     assert len(names) > 40
+
+
+#: the layers, lowest first: a module imports only from its own layer or lower ones (docs/dev/architecture.md)
+LAYERS = [
+    ("core",), ("store",), ("science",), ("law",), ("sandbox",), ("views",), ("llm", "agents"),
+    ("search", "collector"), ("stages",), ("cli", "api"), ("__init__", "__main__", "testing"),
+]
+RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
+
+
+def layer_of(module: str) -> str:
+    parts = module.split(".")
+    if len(parts) == 1:
+        return "__init__"
+    return parts[1]
+
+
+def test_every_module_belongs_to_a_layer():
+    unknown = sorted({layer_of(m) for m in _modules()} - set(RANK))
+    assert not unknown, f"packages outside the layer map: {unknown}"
+
+
+def test_imports_run_only_downward():
+    """core < store < science < law < sandbox < views < llm, agents < search, collector < stages < cli, api
+    (lazy imports inside functions included)."""
+    g = import_graph()
+    up = sorted(f"{a} -> {b}" for a, b in g.edges if RANK[layer_of(b)] > RANK[layer_of(a)])
+    assert not up, "imports that run up the layers:\n" + "\n".join(up)

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from potsearch.errors import InputError
-from potsearch.io import export_counts, read_counts
+from potsearch.core.errors import InputError
+from potsearch.collector.io import export_counts, read_counts
 
 
 def _table(c):

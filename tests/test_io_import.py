@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from potsearch import io
-from potsearch.errors import InputError
-from potsearch.io import export_counts, read_counts, read_rows, rows_to_counts
+from potsearch.collector import io
+from potsearch.core.errors import InputError
+from potsearch.collector.io import export_counts, read_counts, read_rows, rows_to_counts
 
 
 def test_misspelt_count_column_is_an_error(tmp_path, cli):
@@ -25,7 +25,7 @@ def test_misspelt_count_column_is_an_error(tmp_path, cli):
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_fast_reader_equals_careful_reader(tmp_path, monkeypatch, fast):
-    from potsearch.synthetic import family_counts
+    from potsearch.science.synthetic import family_counts
 
     monkeypatch.setattr(io, "FAST_MIN_BYTES", 0 if fast else 10 ** 12)
     counts, _ = family_counts("geometric", n_states=3000, n_samples=30_000, seed=3)

@@ -22,7 +22,7 @@ HIDDEN = {"length": 1.6, "zipf": -2.4}
 
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory):
-    from potsearch.cli import main
+    from potsearch.cli.app import main
 
     run = tmp_path_factory.mktemp("law") / "sur"
     assert main(["collect", "--agent", "word", "--provider", "surrogate", "--run", str(run), "--max-samples", "20000",
@@ -41,7 +41,7 @@ def _env():
 def test_best_potential_is_the_exact_hidden_law(shipped, tmp_path):
     """Run best_potential.py as a user does (its own process, no potsearch), on every word of the
     run: its values are an exact linear function of length and zipf, with the hidden coefficients."""
-    from potsearch.features import feature_table
+    from potsearch.law.features import feature_table
     from potsearch.store import RunStore
 
     bp = tmp_path / "best_potential.py"
@@ -131,8 +131,8 @@ def test_show_prints_the_simplified_law_first(shipped):
 
 
 def test_selection_is_deterministic_for_a_seed(shipped):
-    from potsearch.evolve.problem import load_problem
-    from potsearch.evolve.selection import SelectionOptions, param_stderr, select_law
+    from potsearch.search.problem import load_problem
+    from potsearch.law.selection import SelectionOptions, param_stderr, select_law
     from potsearch.store import RunStore
 
     s = json.loads((shipped / "evolve" / "summary.json").read_text())
@@ -153,7 +153,7 @@ def test_attribute_defaults_to_the_selected_law(shipped, tmp_path):
     not the lowest-action candidate; --candidate still reaches any other."""
     import shutil
 
-    from potsearch.attributestage import AttributeOptions, run
+    from potsearch.stages.attribute import AttributeOptions, run
     from potsearch.store import RunStore
 
     run_dir = tmp_path / "run"

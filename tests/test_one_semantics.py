@@ -1,5 +1,5 @@
 """One semantics (issue 25): the sandbox and best_potential.py evaluate a candidate program with the same
-interpreter (potsearch.evolve.interp, embedded verbatim in the file), so they compute the same values or
+interpreter (potsearch.law.interp, embedded verbatim in the file), so they compute the same values or
 refuse alike; each call is a pure function of (x, p); the evaluator bounds the time and memory of a call.
 
 The differential tests run every program through the sandbox (the search's path: the allowlist, then the
@@ -7,7 +7,6 @@ interpreter in a worker process) and through the interpreter copied into a real 
 each, and require equal values (1e-12 relative) or the same error."""
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import math
 import subprocess
@@ -19,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from potsearch.evolve.outputs import write_best_potential
-from potsearch.evolve.sandbox import SandboxPool, check_source
+from potsearch.search.outputs import write_best_potential
+from potsearch.sandbox import check_source
 
 from semantics_helpers import (EXACT, P, X, _best, _file_result, _sandbox_result, _same, pool,  # noqa: F401
                                shipped, shipped_path)
@@ -120,7 +119,7 @@ def potential(x, p, seen=np.zeros(64), book=np.zeros(4)):
 
 
 def test_a_learning_candidate_scores_its_true_action(pool):
-    from potsearch.evolve.scoring import Edges, ScoringData, action_value
+    from potsearch.law.scoring import Edges, ScoringData, action_value
 
     rng = np.random.default_rng(0)
     n = 30
@@ -133,7 +132,7 @@ def test_a_learning_candidate_scores_its_true_action(pool):
                 src.append(i), dst.append(j), w.append(1.0 / (1.0 + math.exp(V[j] - V[i])))
     e = Edges(np.array(src), np.array(dst), np.array(w), n)
     data = ScoringData(features=feats, n_states=n, train=e, heldout=e)
-    r = pool.run(LEARNER, task="potsearch.evolve.scoring:score_program", payload=dict(data.payload(), source=LEARNER))
+    r = pool.run(LEARNER, task="potsearch.law.scoring:score_program", payload=dict(data.payload(), source=LEARNER))
     assert r.ok and r.value["error"] is None, r
     p = np.array(r.value["params"])
     # the stored action is the action of the stored parameters, evaluated fresh (no state survives)
@@ -141,7 +140,7 @@ def test_a_learning_candidate_scores_its_true_action(pool):
     assert r.value["train_action"] == pytest.approx(fresh, rel=1e-12)
     # and it is the honest law's: the learner is the plain linear law, call after call
     honest = "N_PARAMS = 2\ndef potential(x, p):\n    return p[0] * x['a'] + p[1] * x['b']\n"
-    h = pool.run(honest, task="potsearch.evolve.scoring:score_program", payload=dict(data.payload(), source=honest))
+    h = pool.run(honest, task="potsearch.law.scoring:score_program", payload=dict(data.payload(), source=honest))
     assert r.value["train_action"] == pytest.approx(h.value["train_action"], rel=1e-9)
     np.testing.assert_allclose(p, h.value["params"], rtol=1e-7)
 
@@ -149,7 +148,7 @@ def test_a_learning_candidate_scores_its_true_action(pool):
 def test_a_mismatch_between_fit_and_fresh_evaluation_is_a_rejection():
     """The in-process check itself: a callable that changes between calls (what a stateful candidate
     is) is refused with its reason, never stored with the fit's number."""
-    from potsearch.evolve.scoring import Edges, ScoringData, score_function
+    from potsearch.law.scoring import Edges, ScoringData, score_function
 
     n = 6
     calls = itertools.count()
@@ -280,7 +279,7 @@ def test_generated_programs_mean_what_python_means(src):
     generated text, so running them as Python is safe): same value, or the same exception type."""
     import warnings
 
-    from potsearch.evolve.interp import Program
+    from potsearch.law.interp import Program
 
     def python(src):
         ns = {"np": np, "math": math}

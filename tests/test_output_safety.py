@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from potsearch.cli import main
-from potsearch.io import export_counts, read_counts
+from potsearch.cli.app import main
+from potsearch.collector.io import export_counts, read_counts
 from potsearch.store import Counts, RunStore
-from potsearch.textsafe import EXPORT_START, csv_cell, csv_value, one_line, printable
+from potsearch.core.textsafe import EXPORT_START, csv_cell, csv_value, one_line, printable
 
 # a formula in a spreadsheet, a terminal escape, a bidi override, a C1 control, rich markup, mathtext
 HOSTILE = ["=1+1", "+cmd|' /C calc'!A0", "@SUM(1)", "-2+3", "|pipe", "\x1b[31mRED\x1b[0m", "\x1b]0;owned\x07",
@@ -95,7 +95,7 @@ def test_printable_escapes_c0_c1_del_and_bidi():
 
 # ----------------------------------------------------------------------------- fit: files and terminal
 def test_fit_potentials_csv_has_no_formula_cell_and_reads_back(hostile_run):
-    from potsearch.fitstage import load_fit
+    from potsearch.store.rundir import load_fit
 
     assert _formula_cells(hostile_run / "fit" / "potentials.csv") == []
     with RunStore.open(hostile_run, readonly=True) as st:
@@ -134,7 +134,7 @@ def test_every_command_prints_state_names_escaped(hostile_run, tmp_path, cli):
 # ----------------------------------------------------------------------------- export / import round trip
 @pytest.mark.parametrize("fast", [False, True], ids=["careful-reader", "pandas-reader"])
 def test_export_guards_csv_and_round_trips_exactly(tmp_path, monkeypatch, fast):
-    from potsearch import io
+    from potsearch.collector import io
 
     if fast:   # the reader of big files (pandas), which hands anything unusual to the careful one
         monkeypatch.setattr(io, "FAST_MIN_BYTES", 0)
@@ -185,8 +185,8 @@ def test_diagnose_and_report_draw_mathtext_names_as_text(tmp_path, cli):
 
 
 def test_attribution_and_polish_figures_draw_names_as_text(tmp_path):
-    from potsearch.attribution import Attribution, Row, plot
-    from potsearch.polish import PolishResult, plot_convergence
+    from potsearch.law.attribution import Attribution, Row, plot
+    from potsearch.law.optimize import PolishResult, plot_convergence
 
     att = Attribution(1.0, None, 1.0, [Row("feature", "$x^{$"), Row("term", "term 0", detail="+ p[0] * x['$a^{$']")],
                       1, 0, [])
@@ -199,7 +199,7 @@ def test_attribution_and_polish_figures_draw_names_as_text(tmp_path):
 
 # ----------------------------------------------------------------------------- the HTML report
 def _evolve_folder(run: Path, formula: str, operator: str = "gp") -> None:
-    from potsearch.evolve.outputs import write_pareto
+    from potsearch.search.outputs import write_pareto
     from potsearch.store.candidates import CandidateRow
 
     src = "N_PARAMS = 1\ndef potential(x, p):\n    return p[0] * x['length']\n"
@@ -219,7 +219,7 @@ def _evolve_folder(run: Path, formula: str, operator: str = "gp") -> None:
 
 
 def test_report_pareto_table_shows_formulas_without_the_csv_guard(hostile_run):
-    from potsearch.report import build_report
+    from potsearch.stages.report import build_report
 
     formula = "-0.8585*mean_letter*vowel_frac"
     _evolve_folder(hostile_run, formula, operator="\x1b]0;owned\x07 \u202e")
@@ -233,7 +233,7 @@ def test_report_pareto_table_shows_formulas_without_the_csv_guard(hostile_run):
 
 
 def test_report_fit_table_shows_state_names_without_the_guard(hostile_run):
-    from potsearch.report import build_report
+    from potsearch.stages.report import build_report
 
     page = Path(build_report(hostile_run)).read_text(encoding="utf-8")
     fit = re.search(r'<section id="fit">(.*?)</section>', page, re.S).group(1)
@@ -244,7 +244,7 @@ def test_report_fit_table_shows_state_names_without_the_guard(hostile_run):
 
 # ----------------------------------------------------------------------------- the evolve summary
 def test_evolve_summary_never_prints_a_question_mark_law(hostile_run, monkeypatch, cli):
-    from potsearch import evolvestage
+    from potsearch.stages import evolve as evolvestage
 
     src = "N_PARAMS = 1\ndef potential(x, p):\n    # \x1b[2J\n    return p[0] * x['length']\n"
     law = {"uid": "u1", "source": src, "params": [1.0], "train_action": 0.5, "heldout_action": 0.6,

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from potsearch.polish import ActionObjective, lbfgs, nelder_mead, polish, random_descent
+from potsearch.law.optimize import ActionObjective, lbfgs, nelder_mead, polish, random_descent
 
 from polish_helpers import make_run
 
@@ -71,8 +71,8 @@ def test_random_descent_is_seeded():
 
 
 def _surrogate_objective():
-    from potsearch.graph import build_graph
-    from potsearch.synthetic import metropolis_chain
+    from potsearch.science.graph import build_graph
+    from potsearch.science.synthetic import metropolis_chain
 
     rng = np.random.default_rng(1)
     n = 200
@@ -107,7 +107,7 @@ def test_scipy_methods_respect_budget_and_never_worsen():
 
 
 def test_polish_command_writes_candidate_and_best_potential(tmp_path, capsys):
-    from potsearch.cli import main
+    from potsearch.cli.app import main
     from potsearch.store import RunStore
 
     run = make_run(tmp_path / "run")
@@ -142,7 +142,7 @@ def test_polish_command_writes_candidate_and_best_potential(tmp_path, capsys):
 
 @pytest.mark.parametrize("cmd", [["polish", "--run"], ["attribute", "--run"], ["show"]])
 def test_commands_need_fit_and_evolve(tmp_path, capsys, cmd):
-    from potsearch.cli import main
+    from potsearch.cli.app import main
     from potsearch.store import RunStore, Sample
 
     bare = tmp_path / "bare"
@@ -160,7 +160,7 @@ def test_commands_need_fit_and_evolve(tmp_path, capsys, cmd):
 
 
 def test_polish_rejects_bad_options(tmp_path, capsys):
-    from potsearch.cli import main
+    from potsearch.cli.app import main
 
     run = make_run(tmp_path / "run")
     assert main(["polish", "--run", str(run), "--keep", "30"]) == 2
@@ -168,7 +168,7 @@ def test_polish_rejects_bad_options(tmp_path, capsys):
 
 
 def test_polish_compare_methods(tmp_path, capsys):
-    from potsearch.cli import main
+    from potsearch.cli.app import main
 
     run = make_run(tmp_path / "run")
     assert main(["polish", "--run", str(run), "--method", "lbfgs", "--compare", "--iterations", "10"]) == 0
@@ -182,7 +182,7 @@ def test_polish_compare_methods(tmp_path, capsys):
 
 
 def test_polishing_a_non_best_candidate_keeps_best_potential(tmp_path, capsys):
-    from potsearch.cli import main
+    from potsearch.cli.app import main
     from potsearch.store import RunStore
 
     run = make_run(tmp_path / "run")

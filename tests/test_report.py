@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from potsearch import report as R
-from potsearch.cli import main
-from potsearch.io import export_counts, import_file
+from potsearch.stages import report as R
+from potsearch.cli.app import main
+from potsearch.collector.io import export_counts, import_file
 from potsearch.store import RunStore
-from potsearch.synthetic import metropolis_chain
+from potsearch.science.synthetic import metropolis_chain
 
 TABLE2 = Path(__file__).resolve().parents[1] / "data" / "table2_claude4_word.csv"
 PNG_1PX = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
@@ -68,7 +68,7 @@ def test_report_headline_and_sections(table2_run):
 
 
 def test_saved_fit_is_shown_with_unbounded_states(tmp_path):
-    from potsearch.fitstage import FitOptions, load_input, run_fit, write_fit
+    from potsearch.stages.fit import FitOptions, load_input, run_fit, write_fit
 
     with RunStore.create(tmp_path / "r") as store:
         import_file(TABLE2, store)
@@ -102,10 +102,10 @@ def test_stage_folders_render_automatically(tmp_path):
 
 def test_registry_and_stage_plugin_modules(tmp_path, monkeypatch):
     run = _run(tmp_path, "r")
-    mod = types.ModuleType("potsearch.attribution_report")
-    mod.__spec__ = ModuleSpec("potsearch.attribution_report", None)
+    mod = types.ModuleType("potsearch.stages.report_attribution")
+    mod.__spec__ = ModuleSpec("potsearch.stages.report_attribution", None)
     mod.render = lambda ctx: "<p>custom attribution section</p>"
-    monkeypatch.setitem(sys.modules, "potsearch.attribution_report", mod)
+    monkeypatch.setitem(sys.modules, "potsearch.stages.report_attribution", mod)
     monkeypatch.setitem(R.SECTIONS, "extra", R.Section("extra", "Extra", 99, lambda ctx: "<p>registered</p>"))
     monkeypatch.setitem(R.SECTIONS, "broken", R.Section("broken", "Broken", 98, lambda ctx: 1 / 0))
     page = R.render(R.Ctx(run_dir=run))
@@ -232,8 +232,8 @@ def test_evolve_section_shows_the_selected_law_and_escapes_model_text(tmp_path):
 
 
 def test_evolve_section_without_a_selection_block_computes_it(tmp_path_factory):
-    from potsearch.evolve.config import SearchConfig
-    from potsearch.evolve.run import evolve
+    from potsearch.search.config import SearchConfig
+    from potsearch.search.run import evolve
 
     from evolve_helpers import small_run
 

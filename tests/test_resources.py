@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-import potsearch.resources as res
+import potsearch.core.resources as res
 from potsearch.agents.registry import load_agent
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,8 +27,8 @@ def test_installed_copy_when_there_is_no_source_tree(tmp_path, monkeypatch):
     assert len(word.words) > 700 and str(word.config.source).startswith(str(share))
     fitter = load_agent("fitter")
     assert fitter is not None
-    from potsearch.evolve.config import default_config_path
-    from potsearch.evolve.surrogate import word_list_path
+    from potsearch.search.config import default_config_path
+    from potsearch.testing.surrogate_run import word_list_path
 
     assert default_config_path() == share / "search_configs" / "default.yaml"
     assert word_list_path() == share / "data" / "words_sum100.tsv"

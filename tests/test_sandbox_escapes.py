@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from potsearch.evolve.sandbox import SandboxPool, check_source
+from potsearch.sandbox import SandboxPool, check_source
 
 # ---------------------------------------------------------------------------------------------
 # 1. the scope escape (as reported): exec reached through a parameter of an unused function and a
@@ -96,7 +96,7 @@ CRAFTED = [
 
 
 def _write_best(tmp_path, source, agent="word", params=(1.0, 2.0)):
-    from potsearch.evolve.outputs import write_best_potential
+    from potsearch.search.outputs import write_best_potential
 
     path = tmp_path / "best_potential.py"
     write_best_potential(path, _best(source, params), agent, "run", 0.3, "sid")
@@ -183,7 +183,7 @@ HONEST_LINEAR = 'N_PARAMS = 2\ndef potential(x, p):\n    return p[0] * x["length
 
 
 def _scoring_payload():
-    from potsearch.evolve.scoring import Edges, ScoringData
+    from potsearch.law.scoring import Edges, ScoringData
 
     rng = np.random.default_rng(3)
     n = 40
@@ -200,7 +200,7 @@ def _scoring_payload():
 
 @pytest.mark.parametrize("bypass", [False, True], ids=["checked", "data-layer-alone"])
 def test_poisoning_cannot_change_a_later_score(bypass):
-    task = "potsearch.evolve.scoring:score_program"
+    task = "potsearch.law.scoring:score_program"
     payload = _scoring_payload()
     job = dict(payload, source=HONEST_LINEAR, seed=0)
     with SandboxPool(workers=1, cpu_seconds=5, memory_mb=1024, wall_timeout=20, tasks=(task,)) as pool:
@@ -218,7 +218,7 @@ def test_poisoning_cannot_change_a_later_score(bypass):
 
 
 def test_positional_out_and_refused_keywords_are_rejected():
-    from potsearch.evolve.interp import Program, ProgramRefused
+    from potsearch.law.interp import Program, ProgramRefused
 
     for call in ('np.multiply(a, 0.0, a)', 'np.concatenate((a,), 0, a)', 'np.add(a, 1.0, a)', 'np.negative(a, a)',
                  'np.sum(a, 0, None, a)', 'np.cumsum(a, 0, None, a)', 'np.clip(a, 0, 1, a)', 'np.dot(a, a, a)',
@@ -239,7 +239,7 @@ FORMULA = ("p[0] * x['a'] + p[1] * np.log1p(x['b']) + p[2] * x['c'] ** 2 + p[3] 
 
 
 def test_complexity_counts_helper_functions():
-    from potsearch.evolve.scoring import complexity_of
+    from potsearch.law.scoring import complexity_of
 
     inlined = f"N_PARAMS = 9\ndef potential(x, p):\n    return {FORMULA}\n"
     wrapped = f"N_PARAMS = 9\ndef h(x, p):\n    return {FORMULA}\ndef potential(x, p):\n    return h(x, p)\n"
@@ -282,8 +282,8 @@ JUNK = "def potential(x, p):\n    return p[0] * x['length']\n" + "this is ) not 
 
 @pytest.mark.parametrize("name", sorted(HUGE))
 def test_huge_and_deep_replies_are_rejections(name):
-    from potsearch.evolve import llm_op
-    from potsearch.evolve.llm_op import extract_source
+    from potsearch.search import llm_op
+    from potsearch.search.llm_op import extract_source
 
     ReplyRejected = getattr(llm_op, "ReplyRejected", ())  # noqa: N806
     try:
@@ -299,7 +299,7 @@ def test_reply_parser_is_linear():
     """A reply with many trailing junk lines parses a bounded number of times (was: once per line)."""
     import ast as _ast
 
-    from potsearch.evolve import llm_op
+    from potsearch.search import llm_op
 
     calls = []
     orig = _ast.parse
@@ -321,8 +321,8 @@ def test_reply_parser_is_linear():
 @pytest.mark.parametrize("loop", ["lockstep", "async"])
 def test_evolve_records_hostile_replies_and_exits_0(tmp_path_factory, monkeypatch, capsys, loop):
     from evolve_helpers import candidate_tuples, small_run
-    from potsearch.llmclient import get_litellm
-    from potsearch.cli import main
+    from potsearch.llm.client import get_litellm
+    from potsearch.cli.app import main
 
     litellm = get_litellm()
     good = ("```python\nN_PARAMS = 2\ndef potential(x, p):\n    # \x1b]0;owned\x07\x1b[2J\n"
@@ -402,7 +402,7 @@ def slow_run(tmp_path_factory):
 
 @pytest.mark.parametrize("command", ["polish", "attribute"])
 def test_slow_candidate_stops_polish_and_attribute_at_the_limit(slow_run, command, capsys):
-    from potsearch.cli import main
+    from potsearch.cli.app import main
 
     run, cid = slow_run
     rc = main([command, "--run", str(run), "--candidate", str(cid)] + (["--quiet"] if command == "polish" else []))
@@ -415,7 +415,7 @@ def test_slow_candidate_stops_polish_and_attribute_at_the_limit(slow_run, comman
 def test_polish_runs_no_candidate_code_in_process(tmp_path, monkeypatch):
     """compile_source no longer execs anything here: a program that would write a file when run
     in-process leaves nothing behind, and its evaluation happens in a sandbox worker."""
-    from potsearch.polish import compile_source
+    from potsearch.search.polish import compile_source
 
     monkeypatch.chdir(tmp_path)
     src = 'N_PARAMS = 1\ndef potential(x, p):\n    return p[0] * x["length"]\n'
@@ -491,7 +491,7 @@ def test_at_least_15_hostile_variations():
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_hostile_variation_refused_by_both_checks(name):
-    from potsearch.evolve.interp import Program, ProgramRefused
+    from potsearch.law.interp import Program, ProgramRefused
 
     src = VARIANTS[name]
     assert check_source(src), f"{name} passed the allowlist"
@@ -502,7 +502,7 @@ def test_hostile_variation_refused_by_both_checks(name):
 
 
 def test_evaluator_bounds_recursion_loops_and_big_integers():
-    from potsearch.evolve.interp import Program, ProgramRefused
+    from potsearch.law.interp import Program, ProgramRefused
 
     x = {"length": np.ones(2)}
     # call depth: the allowlist refuses recursion; the evaluator bounds depth on its own
@@ -530,7 +530,7 @@ NASTY_SOURCE = ('N_PARAMS = 2\ndef potential(x, p):\n    # \x1b[2J\x1b]0;owned\x
 def test_csv_cells_are_never_formulas(tmp_path):
     import csv
 
-    from potsearch.evolve.outputs import csv_cell, write_pareto
+    from potsearch.search.outputs import csv_cell, write_pareto
 
     assert csv_cell("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
     assert csv_cell("+ p[0] * x") == "'+ p[0] * x" and csv_cell("@SUM(A1)") == "'@SUM(A1)"
@@ -548,7 +548,7 @@ def test_csv_cells_are_never_formulas(tmp_path):
 
 
 def test_printable_escapes_control_characters():
-    from potsearch.evolve.outputs import printable
+    from potsearch.search.outputs import printable
 
     assert printable("a\x1b[2Jb\u202ec\rd\te\nf\x07") == "a\\x1b[2Jb\\u202ec\\rd\te\nf\\x07"
     assert printable("[red]x[/red] é ∑") == "[red]x[/red] é ∑"
@@ -557,7 +557,7 @@ def test_printable_escapes_control_characters():
 def test_attribution_csv_terms_are_text(tmp_path):
     import csv
 
-    from potsearch.attribution import Attribution, Row, write_csv
+    from potsearch.law.attribution import Attribution, Row, write_csv
 
     att = Attribution(1.0, None, 1.0, [Row("term", "term 0", detail="+ p[0] * x['a']"),
                                        Row("term", "term 1", detail="- p[1]")], 1, 0, [])
@@ -586,8 +586,8 @@ def test_show_escapes_control_characters_and_markup(tmp_path):
 
 
 def test_report_html_escapes_model_text(tmp_path):
-    from potsearch.evolve.outputs import write_best_potential
-    from potsearch.report import build_report
+    from potsearch.search.outputs import write_best_potential
+    from potsearch.stages.report import build_report
 
     from polish_helpers import make_run
 

@@ -1,4 +1,4 @@
-"""Model selection on the Pareto front (potsearch.evolve.selection)."""
+"""Model selection on the Pareto front (potsearch.law.selection)."""
 from __future__ import annotations
 
 import json
@@ -6,8 +6,8 @@ import json
 import pandas as pd
 import pytest
 
-from potsearch.evolve.islands import score_source
-from potsearch.evolve.selection import SelectionOptions, choose, pareto_front, select_law
+from potsearch.law.scoring import score_source
+from potsearch.law.selection import SelectionOptions, choose, pareto_front, select_law
 from simplify_helpers import word_problem
 
 TRUE = 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * (x["length"] + p[1] * x["zipf"])\n'
@@ -143,7 +143,7 @@ def test_bic_falls_back_without_a_likelihood_scale():
 def test_a_selected_path_form_is_the_form_stored_for_its_candidate():
     """When the rule picks a form from before a simplification step, the per-candidate forms (what the
     store keeps and show prints) hold that form for the candidate, not its final one."""
-    from potsearch.evolve import simplify as S
+    from potsearch.law import simplify as S
 
     # 4 sqrt(max_letter) on 300 words x 400 samples: the simplifier's tolerance lets the square root go,
     # the lowest BIC keeps it (measured: 4.0 sqrt(max_letter) - 2.03 zipf against 0.43 max_letter - 2.03 zipf)
@@ -177,7 +177,7 @@ def test_selection_never_prefers_the_identity_twin_of_a_law():
 def test_term_evidence_tells_a_supported_term_from_a_spurious_one():
     """Each additive term against the law refitted without it: the hidden terms raise the BIC when
     dropped, a spurious one does not."""
-    from potsearch.evolve.selection import term_evidence
+    from potsearch.law.selection import term_evidence
 
     data, _, _ = word_problem("1.6*length - 2.4*zipf")
     src = ('N_PARAMS = 3\n\n\ndef potential(x, p):\n'
@@ -201,7 +201,7 @@ def _scored(data, srcs: dict, p0: list) -> pd.DataFrame:
 
 def _gap(data, df: pd.DataFrame, a: str, b: str) -> float:
     """The bic rule's score of law a minus law b (same parameter count): training and held-out parts."""
-    from potsearch.evolve.selection import bic_score
+    from potsearch.law.selection import bic_score
 
     return (bic_score(data, df.loc[a, "train_action"], 2, df.loc[a, "heldout_action"])
             - bic_score(data, df.loc[b, "train_action"], 2, df.loc[b, "heldout_action"]))
@@ -229,7 +229,7 @@ def test_a_transform_of_the_same_features_needs_evidence_to_win():
 def test_equally_plain_transforms_compete_on_the_evidence():
     """log(max_letter) against 1/max_letter: one nonlinear operation each, so within the form window the
     lower BIC wins, even though the reciprocal counts fewer nodes (it used to win on complexity)."""
-    from potsearch.evolve.simplify import n_nonlinear, _translate
+    from potsearch.law.simplify import n_nonlinear, _translate
 
     data, _, _ = word_problem("2.5*np.log(max_letter) - 1.5*zipf", per_state=400)
     srcs = {"log": 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * np.log(x["max_letter"]) + p[1] * x["zipf"]\n',
@@ -306,7 +306,7 @@ def test_a_law_hidden_behind_a_member_that_simplifies_to_a_worse_law_comes_back(
     than the true law hides it on the raw front; simplified, that member costs more action than the
     true law. The next layer is the front of the simplified laws and the raw candidates not yet
     simplified: the true law is on it, is simplified and selected (its copies are not simplified again)."""
-    from potsearch.evolve import simplify as S
+    from potsearch.law import simplify as S
 
     data, _, _ = word_problem("1.6*length - 2.4*zipf")
     true = score_source(TRUE, [1.6, -1.5], 0, data=data)
@@ -332,7 +332,7 @@ def test_a_pole_the_data_cannot_keep_off_the_states_is_named():
     """pole_uncertain: a shift t of a denominator b + t whose 2-SE interval reaches -b on some state."""
     import numpy as np
 
-    from potsearch.evolve.selection import pole_uncertain
+    from potsearch.law.selection import pole_uncertain
 
     x = {"a": np.array([1.0, 2.0, 3.0, 4.0, 5.0]), "b": np.array([1.0, 2.0, 3.0, 4.0, 5.0])}
     src = 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * x["a"] / (x["b"] + p[1])\n'
@@ -349,7 +349,7 @@ def test_settle_sets_a_law_aside_and_keeps_what_the_front_was_built_without(monk
     applied again, and the reason keeps the note about ill-conditioned laws left out of the front."""
     import dataclasses
 
-    from potsearch.evolve import selection as S
+    from potsearch.law import selection as S
 
     data, _, _ = word_problem("1.6*length - 2.4*zipf")
     sel = select_law(_front(data), data, SelectionOptions(seed=0))

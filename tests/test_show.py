@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from potsearch.formula import FormulaError, formula_of, from_latex, latex_legend, to_latex, to_sympy
+from potsearch.law.formula import FormulaError, formula_of, from_latex, latex_legend, to_latex, to_sympy
 
 from polish_helpers import CANDIDATE, make_run
 
@@ -71,10 +71,10 @@ def test_show_piped_is_plain_and_complete(run):
 
 def test_show_directionality_matches_own_computation(run):
     """The statistic show prints (diagnostics.directionality) equals a computation of its own here."""
-    from potsearch.features import feature_table
-    from potsearch.fitstage import load_fit
-    from potsearch.graph import build_graph
-    from potsearch.polish import compile_source
+    from potsearch.law.features import feature_table
+    from potsearch.store.rundir import load_fit
+    from potsearch.science.graph import build_graph
+    from potsearch.search.polish import compile_source
     from potsearch.store import RunStore
 
     st = RunStore.open(run)
@@ -104,7 +104,7 @@ def test_show_latex_parses_back(run):
     assert len(legend) == 5 and r'x_{\mathit{firstletter}} = x["first_letter"]' in legend[-1] or any(
         "first_letter" in ln for ln in legend)
     # the formula the LaTeX came from, and a numeric check of it against the candidate's own code
-    from potsearch.polish import compile_source
+    from potsearch.search.polish import compile_source
     from potsearch.store import RunStore
 
     st = RunStore.open(run)
@@ -130,7 +130,7 @@ def test_formula_translation_gp_and_llm_code():
     llm_src = ("N_PARAMS = 2\ndef potential(x, p):\n    \"\"\"doc\"\"\"\n    a = np.tanh(x['length'] / 4)\n"
                "    return p[0] * a + p[1] * np.maximum(x['zipf'], 1.0) + math.pi\n")
     rng = np.random.default_rng(0)
-    from potsearch.polish import compile_source
+    from potsearch.search.polish import compile_source
 
     for src, p in ((gp_src, [2.0, 0.5, 3.0]), (llm_src, [1.5, -0.25])):
         form = to_sympy(src, p)
@@ -164,7 +164,7 @@ def test_show_candidate_and_bad_candidate(run, cli):
 def test_pareto_front_is_non_dominated():
     from types import SimpleNamespace as R
 
-    from potsearch.commands.show import pareto_front
+    from potsearch.cli.commands.show import pareto_front
 
     rows = [R(id=1, train_action=0.30, complexity=5), R(id=2, train_action=0.25, complexity=9),
             R(id=3, train_action=0.27, complexity=12), R(id=4, train_action=0.20, complexity=30),

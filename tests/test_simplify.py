@@ -1,4 +1,4 @@
-"""Simplification of candidate laws (potsearch.evolve.simplify)."""
+"""Simplification of candidate laws (potsearch.law.simplify)."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from potsearch.evolve import simplify as S
+from potsearch.law import simplify as S
 from simplify_helpers import word_problem
 
 ISSUE_TREE = '''N_PARAMS = 3

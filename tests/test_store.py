@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from potsearch.errors import InputError
+from potsearch.core.errors import InputError
 from potsearch.store import RunStore, Sample
 from potsearch.store.faults import as_schema_1, corrupt_checkpoint, foreign_sqlite, set_schema_version
 
@@ -142,7 +142,7 @@ def test_exclusive_lock_refuses_second_writer(tmp_path):
     st = RunStore.create(tmp_path / "r")
     code = textwrap.dedent(f"""
         from potsearch.store import RunStore
-        from potsearch.errors import InputError
+        from potsearch.core.errors import InputError
         st = RunStore.open({str(tmp_path / 'r')!r})
         try:
             with st.exclusive("evolve"):
@@ -159,7 +159,7 @@ def test_exclusive_lock_refuses_second_writer(tmp_path):
 
 def test_bulk_import_reads_as_sample_rows(tmp_path):
     """An import is stored in bulk, yet every reader sees one sample per counted row, in insertion order."""
-    from potsearch.io import file_digest, import_file
+    from potsearch.collector.io import file_digest, import_file
 
     f = tmp_path / "t.csv"
     f.write_text("source,target,count\nA,B,2\nB,<escape>,1\nA,A,1\nC,A,0\nB,A,1\n")
@@ -187,7 +187,7 @@ def test_bulk_import_reads_as_sample_rows(tmp_path):
 
 
 def test_schema_1_store_with_imported_rows_is_migrated_and_reimport_adds_nothing(tmp_path):
-    from potsearch.io import file_digest, import_file
+    from potsearch.collector.io import file_digest, import_file
 
     f = tmp_path / "t.csv"
     f.write_text("source,target,count\nA,B,2\nB,A,1\n")

@@ -95,7 +95,7 @@ def test_non_json_checkpoint_is_refused(tmp_path_factory, tmp_path, cli):
 @pytest.fixture(scope="module")
 def evolved(tmp_path_factory):
     """A small GP + term-operator search (4 rounds, checkpoints at rounds 2 and 4), copied per test."""
-    from potsearch.cli import main
+    from potsearch.cli.app import main
 
     run = small_run(tmp_path_factory, "evolved")
     cfg = _config(run.parent, rounds=4)
@@ -281,8 +281,8 @@ def tampered(tmp_path_factory):
 
 
 def test_read_sandbox_limits_clamps_and_says_so(tmp_path):
-    from potsearch.evolve.config import SANDBOX_MAX, SandboxConfig
-    from potsearch.polish import read_sandbox_limits
+    from potsearch.search.config import SANDBOX_MAX, SandboxConfig
+    from potsearch.search.polish import read_sandbox_limits
 
     d = SandboxConfig()
     run = tmp_path / "run"
@@ -315,7 +315,7 @@ def test_split_values_from_a_run_folder_are_checked(tmp_path):
     defaults), never a traceback in polish / attribute / show."""
     from types import SimpleNamespace
 
-    from potsearch.polish import evolve_split
+    from potsearch.search.polish import evolve_split
 
     run = tmp_path / "run"
     (run / "evolve").mkdir(parents=True)
@@ -328,8 +328,8 @@ def test_split_values_from_a_run_folder_are_checked(tmp_path):
 
 
 def test_config_loader_refuses_limits_above_the_maximums():
-    from potsearch.errors import InputError
-    from potsearch.evolve.config import parse_config
+    from potsearch.core.errors import InputError
+    from potsearch.search.config import parse_config
 
     with pytest.raises(InputError, match="sandbox.cpu_seconds"):
         parse_config("sandbox:\n  cpu_seconds: 1000000000\n")
@@ -339,7 +339,7 @@ def test_config_loader_refuses_limits_above_the_maximums():
 
 
 def _pool_limits():
-    from potsearch import polish
+    from potsearch.search import polish
 
     return [dict(k) for k in polish._POOLS]
 
@@ -349,7 +349,7 @@ CLAMPED = {"cpu_seconds": 600, "memory_mb": 32768, "wall_timeout": 1200.0}
 
 @pytest.mark.parametrize("command", ["polish", "attribute", "show"])
 def test_tampered_summary_limits_are_clamped(tampered, cli, command):
-    from potsearch import polish
+    from potsearch.search import polish
 
     polish._DEFAULT_LIMITS.clear()
     try:
@@ -387,8 +387,8 @@ def test_malformed_summary_blocks_never_give_a_traceback(tmp_path, bad, capsys):
     import json as _json
 
     from polish_helpers import make_run
-    from potsearch.cli import main
-    from potsearch.evolve.outputs import read_summary
+    from potsearch.cli.app import main
+    from potsearch.search.outputs import read_summary
 
     run = make_run(tmp_path / "run", n_words=30, n_samples=600)
     (run / "evolve").mkdir(exist_ok=True)

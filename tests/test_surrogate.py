@@ -10,17 +10,11 @@ import pytest
 
 from potsearch.agents.registry import load_agent
 from potsearch.agents.surrogate import (
-    ESCAPE_REASON,
-    UNKNOWN_SOURCE,
-    FitterSurrogate,
-    WordSurrogate,
-    compile_formula,
-    cycle_graph,
-    exact_transition_matrix,
-    make_surrogate,
+    ESCAPE_REASON, UNKNOWN_SOURCE, FitterSurrogate, WordSurrogate, compile_formula, cycle_graph,
+    exact_transition_matrix, make_surrogate
 )
 from potsearch.agents.word import WordAgent
-from potsearch.errors import InputError
+from potsearch.core.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -283,9 +277,9 @@ def test_locality_default_and_null(word_yaml):
 
 
 def test_fitter_surrogate_hidden_law_is_written_in_the_evolve_feature_names(fitter_agent):
-    """One feature table: the shipped hidden law reads potsearch.features' fitter features of the
+    """One feature table: the shipped hidden law reads potsearch.law.features' fitter features of the
     state's key, so the search can write it exactly."""
-    from potsearch.features import FITTER_FEATURES, feature_table
+    from potsearch.law.features import FITTER_FEATURES, feature_table
 
     assert fitter_agent.config.surrogate.hidden_potential == "0.7*terms + 0.3*n_funcs"
     sur = make_surrogate(fitter_agent)

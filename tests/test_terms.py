@@ -1,12 +1,12 @@
-"""Term-structured laws with exactly solved linear coefficients (potsearch.evolve.terms)."""
+"""Term-structured laws with exactly solved linear coefficients (potsearch.law.terms)."""
 from __future__ import annotations
 
 import random
 
 import numpy as np
 
-from potsearch.evolve import terms as T
-from potsearch.evolve.islands import score_source
+from potsearch.law import terms as T
+from potsearch.law.scoring import score_source
 from simplify_helpers import word_problem
 
 
@@ -75,7 +75,7 @@ def test_score_test_moves_add_the_missing_term():
     hundreds of terms: a uniform draw would find it rarely), and a swap replaces a useless term by it."""
     import random
 
-    from potsearch.evolve import terms as T
+    from potsearch.law import terms as T
     from simplify_helpers import word_problem
 
     data, _, _ = word_problem("1.2*vowels - 2.0*zipf + 0.3*max_letter", per_state=120)

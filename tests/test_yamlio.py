@@ -2,8 +2,8 @@
 import yaml
 
 from potsearch.agents.config import load_config as load_agent_config
-from potsearch.evolve.config import parse_config
-from potsearch.yamlio import SafeLoader
+from potsearch.search.config import parse_config
+from potsearch.core.yamlio import SafeLoader
 
 
 def test_exponent_floats_are_numbers():

@@ -5,9 +5,9 @@ other only through the run directory (``runs/NAME/store.sqlite`` and its folders
 """
 __version__ = "0.1.0"
 
-from .api import (  # noqa: E402  (the notebook API; light imports only)
-    attribute, collect, diagnose, evolve_potential, fit, import_transitions, load, polish_potential, show, status,
-    write_report,
+from potsearch.api import (
+    attribute, collect, diagnose, evolve_potential, fit, import_transitions, load, polish_potential, show,
+    status, write_report
 )
 
 __all__ = ["load", "import_transitions", "fit", "diagnose", "collect", "evolve_potential", "polish_potential",

@@ -2,7 +2,7 @@
 
 Every function has explicit keyword options with the CLI's names (underscores) and defaults (each
 stage's frozen options dataclass holds them). An unknown option or a bad value raises
-``potsearch.errors.InputError`` in one line (the CLI turns it into exit status 2). ``quiet=True``
+``potsearch.core.errors.InputError`` in one line (the CLI turns it into exit status 2). ``quiet=True``
 prints nothing.
 
     import potsearch as ps
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .stageopts import checked_options
+from potsearch.core.stageopts import checked_options
 
 # evolve / polish / report are also subpackage or module names of potsearch, so their API functions carry
 # a longer name (a submodule import would otherwise replace the package attribute).
@@ -24,15 +24,15 @@ __all__ = ["load", "import_transitions", "fit", "diagnose", "collect", "evolve_p
 
 def load(path):
     """Transitions as ``Counts`` from a run directory, a store file or a transitions file."""
-    from .fitstage import load_input
+    from potsearch.stages.fit import load_input
 
     return load_input(path).counts
 
 
 def import_transitions(path, run) -> dict:
     """Import a CSV/TSV/JSONL/paper-JSON file into ``run`` (created if needed); idempotent."""
-    from .io import import_file, read_table
-    from .store import RunStore
+    from potsearch.collector.io import import_file, read_table
+    from potsearch.store import RunStore
 
     table = read_table(path)                 # validate completely before creating or touching the store
     with RunStore.create(run) as store:
@@ -46,7 +46,7 @@ def fit(source, *, weight: str = "low_reject", n0: float | None = None, min_visi
     """The least-action fit (what `potsearch fit` runs). Writes fit/ for a run unless write=False.
 
     Returns the ``FitResult`` (names, potential, lower_bound, unbounded, scc, stderr, action, ...)."""
-    from .fitstage import FitOptions, default_out, load_input, record, run_fit, write_fit
+    from potsearch.stages.fit import FitOptions, default_out, load_input, record, run_fit, write_fit
 
     opts = FitOptions(weight=weight, n0=n0, min_visits=min_visits, kernel=kernel, beta=beta,
                       bootstrap=bootstrap, whole_graph=whole_graph, seed=seed).validate()
@@ -70,7 +70,7 @@ def diagnose(source, *, weight: str | None = None, n0: float | None = None, min_
     directionality threshold. vote: majority voting "m,k". top: states in the transition diagram.
     plots: write the figures. out: output folder. write=False: compute only.
     Returns a ``DiagnoseResult`` (``.verdict``, ``.data`` = diagnostics.json, ``.to_frame()``)."""
-    from .diagnosestage import DiagnoseOptions, run
+    from potsearch.stages.diagnose import DiagnoseOptions, run
 
     return run(source, DiagnoseOptions(weight=weight, n0=n0, min_visits=min_visits, alpha=alpha,
                                        min_kernel=min_kernel, vote=vote, top=top, plots=plots,
@@ -88,8 +88,8 @@ def collect(*, agent: str, provider: str, run, mode: str | None = None, protocol
     """Run an agent (`potsearch collect`) into ``run``; options as the CLI's (see `potsearch collect -h`).
 
     Returns the collector's ``CollectResult`` (``.summary``, ``.new_samples``, ``.stop_reason``)."""
-    from .agents.collect import CollectConfig, collect as _collect
-    from .store import run_lock
+    from potsearch.collector import CollectConfig, collect as _collect
+    from potsearch.store import run_lock
 
     cfg = CollectConfig(agent=agent, provider=provider, run=str(run), mode=mode, protocol=protocol,
                         samples_per_state=samples_per_state, chains=chains, sources_per_prompt=sources_per_prompt,
@@ -112,7 +112,7 @@ def evolve_potential(run, *, config=None, rounds: int | None = None, islands: in
     evaluators and model callers on Ray actors ('local': an embedded Ray; async loop only).
 
     Returns an ``EvolveResult`` (``.summary`` = evolve/summary.json, ``.best``, ``.pareto()``)."""
-    from .evolvestage import EvolveOptions, run as _run
+    from potsearch.stages.evolve import EvolveOptions, run as _run
 
     return _run(run, EvolveOptions(config=None if config is None else str(config), rounds=rounds, islands=islands,
                                    seed=seed, workers=workers, resume=resume, quiet=quiet,
@@ -126,7 +126,7 @@ def polish_potential(run, *, method: str = "random-descent", iterations: int = 1
     """Polish a candidate's parameters (`potsearch polish`; default: the run's best candidate).
 
     Returns a ``PolishResult`` (``.summary``, ``.train_before`` / ``.train_after``, ``.promoted``)."""
-    from .polishstage import PolishOptions, run as _run
+    from potsearch.stages.polish import PolishOptions, run as _run
 
     return _run(run, PolishOptions(method=method, iterations=iterations, samples=samples, keep=keep, scale=scale,
                                    seed=seed, max_evals=max_evals, candidate=candidate, compare=compare,
@@ -138,7 +138,7 @@ def attribute(run, *, candidate=None, repeats: int = 10, seed: int = 0, refit_ev
     """Feature attribution (`potsearch attribute`; default: the run's best candidate).
 
     Returns an ``AttributeResult`` (``.top_feature``, ``.ranking``, ``.to_frame()``)."""
-    from .attributestage import AttributeOptions, run as _run
+    from potsearch.stages.attribute import AttributeOptions, run as _run
 
     return _run(run, AttributeOptions(candidate=candidate, repeats=repeats, seed=seed, refit_evals=refit_evals))
 
@@ -153,7 +153,7 @@ def show(run, *, candidate=None, top: int = 0, format: str = "python", symbolic:
 
     Returns a ``ShowResult`` (``.formula``, ``.law``, ``.selection``, ``.params`` / ``.lineage`` /
     ``.top`` DataFrames; ``str(result)`` is the printed text)."""
-    from .showstage import ShowOptions, run as _run
+    from potsearch.stages.show import ShowOptions, run as _run
 
     return _run(run, ShowOptions(candidate=None if candidate is None else str(candidate), top=top, format=format,
                                  symbolic=symbolic, min_kernel=min_kernel, simplify=simplify))
@@ -163,14 +163,14 @@ def show(run, *, candidate=None, top: int = 0, format: str = "python", symbolic:
 def write_report(run, *, out=None, refresh: bool = False) -> Path:
     """Write runs/NAME/report.html (`potsearch report`), running the diagnostics first when the run has
     none (or refresh=True); returns its path."""
-    from .report import make_report
+    from potsearch.stages.report import make_report
 
     return make_report(run, out=out, refresh=refresh)
 
 
 def status(run) -> dict:
     """Stages done and their key numbers (what `potsearch status --json` prints)."""
-    from .store import RunStore
+    from potsearch.store import RunStore
 
     with RunStore.open(run, readonly=True) as store:
         return {"run": store.run_info(), "samples": store.n_samples(), "stages": store.stage_results()}

@@ -71,7 +71,7 @@ def test_collect_killed_20_times(tmp_path):
 
 @pytest.mark.slow
 def test_evolve_killed_20_times(tmp_path):
-    from potsearch.fitstage import FitOptions, run_fit, write_fit
+    from potsearch.stages.fit import FitOptions, run_fit, write_fit
     from potsearch.store import RunStore
 
     run = tmp_path / "e"

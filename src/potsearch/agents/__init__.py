@@ -10,10 +10,10 @@
 - ``data``: the shipped word list and regression data sets (with provenance)
 
 The collector (Ray actors) lives in ``collect/``; the local model in ``local`` (the model client
-is ``potsearch.llmclient``).
+is ``potsearch.llm.client``).
 Nothing here imports ray, litellm or llama_cpp.
 """
-from .base import Agent, Outcome
-from .registry import load_agent
+from potsearch.agents.base import Agent, Outcome
+from potsearch.agents.registry import load_agent
 
 __all__ = ["Agent", "Outcome", "load_agent"]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import AgentConfig
+    from potsearch.agents.config import AgentConfig
 
 ESCAPE_NO_WORD = "no word"
 ESCAPE_NOT_IN_LIST = "not in word list"

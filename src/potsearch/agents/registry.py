@@ -6,19 +6,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import InputError
-from .base import Agent
-from .config import load_config
-from .fitter import FitterAgent
-from .word import WordAgent
+from potsearch.core.errors import InputError
+from potsearch.agents.base import Agent
+from potsearch.agents.config import load_config
+from potsearch.agents.fitter import FitterAgent
+from potsearch.agents.word import WordAgent
 
 #: agent kind (an agent YAML's ``kind``) -> its class
 AGENTS = {"word": WordAgent, "fitter": FitterAgent}
 
 
 def builtin_agent_path(name: str) -> Path:
-    """``agents/<name>.yaml`` (the source tree's, or the installed copy: potsearch.resources)."""
-    from ..resources import shipped_dir
+    """``agents/<name>.yaml`` (the source tree's, or the installed copy: potsearch.core.resources)."""
+    from potsearch.core.resources import shipped_dir
 
     return shipped_dir("agents") / f"{name}.yaml"
 

@@ -38,10 +38,10 @@ import ast
 
 import numpy as np
 
-from ..errors import InputError
-from ..features import FITTER_FEATURES as _LIBRARY_FITTER_FEATURES
-from ..features import feature_table
-from .base import Outcome
+from potsearch.core.errors import InputError
+from potsearch.law.features import FITTER_FEATURES as _LIBRARY_FITTER_FEATURES
+from potsearch.law.features import feature_table
+from potsearch.agents.base import Outcome
 
 SURROGATE_MODEL = "surrogate"
 SURROGATE_LABEL = "SURROGATE test instrument with a known hidden potential - not a language model"
@@ -160,9 +160,9 @@ class WordSurrogate(_Stepper):
     model = SURROGATE_MODEL
 
     def __init__(self, agent):
-        from ..features import word_features
+        from potsearch.law.features import word_features
 
-        from .word import FEATURES
+        from potsearch.agents.word import FEATURES
 
         self.agent = agent
         self.opts = agent.config.surrogate
@@ -256,7 +256,7 @@ class FitterSurrogate(_Stepper):
 
     State for a bit mask S of the basis (1 <= |S| <= max_terms):
     ``param1 + sum_j paramK*(b_j)`` in the fitter's canonical form. Features: those
-    of potsearch.features (``feature_table("fitter", ...)`` of the state's key text, so
+    of potsearch.law.features (``feature_table("fitter", ...)`` of the state's key text, so
     the hidden law is written in the names the search uses: terms = |S| + 1 with the
     intercept, n_params, n_funcs, nodes ...); score = the fitter's score of the state
     (fitted lazily, only when the formula uses it). Proposal:
@@ -270,7 +270,7 @@ class FitterSurrogate(_Stepper):
     model = SURROGATE_MODEL
 
     def __init__(self, agent):
-        from .fitter import ExpressionError, parse_expression
+        from potsearch.agents.fitter import ExpressionError, parse_expression
 
         self.agent = agent
         self.opts = agent.config.surrogate
@@ -325,7 +325,7 @@ class FitterSurrogate(_Stepper):
     def _state(self, mask: int) -> Outcome:
         o = self._out[mask]
         if o is None:
-            from .fitter import canonical, clean_reply, parse_expression
+            from potsearch.agents.fitter import canonical, clean_reply, parse_expression
 
             key = canonical(parse_expression(clean_reply(self.text_of(mask)), self.agent.opts))[0]
             o = Outcome(key, key, None, {"surrogate": True, "mask": int(mask)})
@@ -347,7 +347,7 @@ class FitterSurrogate(_Stepper):
             return self._key2mask[key]
         if key in self._not_mine:
             return -1
-        from .fitter import ExpressionError, canonical, clean_reply, parse_expression
+        from potsearch.agents.fitter import ExpressionError, canonical, clean_reply, parse_expression
 
         mask = -1
         try:

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import re
 
-from .base import ESCAPE_NO_WORD, ESCAPE_NOT_IN_LIST, Outcome, chat_messages
-from .config import AgentConfig
-from .data import letter_sum, letter_values, load_word_list
+from potsearch.agents.base import ESCAPE_NO_WORD, ESCAPE_NOT_IN_LIST, Outcome, chat_messages
+from potsearch.agents.config import AgentConfig
+from potsearch.agents.data import letter_sum, letter_values, load_word_list
 
 VOWELS = frozenset("AEIOU")
 MAX_REPLY = 20000  # characters of a reply we look at
@@ -51,9 +51,9 @@ def extract_word(reply: str) -> str | None:
 
 
 def word_features(word: str, zipf: float = 0.0) -> dict:
-    """Features of one word: ``potsearch.features.word_features`` (the one definition, with the names
+    """Features of one word: ``potsearch.law.features.word_features`` (the one definition, with the names
     evolve and the docs use), with the word list's Zipf frequency."""
-    from ..features import word_features as table
+    from potsearch.law.features import word_features as table
 
     return {k: float(v[0]) for k, v in table([word.upper()], zipf=[zipf]).items()}
 
@@ -82,7 +82,7 @@ class WordAgent:
         for w in self.config.initial:
             w = w.strip().upper()
             if w not in self._index:
-                from ..errors import InputError
+                from potsearch.core.errors import InputError
 
                 raise InputError(f"initial state {w!r} is not in the word list", self.config.source)
             out.append(w)
@@ -119,7 +119,7 @@ class WordAgent:
             return None
         if mode != "constrained":
             raise ValueError(f"unknown decoding mode {mode!r}")
-        from .grammar import word_grammar
+        from potsearch.agents.grammar import word_grammar
 
         return word_grammar(self.words)
 

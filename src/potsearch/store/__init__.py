@@ -4,9 +4,10 @@
 lock); ``candidates`` owns the candidates table (``CandidateStore``); ``faults`` damages a store on
 purpose for the fault tests.
 """
-from .candidates import CandidateRow, CandidateStore, pareto_front
-from .runs import (APP_ID, ESCAPE, SCHEMA_VERSION, STORE_FILENAME, Counts, RunStore, Sample, run_dir_of,
-                   run_lock)
+from potsearch.store.candidates import CandidateRow, CandidateStore, pareto_front
+from potsearch.store.runs import (
+    APP_ID, ESCAPE, SCHEMA_VERSION, STORE_FILENAME, Counts, RunStore, Sample, run_dir_of, run_lock
+)
 
 __all__ = ["APP_ID", "ESCAPE", "SCHEMA_VERSION", "STORE_FILENAME", "CandidateRow", "CandidateStore", "Counts",
            "RunStore", "Sample", "pareto_front", "run_dir_of", "run_lock"]

@@ -28,8 +28,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from ..errors import InputError
-from . import imports as _imports
+from potsearch.core.errors import InputError
+from potsearch.store import imports as _imports
 
 SCHEMA_VERSION = 3
 STORE_FILENAME = "store.sqlite"
@@ -563,7 +563,7 @@ class RunStore:
     @property
     def candidates(self):
         """This store's ``CandidateStore``."""
-        from .candidates import CandidateStore
+        from potsearch.store.candidates import CandidateStore
 
         return CandidateStore(self)
 

@@ -1,0 +1,97 @@
+"""`potsearch evolve`: island search (GP + LLM operators) for an interpretable potential."""
+from __future__ import annotations
+
+import sys
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--run", required=True, metavar="DIR", help="run directory (needs a fit: `potsearch fit` first)")
+    p.add_argument("--config", metavar="FILE", help="search config YAML (default: search_configs/default.yaml)")
+    p.add_argument("--rounds", type=int, help="rounds (overrides the config)")
+    p.add_argument("--islands", type=int, help="islands (overrides the config)")
+    p.add_argument("--seed", type=int, help="random seed (overrides the config)")
+    p.add_argument("--workers", type=int, help="processes scoring GP candidates (overrides the config)")
+    p.add_argument("--resume", action="store_true", help="continue from the run's last evolve checkpoint")
+    p.add_argument("--address", metavar="ADDR",
+                   help="score candidates and call models on Ray actors of the cluster at ADDR "
+                        "('local': an embedded Ray on this machine); async loop only")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--force", action="store_true",
+                   help="search even when the fit has fewer states than the floor (5; docs/evolve.md)")
+
+
+def law_line(sel: dict, law: dict) -> str:
+    """The summary's law line. "simplified" only for a law the selection simplified; a law it did not
+    simplify (its simplification failed or was not run) is named so, with its formula as found when it
+    has one, else with "no formula" (its source follows): never a formula that is not there."""
+    done = law.get("simplified")
+    if done is None:   # a summary written before the selection recorded it: its steps say so
+        done = bool(law.get("text")) and not str(law.get("steps") or "").startswith("not simplified")
+    how = "simplified" if done else "not simplified"
+    if law.get("text"):
+        return f"law ({sel.get('rule')} rule, {how}): V = {law['text']}"
+    why = str(law.get("steps") or "").removeprefix("not simplified: ") or "not translatable"
+    return f"law ({sel.get('rule')} rule, {how}): no formula ({why}); its source follows"
+
+
+def run(args) -> int:
+    from potsearch.stages.evolve import EvolveOptions, search_config
+    from potsearch.stages.evolve import run as evolve
+    from potsearch.store.rundir import load_fit
+    from potsearch.science.thindata import evolve_check
+
+    opts = EvolveOptions(config=args.config, rounds=args.rounds, islands=args.islands, seed=args.seed,
+                         workers=args.workers, resume=args.resume, quiet=args.quiet, address=args.address)
+    from pathlib import Path
+
+    from potsearch.core.errors import InputError
+
+    if not (Path(args.run) / "store.sqlite").exists():
+        raise InputError("not a run directory (no store.sqlite inside)", str(args.run))
+    fit = load_fit(args.run)  # StageMissing (one line, exit 2) when the run has no fit
+    thin = evolve_check(int(fit.summary.get("states", len(fit.names))), search_config(opts).gp.max_size, args.force,
+                        str(args.run))
+    from potsearch.core.textsafe import printable as _printable  # model text: control characters escaped
+
+    for w in thin:  # thin data (thindata.py): said before the search and again with its result
+        print(_printable(f"warning: {w}"), file=sys.stderr)
+    res = evolve(args.run, opts)
+    s, run_dir = res.summary, res.run_dir
+    if args.quiet:  # the stage kept its notes to itself; they are not progress, so say them here
+        for n in res.notes:
+            print(_printable(n))
+    b = s.get("best")
+    print(f"evolve: {s['rounds']} rounds x {s['islands']} islands in {s['seconds']:.1f} s; "
+          f"{s['evaluations']} evaluations ({s['evaluations_per_second'] or 0:.0f}/s), "
+          f"{s['cache_hits']} cache hits, {s['failed']} failed")
+    if s["llm"]["llm_calls"]:
+        L = s["llm"]
+        print(f"llm: {L['llm_calls']} calls, {L['llm_rejected']} rejected, {L['llm_failed']} failed, "
+              f"{L['llm_scored']} scored, {L['tokens']} tokens, ${L['cost']:.4f}")
+    sel = s.get("selection") or {}
+    law = sel.get("selected") or {}
+    if law:
+        se = law.get("param_se") or []
+        print(_printable(law_line(sel, law), keep=""))
+        print(f"  train action {law['train_action']:.6g} (S_min train {s['s_min_train']:.6g}, gap "
+              f"{law['train_action'] - s['s_min_train']:.4g}); held-out {law['heldout_action']:.6g} vs per-state fit "
+              f"{s['baseline_heldout']:.6g}; complexity {law['complexity']}, {len(law['params'])} parameters")
+        print(_printable(law["source"].rstrip()))
+        print("params = [" + ", ".join(f"{v:.6g}" + (f" ± {e:.2g}" if e is not None else "")
+                                       for v, e in zip(law["params"], list(se) + [None] * len(law["params"]))) + "]")
+    low = sel.get("lowest") or {}
+    if low.get("id") is not None:
+        gap = low["train_action"] - s["s_min_train"]
+        print(f"lowest training action: candidate {low['id']}, {low['train_action']:.6g} (gap {gap:.4g}, "
+              f"{100 * gap / s['s_min_train'] if s['s_min_train'] else 0:.2f}%), complexity {low['complexity']}: "
+              f"`potsearch show {run_dir} --candidate {low['id']}`")
+    elif b and not law:
+        print(f"best: train action {b['train_action']:.6g} (S_min train {s['s_min_train']:.6g}, gap {b['gap']:.4g}, "
+              f"{100 * (b['relative_gap'] or 0):.2f}%); held-out {b['heldout_action']:.6g} vs per-state fit "
+              f"{s['baseline_heldout']:.6g}; complexity {b['complexity']}, {b['n_params']} parameters")
+        print(_printable(b["source"].rstrip()))
+        print(f"params = {[round(v, 6) for v in b['params']]}")
+    for w in thin:
+        print(_printable(f"warning: {w}"))
+    print(f"wrote {run_dir / 'best_potential.py'}, {run_dir / 'evolve'}/{{summary.json,pareto.csv,pareto.png,curves.png}}")
+    return 0

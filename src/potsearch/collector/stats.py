@@ -1,0 +1,60 @@
+"""What a collection did: the paper's Table 3 row of a run, usage, and the summary text."""
+from __future__ import annotations
+
+from potsearch.store import RunStore
+
+
+def _stored_samples(store: RunStore) -> list[tuple]:
+    return store.sample_records()
+
+
+def _stored_usage(store: RunStore) -> tuple[int, int, float]:
+    return store.usage()
+
+
+def table3(store: RunStore) -> dict:
+    """The paper's Table 3 row for this run, plus pairs seen both ways and the escape rate."""
+    counts = store.counts()
+    src, dst, cnt = counts.src, counts.dst, counts.count
+    visits = counts.visits()
+    valid = dst >= 0
+    edge = valid & (dst != src)
+    edges = set(zip(src[edge].tolist(), dst[edge].tolist()))
+    both = sum(1 for (a, b) in edges if a < b and (b, a) in edges)
+    used = set(src.tolist()) | set(dst[valid].tolist())
+    total = int(cnt.sum())
+    escapes = int(cnt[~valid].sum())
+    selfl = int(cnt[valid & (dst == src)].sum())
+    reasons = store.escape_reasons(limit=8)
+    usage = store.usage_stats()
+    return {
+        "samples": total,
+        "unique_states": len(used),
+        "unique_transitions": len(edges),
+        "states_sampled_gt1": int((visits > 1).sum()),
+        "escape_rate": escapes / total if total else 0.0,
+        "self_loop_rate": selfl / total if total else 0.0,
+        "pairs_both_ways": both,
+        "escape_reasons": reasons,
+        **usage,
+    }
+
+
+def format_summary(summary: dict, run: str) -> str:
+    s = summary
+    head = f"{'Agent':<32}{'Transition samples':>20}{'Unique states':>15}{'Unique transitions':>20}{'States sampled >1':>19}{'Escape rate':>13}"
+    who = f"{s['agent']} (SURROGATE)" if s["provider"] == "surrogate" else f"{s['agent']} ({s['provider']}, {s['mode']})"
+    row = (f"{who[:31]:<32}{s['samples']:>20,}{s['unique_states']:>15,}{s['unique_transitions']:>20,}"
+           f"{s['states_sampled_gt1']:>19,}{s['escape_rate']:>12.1%}")
+    lines = [head, row,
+             f"pairs seen both ways: {s['pairs_both_ways']}   self-loops: {s['self_loop_rate']:.1%}   "
+             f"new samples: {s['new_samples']} in {s['seconds']:.1f}s ({s['samples_per_second'] or 0:.1f}/s)   "
+             f"tokens: {s['tokens_in'] + s['tokens_out']:,}   cost: ${s['cost']:.4f}   failed calls: {s['failed_calls']}",
+             f"stopped: {s['stop']}"]
+    if s.get("escape_reasons"):
+        lines.append("escapes: " + ", ".join(f"{k} {v}" for k, v in s["escape_reasons"].items()))
+    if s.get("note"):
+        lines.append(s["note"])
+    # with no state sampled twice the default --min-visits 1 would leave nothing to fit
+    lines.append(f"next: potsearch fit {run}" + ("" if s["states_sampled_gt1"] else " --min-visits 0"))
+    return "\n".join(lines)

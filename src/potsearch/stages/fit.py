@@ -1,0 +1,159 @@
+"""The fit stage: resolve an input, build the graph, fit, write fit/ outputs, read them back.
+
+Other stages use ``load_input`` (counts from a run dir, a store file or a transitions file),
+``run_fit``, and ``store.rundir.load_fit`` (the saved fit of a run) — never their own parsing.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from potsearch.science.action import FitResult, fit_exact, fit_whole_graph, make_kernel
+from potsearch.core.errors import InputError
+from potsearch.science.graph import WEIGHT_MODES, Graph, build_graph
+from potsearch.store import STORE_FILENAME, Counts, RunStore
+from potsearch.store.rundir import write_fit_files
+
+@dataclass
+class FitOptions:
+    weight: str = "low_reject"
+    n0: float | None = None
+    min_visits: int = 1
+    kernel: str = "softplus"
+    beta: float = 1.0
+    bootstrap: int = 0
+    whole_graph: bool = False
+    seed: int = 0
+    reference: str | None = None     # state whose SCC is the reference (default: the largest SCC)
+
+    def validate(self) -> "FitOptions":
+        if self.weight not in WEIGHT_MODES:
+            raise InputError(f"unknown weight mode {self.weight!r}; choose from {', '.join(WEIGHT_MODES)}")
+        if self.kernel not in ("softplus", "exp"):
+            raise InputError(f"unknown kernel {self.kernel!r}; choose softplus or exp")
+        if self.n0 is not None and not self.n0 > 0:
+            raise InputError(f"--n0 must be > 0, got {self.n0}")
+        if self.min_visits < 0:
+            raise InputError(f"--min-visits must be >= 0, got {self.min_visits}")
+        if not self.beta > 0:
+            raise InputError(f"--beta must be > 0, got {self.beta}")
+        if self.bootstrap < 0:
+            raise InputError(f"--bootstrap must be >= 0, got {self.bootstrap}")
+        return self
+
+
+@dataclass
+class Input:
+    counts: Counts
+    run_dir: Path | None     # the run directory when the input is a run or a store
+    store: RunStore | None
+
+
+def load_input(path: str | Path) -> Input:
+    """A run directory, a store file, or an importable transitions file."""
+    from potsearch.collector.io import FORMATS, read_counts
+
+    p = Path(path)
+    if p.is_dir() or p.name == STORE_FILENAME or p.suffix in (".sqlite", ".db"):
+        if p.is_dir() and not (p / STORE_FILENAME).exists():
+            raise InputError("not a run directory (no store.sqlite inside)", str(p))
+        store = RunStore.open(p)
+        return Input(store.counts(), store.run_dir, store)
+    if not p.exists():
+        raise InputError("no such file or run directory", str(p))
+    if p.suffix.lower() not in FORMATS:
+        # maybe a store with another name
+        with open(p, "rb") as fh:
+            if fh.read(16) == b"SQLite format 3\x00":
+                store = RunStore.open(p)
+                return Input(store.counts(), store.run_dir, store)
+    return Input(read_counts(p), None, None)
+
+
+def run_fit(counts: Counts, opts: FitOptions) -> tuple[Graph, FitResult]:
+    opts.validate()
+    g = build_graph(counts, weight=opts.weight, n0=opts.n0, min_visits=opts.min_visits)
+    if g.n_states == 0:
+        raise InputError(f"no state was sampled more than {opts.min_visits} time(s): nothing to fit "
+                         f"(lower --min-visits)")
+    kernel = make_kernel(opts.kernel, opts.beta)
+    if opts.reference is not None and opts.reference not in g.names:
+        raise InputError(f"--reference {opts.reference!r} is not among the {g.n_states} fitted states"
+                         + (f" (states sampled {opts.min_visits} time(s) or fewer are dropped)" if opts.min_visits else ""))
+    res = fit_whole_graph(g, kernel) if opts.whole_graph else fit_exact(g, kernel, reference=opts.reference)
+    if opts.bootstrap and not opts.whole_graph:
+        from potsearch.science.uncertainty import bootstrap_stderr
+
+        res.stderr = bootstrap_stderr(counts, g, res, opts, opts.bootstrap, seed=opts.seed)
+    res.options.update({"bootstrap": opts.bootstrap, "seed": opts.seed})
+    return g, res
+
+
+def fit_summary(g: Graph, res: FitResult) -> dict:
+    sizes = np.bincount(res.scc) if len(res.scc) else np.zeros(0, int)
+    return {
+        "mode": res.mode,
+        "action": res.action,
+        "states": res.n_states,
+        "edges": res.n_edges,
+        "samples": g.n_samples,
+        "states_in_input": g.n_states_all,
+        "sccs": res.n_sccs,
+        "largest_scc": int(sizes.max()) if len(sizes) else 0,
+        "unbounded_states": int(res.unbounded.sum()),
+        "converged": res.converged,
+        "iterations": res.iterations,
+        "grad_norm": res.grad_norm,
+        "seconds": res.seconds,
+        "scc_order": res.scc_order,
+        "options": res.options,
+        "notes": res.notes,
+        "history": [list(h) for h in res.history],
+        "reference": reference_summary(res),
+    }
+
+
+def reference_summary(res: FitResult) -> dict | None:
+    """The reference-SCC convention in numbers: which SCC, and how many states relate to it how."""
+    v = res.reference
+    if v is None:
+        return None
+    from potsearch.science.action import RELATIONS
+
+    counts = np.bincount(v.relation, minlength=len(RELATIONS))
+    members = np.flatnonzero(v.relation == 0)
+    top = members[np.argmax(res.visits[members])] if len(members) else None
+    return {"scc": v.scc, "size": v.size, "most_visited_state": res.names[top] if top is not None else None,
+            "chosen_by": "--reference " + res.options["reference_state"] if res.options.get("reference_state")
+            else "largest SCC", **{name: int(k) for name, k in zip(RELATIONS, counts)}}
+
+
+def reference_line(summary: dict) -> str | None:
+    """One line for tables and reports: how the states relate to the reference SCC."""
+    r = summary.get("reference")
+    if not r:
+        return None
+    return (f"reference SCC {r['scc']} ({r['size']} states, {r['chosen_by']}, most visited {r['most_visited_state']!r}): "
+            f"{r['reference']} finite, {r['upstream']} upstream (+inf, lower bounds), {r['downstream']} downstream "
+            f"(-inf, upper bounds), {r['incomparable']} incomparable")
+
+
+def write_fit(out: Path, g: Graph, res: FitResult) -> dict:
+    """fit/potentials.csv and fit/fit.json (``store.rundir.write_fit_files``); returns the summary."""
+    summary = fit_summary(g, res)
+    write_fit_files(out, res, summary)
+    return summary
+
+
+def default_out(inp: Input) -> Path:
+    return inp.run_dir / "fit" if inp.run_dir else Path("fit")
+
+
+def record(inp: Input, summary: dict) -> None:
+    if inp.store is not None:
+        keep = {k: summary[k] for k in ("mode", "action", "states", "edges", "sccs", "unbounded_states",
+                                        "converged", "grad_norm", "seconds")}
+        inp.store.set_stage_result("fit", {**keep, "at": time.time()})
