@@ -26,13 +26,15 @@ demo: venv
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || echo "chromium not installed: the browser test will be skipped"
 
-# The unit tier first (a minute), then the whole suite on both cores (pytest-xdist, files kept together).
+# The unit tier first (seconds), then the rest on both cores (pytest-xdist, each file in one worker),
+# then the clock-sensitive files alone (tests/conftest.py FAST_FILES, SERIAL_FILES).
 test-fast: venv
 	$(PY) -m pytest -q -m fast -n 2
 
 test: venv browser
 	$(PY) -m pytest -q -m fast -n 2
-	$(PY) -m pytest -q -m "not fast" -n 2 --dist loadfile
+	$(PY) -m pytest -q -m "not fast and not serial" -n 2 --dist loadfile
+	$(PY) -m pytest -q -m serial
 
 bench: venv
 	$(PY) benchmarks/run_all.py

@@ -17,10 +17,19 @@ FAST_FILES = frozenset("""
 """.split())
 
 
+#: files whose tests measure time or rates against real clocks (a 0.5 s call timeout, calls per minute,
+#: kills at chosen moments): `make test` runs them alone, after the parallel part, so that another
+#: test's load on the two cores cannot make them fail
+SERIAL_FILES = frozenset({"test_collect_faults", "test_kill_resume", "test_evolve_async"})
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if Path(str(item.fspath)).stem in FAST_FILES:
+        stem = Path(str(item.fspath)).stem
+        if stem in FAST_FILES:
             item.add_marker(pytest.mark.fast)
+        if stem in SERIAL_FILES:
+            item.add_marker(pytest.mark.serial)
 
 
 @pytest.fixture

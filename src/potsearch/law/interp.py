@@ -151,7 +151,7 @@ def _units(v):
     if isinstance(v, str):
         return len(v) // 2 + 1
     if isinstance(v, range):
-        return len(v)
+        return _range_len(v)
     if not isinstance(v, (list, tuple)):
         return 1
     got = _MEMO.get(id(v))
@@ -242,11 +242,11 @@ def _predict(name, args, kwargs):
     """Elements a call ``np.<name>(*args, **kwargs)`` makes (and the work it does), before it runs."""
     if name in ("zeros", "ones", "full"):
         n = _shape_size(_arg(args, kwargs, 0, "shape", 0))
-        return n * (_units(_arg(args, kwargs, 1, "fill_value", 0)) if name == "full" else 1)
+        return n * (max(_units(_arg(args, kwargs, 1, "fill_value", 0)), 1) if name == "full" else 1)
     if name in ("zeros_like", "ones_like", "full_like"):
         shape = kwargs.get("shape")
         n = _shape_size(shape) if shape is not None else _units(_arg(args, kwargs, 0, "a"))
-        return n * (_units(_arg(args, kwargs, 1, "fill_value", 0)) if name == "full_like" else 1)
+        return n * (max(_units(_arg(args, kwargs, 1, "fill_value", 0)), 1) if name == "full_like" else 1)
     if name == "arange":
         try:
             if len(args) <= 1 and "stop" not in kwargs:
@@ -269,6 +269,10 @@ def _predict(name, args, kwargs):
         return sum(_units(a) for a in args[:1]) + 1
     if name == "dot" and len(args) == 2:
         return _product_work(args[0], args[1])
+    if name == "where" and len(args) == 1 and not kwargs:  # one index array per dimension
+        a = args[0]
+        shape = a.shape if isinstance(a, _np.ndarray) else _seq_shape(a) if isinstance(a, (list, tuple, range)) else ()
+        return _prod(shape) * max(len(shape), 1)
     if name == "polyval" and len(args) == 2:
         return _units(args[0]) * _units(args[1])
     if name == "diff":
@@ -276,6 +280,30 @@ def _predict(name, args, kwargs):
         reps = min(max(n, 1), MAX_RANGE) if n is not None else 1
         return _units(_arg(args, kwargs, 0, "a")) * reps
     return _broadcast_units(list(args) + list(kwargs.values()))
+
+
+def _python_loop(name, args, kwargs):
+    """Turns of the Python loop inside some numpy functions (counted as evaluation steps): np.diff
+    loops ``n`` times, np.polyval once per coefficient, stack/concatenate once per array."""
+    if name == "diff":
+        n = _index(_arg(args, kwargs, 1, "n", 1))
+        return max(n, 0) if n is not None else 0
+    if name == "polyval" and args:
+        p = args[0]
+        return p.shape[0] if isinstance(p, _np.ndarray) and p.ndim else len(p) if isinstance(p, (list, tuple)) else 0
+    if name in ("stack", "column_stack", "concatenate") and args:
+        seq = args[0]
+        if isinstance(seq, _np.ndarray):
+            return seq.shape[0] if seq.ndim else 0
+        return len(seq) if isinstance(seq, (list, tuple)) else 0
+    return 0
+
+
+def _range_len(r):
+    """Items of a range, also past what ``len`` can say (a range of 2**120 items is a Python range)."""
+    if r.step > 0:
+        return max(0, (r.stop - r.start + r.step - 1) // r.step)
+    return max(0, (r.start - r.stop - r.step - 1) // -r.step)
 
 
 def _product_work(a, b):
@@ -388,6 +416,8 @@ class _Call:
 
     def compare_cost(self, a, b):
         """Comparing or searching sequences walks them (element by element, nested ones too)."""
+        if isinstance(b, range) and (type(a) is int or type(a) is bool):
+            return  # an integer in a range: arithmetic, not a search
         if isinstance(a, (list, tuple, str, range)) or isinstance(b, (list, tuple, str, range)):
             self.depth_of(a), self.depth_of(b)
             ua, ub = _units(a), _units(b)
@@ -418,8 +448,8 @@ class _Call:
             yield item
 
     def materialise(self, it):
-        if hasattr(it, "__len__"):
-            n = len(it)
+        if isinstance(it, range) or hasattr(it, "__len__"):
+            n = _range_len(it) if isinstance(it, range) else len(it)
             if n > MAX_SEQUENCE:
                 raise ProgramRefused(f"a sequence of {n:,} items above the limit of {MAX_SEQUENCE:,}")
         out = []
@@ -1082,6 +1112,7 @@ class Program:
                     kw = {k: g(c, env) for k, g in kws}
                     for v in a:
                         c.depth_of(v)
+                    c.tick(_python_loop(name, a, kw))
                     c.charge(_predict(name, a, kw))
                     if name == "dot" and len(a) == 2:
                         c.spend(_product_work(a[0], a[1]))
@@ -1164,8 +1195,18 @@ def _b_prod(c, a, kw):
 
 
 def _b_pow(c, a, kw):
+    a = list(a)
+    for i, k in enumerate(("base", "exp", "mod")):  # Python's keywords, in their places
+        if k in kw:
+            if len(a) > i:
+                raise TypeError(f"argument for pow() given by name ('{k}') and position ({i + 1})")
+            if len(a) < i:
+                raise TypeError("pow() missing required argument")
+            a.append(kw.pop(k))
     if kw:
-        raise ProgramRefused("pow() takes positional arguments only")
+        raise TypeError(f"pow() got an unexpected keyword argument {next(iter(kw))!r}")
+    if len(a) == 3 and a[2] is None:
+        a = a[:2]
     if len(a) == 2:
         return c.arith(_ast.Pow, a[0], a[1])
     if len(a) == 3 and all(isinstance(v, int) for v in a):
@@ -1174,10 +1215,8 @@ def _b_pow(c, a, kw):
 
 
 def _b_range(c, a, kw):
-    r = range(*a, **kw)
-    if len(r) > MAX_RANGE:
-        raise ProgramRefused(f"range of {len(r):,} items above the limit of {MAX_RANGE:,}")
-    return r
+    # a range holds three numbers: what it costs is iterating it (a step per item) or making a list of it
+    return range(*a, **kw)
 
 
 def _b_isinstance(c, a, kw):
