@@ -122,7 +122,7 @@ _SEQUENCES = (list, tuple, str, range)
 #: the evaluator's bounds for one call (``Program.call``); the sandbox and best_potential.py use the same
 MAX_INT_BITS = 4096           # a Python integer result
 MAX_SEQUENCE = 1_000_000      # items of a list/tuple, characters of a string
-MAX_RANGE = 10_000_000        # items of a range
+MAX_RANGE = 10_000_000        # repetitions of np.diff counted as work (its loop turns count as steps)
 MAX_ARRAY = 10_000_000        # elements of one array (8-byte units: 80 MB)
 MAX_WORK = 200_000_000        # 8-byte units of arrays, lists and inner products made in one call
 MAX_STEPS = 5_000_000         # evaluation steps (nodes, loop items) in one call: a few seconds
