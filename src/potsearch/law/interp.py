@@ -185,14 +185,16 @@ def _shape_size(shape):
             return _UNKNOWN
         shape = shape.tolist()
     if isinstance(shape, (tuple, list, range)) and len(shape) <= 64:
-        n = 1
-        for s in shape:
-            k = _index(s)
-            if k is None:
-                return _UNKNOWN
-            n *= max(k, 0)
-        return n
+        dims = [_index(s) for s in shape]
+        return _UNKNOWN if None in dims else _prod(max(k, 0) for k in dims)
     return _UNKNOWN
+
+
+def _shape_of(v):
+    """The shape numpy gives ``v``: an array's, a list/tuple/range's (``_seq_shape``), () for a scalar."""
+    if isinstance(v, _np.ndarray):
+        return v.shape
+    return _seq_shape(v) if isinstance(v, (list, tuple, range)) else ()
 
 
 def _seq_shape(v):
@@ -213,20 +215,14 @@ def _broadcast_units(args):
     not broadcast: numpy then raises)."""
     shapes, biggest = [], 0
     for a in args:
-        if isinstance(a, _np.ndarray):
-            shapes.append(a.shape)
-            biggest = max(biggest, a.size)
-        elif isinstance(a, (list, tuple, range)):
-            shapes.append(_seq_shape(a))
-            biggest = max(biggest, _units(a))
+        if isinstance(a, (_np.ndarray, list, tuple, range)):
+            shapes.append(_shape_of(a))
+            biggest = max(biggest, a.size if isinstance(a, _np.ndarray) else _units(a))
         elif isinstance(a, str):
             biggest = max(biggest, _units(a))
     if len(shapes) > 1:
         try:
-            n = 1
-            for s in _np.broadcast_shapes(*shapes):
-                n *= s
-            return max(n, biggest)
+            return max(_prod(_np.broadcast_shapes(*shapes)), biggest)
         except ValueError:
             return biggest
     return biggest
@@ -270,8 +266,7 @@ def _predict(name, args, kwargs):
     if name == "dot" and len(args) == 2:
         return _product_work(args[0], args[1])
     if name == "where" and len(args) == 1 and not kwargs:  # one index array per dimension
-        a = args[0]
-        shape = a.shape if isinstance(a, _np.ndarray) else _seq_shape(a) if isinstance(a, (list, tuple, range)) else ()
+        shape = _shape_of(args[0])
         return _prod(shape) * max(len(shape), 1)
     if name == "polyval" and len(args) == 2:
         return _units(args[0]) * _units(args[1])
@@ -308,8 +303,7 @@ def _range_len(r):
 
 def _product_work(a, b):
     """Multiply-adds of ``np.dot(a, b)`` / ``a @ b`` (an upper bound for matmul's batches)."""
-    sa = a.shape if isinstance(a, _np.ndarray) else _seq_shape(a) if isinstance(a, (list, tuple, range)) else ()
-    sb = b.shape if isinstance(b, _np.ndarray) else _seq_shape(b) if isinstance(b, (list, tuple, range)) else ()
+    sa, sb = _shape_of(a), _shape_of(b)
     na, nb = _prod(sa), _prod(sb)
     if not sa or not sb:
         return max(na, nb)
@@ -409,9 +403,7 @@ class _Call:
     def container(self, v):
         """A list/tuple the program made: its nesting is bounded (hashing or printing a deeper one
         recurses in C)."""
-        if len(v) and (isinstance(v[0], (list, tuple)) or isinstance(v[-1], (list, tuple))
-                       or any(isinstance(e, (list, tuple)) for e in v)):
-            self.depth_of(v)
+        self.depth_of(v)
         return v
 
     def compare_cost(self, a, b):
@@ -461,6 +453,8 @@ class _Call:
         return self.container(out)
 
     def arith(self, op, a, b, table=_BINARY):
+        if op is _ast.MatMult:
+            self.spend(_product_work(a, b))
         ta, tb = type(a) is _np.ndarray, type(b) is _np.ndarray
         if ta or tb or isinstance(a, _np.ndarray) or isinstance(b, _np.ndarray):
             if ta and tb and a.shape == b.shape:
@@ -481,8 +475,6 @@ class _Call:
                         raise ProgramRefused(f"integers of more than {MAX_NUMPY_INT_BITS} bits in array "
                                              "arithmetic refused")
             self.charge(n)
-            if op is _ast.MatMult:
-                self.spend(_product_work(a, b))
             return self.made(table[op](a, b))
         if isinstance(a, _SEQUENCES) or isinstance(b, _SEQUENCES):
             return self.sequence_op(op, a, b, table)
@@ -491,8 +483,6 @@ class _Call:
                 raise ProgramRefused(f"integer too large (more than {MAX_INT_BITS} bits)")
             if op is _ast.LShift and b > MAX_INT_BITS:
                 raise ProgramRefused(f"integer too large (more than {MAX_INT_BITS} bits)")
-        if op is _ast.MatMult:
-            self.spend(_product_work(a, b))
         return self.made(table[op](a, b))
 
     def sequence_op(self, op, a, b, table):
@@ -557,7 +547,7 @@ class _Isolated:
 
 
 class _Function:
-    __slots__ = ("name", "params", "n_defaults", "defaults", "body", "frames", "line")
+    __slots__ = ("name", "params", "body", "frames", "line")
 
 
 class Program:
