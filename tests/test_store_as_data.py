@@ -315,16 +315,16 @@ def test_split_values_from_a_run_folder_are_checked(tmp_path):
     defaults), never a traceback in polish / attribute / show."""
     from types import SimpleNamespace
 
-    from potsearch.search.polish import evolve_split
+    from potsearch.store.rundir import evolve_settings
 
     run = tmp_path / "run"
     (run / "evolve").mkdir(parents=True)
     store = SimpleNamespace(stage_results=lambda: {"evolve": {"seed": 4}})
     (run / "evolve" / "summary.json").write_text(
         '{"config": {"seed": -1, "heldout_fraction": NaN}, "problem": [1], "split": {"heldout_fraction": 7}}')
-    assert evolve_split(store, run) == {"seed": 4}
+    assert evolve_settings(run, store) == {"seed": 4}
     (run / "evolve" / "summary.json").write_text('{"config": {"seed": 3, "heldout_fraction": 0.25}}')
-    assert evolve_split(store, run) == {"seed": 3, "heldout_fraction": 0.25}
+    assert evolve_settings(run, store) == {"seed": 3, "heldout_fraction": 0.25}
 
 
 def test_config_loader_refuses_limits_above_the_maximums():
@@ -388,12 +388,12 @@ def test_malformed_summary_blocks_never_give_a_traceback(tmp_path, bad, capsys):
 
     from polish_helpers import make_run
     from potsearch.cli.app import main
-    from potsearch.search.outputs import read_summary
+    from potsearch.store.rundir import evolve_summary
 
     run = make_run(tmp_path / "run", n_words=30, n_samples=600)
     (run / "evolve").mkdir(exist_ok=True)
     (run / "evolve" / "summary.json").write_text(_json.dumps(bad))
-    got = read_summary(run)
+    got = evolve_summary(run)
     assert all(isinstance(got.get(k, {}), dict) for k in ("selection", "config", "best"))
     for argv in (["show", str(run)], ["polish", "--run", str(run), "--quiet"], ["attribute", "--run", str(run)],
                  ["report", str(run)]):

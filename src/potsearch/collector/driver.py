@@ -12,6 +12,7 @@ import numpy as np
 
 from potsearch.core.errors import InputError
 from potsearch.store import RunStore, Sample
+from potsearch.store.rundir import RunDir
 from potsearch.collector.config import Budget, CollectConfig, CollectResult, PLAN_KEYS
 from potsearch.collector.protocols import CONSTRAINED_NOTE, SURROGATE_NOTE, Task, make_protocol, norm_protocol
 from potsearch.collector.stats import _stored_samples, _stored_usage, table3
@@ -57,7 +58,7 @@ def collect(cfg: CollectConfig, on_batch: Callable | None = None, out=sys.stderr
 
     t_start = time.time()
     run_dir = Path(cfg.run)
-    store_path = run_dir / "store.sqlite"
+    store_path = RunDir(run_dir).store
     if cfg.resume and not store_path.exists():
         raise InputError("nothing to resume: no run store here (drop --resume to start the run)", str(run_dir))
     if not cfg.resume and store_path.exists():

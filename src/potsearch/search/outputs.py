@@ -21,6 +21,7 @@ from pathlib import Path
 from potsearch.core.atomic import write_json, write_text
 from potsearch.law.features import embedded_source
 from potsearch.store.candidates import pareto_front
+from potsearch.store.rundir import CURVES_PNG, PARETO_CSV, PARETO_PNG, RunDir
 from potsearch.core.textsafe import csv_cell, printable  # noqa: F401  (one guard each, in textsafe; re-exported)
 
 HEADER = '''#!/usr/bin/env python3
@@ -154,34 +155,6 @@ def write_best_potential(path: Path, *args, **kw) -> None:
     write_text(path, text)
 
 
-# the blocks of summary.json that readers take apart: each must be an object (a file from someone else
-# may hold anything); a block of another type is read as missing
-_SUMMARY_OBJECTS = ("selection", "config", "best", "llm", "problem", "fit", "split")
-_SELECTION_OBJECTS = ("selected", "lowest")
-
-
-def read_summary(run_dir) -> dict:
-    """A run's evolve/summary.json as a dict ({} when it is missing or not a JSON object). Its blocks
-    that stages take apart (``selection`` with ``selected``/``lowest``, ``config``, ...) are objects or
-    absent: a block of another type is dropped, as if missing."""
-    p = Path(run_dir) / "evolve" / "summary.json"
-    try:
-        d = json.loads(p.read_text())
-    except (OSError, ValueError, RecursionError):   # a summary nested too deep is no summary either
-        return {}
-    if not isinstance(d, dict):
-        return {}
-    for k in _SUMMARY_OBJECTS:
-        if k in d and not isinstance(d[k], dict):
-            del d[k]
-    sel = d.get("selection")
-    if sel is not None:
-        for k in _SELECTION_OBJECTS:
-            if k in sel and not isinstance(sel[k], dict):
-                del sel[k]
-    return d
-
-
 def write_pareto(out: Path, front: list, all_rows: list, s_min: float, simplified: dict | None = None,
                  selected_uid: str | None = None, layers: dict | None = None) -> None:
     """evolve/pareto.csv and pareto.png from ``CandidateRow``s (the front and every scored row).
@@ -194,7 +167,7 @@ def write_pareto(out: Path, front: list, all_rows: list, s_min: float, simplifie
     on_front = {r.uid for r in front}
     behind = sorted((r for r in all_rows if layers.get(r.uid, 0) > 0 and r.uid not in on_front),
                     key=lambda r: (layers[r.uid], r.complexity, r.train_action))
-    with open(out / "pareto.csv", "w", newline="", encoding="utf-8") as fh:
+    with open(out / PARETO_CSV, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["complexity", "n_params", "train_action", "heldout_action", "gap", "uid", "operator", "source",
                     "params", "simplified", "selected", "layer"])
@@ -228,7 +201,7 @@ def write_pareto(out: Path, front: list, all_rows: list, s_min: float, simplifie
     ax.set_title("Evolved potentials: action vs complexity")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "pareto.png", dpi=110)
+    fig.savefig(out / PARETO_PNG, dpi=110)
     plt.close(fig)
 
 
@@ -264,7 +237,7 @@ def write_curves(out: Path, logbook, s_min: float) -> None:
         ax.set_xlim(0, max(rounds[-1], 1))
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(out / "curves.png", dpi=110)
+    fig.savefig(out / CURVES_PNG, dpi=110)
     plt.close(fig)
 
 
@@ -330,7 +303,8 @@ def write_outputs(search, seconds: float) -> dict:
     """All outputs of a finished (or interrupted) search; returns the summary."""
     prob = search.problem
     run_dir = Path(prob.run_dir)
-    out = run_dir / "evolve"
+    rd = RunDir(run_dir)
+    out = rd.evolve_dir
     out.mkdir(parents=True, exist_ok=True)
     best = search.best()
     rows = search.store.candidates.rows(search_id=search.sid)
@@ -341,7 +315,7 @@ def write_outputs(search, seconds: float) -> dict:
     write_pareto(out, front, rows, prob.s_min_train, forms, sel.selected.get("uid") if sel is not None else None,
                  sel.layers if sel is not None else None)
     write_curves(out, search.logbook, prob.s_min_train)
-    with open(out / "logbook.json", "w", encoding="utf-8") as fh:
+    with open(rd.logbook_json, "w", encoding="utf-8") as fh:
         json.dump([dict(r) for r in search.logbook], fh)
     c = search.counters
     summary = {
@@ -375,25 +349,25 @@ def write_outputs(search, seconds: float) -> dict:
                   f"{sel.rule} rule: {sel.reason}. The lowest-training-action candidate ({low.get('uid')}, "
                   f"training action {low.get('train_action', math.nan):.6g}) is in evolve/pareto.csv and "
                   f"`potsearch show RUN --top K` / `--candidate ID`.")
-        write_best_potential(run_dir / "best_potential.py", _law_object(sel, raw, prob.s_min_train), prob.agent,
+        write_best_potential(rd.best_potential, _law_object(sel, raw, prob.s_min_train), prob.agent,
                              run_dir.name, prob.s_min_train, search.sid, law=js["selected"].get("text", ""),
                              chosen=chosen)
     elif best is not None:
         summary["selection"] = {"rule": None, "reason": f"no selection: {sel_info}", "selected": {}, "lowest": {},
                                 "dropped": [], "front_size": 0}
-        write_best_potential(run_dir / "best_potential.py", best, prob.agent, run_dir.name, prob.s_min_train,
+        write_best_potential(rd.best_potential, best, prob.agent, run_dir.name, prob.s_min_train,
                              search.sid)
     summary["captions"] = {
-        "pareto.png": "Training action against complexity (AST nodes) of every scored candidate; red: the Pareto "
+        PARETO_PNG: "Training action against complexity (AST nodes) of every scored candidate; red: the Pareto "
                       "front; circled: the candidate whose simplified form is the selected law; dashed: S_min, the "
                       "exact infimum on the training graph.",
-        "curves.png": "Best (solid) and median (dotted) training action per island and round; black: best of all "
+        CURVES_PNG: "Best (solid) and median (dotted) training action per island and round; black: best of all "
                       "islands.",
     }
     order = ["selection", "best", "s_min_train", "baseline_heldout", "s_min_heldout", "s_min_full", "rounds", "islands",
              "seconds", "candidates", "evaluations", "evaluations_per_second", "cache_hits", "failed", "llm"]
     summary = {**{k: summary[k] for k in order if k in summary}, **summary}
-    write_json(out / "summary.json", summary)
+    write_json(rd.evolve_summary, summary)
     stage = {k: summary[k] for k in ("rounds", "islands", "candidates", "evaluations", "seconds", "s_min_train",
                                      "baseline_heldout")}
     if best is not None:

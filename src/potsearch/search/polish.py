@@ -1,7 +1,7 @@
 """A run's candidates for the stages that work on one (polish, attribute, show): the sandbox limits read
 from the run (clamped), a candidate's program evaluated in a sandbox worker (``SandboxedFunction``,
-``compile_source``), the candidate chosen, the evolve problem's split, the context a stage needs, and the
-polished candidate written back. The optimisers themselves are ``potsearch.law.optimize``."""
+``compile_source``), the context a stage needs (the candidate by ``rundir.best_candidate``, the problem
+evolve searched), and the polished candidate written back. The optimisers themselves are ``potsearch.law.optimize``."""
 from __future__ import annotations
 
 import time
@@ -11,8 +11,8 @@ import numpy as np
 
 from potsearch.core.errors import InputError
 from potsearch.law.optimize import ActionObjective, CandidateLimitError
-from potsearch.search.outputs import read_summary
 from potsearch.store.candidates import CandidateRow
+from potsearch.store.rundir import RunDir, best_candidate, evolve_summary
 
 
 class CandidateFailed(RuntimeError):
@@ -39,7 +39,7 @@ def read_sandbox_limits(run_dir=None) -> tuple[dict, list[str]]:
     notes: list[str] = []
     if run_dir is None:
         return lim, notes
-    cfg = read_summary(run_dir).get("config")
+    cfg = evolve_summary(run_dir).get("config")
     sb = cfg.get("sandbox") if isinstance(cfg, dict) else None
     if sb is None:
         return lim, notes
@@ -176,67 +176,9 @@ def compile_source(source: str, checked: bool = True, limits: dict | None = None
 
 
 # ----------------------------------------------------------------------------- run plumbing
-def read_candidates(store, valid_only: bool = True) -> list[CandidateRow]:
-    return store.candidates.rows(valid_only=valid_only)
-
-
 def get_candidate(store, ref) -> CandidateRow | None:
     """By id (int or digit string) or uid."""
     return store.candidates.get(ref)
-
-
-def best_candidate(store, run_dir, ref=None) -> CandidateRow:
-    """``ref`` if given; else the store's ``best_candidate`` meta (set by polish, or by evolve);
-    else the valid candidate with the lowest training action. StageMissing when there is none."""
-    from potsearch.core.errors import InputError, StageMissing
-
-    if ref is not None:
-        row = get_candidate(store, ref)
-        if row is None:
-            raise InputError(f"no candidate {ref!r} in this run's store", str(run_dir))
-        if row.train_action is None or not row.params and (row.n_params or 0) > 0:
-            raise InputError(f"candidate {ref} has no fitted parameters (it failed to score)", str(run_dir))
-        return row
-    rows = read_candidates(store)
-    if not rows:
-        raise StageMissing(f"this run has no evolved potential yet: run `potsearch evolve {run_dir}` first",
-                           str(run_dir))
-    # the designated bests: the one polish wrote last, and evolve's (evolve/summary.json); the better
-    # of the two wins (a later evolve run may beat an earlier polish)
-    picks = []
-    for ref_ in (store.get_meta("best_candidate"), read_summary(run_dir).get("best", {}).get("uid")):
-        row = get_candidate(store, ref_) if ref_ is not None else None
-        if row is not None and row.train_action is not None:
-            picks.append(row)
-    if picks:
-        return min(picks, key=lambda r: (r.train_action, r.id))
-    return min(rows, key=lambda r: (r.train_action, r.complexity or 0, r.id))
-
-
-def _split_value(k: str, v) -> bool:
-    """A usable seed (an integer in [0, 2**63)) or held-out fraction (a number in [0, 1)); anything
-    else in a run's files is not (the run folder is data)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return False
-    if k == "seed":
-        return isinstance(v, int) and 0 <= v < 2**63
-    return 0.0 <= v < 1.0          # NaN fails
-
-
-def evolve_split(store, run_dir) -> dict:
-    """The seed / held-out fraction evolve split the samples with (defaults of load_problem)."""
-    found: dict = {}
-    sources = [read_summary(run_dir), store.stage_results().get("evolve") or {}]
-    for d in sources:
-        if not isinstance(d, dict):
-            continue
-        sub = lambda x, k: x.get(k) if isinstance(x, dict) and isinstance(x.get(k), dict) else {}  # noqa: E731
-        for cand in (d, sub(d, "split"), sub(sub(d, "problem"), "split"), sub(d, "config")):
-            if isinstance(cand, dict):
-                for k in ("seed", "heldout_fraction"):
-                    if k in cand and k not in found and _split_value(k, cand[k]):
-                        found[k] = cand[k]
-    return found
 
 
 @dataclass
@@ -270,17 +212,16 @@ def open_run(run) -> tuple:
 
 
 def load_context(run, candidate=None) -> RunContext:
-    """Everything polish / attribute need: the run's problem (evolve's train / held-out split),
-    the candidate, its compiled function and the two objectives."""
+    """Everything polish / attribute need: the run's problem (the one evolve searched:
+    ``problem.problem_for_run``), the candidate (``rundir.best_candidate``), its compiled function and
+    the two objectives."""
     from potsearch.science.action import make_kernel
-    from potsearch.search.problem import load_problem
+    from potsearch.search.problem import problem_for_run
 
     run_dir, store = open_run(run)
     require_fit(run_dir)
     row = best_candidate(store, run_dir, candidate)
-    split = evolve_split(store, run_dir)
-    problem = load_problem(run_dir, seed=int(split.get("seed", 0)),
-                           heldout_fraction=float(split.get("heldout_fraction", 0.2)))
+    problem = problem_for_run(run_dir, store)
     use_sandbox_limits(run_sandbox_limits(run_dir))
     ns = compile_source(row.source)
     fn = ns.get("potential")
@@ -322,7 +263,7 @@ def write_best_potential(run_dir, agent: str, row: CandidateRow, s_min_train: fl
     from potsearch.search.outputs import write_best_potential as _write
 
     run_dir = Path(run_dir)
-    sid = read_summary(run_dir).get("search_id") or "polish"
-    path = run_dir / "best_potential.py"
+    sid = evolve_summary(run_dir).get("search_id") or "polish"
+    path = RunDir(run_dir).best_potential
     _write(path, row, agent, run_dir.name, s_min_train, sid)
     return path

@@ -19,6 +19,7 @@ predict the held-out transitions at least as well as this table of numbers.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ import numpy as np
 from potsearch.science.action import FitResult, action_of, fit_exact, make_kernel
 from potsearch.core.errors import InputError
 from potsearch.law.features import FEATURES, feature_table, guess_agent_kind
-from potsearch.store.rundir import SavedFit, load_fit
+from potsearch.store.rundir import SavedFit, evolve_settings, load_fit
 from potsearch.science.graph import Graph
 from potsearch.store import ESCAPE, Counts, RunStore
 from potsearch.law.scoring import Edges, FitSettings, ScoringData, fit_parameters, likelihood_scale
@@ -187,6 +188,39 @@ def load_problem(run_dir, seed: int = 0, heldout_fraction: float = 0.2, agent: s
     )
 
 
+def _fit_settings(raw: dict) -> FitSettings:
+    """FitSettings from a run's recorded ``fit`` block: a value that is not a number within its field's
+    limits (the ``gt`` / ``ge`` metadata the config loader checks) is the default."""
+    kw = {}
+    for f in dataclasses.fields(FitSettings):
+        v = raw.get(f.name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            continue
+        if ("gt" in f.metadata and not v > f.metadata["gt"]) or ("ge" in f.metadata and not v >= f.metadata["ge"]):
+            continue
+        kw[f.name] = int(v) if isinstance(f.default, int) else float(v)
+    return FitSettings(**kw)
+
+
+def problem_settings(run_dir, store: RunStore | None = None) -> dict:
+    """``load_problem``'s keywords for the problem evolve searched on this run (``rundir.evolve_settings``:
+    split seed and fraction, agent, fit settings as recorded); an agent that is no feature library, or
+    no record, leaves load_problem's default (the run's own kind)."""
+    s = evolve_settings(run_dir, store)
+    kw = {k: s[k] for k in ("seed", "heldout_fraction") if k in s}
+    if s.get("agent") in FEATURES:
+        kw["agent"] = s["agent"]
+    if "fit" in s:
+        kw["fit"] = _fit_settings(s["fit"])
+    return kw
+
+
+def problem_for_run(run_dir, store: RunStore | None = None) -> Problem:
+    """The problem evolve searched on this run, rebuilt from what it recorded (``problem_settings``): the
+    one way polish, attribute, show and report get it."""
+    return load_problem(run_dir, **problem_settings(run_dir, store))
+
+
 def fit_params(fn, problem: Problem, p0=None, n_params: int | None = None, seed: int = 0):
     """Fit a candidate's parameters on the training edges: returns (params, train_action).
 
@@ -204,5 +238,3 @@ def fit_params(fn, problem: Problem, p0=None, n_params: int | None = None, seed:
 def nan_to_none(x):
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
 
-
-_agent_of = agent_of  # older name, used by potsearch.cli.commands.show

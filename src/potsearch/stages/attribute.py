@@ -84,15 +84,15 @@ def run(run_dir, options: AttributeOptions = AttributeOptions()) -> AttributeRes
     """Attribute ``options.candidate`` (default: the candidate whose simplified form is the law evolve
     selected — the law ``show`` presents; without a selection, the run's best) of the run at ``run_dir``."""
     from potsearch.law.attribution import attribute, compile_terms, plot, write_csv
-    from potsearch.search.outputs import read_summary
     from potsearch.search.polish import compile_source, load_context
     from potsearch.store import run_lock
+    from potsearch.store.rundir import RunDir, evolve_summary, selected_law
 
     o = options.validate()
     with run_lock(Path(run_dir), "attribute"):
         ref = o.candidate
         if ref is None:
-            ref = ((read_summary(run_dir).get("selection") or {}).get("selected") or {}).get("uid")
+            ref = (selected_law(evolve_summary(run_dir)) or {}).get("uid")
         ctx = load_context(run_dir, ref)
         try:
             row = ctx.row
@@ -101,7 +101,8 @@ def run(run_dir, options: AttributeOptions = AttributeOptions()) -> AttributeRes
             att = attribute(row.source, ctx.fn, ctx.params, ctx.train, ctx.heldout, repeats=o.repeats, seed=o.seed,
                             refit_evals=o.refit_evals, terms_fn=terms_fn)
             seconds = time.perf_counter() - t0
-            out = Path(ctx.run_dir) / "attribution"
+            rd = RunDir(ctx.run_dir)
+            out = rd.attribution_dir
             out.mkdir(parents=True, exist_ok=True)
             full = att.summary()
             feats = att.by_kind("feature")
@@ -122,10 +123,10 @@ def run(run_dir, options: AttributeOptions = AttributeOptions()) -> AttributeRes
                                                 "mean ± sd); right: the same per additive term"},
                 "details": "attribution/details.json (every measure per feature, term and parameter)",
                 "at": time.time()}
-            write_csv(att, out / "attribution.csv")
-            plot(att, out / "attribution.png")
-            write_json(out / "summary.json", summary)
-            write_json(out / "details.json", details)
+            write_csv(att, rd.attribution_csv)
+            plot(att, rd.attribution_png)
+            write_json(rd.attribution_summary, summary)
+            write_json(rd.attribution_details, details)
             ctx.store.set_stage_result("attribute", {
                 "candidate": row.id, "top_feature": feats[0].name if feats else None,
                 "ranking": " > ".join(r.name for r in feats[:5]), "features": len(feats),

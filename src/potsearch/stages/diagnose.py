@@ -18,6 +18,7 @@ from potsearch.core.atomic import write_json
 from potsearch.core.errors import InputError, StageMissing
 from potsearch.core.stageopts import SummaryView
 from potsearch.science.graph import WEIGHT_MODES, Graph
+from potsearch.store.rundir import DIAGNOSTICS, RunDir
 
 TESTS = ("pair", "loop", "exclusion", "distribution", "directionality", "majority")
 
@@ -114,7 +115,7 @@ def _potential(inp, opts: "DiagnoseOptions"):
         except StageMissing:
             saved = None
         except (ValueError, KeyError, json.JSONDecodeError) as exc:
-            raise InputError(f"cannot read the saved fit ({exc})", str(Path(inp.run_dir) / "fit")) from None
+            raise InputError(f"cannot read the saved fit ({exc})", str(RunDir(inp.run_dir).fit_dir)) from None
     if saved is not None:
         o = saved.summary.get("options", {})
         want = {"weight": opts.weight, "min_visits": opts.min_visits, "n0": opts.n0}
@@ -187,9 +188,9 @@ def _clean(x):
 def write(result: dict, ctx: Context, out: Path, plots: bool = True, top: int = 12) -> list[Path]:
     """diagnostics.json and the figures (PNG + SVG) in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "diagnostics.json", result, default=None)
+    write_json(out / DIAGNOSTICS, result, default=None)
     if not plots:
-        return [out / "diagnostics.json"]
+        return [out / DIAGNOSTICS]
     from potsearch.views import plots as P
 
     g = ctx.graph
@@ -199,7 +200,7 @@ def write(result: dict, ctx: Context, out: Path, plots: bool = True, top: int = 
                                 unbounded=ctx.unbounded),
              P.plot_convergence(ctx.history, out),
              P.plot_majority(result["majority"]["m"], result["majority"]["k"], out, result["majority"])]
-    return [out / "diagnostics.json", *files]
+    return [out / DIAGNOSTICS, *files]
 
 
 def summary_rows(r: dict) -> list[tuple[str, str, str, str]]:
@@ -248,7 +249,7 @@ def summary_rows(r: dict) -> list[tuple[str, str, str, str]]:
 
 
 def default_out(inp) -> Path:
-    return Path(inp.run_dir) / "diagnose" if inp.run_dir is not None else Path("diagnose")
+    return RunDir(inp.run_dir).diagnose_dir if inp.run_dir is not None else Path("diagnose")
 
 
 def record(store, result: dict) -> None:

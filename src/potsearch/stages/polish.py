@@ -102,15 +102,10 @@ def run(run_dir, options: PolishOptions = PolishOptions()) -> PolishResult:
             ctx.store.close()
 
 
-def _selected_law(run_dir) -> bool:
-    from potsearch.search.outputs import read_summary
-
-    return bool(((read_summary(run_dir).get("selection") or {}).get("selected") or {}).get("source"))
-
-
 def _polish(ctx, o: PolishOptions) -> PolishResult:
     from potsearch.law.optimize import plot_convergence, polish
-    from potsearch.search.polish import best_candidate, get_candidate, write_best_potential, write_candidate
+    from potsearch.search.polish import get_candidate, write_best_potential, write_candidate
+    from potsearch.store.rundir import RunDir, best_candidate, evolve_summary, selected_law
 
     row, prob = ctx.row, ctx.problem
     p0 = ctx.params
@@ -128,7 +123,8 @@ def _polish(ctx, o: PolishOptions) -> PolishResult:
                                 scale=o.scale, seed=o.seed, max_evals=o.max_evals, f0=f0)
     res = results[o.method]
     h1 = ctx.heldout(res.x)
-    out = Path(ctx.run_dir) / "polish"
+    rd = RunDir(ctx.run_dir)
+    out = rd.polish_dir
     out.mkdir(parents=True, exist_ok=True)
     improved = res.fun < f0
     new_id, promoted, current, kept_law = None, False, None, False
@@ -141,7 +137,7 @@ def _polish(ctx, o: PolishOptions) -> PolishResult:
         # best_potential.py follows the run's best: rewrite it only when the polished row beats it
         if current.id == row.id or res.fun < (current.train_action if current.train_action is not None else np.inf):
             ctx.store.set_meta("best_candidate", new_id)
-            if _selected_law(ctx.run_dir):  # best_potential.py holds evolve's selected law: polish leaves it
+            if selected_law(evolve_summary(ctx.run_dir)):  # best_potential.py holds that law: polish leaves it
                 kept_law = True
             else:
                 write_best_potential(ctx.run_dir, prob.agent, get_candidate(ctx.store, new_id), prob.s_min_train)
@@ -171,9 +167,9 @@ def _polish(ctx, o: PolishOptions) -> PolishResult:
                         "seconds": r.seconds, "message": r.message, "params": [float(v) for v in r.x],
                         "history": [[int(a), float(b)] for a, b in r.history]} for m, r in results.items()},
     }
-    write_json(out / "summary.json", summary)
-    write_json(out / "history.json", history)
-    plot_convergence(list(results.values()), out / "polish.png", s_min=prob.s_min_train,
+    write_json(rd.polish_summary, summary)
+    write_json(rd.polish_history, history)
+    plot_convergence(list(results.values()), rd.polish_png, s_min=prob.s_min_train,
                      title=f"polish of candidate {row.id} ({len(p0)} parameters)")
     ctx.store.set_stage_result("polish", {
         "method": o.method, "candidate": row.id, "polished_candidate": new_id,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from potsearch.core.textsafe import csv_value, printable
+from potsearch.store.rundir import STORE_FILENAME, RunDir
 
 STAGES = ("evolve", "polish", "attribution")
 
@@ -173,7 +174,7 @@ def _fit(ctx: Ctx) -> str:
              f'fitted on its own; a state upstream of another SCC has potential +∞ relative to it and is shown at '
              f'its exclusion lower bound (paper Eq 25). Fit {"read from fit/" if src == "saved" else "computed in memory (not saved: run potsearch fit)"}.</p>',
              '<div class="split">' + ctx.table(["quantity", "value"], [[k, fit.get(k)] for k in keys if k in fit], "kv")
-             + ctx.figure(ctx.run_dir / "diagnose" / "convergence.png",
+             + ctx.figure(RunDir(ctx.run_dir).diagnose_figure("convergence"),
                           "Fit convergence: max |gradient| (log scale) and action per Newton iteration.") + "</div>"]
     if fit.get("dropped"):
         from potsearch.science.dropped import describe
@@ -182,7 +183,7 @@ def _fit(ctx: Ctx) -> str:
     for note in fit.get("notes") or []:
         parts.append(f'<p class="warn">{esc(note)}</p>')
     parts.append(_reference_paragraph(fit))
-    pot = ctx.run_dir / "fit" / "potentials.csv"
+    pot = RunDir(ctx.run_dir).potentials_csv
     if pot.is_file():
         head, rows, total = _csv_head(pot, 10 ** 9)
         try:
@@ -229,7 +230,7 @@ def _diagnose(ctx: Ctx) -> str:
         return '<p class="missing">not run yet — <code>potsearch diagnose RUN</code></p>'
     from potsearch.stages.diagnose import summary_rows
 
-    fig = ctx.run_dir / "diagnose"
+    fig = RunDir(ctx.run_dir).diagnose_figure
     rows = [[r[0], r[1], r[2], Raw(_badge(r[3]) if r[3] in ("pass", "FAIL", "check") else esc(r[3]))]
             for r in summary_rows(d)]
     out = [ctx.table(["test", "statistic", "p-value", "verdict"], rows, "verdicts"),
@@ -237,21 +238,21 @@ def _diagnose(ctx: Ctx) -> str:
            'transition probabilities around every cycle, both ways) and is calibrated on synthetic chains. '
            'See docs/diagnostics.md for each statistic.</p>', '<div class="figs">']
     lp, pr, ex, di = d["loop"], d["pair"], d["exclusion"], d["distribution"]
-    out.append(ctx.figure(fig / "transitions.png", "Observed transitions with counts; states ordered by fitted "
+    out.append(ctx.figure(fig("transitions"), "Observed transitions with counts; states ordered by fitted "
                           "potential, high on the left. Green arcs go downhill, red uphill.", wide=True))
-    out.append(ctx.figure(fig / "pairs.png", f"Pair test: fitted V(f) − V(g) against the observed log ratio for "
+    out.append(ctx.figure(fig("pairs"), f"Pair test: fitted V(f) − V(g) against the observed log ratio for "
                           f"{pr['n_pairs']} pairs seen both ways; detailed balance puts them on y = x (error bars σ)."))
-    out.append(ctx.figure(fig / "loops.png", f"Loop test: Σ log T forward against backward for "
+    out.append(ctx.figure(fig("loops"), f"Loop test: Σ log T forward against backward for "
                           f"{lp['n_triangles']} three-cycles; equal under detailed balance (red: |z| > 3)."))
-    out.append(ctx.figure(fig / "exclusion.png", f"Exclusion test: {ex['n_one_way']} one-way pairs against the "
+    out.append(ctx.figure(fig("exclusion"), f"Exclusion test: {ex['n_one_way']} one-way pairs against the "
                           "bound of Eq 25; consistent pairs lie above the line."))
     e = di.get("expected_min_action") or {}
-    out.append(ctx.figure(fig / "distribution.png", f"Potentials of {di['n_states']} states visited ≥ "
+    out.append(ctx.figure(fig("distribution"), f"Potentials of {di['n_states']} states visited ≥ "
                           f"{di['min_visits']} times with a Gaussian fit; expected minimum action "
                           f"{fmt(e.get('closed_form'))} (Eq 28) / {fmt(e.get('asymptotic'))} (1/√πσ) against "
                           f"S_min {fmt(di.get('actual_min_action'))}."))
     mj = d.get("majority") or {}
-    out.append(ctx.figure(fig / "majority.png", f"Majority voting (Eq 29–30): kernel after keeping a state seen ≥ k "
+    out.append(ctx.figure(fig("majority"), f"Majority voting (Eq 29–30): kernel after keeping a state seen ≥ k "
                           f"of m = {mj.get('m')} times; for small T, T′ ≈ C(m,k)·T^k so V′ ≈ kV."))
     out.append("</div>")
     out.append(_detail_tables(ctx, d))
@@ -304,19 +305,20 @@ def stage_files(ctx: Ctx, d: Path, caps: dict) -> list[str]:
 
 def stage_section(stage: str, ctx: Ctx) -> str:
     """Generic section for a later stage: its summary.json, figures and CSV heads."""
-    d = ctx.run_dir / stage
+    rd = RunDir(ctx.run_dir)
+    d = rd.stage_dir(stage)
     if not d.is_dir():
         return f'<p class="missing">not run yet — <code>potsearch {"attribute" if stage == "attribution" else stage} RUN</code></p>'
-    summary = _read_json(d / "summary.json") or {}
+    summary = _read_json(rd.stage_summary(stage)) or {}
     caps = summary.get("captions", {}) if isinstance(summary.get("captions"), dict) else {}
     parts = []
     if summary:
         parts.append(ctx.kv_table(summary, skip=("captions",)))
-    elif (d / "summary.json").exists():
+    elif rd.stage_summary(stage).exists():
         parts.append('<p class="warn">summary.json is not valid JSON</p>')
     parts += stage_files(ctx, d, caps)
-    if stage == "evolve" and (ctx.run_dir / "best_potential.py").is_file():
-        src = (ctx.run_dir / "best_potential.py").read_text(errors="replace")
+    if stage == "evolve" and rd.best_potential.is_file():
+        src = rd.best_potential.read_text(errors="replace")
         parts.append(f"<details><summary>best_potential.py</summary><pre>{esc(src)}</pre></details>")
     return "".join(parts) or '<p class="muted">the stage folder is empty</p>'
 
@@ -397,14 +399,14 @@ def render(ctx: Ctx) -> str:
 def build_report(run_dir: Path, stage_results: dict | None = None, out: Path | None = None) -> Path:
     """Read what the run has (fit/, diagnose/, later stages' folders) and write report.html."""
     run_dir = Path(run_dir)
-    diag = _read_json(run_dir / "diagnose" / "diagnostics.json")
-    fit = _read_json(run_dir / "fit" / "fit.json")
+    diag = _read_json(RunDir(run_dir).diagnostics_json)
+    fit = _read_json(RunDir(run_dir).fit_json)
     if fit is not None:
         fit = {**fit, "source": "saved"}
     elif diag is not None:
         fit = diag.get("fit")
     ctx = Ctx(run_dir=run_dir, stage_results=stage_results or {}, diagnostics=diag, fit=fit)
-    out = out or run_dir / "report.html"
+    out = out or RunDir(run_dir).report_html
     from potsearch.core.atomic import write_text
 
     return write_text(out, render(ctx))
@@ -418,7 +420,6 @@ def make_report(run, out=None, refresh: bool = False, say=None) -> Path:
     from potsearch.stages.diagnose import run as diagnose
     from potsearch.core.errors import InputError
     from potsearch.stages.fit import load_input
-    from potsearch.store import STORE_FILENAME
 
     run_dir = Path(run)
     if run_dir.name == STORE_FILENAME:
@@ -426,13 +427,13 @@ def make_report(run, out=None, refresh: bool = False, say=None) -> Path:
     if not run_dir.is_dir():
         raise InputError("not a run directory (the report needs a run: import or collect into one first)",
                          str(run_dir))
-    if not (run_dir / STORE_FILENAME).exists():
+    if not RunDir(run_dir).store.exists():
         raise InputError("not a run directory (no store.sqlite inside)", str(run_dir))
     out = Path(out) if out else None
     if out is not None and out.is_dir():
         raise InputError("--out is a directory; give a file name such as report.html", str(out))
     inp = load_input(run_dir)
-    if refresh or not (run_dir / "diagnose" / "diagnostics.json").exists():
+    if refresh or not RunDir(run_dir).diagnostics_json.exists():
         if say is not None:
             say(f"running the diagnostics first ({default_out(inp)})")
         diagnose(inp, DiagnoseOptions())

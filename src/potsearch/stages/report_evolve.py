@@ -23,6 +23,7 @@ from pathlib import Path
 
 from potsearch.law.selection import param_list
 from potsearch.stages.report import Ctx, Raw, esc, fmt, stage_files, stage_section
+from potsearch.store.rundir import PARETO_CSV, RunDir, evolve_summary, selected_law
 
 MAX_TABLE = 40   # front rows in the table
 
@@ -88,7 +89,7 @@ def _num(v):
 def _front(d: Path):
     import pandas as pd
 
-    p = d / "pareto.csv"
+    p = d / PARETO_CSV
     if not p.is_file():
         return None
     try:
@@ -105,15 +106,13 @@ def _front(d: Path):
     return df
 
 
-def _problem(ctx: Ctx, summary: dict):
+def _problem(ctx: Ctx):
     if "problem" in ctx.__dict__:
         return ctx.__dict__["problem"]
-    from potsearch.search.problem import load_problem
+    from potsearch.search.problem import problem_for_run
 
-    cfg = summary.get("config") or {}
     try:
-        prob = load_problem(ctx.run_dir, seed=int(cfg.get("seed", 0)),
-                            heldout_fraction=float(cfg.get("heldout_fraction", 0.2)), agent=cfg.get("agent") or None)
+        prob = problem_for_run(ctx.run_dir)
     except Exception:  # noqa: BLE001 - the section still shows what the files hold
         prob = None
     ctx.__dict__["problem"] = prob
@@ -122,17 +121,15 @@ def _problem(ctx: Ctx, summary: dict):
 
 def selection_of(ctx: Ctx, summary: dict, front) -> tuple[dict | None, str]:
     """(selection dict in summary.json's shape, where it came from)."""
-    sel = summary.get("selection")
-    if isinstance(sel, dict) and isinstance(sel.get("selected"), dict):
-        return sel, "recorded by the search"
+    if selected_law(summary) is not None:
+        return summary["selection"], "recorded by the search"
     if front is not None and len(front) and {"source", "train_action"} <= set(front.columns):
-        prob = _problem(ctx, summary)
+        prob = _problem(ctx)
         if prob is not None:
             try:
                 from potsearch.law.selection import SelectionOptions, select_law, settle
 
-                cfg = summary.get("config") or {}
-                opts = SelectionOptions(seed=int(cfg.get("seed", 0)))
+                opts = SelectionOptions(seed=int(prob.split["seed"]))
                 s, _ = settle(select_law(front, prob.data, opts), prob.data, opts, seed=opts.seed)
                 return s.to_json(), "computed by the report (the search recorded no selection)"
             except Exception:  # noqa: BLE001 - fall back to the lowest-action law below
@@ -314,7 +311,7 @@ def _hidden_block(ctx: Ctx, summary: dict, sel: dict) -> tuple[str, str]:
     parts = ['<h3>Surrogate run: the hidden law</h3>',
              f'<p>This run was collected from a surrogate (a test instrument, not a language model) whose hidden '
              f'potential is known:</p><p class="formula">V<sub>hidden</sub> = {esc(formula)}</p>']
-    prob = _problem(ctx, summary)
+    prob = _problem(ctx)
     if prob is None:
         return "".join(parts) + '<p class="muted">the run\'s problem could not be loaded: no scatter</p>', ""
     h = _hidden_values(formula, prob)
@@ -357,14 +354,13 @@ def _search_table(ctx: Ctx, summary: dict) -> str:
 
 # ----------------------------------------------------------------------------- the section
 def render(ctx: Ctx) -> str:
-    d = ctx.run_dir / "evolve"
+    rd = RunDir(ctx.run_dir)
+    d = rd.evolve_dir
     if not d.is_dir():
         return stage_section("evolve", ctx)
-    if not (d / "summary.json").exists():
+    if not rd.evolve_summary.exists():
         return stage_section("evolve", ctx)
-    from potsearch.search.outputs import read_summary
-
-    summary = read_summary(ctx.run_dir)  # its blocks checked: a file from someone else may hold anything
+    summary = evolve_summary(ctx.run_dir)  # its blocks checked: a file from someone else may hold anything
     front = _front(d)
     sel_block, origin = selection_of(ctx, summary, front)
     parts = []
@@ -405,7 +401,7 @@ def render(ctx: Ctx) -> str:
     parts.append(_search_table(ctx, summary))
     caps = summary.get("captions", {}) if isinstance(summary.get("captions"), dict) else {}
     parts += stage_files(ctx, d, caps)
-    if (ctx.run_dir / "best_potential.py").is_file():
-        src = (ctx.run_dir / "best_potential.py").read_text(errors="replace")
+    if rd.best_potential.is_file():
+        src = rd.best_potential.read_text(errors="replace")
         parts.append(f"<details><summary>best_potential.py</summary><pre>{esc(src)}</pre></details>")
     return "".join(parts)

@@ -8,7 +8,7 @@ stored candidate instead (its stored simplified form if it was on a front, else 
 ``top``: only the K Pareto-front candidates with the lowest training action, each with its formula.
 
 A run evolved before selection existed (no selected law in the store) shows the candidate
-``polish.best_candidate`` picks (the lowest training action), with its canonical form.
+the run's best candidate (``store.rundir.best_candidate``) shows, with its canonical form.
 
 ``ShowResult.lines()`` is the printed text as (kind, text) items (kind: head, line or source);
 ``str(result)`` is that text, plain, with model-written text's control characters escaped
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from potsearch.core.errors import InputError
-from potsearch.search.outputs import read_summary
+from potsearch.store.rundir import RunDir, best_candidate, evolve_summary, load_fit, selected_law
 
 #: the paper's "high transition kernel": T(f->g) = n(f->g)/N(f) >= 0.05 (its plot script's p0_threshold)
 HIGH_KERNEL = 0.05
@@ -127,16 +127,16 @@ def directionality_of(run_dir, store, fn, params, min_kernel: float = HIGH_KERNE
     import dataclasses
 
     from potsearch.science.diagnostics import directionality
-    from potsearch.search.problem import agent_of
+    from potsearch.search.problem import agent_of, problem_settings
     from potsearch.law.features import feature_table
-    from potsearch.store.rundir import load_fit
     from potsearch.science.graph import build_graph
 
     saved = load_fit(run_dir)
     opts = saved.summary.get("options", {}) or {}
     g = build_graph(store.counts(), weight=opts.get("weight", "low_reject"), n0=opts.get("n0"),
                     min_visits=int(opts.get("min_visits", 1)))
-    x = feature_table(agent_of(store, g.names, None), g.names, store.state_meta())
+    agent = problem_settings(run_dir, store).get("agent")   # evolve's feature library
+    x = feature_table(agent_of(store, g.names, agent), g.names, store.state_meta())
     with np.errstate(all="ignore"):
         V = np.broadcast_to(np.asarray(fn(x, np.asarray(params, dtype=float)), dtype=float), (g.n_states,))
     T = g.n / np.maximum(g.visits[g.src], 1)  # the kernel estimate n/N(f), whatever the weight mode
@@ -188,19 +188,16 @@ def _top(store, search_id, k: int) -> tuple[pd.DataFrame, int]:
     return pd.DataFrame(out, columns=cols), len(front)
 
 
-def _simplify_now(run_dir, store, summary: dict, row) -> dict:
-    """A candidate no selection simplified, simplified now on the run's data -- evolve's own split
-    (``polish.evolve_split``) -- with ``simplify.simplify`` (from its sympy translation, never its code)."""
-    from potsearch.search.problem import load_problem
+def _simplify_now(run_dir, store, row) -> dict:
+    """A candidate no selection simplified, simplified now on the run's data -- the problem evolve
+    searched (``problem.problem_for_run``) -- with ``simplify.simplify`` (from its sympy translation,
+    never its code)."""
+    from potsearch.search.problem import problem_for_run
     from potsearch.law.simplify import simplify
-    from potsearch.search.polish import evolve_split
 
-    split = evolve_split(store, run_dir)
-    seed = int(split.get("seed", 0))
     try:
-        prob = load_problem(run_dir, seed=seed, heldout_fraction=float(split.get("heldout_fraction", 0.2)),
-                            agent=(summary.get("config") or {}).get("agent") or None)
-        s = simplify(row.source, list(row.params or []), prob.data, seed=seed, max_seconds=20.0)
+        prob = problem_for_run(run_dir, store)
+        s = simplify(row.source, list(row.params or []), prob.data, seed=int(prob.split["seed"]), max_seconds=20.0)
     except Exception as exc:  # noqa: BLE001 - the canonical form is still shown
         return {"simplified_note": f"not simplified now: {type(exc).__name__}: {str(exc)[:120]}"}
     if not s.ok:
@@ -213,25 +210,20 @@ def _simplify_now(run_dir, store, summary: dict, row) -> dict:
 def run(run_dir, options: ShowOptions = ShowOptions()) -> ShowResult:
     """What `potsearch show` prints for the run at ``run_dir`` (module doc)."""
     from potsearch.stages.fit import reference_line
-    from potsearch.store.rundir import load_fit
-    from potsearch.search.polish import (
-        CandidateFailed, best_candidate, compile_source, open_run, run_sandbox_limits
-    )
+    from potsearch.search.polish import CandidateFailed, compile_source, open_run, run_sandbox_limits
 
     options.validate()
     run_dir, store = open_run(run_dir)
     try:
         saved = load_fit(run_dir)  # StageMissing: run fit first
-        summary = read_summary(run_dir)
+        summary = evolve_summary(run_dir)
         search_id = summary.get("search_id")
         res = ShowResult(run_dir, store.run_info().get("name") or Path(run_dir).name, options)
         if options.top:
             best_candidate(store, run_dir, None)  # StageMissing: run evolve first
             res.top, res.front_size = _top(store, search_id, options.top)
             return res
-        law = store.candidates.selected_law(search_id) if options.candidate is None else None
-        if law is None and options.candidate is None and search_id is None:
-            law = store.candidates.selected_law()
+        law = selected_law(summary, store) if options.candidate is None else None
         if law is not None:
             row = store.candidates.get(law["uid"])
         else:
@@ -255,7 +247,7 @@ def run(run_dir, options: ShowOptions = ShowOptions()) -> ShowResult:
                        "simplified_steps": form.get("steps") if form and form.get("ok") else None,
                        "selected_candidate": bool(form and form.get("selected"))}
             if not res.law["simplified"] and options.simplify and options.candidate is not None and c["text"]:
-                res.law.update(_simplify_now(run_dir, store, summary, row))
+                res.law.update(_simplify_now(run_dir, store, row))
         source, params = res.law["source"], list(res.law.get("params") or [])
         se = res.law.get("param_se") or [None] * len(params)
         res.params = pd.DataFrame({"name": [f"p[{i}]" for i in range(len(params))], "value": params,
@@ -284,7 +276,7 @@ def run(run_dir, options: ShowOptions = ShowOptions()) -> ShowResult:
 
 
 def _attribution(run_dir, row) -> str:
-    att = Path(run_dir) / "attribution" / "summary.json"
+    att = RunDir(run_dir).attribution_summary
     if not att.exists():
         return f"not computed (run `potsearch attribute --run {run_dir}`)"
     try:

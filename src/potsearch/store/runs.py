@@ -30,9 +30,9 @@ import numpy as np
 
 from potsearch.core.errors import InputError
 from potsearch.store import imports as _imports
+from potsearch.store.rundir import STORE_FILENAME, RunDir
 
 SCHEMA_VERSION = 3
-STORE_FILENAME = "store.sqlite"
 APP_ID = 0x706F7473  # "pots": marks a file as a potsearch store
 
 ESCAPE = -1  # target index of an escape in aggregated counts
@@ -158,7 +158,7 @@ def run_lock(run_dir: str | os.PathLike, stage: str) -> Iterator[None]:
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    fh = open(run_dir / ".lock", "a+")
+    fh = open(RunDir(run_dir).lock, "a+")
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -192,7 +192,7 @@ class RunStore:
         """Open the store at ``path`` (a run directory or a .sqlite file), creating it if needed."""
         path = Path(path)
         if path.suffix not in (".sqlite", ".db"):
-            path = path / STORE_FILENAME
+            path = RunDir(path).store
         if path.exists():
             return cls.open(path)
         try:
@@ -219,7 +219,7 @@ class RunStore:
     def open(cls, path: str | os.PathLike, readonly: bool = False) -> "RunStore":
         path = Path(path)
         if path.is_dir():
-            path = path / STORE_FILENAME
+            path = RunDir(path).store
         if not path.exists():
             raise InputError("no run store here (run `potsearch collect` or `potsearch import` first)", str(path))
         try:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-STORE = "store.sqlite"
+from potsearch.store.rundir import RunDir
 
 
 def _samples(run_dir: Path) -> int | None:
@@ -22,7 +22,7 @@ def _samples(run_dir: Path) -> int | None:
     from potsearch.core.errors import InputError
     from potsearch.store import RunStore
 
-    if not (run_dir / STORE).exists():
+    if not RunDir(run_dir).store.exists():
         return 0
     try:
         with RunStore.open(run_dir, readonly=True) as st:
