@@ -141,3 +141,22 @@ def test_newton_converges_when_the_action_stops_resolving_steps():
     assert r.converged and r.iterations <= 10 and r.grad_norm <= 1e-12
     assert list(r.unbounded) == [True, True, True, False]
     assert any("largest SCC (3 states)" in n for n in r.notes)
+
+
+def test_newton_factor_survives_a_hessian_singular_in_floating_point():
+    """A block whose edges to its pinned state lost their curvature (softplus K'' underflow) is a pure
+    Laplacian in floating point: the factor is taken with a tiny Levenberg shift instead of raising
+    "Factor is exactly singular" (found on a 10^6-row Zipf file, benchmarks/fit_file_bench.py)."""
+    import scipy.sparse as sp
+
+    from potsearch.science.newton import NewtonSolver
+
+    n = 50
+    A = sp.diags([np.ones(n - 1)], [1], shape=(n, n))
+    A = A + A.T
+    L = (sp.diags(np.asarray(A.sum(axis=1)).ravel()) - A).tocsr()   # singular: rows sum to 0, exactly
+    rhs = np.linspace(-1, 1, n)
+    rhs -= rhs.mean()                                                          # consistent right-hand side
+    x = NewtonSolver(force="lu").solve(L, rhs)
+    assert np.all(np.isfinite(x))
+    assert np.abs(L @ x - rhs).max() < 1e-6 * np.abs(rhs).max()

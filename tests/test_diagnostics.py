@@ -230,3 +230,59 @@ def test_loop_test_power_at_documented_drift():
     """Cyclic drift 0.6 (each edge's forward kernel x e^0.3, backward x e^-0.3): power >= 0.9."""
     rate = _rejections(CAL_DRIFT, range(2000, 2200)).mean()
     assert rate >= 0.9, rate
+
+
+# ----------------------------------------------------------------------------- power of the verdict
+TRIANGLE = np.array([[0, 1], [1, 2], [0, 2]])
+TRI_V = np.array([0.0, 0.3, -0.2])
+
+
+def _triangle(samples: int, seed: int, drift: float = 0.0):
+    return build_graph(metropolis_chain(n_states=3, samples_per_state=samples, V=TRI_V, edges=TRIANGLE,
+                                        drift=drift, seed=seed).counts)
+
+
+def test_detectable_violation_is_the_normal_power_formula_for_one_cycle():
+    z = stats.norm.isf(0.025) + stats.norm.isf(0.2)
+    assert D.detectable(1.0, 1, 0.05) == pytest.approx(z, rel=1e-5)
+    assert D.detectable(0.5, 40, 0.05) > D.detectable(0.5, 1, 0.05)   # a violation among 40 cycles: larger
+    assert D.detectable(None, 1, 0.05) is None and D.detectable(1.0, 0, 0.05) is None
+
+
+def test_power_figure_is_calibrated_on_one_cycle():
+    """A drift making the cycle's D equal to the stated one-cycle figure is detected about 80 % of the time."""
+    d_star = D.loop_test(_triangle(300, 1))["power"]["one_cycle"]
+    rate = np.mean([D.loop_test(_triangle(300, s, drift=d_star / 3))["p_value"] < 0.05 for s in range(200)])
+    assert 0.65 <= rate <= 0.92, rate
+
+
+def test_a_pass_on_thin_data_reads_weak_evidence_not_consistent():
+    g = _triangle(10, 0)
+    loop = D.loop_test(g)
+    assert loop["p_value"] is not None and loop["p_value"] >= 0.05
+    assert loop["power"]["every_cycle"] > D.WEAK_NATS
+    v = D.verdict(loop, D.pair_test(g, np.zeros(3)))
+    assert v["status"] == "weak" and v["label"] == "WEAK EVIDENCE" and "nats" in v["text"]
+
+
+def test_a_pass_with_enough_data_reads_consistent_and_states_its_power():
+    g = build_graph(metropolis_chain(n_states=100, samples_per_state=500, seed=3).counts)
+    loop = D.loop_test(g)
+    v = D.verdict(loop, D.pair_test(g, np.zeros(100)))
+    assert v["status"] == "consistent" and loop["power"]["every_cycle"] < D.WEAK_NATS
+    assert f"{loop['power']['every_cycle']:.2g} nats" in v["text"]
+
+
+def test_a_violation_stays_violated_whatever_the_power():
+    g = build_graph(metropolis_chain(n_states=60, samples_per_state=400, drift=1.0, seed=4).counts)
+    v = D.verdict(D.loop_test(g), D.pair_test(g, np.zeros(60)))
+    assert v["status"] == "violated" and v["label"] == "VIOLATED"
+
+
+def test_small_counts_are_named_in_the_verdict_because_the_chi2_is_conservative_there():
+    """Measured: equilibrium chains with most pairs seen < 5 times give chi2/ndf well below 1."""
+    g = build_graph(metropolis_chain(n_states=400, degree=6, samples_per_state=20, sigma=0.5, seed=1).counts)
+    loop = D.loop_test(g, max_triangles=1000)
+    assert loop["power"]["small_counts"] > 0.5 and loop["chi2_ndf"] < 0.7
+    v = D.verdict(loop, D.pair_test(g, np.zeros(400)))
+    assert v["status"] != "consistent" and "fewer than 5 times" in v["text"]

@@ -6,12 +6,15 @@ data files. Relative paths in a file are relative to that file's folder.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from potsearch.core.configload import load, option
 
-KINDS = ("word", "fitter")
+KINDS = ("word", "fitter", "text", "python")
+EXTRACTS = ("line", "regex", "json", "choice")
+CASES = ("keep", "upper", "lower")
 DECODING_MODES = ("free", "constrained")
 PROTOCOLS = ("per_state", "chain", "population")
 FITTER_FUNCTIONS = ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "abs", "sinh", "cosh", "atan")
@@ -56,6 +59,21 @@ class FitterOptions:
 
 
 @dataclass(frozen=True)
+class TextOptions:
+    """A task described without Python (``kind: text``): how a reply becomes a state and what a valid
+    state is (docs/agents.md, "Your own agent")."""
+    extract: str = option("line", choices=EXTRACTS)   # line | regex (pattern) | json (field) | choice (states)
+    pattern: str = ""             # extract: regex — a regular expression with one capture group
+    field: str = ""               # extract: json — a field of the reply's JSON object (dotted: a.b)
+    states: tuple[str, ...] = ()  # the valid states (choice needs them; otherwise optional)
+    states_file: str | None = option(None, path=True)   # or one state a line
+    valid: str = ""               # a regular expression every state must match in full
+    min_length: int = option(1, ge=0, le=10**6)
+    max_length: int = option(200, ge=1, le=10**6)
+    case: str = option("keep", choices=CASES)
+
+
+@dataclass(frozen=True)
 class SurrogateOptions:
     hidden_potential: str = "1.6*length - 2.4*zipf"
     neighbours: int = option(6, ge=2, le=64)  # degree of the symmetric neighbour graph (even)
@@ -83,16 +101,45 @@ class AgentConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     word: WordOptions | None = None
     fitter: FitterOptions | None = None
+    text: TextOptions | None = None
+    agent_class: str = option("", key="class")   # kind: python — "module:Class", the user's own (trusted) code
     surrogate: SurrogateOptions = field(default_factory=SurrogateOptions)
     source: str = ""
 
     def __post_init__(self):
         if not self.protocol:
-            object.__setattr__(self, "protocol", "per_state" if self.kind == "word" else "population")
+            object.__setattr__(self, "protocol", "population" if self.kind == "fitter" else "per_state")
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (for run metadata)."""
         return asdict(self)
+
+
+def _compile(expr: str, key: str, w, groups: int | None = None):
+    try:
+        rx = re.compile(expr)
+    except re.error as exc:
+        w.err(f"text.{key}: not a valid regular expression ({exc})", f"text.{key}")
+    if groups is not None and rx.groups != groups:
+        w.err(f"text.{key}: needs exactly {groups} capture group (...), has {rx.groups}", f"text.{key}")
+    return rx
+
+
+def check_text_options(opts: TextOptions | None, w) -> None:
+    """Cross-field checks of a text agent's section (called by the config loader)."""
+    opts = opts or TextOptions()
+    if opts.extract == "regex":
+        if not opts.pattern:
+            w.err("text.extract: regex needs text.pattern (a regular expression with one capture group)", "text")
+        _compile(opts.pattern, "pattern", w, groups=1)
+    if opts.extract == "json" and not opts.field:
+        w.err("text.extract: json needs text.field (the reply's JSON field holding the state)", "text")
+    if opts.valid:
+        _compile(opts.valid, "valid", w)
+    if opts.extract == "choice" and not (opts.states or opts.states_file):
+        w.err("text.extract: choice needs text.states (or text.states_file)", "text")
+    if opts.min_length > opts.max_length:
+        w.err("text.min_length is above text.max_length", "text.min_length")
 
 
 def load_config(path: str | Path) -> AgentConfig:
@@ -100,16 +147,18 @@ def load_config(path: str | Path) -> AgentConfig:
     cfg, w = load(AgentConfig, path, "agent")
     if cfg.surrogate.neighbours % 2:
         w.err("surrogate.neighbours must be even (the graph is a union of k/2 random cycles)", "surrogate.neighbours")
-    if cfg.kind == "word":
-        if cfg.word is None:
-            w.err("a word agent needs a `word:` section with `word_list:`")
-        if cfg.fitter is not None:
-            w.err("a word agent has no `fitter:` section", "fitter")
-    else:
-        if cfg.fitter is None:
-            w.err("a fitter agent needs a `fitter:` section with `dataset:`")
-        if cfg.word is not None:
-            w.err("a fitter agent has no `word:` section", "word")
+    sections = {"word": cfg.word, "fitter": cfg.fitter, "text": cfg.text}
+    for name, present in sections.items():
+        if present is not None and name != cfg.kind:
+            w.err(f"a {cfg.kind} agent has no `{name}:` section", name)
+    if cfg.kind == "word" and cfg.word is None:
+        w.err("a word agent needs a `word:` section with `word_list:`")
+    if cfg.kind == "fitter" and cfg.fitter is None:
+        w.err("a fitter agent needs a `fitter:` section with `dataset:`")
+    if cfg.kind == "text":
+        check_text_options(cfg.text, w)
+    if (cfg.kind == "python") != bool(cfg.agent_class):
+        w.err("`class: module:Class` goes with kind: python (and kind: python needs it)", "class")
     if not cfg.initial and not cfg.initial_random:
         w.err("give `initial:` states or `initial_random: N`")
     return cfg

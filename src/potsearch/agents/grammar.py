@@ -103,3 +103,25 @@ def expression_grammar(
         'arg ::= "-"? (param "*")? xpow (add (param | [1-9]))?',
     ]
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- any finite list of states
+def _gbnf_literal(s: str) -> str:
+    out = []
+    for ch in s:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch.isprintable() and ch.isascii():
+            out.append(ch)
+        else:
+            cp = ord(ch)
+            out.append(f"\\x{cp:02X}" if cp < 0x80 else f"\\u{cp:04X}" if cp < 0x10000 else f"\\U{cp:08X}")
+    return '"' + "".join(out) + '"'
+
+
+def choice_grammar(states: Iterable[str]) -> str:
+    """GBNF accepting exactly one of ``states`` (any text; quotes, backslashes and non-ASCII escaped)."""
+    items = sorted({s for s in states if s})
+    if not items:
+        raise ValueError("empty state list")
+    return "root ::= " + " | ".join(_gbnf_literal(s) for s in items) + "\n"

@@ -1,6 +1,12 @@
-"""The agent registry: agent kind -> class, and ``load_agent("word"|"fitter"|path.yaml)``.
+"""The agent registry: agent kind -> class, and ``load_agent("word"|"fitter"|NAME|path.yaml)``.
 
-The agents (word, fitter) import ``base``; only this module imports the agents, so there is no cycle.
+Built in: ``word`` and ``fitter`` (the paper's tasks) and ``text`` (a task described in YAML). An agent
+file of ``kind: python`` names a class of the user's own code (``class: mypkg.agents:MyAgent``); an
+installed package can also offer an agent under a name through the ``potsearch.agents`` entry-point
+group (the entry point is an agent YAML path or a class with a ``default_config()``). That code is the
+user's, trusted like any package they install: it runs in our process. Model-written code never does.
+
+The agents import ``base``; only this module imports the agents, so there is no cycle.
 """
 from __future__ import annotations
 
@@ -10,10 +16,12 @@ from potsearch.core.errors import InputError
 from potsearch.agents.base import Agent
 from potsearch.agents.config import load_config
 from potsearch.agents.fitter import FitterAgent
+from potsearch.agents.text import TextAgent
 from potsearch.agents.word import WordAgent
 
-#: agent kind (an agent YAML's ``kind``) -> its class
-AGENTS = {"word": WordAgent, "fitter": FitterAgent}
+#: agent kind (an agent YAML's ``kind``) -> its class (``python``: the file names the class)
+AGENTS = {"word": WordAgent, "fitter": FitterAgent, "text": TextAgent}
+AGENT_METHODS = ("initial_states", "messages", "parse", "grammar", "features")
 
 
 def builtin_agent_path(name: str) -> Path:
@@ -23,17 +31,67 @@ def builtin_agent_path(name: str) -> Path:
     return shipped_dir("agents") / f"{name}.yaml"
 
 
+def user_class(spec: str, where: str):
+    """The class ``module:Class`` names (the user's own code), or one line saying why not."""
+    import importlib
+
+    mod, _, name = spec.partition(":")
+    if not mod or not name:
+        raise InputError(f"class: expected module:Class, got {spec!r}", where)
+    try:
+        obj = importlib.import_module(mod)
+        for part in name.split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:
+        raise InputError(f"cannot load agent class {spec!r}: {type(exc).__name__}: {exc}", where) from None
+    missing = [m for m in AGENT_METHODS if not callable(getattr(obj, m, None))]
+    if missing:
+        raise InputError(f"agent class {spec!r} lacks {', '.join(missing)} (the Agent protocol, docs/agents.md)",
+                         where)
+    return obj
+
+
+def _entry_point(spec: str):
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="potsearch.agents"):
+        if ep.name == spec:
+            return ep
+    return None
+
+
 def load_agent(spec: str) -> Agent:
-    """Build an agent from "word", "fitter" or a path to an agent YAML file."""
+    """Build an agent from "word", "fitter", an installed agent's name (entry point group
+    ``potsearch.agents``) or a path to an agent YAML file."""
     spec = str(spec)
-    if spec in AGENTS:
+    if spec in ("word", "fitter"):
         path = builtin_agent_path(spec)
     else:
         path = Path(spec)
         if not path.suffix and not path.exists():
-            raise InputError(f"unknown agent {spec!r} (use word, fitter or a path to an agent .yaml)", spec)
+            ep = _entry_point(spec)
+            if ep is None:
+                raise InputError(f"unknown agent {spec!r} (use word, fitter, an installed agent's name or a path "
+                                 "to an agent .yaml)", spec)
+            target = ep.load() if ":" in ep.value else ep.value
+            if isinstance(target, (str, Path)):
+                path = Path(target)
+            else:
+                return _construct(target, target.default_config(), spec)
     config = load_config(path)
-    cls = AGENTS.get(config.kind)
-    if cls is None:  # pragma: no cover (the config loader validates the kind)
-        raise InputError(f"unknown agent kind {config.kind!r}", str(path))
-    return cls(config)
+    if config.kind == "python":
+        return _construct(user_class(config.agent_class, str(path)), config, str(path))
+    return AGENTS[config.kind](config)
+
+
+def _construct(cls, config, where: str) -> Agent:
+    try:
+        agent = cls(config)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"agent class {getattr(cls, '__name__', cls)!r} failed to start: {type(exc).__name__}: "
+                         f"{exc}", where) from None
+    if not getattr(agent, "name", None):
+        agent.name = config.name
+    return agent

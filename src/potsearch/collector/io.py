@@ -301,7 +301,9 @@ def _fast_csv(path: Path, fmt: str, count_column: str | None):
     keep[esc] = False
     remap = np.full(len(uniques), ESCAPE, dtype=np.int64)
     remap[keep] = np.arange(int(keep.sum()))
-    names = [csv_value(str(u), EXPORT_START) for u in np.asarray(uniques, dtype=object)[keep]]  # export's guard
+    names = [str(u) for u in np.asarray(uniques, dtype=object)[keep]]
+    for i in np.flatnonzero(pd.Index(names).str.startswith("'")):   # export's spreadsheet guard undone
+        names[i] = csv_value(names[i], EXPORT_START)
     return names, remap[s_codes], remap[t_codes], cnt
 
 

@@ -29,9 +29,10 @@ from potsearch.core.errors import InputError
 from potsearch.core.yamlio import SafeLoader
 
 
-def option(default=dataclasses.MISSING, *, gt=None, ge=None, le=None, choices=None, path=False):
-    """A dataclass field with the limits the loader checks (for a tuple: on each item)."""
-    limits = (("gt", gt), ("ge", ge), ("le", le), ("choices", choices), ("path", path or None))
+def option(default=dataclasses.MISSING, *, gt=None, ge=None, le=None, choices=None, path=False, key=None):
+    """A dataclass field with the limits the loader checks (for a tuple: on each item). ``key``: the
+    file's name for the field when it cannot be a Python name (``class``)."""
+    limits = (("gt", gt), ("ge", ge), ("le", le), ("choices", choices), ("path", path or None), ("key", key))
     meta = {k: v for k, v in limits if v is not None}
     return dataclasses.field(default=default, metadata=meta)
 
@@ -97,7 +98,7 @@ class _Reader:
             self.fail(f"{label}: expected a mapping of keys to values, got {self.value(node)!r}", node)
         self.where.lines.setdefault(prefix, node.start_mark.line + 1)
         hints = typing.get_type_hints(cls)
-        fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+        fields = {f.metadata.get("key", f.name): f for f in dataclasses.fields(cls) if f.name != "source"}
         kwargs, seen = {}, set()
         for knode, vnode in node.value:
             key = self.value(knode)
@@ -110,9 +111,10 @@ class _Reader:
                 hint = f"; did you mean {near[0]!r}?" if near else ""
                 self.fail(f"unknown key {full!r} (valid keys: {', '.join(sorted(fields))}{hint})", knode)
             self.where.lines[full] = knode.start_mark.line + 1
-            kwargs[key] = self.convert(full, hints[key], fields[key].metadata, vnode)
+            f = fields[key]
+            kwargs[f.name] = self.convert(full, hints[f.name], f.metadata, vnode)
         for name, f in fields.items():
-            if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 self.fail(f"missing required key {(prefix + '.' if prefix else '') + name!r}", node)
         if "source" in {f.name for f in dataclasses.fields(cls)}:
             kwargs["source"] = self.where.source

@@ -1,9 +1,9 @@
 """The one door to language models: litellm (imported once, offline price map), the sync and async
 completion calls, timeouts, retries with backoff, local vs remote routing, and the record of a call.
 
-Both stages call models through :class:`LLMClient`: collect (``agents/collect/workers.py``, async,
-with retries) and evolve's LLM operator (``evolve/llm_op.py`` sync in the lockstep loop,
-``evolve/proposers.py`` async in the asynchronous one; a failed call is one failed candidate, so
+Both stages call models through :class:`LLMClient`: collect (``collector/workers.py``, async,
+with retries) and evolve's LLM operator (``search/llm_op.py`` sync in the lockstep loop,
+``search/proposers.py`` async in the asynchronous one; a failed call is one failed candidate, so
 evolve's client does not retry).
 
 A model is any litellm model string (``openai/gpt-4o-mini``, ``anthropic/...``, ``ollama/...``,
@@ -14,7 +14,8 @@ any other model.
 
 Errors: time-outs (``asyncio.wait_for`` cuts the call at ``timeout`` seconds: ``Timeout: no reply
 within Ns``), rate limits, connection and server errors are retried with exponential backoff and
-full jitter (``retries`` times); other errors (bad request, authentication, unknown model) are not.
+full jitter (``retries`` times); other errors (bad request, authentication, unknown model) are not —
+by the kind :func:`potsearch.llm.failures.classify` reads from the class and the message.
 A call that still fails returns a :class:`Reply` with ``error`` set — nothing here raises on a
 model failure; the caller decides what to do.
 """
@@ -25,6 +26,8 @@ import os
 import random
 import time
 from dataclasses import dataclass, field
+
+from potsearch.llm.failures import RETRIED, classify
 
 LOCAL = "local"                   # the configured name of the in-process model
 LOCAL_PROVIDER = "potsearch-local"
@@ -115,6 +118,7 @@ class Reply:
     error: str | None = None      # set when the call failed for good
     retried: list[str] = field(default_factory=list)  # errors of earlier attempts, in order
     finish_reason: str | None = None  # "stop", or "length" when max_tokens cut the reply
+    kind: str | None = None       # a failure's kind (potsearch.llm.failures.classify), None on success
 
     @property
     def ok(self) -> bool:
@@ -128,13 +132,6 @@ class Reply:
         """What went wrong on the way (retried errors, then the final one), or None."""
         parts = list(self.retried) + ([self.error] if self.error else [])
         return "; ".join(parts) if parts else None
-
-
-def _retryable_classes():
-    litellm = get_litellm()
-    names = ["Timeout", "RateLimitError", "APIConnectionError", "InternalServerError",
-             "ServiceUnavailableError", "BadGatewayError"]
-    return tuple(getattr(litellm, n) for n in names if hasattr(litellm, n)) + (asyncio.TimeoutError, TimeoutError)
 
 
 def _short(exc: BaseException) -> str:
@@ -159,7 +156,6 @@ class LLMClient:
 
     def __post_init__(self):
         self._litellm = get_litellm()
-        self._retryable = _retryable_classes()
         self.model = route(self.model, self.local_threads)
 
     def _kwargs(self, messages, grammar, seed) -> dict:
@@ -225,19 +221,18 @@ class _Attempts:
         self.attempt, self.retried, self.reply = 1, [], None
 
     def failed(self, exc: Exception, t0: float) -> float | None:
-        """The wait before the next attempt, or None (``self.reply`` holds the failure)."""
-        c = self.client
-        if isinstance(exc, c._retryable):
-            err = f"Timeout: no reply within {c.timeout:g}s" if isinstance(exc, asyncio.TimeoutError) else _short(exc)
-            if self.attempt <= c.retries:
-                self.retried.append(err)
-                wait = min(c.backoff_max, c.backoff * 2 ** (self.attempt - 1)) * self.rng.random()
-                self.attempt += 1
-                return wait
-        else:  # not worth retrying: bad request, auth, unknown model, provider bug
-            err = _short(exc)
+        """The wait before the next attempt, or None (``self.reply`` holds the failure). Whether to retry
+        follows :func:`potsearch.llm.failures.classify` (a missing key is never retried, even when litellm
+        calls it a server error)."""
+        c, kind = self.client, classify(exc)
+        err = f"Timeout: no reply within {c.timeout:g}s" if isinstance(exc, asyncio.TimeoutError) else _short(exc)
+        if kind in RETRIED and self.attempt <= c.retries:
+            self.retried.append(err)
+            wait = min(c.backoff_max, c.backoff * 2 ** (self.attempt - 1)) * self.rng.random()
+            self.attempt += 1
+            return wait
         self.reply = Reply(None, latency=time.perf_counter() - t0, attempts=self.attempt, error=err,
-                           retried=self.retried)
+                           retried=self.retried, kind=kind)
         return None
 
     def done(self, resp, t0: float) -> Reply:

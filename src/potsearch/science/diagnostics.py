@@ -34,6 +34,11 @@ from potsearch.science.graph import Graph
 # Haldane's correction for log counts in the loop test: log(n + 1/2) removes the O(1/n) bias of
 # log(n) and keeps small counts from producing spurious violations (measured in the calibration test).
 LOOP_CORRECTION = 0.5
+# The power of a test: the smallest violation (in nats) it detects with probability POWER at level alpha.
+# A loop test that could not see a violation of WEAK_NATS (the product of rates around a cycle off by a
+# factor e = 2.7 either way, a gross violation) is weak evidence, whatever its p-value (docs/concepts.md).
+POWER = 0.8
+WEAK_NATS = 1.0
 # one-way pairs: g->f never seen in N(g) samples. Under detailed balance with potential V the chance of
 # that is exp(-N(g) T(g->f)) = exp(-exp(bound - dV)); "consistent" means that chance is >= alpha.
 
@@ -101,6 +106,8 @@ def pair_test(g: Graph, V: np.ndarray, alpha: float = 0.05) -> dict:
         "chi2": None, "ndf": 0, "chi2_ndf": None, "p_value": None,
         "max_abs_residual": _f(np.max(np.abs(resid[ok]))) if ok.any() else None,
         "alpha": alpha,
+        # the smallest residual (nats) one pair could show at level alpha with probability POWER
+        "power": {"power": POWER, "one_pair": detectable(float(sigma.min()) if len(sigma) else None, 1, alpha)},
     }
     if ok.sum() >= 3 and np.ptp(x[ok]) > 0 and np.ptp(y[ok]) > 0:
         lr = stats.linregress(x[ok], y[ok])
@@ -119,6 +126,33 @@ def pair_test(g: Graph, V: np.ndarray, alpha: float = 0.05) -> dict:
         if ndf > 0:
             out.update(chi2_ndf=chi2 / ndf, p_value=float(stats.chi2.sf(chi2, ndf)))
     return out
+
+
+# ----------------------------------------------------------------------------- power
+def noncentrality_for_power(ndf: int, alpha: float, power: float = POWER) -> float:
+    """The noncentrality lambda at which a chi2 test with ``ndf`` degrees of freedom at level ``alpha``
+    rejects with probability ``power`` (noncentral chi2; ndf = 1 gives (z_{1-alpha/2} + z_power)^2)."""
+    from scipy.optimize import brentq
+
+    crit = stats.chi2.isf(alpha, ndf)
+
+    def short(lam):
+        return stats.ncx2.sf(crit, ndf, lam) - power
+
+    hi = 10.0
+    while short(hi) < 0:
+        hi *= 2
+    return float(brentq(short, 1e-9, hi, xtol=1e-9))
+
+
+def detectable(sigma_min: float | None, ndf: int, alpha: float, power: float = POWER) -> float | None:
+    """The smallest violation, in nats, that a chi2 test over ``ndf`` independent cycles (or pairs)
+    detects with probability ``power`` when it sits on the best-measured one (standard error
+    ``sigma_min``): sqrt(lambda) * sigma_min. An approximation that treats the cycles as independent
+    (shared edges make the true figure somewhat larger); None without anything measured."""
+    if sigma_min is None or not math.isfinite(sigma_min) or ndf <= 0:
+        return None
+    return float(math.sqrt(noncentrality_for_power(ndf, alpha, power)) * sigma_min)
 
 
 # ----------------------------------------------------------------------------- loop test
@@ -218,7 +252,29 @@ def loop_test(g: Graph, alpha: float = 0.05, correction: float = LOOP_CORRECTION
     out.update(chi2=chi2, chi2_ndf=chi2 / ndf, p_value=float(stats.chi2.sf(chi2, ndf)), chi2_wls=chi2_wls,
                p_value_wls=float(stats.chi2.sf(chi2_wls, ndf)), statistic="bradley-terry pearson chi2")
     out["basis"] = cycle_basis_table(g, nodes, la, lb, ae, var, limit=max_basis)
+    out["power"] = loop_power(out, t, alpha)
     return out
+
+
+def loop_power(loop: dict, t, alpha: float, power: float = POWER) -> dict:
+    """What the loop test could have seen (in nats of D, the log of the product of rates around a cycle
+    forward over backward): ``one_cycle``, a violation on the best-measured cycle alone (the smallest
+    sigma among the three-cycles and the basis cycles); ``every_cycle``, a violation of the same size on
+    every basis cycle (sum of 1/sigma^2 over the basis, scaled to ndf when the basis table was cut).
+    Both at level alpha with probability ``power``; cycles treated as independent. ``small_counts``: the
+    share of two-way pairs seen fewer than 5 times in all, where the chi2 approximation is conservative
+    (chi2/ndf below 1 is expected under detailed balance; benchmarks/loop_calibration.py)."""
+    ndf = int(loop.get("ndf") or 0)
+    sig = list((loop.get("basis") or {}).get("sigma") or []) + list((loop.get("triangles") or {}).get("sigma") or [])
+    basis = np.asarray((loop.get("basis") or {}).get("sigma") or [], dtype=float)
+    best = float(min(sig)) if sig else None
+    spread = None
+    if len(basis) and ndf > 0:
+        info = float(np.sum(1.0 / basis ** 2)) * ndf / len(basis)
+        spread = float(math.sqrt(noncentrality_for_power(ndf, alpha, power) / info))
+    t = np.asarray(t, dtype=float)
+    return {"power": power, "one_cycle": detectable(best, 1, alpha, power), "every_cycle": spread,
+            "best_sigma": best, "small_counts": float(np.mean(t < 5)) if len(t) else None, "weak_nats": WEAK_NATS}
 
 
 def _solve(H, rhs):
@@ -426,14 +482,36 @@ def majority_check(g: Graph, m: int = 5, k: int = 3) -> dict:
 
 # ----------------------------------------------------------------------------- verdict
 def verdict(loop: dict, pair: dict, alpha: float = 0.05) -> dict:
-    """One line for a reader. The loop test decides (it needs no potential and is calibrated);
-    without cycles we can only say that the pairs are fitted exactly."""
+    """One line for a reader, with its strength. The loop test decides (it needs no potential and is
+    calibrated); a pass says how large a violation the test could have seen, and reads WEAK EVIDENCE
+    when even a violation of ``WEAK_NATS`` on every cycle would have gone unseen. Without cycles we can
+    only say that the pairs are fitted exactly (UNTESTABLE)."""
     if loop.get("p_value") is not None:
-        p = loop["p_value"]
-        ok = p >= alpha
-        text = (f"consistent with detailed balance (loop test p = {p:.3g}, {loop['ndf']} independent cycles)"
-                if ok else f"detailed balance violated (loop test p = {p:.2g} < {alpha}, {loop['ndf']} cycles)")
-        return {"status": "consistent" if ok else "violated", "text": text, "p_value": p}
+        p, ndf, pw = loop["p_value"], loop["ndf"], loop.get("power") or {}
+        every, one = pw.get("every_cycle"), pw.get("one_cycle")
+        if every is None:
+            seen = ""
+        elif ndf == 1:
+            seen = f"it would have detected a violation of {every:.2g} nats around its cycle (power {POWER:.0%})"
+        else:
+            seen = (f"it would have detected a violation of {every:.2g} nats on every cycle"
+                    + ("" if one is None else f" or of {one:.2g} nats on the best-measured cycle alone")
+                    + f" (power {POWER:.0%})")
+        small = pw.get("small_counts")
+        small_note = ("; most two-way pairs were seen fewer than 5 times, where the chi2 runs far below its "
+                      "degrees of freedom (measured at equilibrium: chi2/ndf 0.2-0.6), so p near 1 adds no support "
+                      "and the power above is optimistic" if small is not None and small > 0.5 else "")
+        if p < alpha:
+            return {"status": "violated", "label": "VIOLATED", "p_value": p, "power": pw,
+                    "text": f"detailed balance violated (loop test p = {p:.2g} < {alpha}, {ndf} cycles)"}
+        if every is None or every > WEAK_NATS:
+            return {"status": "weak", "label": "WEAK EVIDENCE", "p_value": p, "power": pw,
+                    "text": f"no violation detected (loop test p = {p:.3g}, {ndf} independent cycles), but the test "
+                            f"is weak: {seen or 'its power is unknown'}; a violation smaller than {WEAK_NATS:g} nat "
+                            f"per cycle could pass unseen{small_note}"}
+        return {"status": "consistent", "label": "CONSISTENT", "p_value": p, "power": pw,
+                "text": f"consistent with detailed balance (loop test p = {p:.3g}, {ndf} independent cycles); "
+                        f"{seen}{small_note}"}
     from potsearch.science.thindata import verdict_advice
 
     advice = verdict_advice(loop, pair)
@@ -447,6 +525,7 @@ def verdict(loop: dict, pair: dict, alpha: float = 0.05) -> dict:
         else:  # one-way moves and the kernel pull the potential off the pairs' log-ratios
             text = (f"no cycles to test; the fit leaves |residual| up to {r:.2g} on the {n} two-way pair(s), "
                     "but without a cycle that is no test of detailed balance")
-        return {"status": "untestable", "p_value": None, "text": text, "advice": advice}
-    return {"status": "untestable", "p_value": None, "text": "no pair observed in both directions: nothing to test",
+        return {"status": "untestable", "label": "UNTESTABLE", "p_value": None, "text": text, "advice": advice}
+    return {"status": "untestable", "label": "UNTESTABLE", "p_value": None,
+            "text": "no pair observed in both directions: nothing to test",
             "advice": advice}

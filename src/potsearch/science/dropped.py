@@ -52,15 +52,15 @@ def dropped_states(counts, min_visits: int) -> Dropped:
     lost = move & (dropped[src] | dropped[np.where(esc, 0, dst)])
     into = move & keep[src] & dropped[np.where(esc, 0, dst)]
     # the dropped states most involved in moves first, so the line names the ones a reader misses
-    involvement = np.zeros(n_all)
-    np.add.at(involvement, src[lost], cnt[lost])
-    np.add.at(involvement, dst[lost], cnt[lost])
+    w = cnt[lost].astype(float)
+    involvement = (np.bincount(src[lost], weights=w, minlength=n_all)
+                   + np.bincount(dst[lost], weights=w, minlength=n_all))
     idx = np.flatnonzero(dropped)
     idx = idx[np.lexsort((idx, -involvement[idx]))]
     return Dropped(
         min_visits=int(min_visits), states_in_input=int(appearing.sum()), states_kept=int((appearing & keep).sum()),
         states_dropped=int(dropped.sum()), dropped_names=[counts.states[i] for i in idx[:SHOW_NAMES]],
-        moves_dropped=int(cnt[lost].sum()), edges_dropped=int(len({(a, b) for a, b in zip(src[lost], dst[lost])})),
+        moves_dropped=int(cnt[lost].sum()), edges_dropped=int(len(np.unique(src[lost].astype(np.int64) * n_all + dst[lost]))),
         moves_into_dropped=int(cnt[into].sum()), escapes=int(cnt[esc].sum()),
         self_loops=int(cnt[~esc & (dst == src)].sum()), samples=int(cnt.sum()),
     )

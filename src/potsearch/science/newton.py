@@ -60,8 +60,16 @@ class NewtonSolver:
 
     @staticmethod
     def _factor(H):
-        return spla.splu(H.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                         options={"SymmetricMode": True})
+        """Sparse LU of H. When the curvature of the edges joining a block to its pinned state has
+        underflowed (the softplus K'' of a large potential difference), H is singular in floating point
+        although not in exact arithmetic ("Factor is exactly singular"): the factor is then taken of
+        H + 1e-10 max|diag| I, a Levenberg step the line search accepts or shortens like any other."""
+        opts = dict(permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+        try:
+            return spla.splu(H.tocsc(), **opts)
+        except RuntimeError:
+            shift = 1e-10 * max(float(np.abs(H.diagonal()).max()), 1e-300)
+            return spla.splu((H + shift * sp.identity(H.shape[0], format="csc")).tocsc(), **opts)
 
     def _lu(self, H, rhs):
         lu = self._factor(H)

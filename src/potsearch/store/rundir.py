@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,36 +98,44 @@ POTENTIAL_COLUMNS = ["state", "potential", "lower_bound", "scc", "unbounded", "v
 REFERENCE_COLUMNS = POTENTIAL_COLUMNS[-3:]   # absent from fits written before the reference convention
 
 
-def _num(x: float) -> str:
-    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else repr(float(x))
-
-
-def _ref_num(x: float) -> str:
-    return "+inf" if x == np.inf else "-inf" if x == -np.inf else _num(x)
+def _column(a, inf: str = "inf") -> list:
+    """A float column as CSV text, vectorised: repr of each finite value (exact round trip), "" for NaN,
+    ``inf`` / "-inf" for the infinities (the reference columns write "+inf")."""
+    a = np.asarray(a, dtype=float)
+    out = np.full(len(a), "", dtype=object)
+    fin = np.isfinite(a)
+    out[fin] = list(map(repr, a[fin].tolist()))
+    out[a == np.inf], out[a == -np.inf] = inf, "-inf"
+    return out.tolist()
 
 
 def write_fit_files(out: Path, res, summary: dict) -> None:
     """potentials.csv and fit.json in ``out`` (RUN/fit, or the fit's ``--out``) of a least-action fit ``res``
     (a ``science.action.FitResult``) and its ``summary``. A state name a spreadsheet would run as a formula
-    (``=1+1``) is written with a leading apostrophe (``textsafe.csv_cell``); ``load_fit`` reads it back exactly."""
+    (``=1+1``) is written with a leading apostrophe (``textsafe.csv_cell``); ``load_fit`` reads it back exactly.
+    Columns are formatted whole and written by the csv module's C writer: 10^5 states in well under a second."""
     out.mkdir(parents=True, exist_ok=True)
+    n = res.n_states
     sizes = np.bincount(res.scc)
     rank = np.empty(res.n_sccs, dtype=int)
     rank[np.asarray(res.scc_order, dtype=int)] = np.arange(res.n_sccs)
+    se = res.stderr if res.stderr is not None else np.full(n, np.nan)
+    ref = res.reference
+    blank = [""] * n
+    scc = np.asarray(res.scc, dtype=int)
+    cols = [list(map(csv_cell, res.names)), _column(res.potential), _column(res.lower_bound), scc.tolist(),
+            np.where(res.unbounded, "true", "false").tolist(), np.asarray(res.visits, dtype=int).tolist(),
+            _column(se), _column(res.scc_potential), sizes[scc].tolist(), rank[scc].tolist(),
+            _column(ref.potential, "+inf") if ref is not None else blank,
+            _column(ref.bound) if ref is not None else blank,
+            list(ref.relation_names()) if ref is not None else blank]
     fh = io.StringIO()
     w = csv.writer(fh, lineterminator="\n")
     w.writerow(POTENTIAL_COLUMNS)
-    se = res.stderr if res.stderr is not None else np.full(res.n_states, np.nan)
-    ref = res.reference
-    rel = ref.relation_names() if ref is not None else [""] * res.n_states
-    for i, name in enumerate(res.names):
-        w.writerow([csv_cell(name), _num(res.potential[i]), _num(res.lower_bound[i]), int(res.scc[i]),
-                    "true" if res.unbounded[i] else "false", int(res.visits[i]), _num(se[i]),
-                    _num(res.scc_potential[i]), int(sizes[res.scc[i]]), int(rank[res.scc[i]]),
-                    _ref_num(ref.potential[i]) if ref is not None else "",
-                    _num(ref.bound[i]) if ref is not None else "", rel[i]])
+    w.writerows(zip(*cols))
     write_text(out / POTENTIALS_CSV, fh.getvalue())
     write_json(out / FIT_JSON, summary)
+
 
 @dataclass
 class SavedFit:

@@ -26,12 +26,18 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 DEFAULT_FEATURES = ("vowels", "zipf", "length")
+WORD_V = 0.6     # word mode's hidden potential: V(word) = WORD_V * vowels(word)
 FUNCS = ("np.log1p({})", "np.sqrt({})", "np.tanh({})", "{}", "{}")
 
 
 class StandinServer:
     def __init__(self, median: float = 3.0, sigma: float = 0.5, seed: int = 0, features=DEFAULT_FEATURES,
-                 fail: float = 0.0, hang: float = 0.0, hostile: float = 0.0, lifetime: float = 600.0):
+                 fail: float = 0.0, hang: float = 0.0, hostile: float = 0.0, lifetime: float = 600.0,
+                 mode: str = "formula", port: int = 0):
+        if mode not in ("formula", "word"):
+            raise ValueError(f"unknown stand-in mode {mode!r} (formula or word)")
+        self.mode = mode
+        self._words = WordMode(seed) if mode == "word" else None
         self.median, self.sigma = float(median), float(sigma)
         self.features = tuple(features) or DEFAULT_FEATURES
         self.fail, self.hang, self.hostile = float(fail), float(hang), float(hostile)
@@ -64,7 +70,7 @@ class StandinServer:
             def handle_error(self, request, client_address):  # a client cut at its timeout: not an error here
                 pass
 
-        self._httpd = Server(("127.0.0.1", 0), Handler)
+        self._httpd = Server(("127.0.0.1", int(port)), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self.api_base = f"http://127.0.0.1:{self.port}/v1"
@@ -106,6 +112,9 @@ class StandinServer:
 
     def _serve(self, h: BaseHTTPRequestHandler, body: dict) -> None:
         delay, kind, text = self._draw()
+        if self._words is not None and kind == "ok":
+            with self._lock:
+                text = self._words.reply(body.get("messages") or [], self._rng)
         self._track(+1)
         try:
             if kind == "hang":
@@ -152,3 +161,72 @@ class StandinServer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class WordMode:
+    """Word mode: answers the word agent's prompt like an agent with a known potential. The source word is
+    read from the prompt (``WORD(1+2+...=100)``); a neighbour in the shipped word list (up to 4 places
+    either side) is proposed and accepted with probability min(1, exp(V(source) - V(target))) where
+    V = WORD_V x vowels; a rejected proposal answers the source word again; 5 % of replies are prose
+    (an escape). Detailed balance holds by construction, so a rehearsal's fit can be checked against V."""
+
+    def __init__(self, seed: int):
+        from potsearch.agents.data import load_word_list
+
+        self.words = load_word_list().words
+        self.index = {w: i for i, w in enumerate(self.words)}
+
+    @staticmethod
+    def potential(word: str) -> float:
+        return WORD_V * sum(c in "AEIOU" for c in word)
+
+    def reply(self, messages: list, rng: random.Random) -> str:
+        import re
+
+        text = " ".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
+        found = [w for w in re.findall(r"\b([A-Z]+)\(", text) if w in self.index]
+        if not found or rng.random() < 0.05:
+            return "I am not sure which word you mean."
+        src = found[-1]
+        i = self.index[src]
+        j = min(max(i + rng.choice((-4, -3, -2, -1, 1, 2, 3, 4)), 0), len(self.words) - 1)
+        tgt = self.words[j]
+        accept = rng.random() < math.exp(min(0.0, self.potential(src) - self.potential(tgt)))
+        return tgt if accept and tgt != src else src
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m potsearch.testing.standin_server``: serve until Ctrl-C (or --lifetime seconds)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m potsearch.testing.standin_server",
+                                 description="TEST INSTRUMENT: a stand-in OpenAI-compatible model on 127.0.0.1, to "
+                                             "rehearse the paid-model path offline (no model behind it).")
+    ap.add_argument("--mode", choices=["formula", "word"], default="word",
+                    help="word: answer the word agent's prompt (hidden V = 0.6 x vowels); formula: answer "
+                         "evolve's model operator with a candidate potential")
+    ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    ap.add_argument("--median", type=float, default=0.05, help="median reply delay in seconds")
+    ap.add_argument("--sigma", type=float, default=0.5, help="lognormal spread of the delay")
+    ap.add_argument("--fail", type=float, default=0.0, help="share of replies that are HTTP 500")
+    ap.add_argument("--hang", type=float, default=0.0, help="share of requests never answered")
+    ap.add_argument("--hostile", type=float, default=0.0, help="formula mode: share of hostile code replies")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lifetime", type=float, default=3600.0, help="seconds before it shuts itself down")
+    a = ap.parse_args(argv)
+    srv = StandinServer(median=a.median, sigma=a.sigma, seed=a.seed, fail=a.fail, hang=a.hang, hostile=a.hostile,
+                        lifetime=a.lifetime, mode=a.mode, port=a.port)
+    print(f"stand-in model ({a.mode} mode, TEST INSTRUMENT) at {srv.api_base}; any API key works, e.g.\n"
+          f"  OPENAI_API_KEY=standin potsearch collect --agent word --provider openai/standin --mode free "
+          f"--api-base {srv.api_base} --run runs/rehearsal --max-samples 400", flush=True)
+    try:
+        srv._timer.join()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
