@@ -25,10 +25,8 @@ ALLOWED = {
 #: joins under a run in modules outside this change's files: each should take its path from
 #: store.rundir (RunDir, FIT_JSON, ...); an entry that is fixed must be removed (checked below)
 PENDING = {
-    ("potsearch/science/dropped.py", "fit.json"): "add_dropped: Path(out) / rundir.FIT_JSON",
     ("potsearch/stages/fit.py", "fit"): "default_out: RunDir(inp.run_dir).fit_dir",
     ("potsearch/stages/evolve.py", "store.sqlite"): "run: RunDir(run_dir).store",
-    ("potsearch/testing/surrogate_run.py", "fit"): "write_fit(RunDir(run_dir).fit_dir, ...)",
     ("potsearch/cli/commands/evolve.py", "store.sqlite"): "RunDir(args.run).store",
     ("potsearch/cli/commands/evolve.py", "best_potential.py"): "RunDir(run_dir).best_potential",
     ("potsearch/cli/commands/evolve.py", "evolve"): "RunDir(run_dir).evolve_dir",

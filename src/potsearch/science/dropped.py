@@ -98,7 +98,9 @@ def annotate_fit(out, summary: dict, counts, min_visits: int) -> Dropped:
 
     d = dropped_states(counts, min_visits)
     summary["dropped"] = d.as_dict()
-    path = Path(out) / "fit.json"
+    from potsearch.store.rundir import FIT_JSON
+
+    path = Path(out) / FIT_JSON
     if path.is_file():
         saved = json.loads(path.read_text())
         saved["dropped"] = d.as_dict()

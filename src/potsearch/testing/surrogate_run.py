@@ -75,7 +75,9 @@ def make_surrogate_run(run_dir, n_samples: int = 20_000, n_words: int | None = N
     store.add_samples(samples)
     counts = store.counts()
     g, res = run_fit(counts, FitOptions())
-    summary = write_fit(run_dir / "fit", g, res)
+    from potsearch.store.rundir import RunDir
+
+    summary = write_fit(RunDir(run_dir).fit_dir, g, res)
     record(Input(counts, run_dir, store), summary)
     store.close()
     return {"run_dir": str(run_dir), "samples": len(samples), "words": len(words), "s_min": summary["action"],
