@@ -183,3 +183,11 @@ def test_show_candidate_off_the_front_is_simplified_now(run, cli):
     assert (run / "store.sqlite").stat().st_mtime_ns == before
     code, out, err = cli("show", run, "--candidate", "2", "--no-simplify")
     assert code == 0 and "simplifies to" not in out
+
+
+def test_show_says_when_the_law_predicts_held_out_moves_worse_than_the_per_state_table():
+    from potsearch.stages.show import heldout_warning
+
+    assert "worse than the per-state table (0.2095 vs 0.1473)" in heldout_warning(0.2095, 0.1473)
+    assert heldout_warning(0.14, 0.1473) is None and heldout_warning(None, 0.1) is None
+    assert heldout_warning(0.2, None) is None and heldout_warning(float("nan"), 0.1) is None

@@ -111,6 +111,19 @@ class ShowResult:
 
 
 # ----------------------------------------------------------------------------- helpers
+def heldout_warning(heldout, baseline) -> str | None:
+    """The law predicts held-out moves worse than the per-state table (the fit of the training part,
+    one free potential a state): say so, with both numbers; None otherwise."""
+    try:
+        h, b = float(heldout), float(baseline)
+    except (TypeError, ValueError):
+        return None
+    if not (h > b):
+        return None
+    return (f"this law predicts held-out moves worse than the per-state table ({h:.4g} vs {b:.4g}): it describes "
+            "the training moves but does not generalise better than one free number a state")
+
+
 def _num(v, nd=6):
     return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{nd}f}"
 
@@ -259,6 +272,7 @@ def run(run_dir, options: ShowOptions = ShowOptions()) -> ShowResult:
         res.scores = {"train_action": S, "heldout_action": res.law.get("heldout_action"), "s_min_train": s_min_train,
                       "gap": S - s_min_train if S is not None and s_min_train is not None else None,
                       "s_min_fit": saved.s_min, "reference": reference_line(saved.summary),
+                      "baseline_heldout": summary.get("baseline_heldout"),
                       "complexity": res.law.get("complexity"), "n_params": len(params),
                       "n_terms": res.law.get("n_terms")}
         if options.format != "python":
@@ -350,7 +364,12 @@ def _render(r: ShowResult) -> list[tuple[str, str]]:
              else f"  standard errors: {method or 'not stored'}")
     sc = r.scores
     line(f"train action: {_num(sc['train_action'])}")
-    line(f"held-out action: {_num(sc['heldout_action'])}")
+    base = sc.get("baseline_heldout")
+    line(f"held-out action: {_num(sc['heldout_action'])}" + (f"   (per-state table: {_num(base)})" if base is not None
+                                                             else ""))
+    worse = heldout_warning(sc["heldout_action"], base)
+    if worse:
+        line("note: " + worse)
     line(f"S_min (train part): {_num(sc['s_min_train'])}   gap: {_num(sc['gap'])}")
     line(f"S_min (fit, all samples): {_num(sc['s_min_fit'])}")
     if sc.get("reference"):
