@@ -54,6 +54,20 @@ def collect(cfg: CollectConfig, on_batch: Callable | None = None, out=sys.stderr
     (called after each write to the store) are hooks for tests."""
     from potsearch.agents.registry import load_agent
 
+    cfg = _checked(cfg)
+    agent = load_agent(cfg.agent)
+    store = RunStore.create(Path(cfg.run), kind="collect")
+    try:
+        plan = _resolve(cfg, agent, store, cfg.resume)
+        model = _model(plan, agent)
+        return _collect(cfg, agent, store, plan, model, on_batch, out, after_write)
+    finally:
+        store.close()
+
+
+def _checked(cfg: CollectConfig) -> CollectConfig:
+    """The options checked against each other and the run folder; on resume, a copy completed with the
+    stored plan's agent and provider (``cfg`` itself is never changed)."""
     run_dir = Path(cfg.run)
     store_path = run_dir / "store.sqlite"
     if cfg.resume and not store_path.exists():
@@ -85,36 +99,34 @@ def collect(cfg: CollectConfig, on_batch: Callable | None = None, out=sys.stderr
             if getattr(cfg, k) is not None and getattr(cfg, k) != stored_plan[k]:
                 raise InputError(f"this run was collected with --{k} {stored_plan[k]}; --resume continues that plan",
                                  str(run_dir))
-        # the options as given, completed with the stored plan's agent and provider (``cfg`` is not changed)
         cfg = replace(cfg, agent=cfg.agent or stored_plan["agent"], provider=cfg.provider or stored_plan["provider"])
     if not cfg.agent or not cfg.provider:
         raise InputError("collect needs --agent (word, fitter or PATH.yaml) and --provider (surrogate, local or a "
                          "litellm model string)")
-    agent = load_agent(cfg.agent)
-    store = RunStore.create(run_dir, kind="collect")
-    try:
-        plan = _resolve(cfg, agent, store, cfg.resume)
-        surrogate = plan["provider"] == "surrogate"
-        model = None
-        if not surrogate:
-            from potsearch.llm.client import is_local, resolve_model
+    return cfg
 
-            model = resolve_model(plan["provider"])
-            if plan["mode"] == "constrained" and not is_local(model):
-                raise InputError(
-                    f"constrained decoding needs a grammar-capable local model; {plan['provider']!r} is a remote "
-                    "model: use --mode free (the paper's protocol) or --provider local")
-            if is_local(model):
-                from potsearch.agents.local import llama_available
 
-                why = llama_available()
-                if why:
-                    raise InputError(f"--provider local: {why}")
-            if plan["mode"] == "constrained" and agent.grammar("constrained") is None:
-                raise InputError(f"agent {agent.name!r} has no grammar for constrained decoding")
-        return _collect(cfg, agent, store, plan, model, on_batch, out, after_write)
-    finally:
-        store.close()
+def _model(plan: dict, agent) -> str | None:
+    """The litellm model string of the plan's provider (None: the surrogate), checked against the
+    decoding mode."""
+    if plan["provider"] == "surrogate":
+        return None
+    from potsearch.llm.client import is_local, resolve_model
+
+    model = resolve_model(plan["provider"])
+    if plan["mode"] == "constrained" and not is_local(model):
+        raise InputError(
+            f"constrained decoding needs a grammar-capable local model; {plan['provider']!r} is a remote "
+            "model: use --mode free (the paper's protocol) or --provider local")
+    if is_local(model):
+        from potsearch.agents.local import llama_available
+
+        why = llama_available()
+        if why:
+            raise InputError(f"--provider local: {why}")
+    if plan["mode"] == "constrained" and agent.grammar("constrained") is None:
+        raise InputError(f"agent {agent.name!r} has no grammar for constrained decoding")
+    return model
 
 
 def _run_config(cfg, agent, plan, model, sur_meta) -> dict:
