@@ -13,7 +13,7 @@ import pytest
 from potsearch.search.outputs import write_best_potential
 from potsearch.sandbox import SandboxPool, check_source
 
-EXACT = "potsearch.sandbox:_call_potential_exact"
+EXACT = "potsearch.sandbox:call_potential_exact"
 X = {"a": np.array([1.0, 2.5, 4.0, 7.0]), "b": np.array([0.5, -1.0, 3.0, 2.0])}
 P = np.array([0.7, -1.3, 2.0])
 

@@ -240,9 +240,10 @@ def test_surrogate_chain_and_population_protocols_and_resume_extends_the_budget(
         res = collect(CollectConfig(agent=str(agent), provider="surrogate", run=str(run), protocol=proto,
                                     max_samples=3000, workers=2, progress=False, batch_size=256))
         assert res.summary["samples"] == 3000
-        res = collect(CollectConfig(run=str(run), resume=True, max_samples=5000, workers=2, progress=False,
-                                    batch_size=256))
+        cfg = CollectConfig(run=str(run), resume=True, max_samples=5000, workers=2, progress=False, batch_size=256)
+        res = collect(cfg)
         assert res.new_samples == 2000
+        assert cfg.agent is None and cfg.provider is None   # the stored plan completes a copy, not the options
         uids = stored_uids(run)
         assert len(uids) == len(set(uids)) == 5000
         prefix = "c" if proto == "chain" else "p:"

@@ -186,13 +186,13 @@ def test_diagnose_and_report_draw_mathtext_names_as_text(tmp_path, cli):
 
 def test_attribution_and_polish_figures_draw_names_as_text(tmp_path):
     from potsearch.law.attribution import Attribution, Row, plot
-    from potsearch.law.optimize import PolishResult, plot_convergence
+    from potsearch.law.optimize import OptimizeResult, plot_convergence
 
     att = Attribution(1.0, None, 1.0, [Row("feature", "$x^{$"), Row("term", "term 0", detail="+ p[0] * x['$a^{$']")],
                       1, 0, [])
     plot(att, tmp_path / "a.png")
     assert (tmp_path / "a.png").stat().st_size > 0
-    plot_convergence([PolishResult("random-descent", [1.0], 1.0, [1.0], 0.5, 3, [(0, 1.0), (3, 0.5)])],
+    plot_convergence([OptimizeResult("random-descent", [1.0], 1.0, [1.0], 0.5, 3, [(0, 1.0), (3, 0.5)])],
                      tmp_path / "p.png", 0.4, title="$x^{$ \\frac{")
     assert (tmp_path / "p.png").stat().st_size > 0
 

@@ -6,16 +6,14 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
-import types
-from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from potsearch.stages import report as R
+from potsearch.views.html import esc, fmt
 from potsearch.cli.app import main
 from potsearch.collector.io import export_counts, import_file
 from potsearch.store import RunStore
@@ -59,7 +57,7 @@ def test_report_headline_and_sections(table2_run):
     assert 'class="verdict untestable"' in page
     assert "S<sub>min</sub>" in page
     diag = json.loads((table2_run / "diagnose" / "diagnostics.json").read_text())
-    assert R.fmt(diag["fit"]["action"]) in page
+    assert fmt(diag["fit"]["action"]) in page
     for word in ("ATTITUDE", "PERSONAL", "PROBLEMS", "TURKEY", "BUZZY"):
         assert word in page
     for key in ("evolve", "polish", "attribution"):
@@ -100,12 +98,10 @@ def test_stage_folders_render_automatically(tmp_path):
     assert "not run yet" in re.search(r'<section id="attribution">(.*?)</section>', page, re.S).group(1)
 
 
-def test_registry_and_stage_plugin_modules(tmp_path, monkeypatch):
+def test_registry_adds_and_replaces_sections(tmp_path, monkeypatch):
     run = _run(tmp_path, "r")
-    mod = types.ModuleType("potsearch.stages.report_attribution")
-    mod.__spec__ = ModuleSpec("potsearch.stages.report_attribution", None)
-    mod.render = lambda ctx: "<p>custom attribution section</p>"
-    monkeypatch.setitem(sys.modules, "potsearch.stages.report_attribution", mod)
+    monkeypatch.setitem(R.SECTIONS, "attribution", R.Section("attribution", "Feature attribution", 50,
+                                                             lambda ctx: "<p>custom attribution section</p>"))
     monkeypatch.setitem(R.SECTIONS, "extra", R.Section("extra", "Extra", 99, lambda ctx: "<p>registered</p>"))
     monkeypatch.setitem(R.SECTIONS, "broken", R.Section("broken", "Broken", 98, lambda ctx: 1 / 0))
     page = R.render(R.Ctx(run_dir=run))
@@ -248,7 +244,7 @@ def test_evolve_section_without_a_selection_block_computes_it(tmp_path_factory):
     # a surrogate run: the hidden law from the run's stored config, and the scatter of hidden vs found
     with RunStore.open(run, readonly=True) as st:
         formula = st.run_info()["config"]["formula"]
-    assert f"V<sub>hidden</sub> = {R.esc(formula)}" in visible
+    assert f"V<sub>hidden</sub> = {esc(formula)}" in visible
     m = re.search(r"both centred \(the additive constant removed\): r = ([-0-9.]+)", visible)
     assert m and float(m.group(1)) > 0.5
     assert visible.count("★ selected") == 1

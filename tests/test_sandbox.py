@@ -16,7 +16,7 @@ from potsearch.sandbox import (
 
 X = {"length": np.arange(1.0, 8.0), "vowels": np.array([0, 1, 2, 1, 0, 3, 1], dtype=float)}
 PAYLOAD = {"x": X, "p": np.array([0.5, -1.0, 2.0])}
-NOOP = "potsearch.sandbox:_noop"
+NOOP = "potsearch.sandbox:noop"
 
 GOOD = '''
 """A readable potential."""
@@ -292,7 +292,7 @@ def test_big_payload_values_are_sent_once_per_worker_and_frozen(pool):
 
 
 def test_task_errors_and_bad_task_names(pool):
-    res = pool.run("def potential(x, p):\n    return 1.0\n", task="potsearch.sandbox:_return_raw",
+    res = pool.run("def potential(x, p):\n    return 1.0\n", task="potsearch.sandbox:return_raw",
                    payload={"x": None, "p": None})
     assert res.ok and res.value == {"value": 1.0}
     res = pool.run("def potential(x, p):\n    return x['nope']\n", payload=PAYLOAD)

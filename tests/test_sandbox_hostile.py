@@ -25,7 +25,7 @@ import pytest
 from potsearch.sandbox import SandboxPool, check_source
 
 SECRET_ENV = "POTSEARCH_HOSTILE_SECRET"
-RAW = "potsearch.sandbox:_return_raw"
+RAW = "potsearch.sandbox:return_raw"
 PAYLOAD = {"x": {"length": np.arange(1.0, 6.0), "vowels": np.ones(5)}, "p": np.array([1.0, 2.0])}
 GOOD = 'def potential(x, p):\n    return p[0] * x["length"] + p[1]\n'
 GOOD_SUM = float(np.sum(np.arange(1.0, 6.0) + 2.0))
@@ -51,7 +51,7 @@ class Case:
     src: str
     checked: frozenset  # allowed categories on the normal path
     bypass: frozenset  # allowed categories with the AST check bypassed
-    task: str = "potsearch.sandbox:_call_potential"
+    task: str = "potsearch.sandbox:call_potential"
     contains: str = ""  # substring the bypass error must contain (the specific reason)
 
 

@@ -51,16 +51,6 @@ class WordList:
         return {w: i for i, w in enumerate(self.words)}
 
 
-def read_provenance(path: Path) -> str:
-    with open(path, "rb") as fh:
-        first = fh.readline()
-    if path.suffix == ".gz":
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            first = fh.readline().encode()
-    text = first.decode("utf-8", "replace").strip()
-    return text[len("# provenance:") :].strip() if text.startswith("# provenance:") else ""
-
-
 def load_word_list(path: str | Path | None = None) -> WordList:
     """Read a word list: ``# provenance`` line, header ``word<TAB>zipf``, one word a line."""
     path = Path(path) if path else data_dir() / WORD_LIST_FILE

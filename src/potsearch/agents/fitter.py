@@ -311,7 +311,7 @@ class _Timeout(Exception):
 
 
 @dataclass
-class FitResult:
+class ExprFit:
     params: list
     mse: float
     nmse: float
@@ -393,7 +393,7 @@ def _project_linear(p0, lin, g, model, x, y):
         return p0
 
 
-def fit_expression(expr, params, x, y, opts: FitterOptions, seed: int = 0) -> FitResult:
+def fit_expression(expr, params, x, y, opts: FitterOptions, seed: int = 0) -> ExprFit:
     """Least-squares fit of ``expr`` (params symbols) to (x, y); see module doc."""
     from scipy.optimize import least_squares
 
@@ -405,7 +405,7 @@ def fit_expression(expr, params, x, y, opts: FitterOptions, seed: int = 0) -> Fi
     try:
         f, g = compile_model(expr, params)
     except Exception as exc:  # sympy/lambdify failure on an exotic tree
-        return FitResult([], float("inf"), float("inf"), 0.0, 0, 0, time.monotonic() - t0, f"compile: {type(exc).__name__}")
+        return ExprFit([], float("inf"), float("inf"), 0.0, 0, 0, time.monotonic() - t0, f"compile: {type(exc).__name__}")
     best = {"cost": np.inf, "p": None}
     nfev = [0]
 
@@ -417,7 +417,7 @@ def fit_expression(expr, params, x, y, opts: FitterOptions, seed: int = 0) -> Fi
     if k == 0:
         r = model([]) - y
         mse = float(np.mean(r * r)) if np.all(np.isfinite(r)) else float("inf")
-        return FitResult([], mse, mse / var, score_of(mse / var, opts.score), 1, 1, time.monotonic() - t0,
+        return ExprFit([], mse, mse / var, score_of(mse / var, opts.score), 1, 1, time.monotonic() - t0,
                          None if np.isfinite(mse) else "not finite on the data")
 
     def resid(p):
@@ -465,9 +465,9 @@ def fit_expression(expr, params, x, y, opts: FitterOptions, seed: int = 0) -> Fi
         done += 1
     secs = time.monotonic() - t0
     if best["p"] is None:
-        return FitResult([], float("inf"), float("inf"), 0.0, done, nfev[0], secs, "not finite on the data")
+        return ExprFit([], float("inf"), float("inf"), 0.0, done, nfev[0], secs, "not finite on the data")
     mse = best["cost"] / n
-    return FitResult(best["p"].tolist(), mse, mse / var, score_of(mse / var, opts.score), done, nfev[0], secs)
+    return ExprFit(best["p"].tolist(), mse, mse / var, score_of(mse / var, opts.score), done, nfev[0], secs)
 
 
 # ---------------------------------------------------------------- the agent

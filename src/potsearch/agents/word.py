@@ -19,7 +19,6 @@ from potsearch.agents.base import ESCAPE_NO_WORD, ESCAPE_NOT_IN_LIST, Outcome, c
 from potsearch.agents.config import AgentConfig
 from potsearch.agents.data import letter_sum, letter_values, load_word_list
 
-VOWELS = frozenset("AEIOU")
 MAX_REPLY = 20000  # characters of a reply we look at
 _WORD_LINE = re.compile(r"^([A-Za-z]+)\s*(\([^()]*\))?$")
 _STRIP = " \t\"'`*_.!:;,"
@@ -74,9 +73,6 @@ class WordAgent:
         self._zipf = dict(zip(self.words, self.wordlist.zipf.tolist()))
 
     # -------------------------------------------------------------- states
-    def is_valid(self, word: str) -> bool:
-        return word.upper() in self._index
-
     def initial_states(self, rng) -> list[tuple[str, str, dict | None]]:
         out: list[str] = []
         for w in self.config.initial:

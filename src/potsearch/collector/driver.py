@@ -1,10 +1,9 @@
 """The collect driver: plans positions, keeps batches in flight, writes results, enforces budgets."""
 from __future__ import annotations
 
-import os
-import random
 import sys
 import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -15,7 +14,7 @@ from potsearch.store import RunStore, Sample
 from potsearch.store.rundir import RunDir
 from potsearch.collector.config import Budget, CollectConfig, CollectResult, PLAN_KEYS
 from potsearch.collector.protocols import CONSTRAINED_NOTE, SURROGATE_NOTE, Task, make_protocol, norm_protocol
-from potsearch.collector.stats import _stored_samples, _stored_usage, table3
+from potsearch.collector.stats import stored_samples, stored_usage, table3
 from potsearch.collector.workers import make_surrogate, ray_classes
 
 
@@ -56,7 +55,20 @@ def collect(cfg: CollectConfig, on_batch: Callable | None = None, out=sys.stderr
     (called after each write to the store) are hooks for tests."""
     from potsearch.agents.registry import load_agent
 
-    t_start = time.time()
+    cfg = _checked(cfg)
+    agent = load_agent(cfg.agent)
+    store = RunStore.create(Path(cfg.run), kind="collect")
+    try:
+        plan = _resolve(cfg, agent, store, cfg.resume)
+        model = _model(plan, agent)
+        return _collect(cfg, agent, store, plan, model, on_batch, out, after_write)
+    finally:
+        store.close()
+
+
+def _checked(cfg: CollectConfig) -> CollectConfig:
+    """The options checked against each other and the run folder; on resume, a copy completed with the
+    stored plan's agent and provider (``cfg`` itself is never changed)."""
     run_dir = Path(cfg.run)
     store_path = RunDir(run_dir).store
     if cfg.resume and not store_path.exists():
@@ -85,39 +97,37 @@ def collect(cfg: CollectConfig, on_batch: Callable | None = None, out=sys.stderr
             raise InputError("this run store holds no collection to resume (drop --resume to start one here)",
                              str(run_dir))
         for k in ("agent", "provider"):
-            if getattr(cfg, k) is None:
-                setattr(cfg, k, stored_plan[k])
-            elif getattr(cfg, k) != stored_plan[k]:
+            if getattr(cfg, k) is not None and getattr(cfg, k) != stored_plan[k]:
                 raise InputError(f"this run was collected with --{k} {stored_plan[k]}; --resume continues that plan",
                                  str(run_dir))
+        cfg = replace(cfg, agent=cfg.agent or stored_plan["agent"], provider=cfg.provider or stored_plan["provider"])
     if not cfg.agent or not cfg.provider:
         raise InputError("collect needs --agent (word, fitter or PATH.yaml) and --provider (surrogate, local or a "
                          "litellm model string)")
-    agent = load_agent(cfg.agent)
-    store = RunStore.create(run_dir, kind="collect")
-    try:
-        plan = _resolve(cfg, agent, store, cfg.resume)
-        surrogate = plan["provider"] == "surrogate"
-        model = None
-        if not surrogate:
-            from potsearch.llm.client import is_local, resolve_model
+    return cfg
 
-            model = resolve_model(plan["provider"])
-            if plan["mode"] == "constrained" and not is_local(model):
-                raise InputError(
-                    f"constrained decoding needs a grammar-capable local model; {plan['provider']!r} is a remote "
-                    "model: use --mode free (the paper's protocol) or --provider local")
-            if is_local(model):
-                from potsearch.agents.local import llama_available
 
-                why = llama_available()
-                if why:
-                    raise InputError(f"--provider local: {why}")
-            if plan["mode"] == "constrained" and agent.grammar("constrained") is None:
-                raise InputError(f"agent {agent.name!r} has no grammar for constrained decoding")
-        return _collect(cfg, agent, store, plan, model, on_batch, out, t_start, after_write)
-    finally:
-        store.close()
+def _model(plan: dict, agent) -> str | None:
+    """The litellm model string of the plan's provider (None: the surrogate), checked against the
+    decoding mode."""
+    if plan["provider"] == "surrogate":
+        return None
+    from potsearch.llm.client import is_local, resolve_model
+
+    model = resolve_model(plan["provider"])
+    if plan["mode"] == "constrained" and not is_local(model):
+        raise InputError(
+            f"constrained decoding needs a grammar-capable local model; {plan['provider']!r} is a remote "
+            "model: use --mode free (the paper's protocol) or --provider local")
+    if is_local(model):
+        from potsearch.agents.local import llama_available
+
+        why = llama_available()
+        if why:
+            raise InputError(f"--provider local: {why}")
+    if plan["mode"] == "constrained" and agent.grammar("constrained") is None:
+        raise InputError(f"agent {agent.name!r} has no grammar for constrained decoding")
+    return model
 
 
 def _run_config(cfg, agent, plan, model, sur_meta) -> dict:
@@ -178,15 +188,85 @@ def _init_ray(cfg: CollectConfig):
     return True
 
 
-def _collect(cfg, agent, store, plan, model, on_batch, out, t_start, after_write=None) -> CollectResult:
-    import ray
+@dataclass
+class _Collection:
+    """One invocation's state, shared by its steps: what it writes to, what it planned, what came back
+    (``buf``: samples not yet stored) and its counts."""
+    cfg: CollectConfig
+    agent: object
+    store: RunStore
+    plan: dict
+    model: str | None
+    proto: object
+    budget: Budget
+    after_write: Callable | None
+    actors: list = field(default_factory=list)
+    buf: list = field(default_factory=list)
+    last_flush: float = field(default_factory=time.time)
+    new: int = 0
+    failures: int = 0
+    escapes: int = 0
+    consecutive_fail: int = 0
+    fail_counts: dict = field(default_factory=dict)
+    given_up: set = field(default_factory=set)
 
-    surrogate = model is None
+    @property
+    def surrogate(self) -> bool:
+        return self.model is None
+
+    def flush(self) -> None:
+        """Store what arrived (one transaction)."""
+        if self.buf:
+            self.new += self.store.add_samples(self.buf)
+            self.buf = []
+            if self.after_write is not None:
+                self.after_write()
+        self.last_flush = time.time()
+
+
+def _collect(cfg, agent, store, plan, model, on_batch, out, after_write=None) -> CollectResult:
+    """Plan, start the workers, run the loop, record the result; whatever happens, what arrived is
+    stored and the workers are stopped."""
+    c = _plan(cfg, agent, store, plan, model, after_write)
+    owns_ray = _init_ray(cfg)
+    progress = None
+    try:
+        batch, per_worker, in_order = _start_workers(c)
+        from potsearch.core.progress import collect_progress
+
+        label = f"{agent.name} SURROGATE" if c.surrogate else f"{agent.name} {plan['provider']} {plan['mode']}"
+        progress = collect_progress(cfg.progress, cfg.max_samples, label, out)  # bar or plain lines (progress.py)
+        t_run = time.time()
+        stop = _loop(c, batch, per_worker, in_order, progress, on_batch, t_run)
+        c.flush()
+        seconds = time.time() - t_run
+        progress.close()
+        return _finish(c, stop, seconds)
+    finally:
+        if progress is not None:
+            progress.close()
+        try:
+            c.flush()
+        except Exception:  # pragma: no cover - never mask the original error
+            pass
+        import ray
+
+        for a in c.actors:
+            try:
+                ray.kill(a, no_restart=True)
+            except Exception:
+                pass
+        if owns_ray:
+            ray.shutdown()
+
+
+def _plan(cfg, agent, store, plan, model, after_write) -> _Collection:
+    """The protocol rebuilt from the store, the budget from what is stored, the run's config recorded."""
     proto = make_protocol(plan["protocol"], plan["seed"], plan["samples_per_state"], plan["chains"],
                           plan["sources_per_prompt"])
     init_rng = np.random.default_rng(plan["seed"])
     sur_obj = None
-    if surrogate:
+    if model is None:
         try:
             sur_obj = make_surrogate(agent)
         except InputError:
@@ -196,198 +276,169 @@ def _collect(cfg, agent, store, plan, model, on_batch, out, t_start, after_write
     # the surrogate has its own state space (e.g. sums of basis terms for the fitter): start there
     initial = (sur_obj.initial_states(init_rng) if sur_obj is not None and hasattr(sur_obj, "initial_states")
                else agent.initial_states(init_rng))
-    stored = _stored_samples(store)
-    proto.restore(initial, stored)
-    n0, tok0, cost0 = _stored_usage(store)
-    budget = Budget(cfg, n0, tok0, cost0)
-
+    proto.restore(initial, stored_samples(store))
+    n0, tok0, cost0 = stored_usage(store)
     sur_meta = None
     if sur_obj is not None:
         sur_meta = dict(sur_obj.metadata()) if hasattr(sur_obj, "metadata") else {}
         sur_meta.setdefault("note", SURROGATE_NOTE)
     store.set_run_config(_run_config(cfg, agent, plan, model, sur_meta), kind="collect")
-    owns_ray = _init_ray(cfg)
-    actors: list = []
-    failures = 0
-    new = 0
-    stop = "plan complete"
-    progress = None
-    hold: dict = {}  # the flush function, so that an interrupt or an error still stores what arrived
+    return _Collection(cfg, agent, store, plan, model, proto, Budget(cfg, n0, tok0, cost0), after_write)
+
+
+def _start_workers(c: _Collection) -> tuple[int, int, bool]:
+    """Start the actors and wait until they are ready (model loaded) before the clock starts; returns
+    (tasks per call, calls in flight per worker, whether results are taken in submission order)."""
+    import ray
+
+    cfg, plan = c.cfg, c.plan
+    classes = ray_classes()
+    opts = dict(max_restarts=4, max_task_retries=3)
+    if c.surrogate:
+        c.actors = [classes["surrogate"].options(num_cpus=0, **opts)
+                    .remote(cfg.agent, plan["seed"]) for _ in range(cfg.workers)]
+        batch = cfg.batch_size or 2000
+        in_order = True
+    else:
+        from potsearch.llm.client import is_local
+
+        local = is_local(c.model)
+        client_opts = dict(timeout=cfg.timeout, retries=cfg.retries, backoff=cfg.backoff,
+                           temperature=_temperature(cfg, c.agent),
+                           max_tokens=_call_tokens(cfg, c.agent, plan["mode"]), api_base=cfg.api_base)
+        c.actors = [classes["llm"].options(num_cpus=1 if local else 0, max_concurrency=64, **opts)
+                    .remote(cfg.agent, c.model, plan["mode"], client_opts, cfg.setup, 1) for _ in range(cfg.workers)]
+        # local llama.cpp: one call at a time per actor, a small queue keeps it busy;
+        # remote APIs: several concurrent calls per actor
+        batch = cfg.batch_size or (1 if local else 4)
+        in_order = local   # seeded llama.cpp replies are reproducible; remote APIs are not
     try:
-        classes = ray_classes()
-        opts = dict(max_restarts=4, max_task_retries=3)
-        if surrogate:
-            actors = [classes["surrogate"].options(num_cpus=0, **opts)
-                      .remote(cfg.agent, plan["seed"]) for _ in range(cfg.workers)]
-            batch = cfg.batch_size or 2000
-            per_worker = cfg.inflight or 2
-            in_order = True
-        else:
-            from potsearch.llm.client import is_local
-
-            local = is_local(model)
-            client_opts = dict(timeout=cfg.timeout, retries=cfg.retries, backoff=cfg.backoff,
-                               temperature=_temperature(cfg, agent), max_tokens=_call_tokens(cfg, agent, plan["mode"]),
-                               api_base=cfg.api_base)
-            actors = [classes["llm"].options(num_cpus=1 if local else 0, max_concurrency=64, **opts)
-                      .remote(cfg.agent, model, plan["mode"], client_opts, cfg.setup, 1) for _ in range(cfg.workers)]
-            # local llama.cpp: one call at a time per actor, a small queue keeps it busy;
-            # remote APIs: several concurrent calls per actor
-            batch = cfg.batch_size or (1 if local else 4)
-            per_worker = cfg.inflight or 2
-            in_order = local   # seeded llama.cpp replies are reproducible; remote APIs are not
-        try:  # workers built (model loaded) before the clock starts
-            ray.get([a.ready.remote() for a in actors])
-        except Exception as exc:
-            raise InputError(f"the collector's workers failed to start: {type(exc).__name__}: {str(exc)[-300:]}") from None
-        store.log_event("collect", "resume" if cfg.resume else "start",
-                        {"stored": n0, "workers": cfg.workers, "address": cfg.address,
-                         "max_samples": cfg.max_samples, "max_tokens": cfg.max_tokens, "max_cost": cfg.max_cost})
-
-        from potsearch.core.progress import collect_progress
-
-        label = f"{agent.name} SURROGATE" if surrogate else f"{agent.name} {plan['provider']} {plan['mode']}"
-        progress = collect_progress(cfg.progress, cfg.max_samples, label, out)  # bar or plain lines (progress.py)
-        inflight: dict = {}          # ref -> (actor index, [Task], batch_no)
-        load = [0] * len(actors)
-        buf: list[Sample] = []
-        last_flush = time.time()
-        batch_no = 0
-        escapes = 0
-        consecutive_fail = 0
-        t_run = time.time()
-        fail_counts: dict[str, int] = {}
-        given_up: set[str] = set()
-        agent_name = agent.name
+        ray.get([a.ready.remote() for a in c.actors])
+    except Exception as exc:
+        raise InputError(f"the collector's workers failed to start: {type(exc).__name__}: {str(exc)[-300:]}") from None
+    c.store.log_event("collect", "resume" if cfg.resume else "start",
+                      {"stored": c.budget.samples, "workers": cfg.workers, "address": cfg.address,
+                       "max_samples": cfg.max_samples, "max_tokens": cfg.max_tokens, "max_cost": cfg.max_cost})
+    return batch, cfg.inflight or 2, in_order
 
 
-        def flush():
-            nonlocal buf, last_flush, new
-            if buf:
-                new += store.add_samples(buf)
-                buf = []
-                if after_write is not None:
-                    after_write()
-            last_flush = time.time()
+def _loop(c: _Collection, batch: int, per_worker: int, in_order: bool, progress, on_batch, t_run: float) -> str:
+    """Keep at most ``per_worker`` batches in flight per actor (backpressure) until the plan or a budget
+    is done; take each batch's results, store them in large transactions; returns why it stopped."""
+    import ray
 
-        hold["flush"] = flush
-        while True:
-            # ---- plan and submit (bounded in flight = backpressure)
-            n_inflight = sum(len(v[1]) for v in inflight.values())
-            while len(inflight) < per_worker * len(actors):
-                room = budget.room(n_inflight)
-                if room <= 0:
-                    break
-                tasks = [t for t in proto.take(min(batch, room)) if t.uid not in given_up]
-                if not tasks:
-                    break
-                a = min(range(len(actors)), key=lambda i: load[i])
-                if surrogate:
-                    ref = actors[a].run.remote([t.source_key for t in tasks], batch_no)
-                else:
-                    ref = actors[a].run.remote([t.wire() for t in tasks])
-                inflight[ref] = (a, tasks, batch_no)
-                load[a] += 1
-                batch_no += 1
-                n_inflight += len(tasks)
-            if not inflight:
-                stop = budget.reason() if budget.room(0) <= 0 else "plan complete"
+    proto, budget, actors = c.proto, c.budget, c.actors
+    n0 = budget.samples
+    inflight: dict = {}          # ref -> (actor index, [Task], batch_no)
+    load = [0] * len(actors)
+    batch_no = 0
+    while True:
+        # ---- plan and submit (bounded in flight = backpressure)
+        n_inflight = sum(len(v[1]) for v in inflight.values())
+        while len(inflight) < per_worker * len(actors):
+            room = budget.room(n_inflight)
+            if room <= 0:
                 break
-            # Reproducible runs: take results in submission order, so what is planned next never
-            # depends on which worker answered first (remote APIs: first come, first served).
-            waiting = [min(inflight, key=lambda r: inflight[r][2])] if in_order else list(inflight)
-            ready, _ = ray.wait(waiting, num_returns=1, timeout=0.5)
-            for ref in ready:
-                a, tasks, bno = inflight.pop(ref)
-                load[a] -= 1
-                try:
-                    results = ray.get(ref)
-                except Exception as exc:  # actor died beyond its restarts, or the call raised
-                    store.log_event("collect", "batch_failed", {"uids": [t.uid for t in tasks],
-                                                                "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
-                    failures += len(tasks)
-                    consecutive_fail += len(tasks)
-                    for t in reversed(tasks):
-                        proto.failed(t)
-                    _check_failing(cfg, consecutive_fail, str(exc))
-                    continue
-                now = time.time()
-                for t, r in zip(tasks, results):
-                    if surrogate:
-                        target, key, reason, meta = r
-                        s = Sample(uid=t.uid, source=t.source, target=target, reason=reason, agent=agent_name,
-                                   model="surrogate", created=now, tokens_in=0, tokens_out=0, cost=0.0,
-                                   source_key=t.source_key, target_key=key, source_meta=t.source_meta,
-                                   target_meta=meta)
-                    else:
-                        if r.get("failed"):
-                            failures += 1
-                            consecutive_fail += 1
-                            fail_counts[t.uid] = fail_counts.get(t.uid, 0) + 1
-                            store.log_event("collect", "call_failed", {"uid": t.uid, "error": r["failed"],
-                                                                       "history": r.get("error")})
-                            budget.tokens += r.get("tokens_in", 0) + r.get("tokens_out", 0)
-                            if fail_counts[t.uid] < cfg.max_failures_per_position:
-                                proto.failed(t)
-                            else:
-                                given_up.add(t.uid)
-                                proto.failed(t)  # stays planned; skipped in this invocation, retried on --resume
-                            _check_failing(cfg, consecutive_fail, r["failed"])
-                            continue
-                        consecutive_fail = 0
-                        target, key = r.get("target"), r.get("key")
-                        s = Sample(uid=t.uid, source=t.source, target=target, reason=r.get("reason"), agent=agent_name,
-                                   model=model, created=now, tokens_in=r["tokens_in"], tokens_out=r["tokens_out"],
-                                   latency=r["latency"], cost=r["cost"], error=r.get("error"), raw=r.get("raw"),
-                                   source_key=t.source_key, target_key=key if target is not None else None,
-                                   source_meta=t.source_meta, target_meta=r.get("meta"))
-                        budget.tokens += (r["tokens_in"] or 0) + (r["tokens_out"] or 0)
-                        budget.cost += r["cost"] or 0.0
-                    if s.target is None:
-                        escapes += 1
-                        proto.done(t, None, None, None)
-                    else:
-                        proto.done(t, s.target_key or s.target, s.target, s.target_meta)
-                    buf.append(s)
-                    budget.samples += 1
-            if len(buf) >= 20000 or (buf and time.time() - last_flush > 0.5):
-                flush()
-            el = max(1e-9, time.time() - t_run)
-            done_now = budget.samples - n0
-            progress.update(budget.samples, done_now / el, escapes / max(1, done_now), budget.tokens, budget.cost, failures)
-            if on_batch is not None:
-                on_batch({"actors": actors, "inflight": inflight, "samples": budget.samples, "store": store})
-        flush()
-        seconds = time.time() - t_run
-        progress.close()
-        summary = table3(store)
-        summary.update({"new_samples": new, "seconds": round(seconds, 3),
-                        "samples_per_second": round(new / seconds, 2) if seconds > 0 else None,
-                        "failed_calls": failures, "stop": stop, "provider": plan["provider"], "mode": plan["mode"],
-                        "protocol": plan["protocol"], "agent": agent.name, "model": model or "surrogate",
-                        "positions_given_up": len(given_up)})
-        if surrogate:
-            summary["note"] = SURROGATE_NOTE
-        store.set_stage_result("collect", summary)
-        store.log_event("collect", "end", {k: summary[k] for k in ("samples", "new_samples", "failed_calls", "stop")})
-        return CollectResult(Path(cfg.run), summary, new, seconds, failures, stop)
-    finally:
-        if progress is not None:
-            progress.close()
-        if "flush" in hold:
+            tasks = [t for t in proto.take(min(batch, room)) if t.uid not in c.given_up]
+            if not tasks:
+                break
+            a = min(range(len(actors)), key=lambda i: load[i])
+            if c.surrogate:
+                ref = actors[a].run.remote([t.source_key for t in tasks], batch_no)
+            else:
+                ref = actors[a].run.remote([t.wire() for t in tasks])
+            inflight[ref] = (a, tasks, batch_no)
+            load[a] += 1
+            batch_no += 1
+            n_inflight += len(tasks)
+        if not inflight:
+            return budget.reason() if budget.room(0) <= 0 else "plan complete"
+        # Reproducible runs: take results in submission order, so what is planned next never
+        # depends on which worker answered first (remote APIs: first come, first served).
+        waiting = [min(inflight, key=lambda r: inflight[r][2])] if in_order else list(inflight)
+        ready, _ = ray.wait(waiting, num_returns=1, timeout=0.5)
+        for ref in ready:
+            a, tasks, _ = inflight.pop(ref)
+            load[a] -= 1
             try:
-                hold["flush"]()
-            except Exception:  # pragma: no cover - never mask the original error
-                pass
-        for a in actors:
-            try:
-                ray.kill(a, no_restart=True)
-            except Exception:
-                pass
-        if owns_ray:
-            import ray
+                results = ray.get(ref)
+            except Exception as exc:  # actor died beyond its restarts, or the call raised
+                c.store.log_event("collect", "batch_failed", {"uids": [t.uid for t in tasks],
+                                                              "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
+                c.failures += len(tasks)
+                c.consecutive_fail += len(tasks)
+                for t in reversed(tasks):
+                    proto.failed(t)
+                _check_failing(c.cfg, c.consecutive_fail, str(exc))
+                continue
+            _take(c, tasks, results)
+        if len(c.buf) >= 20000 or (c.buf and time.time() - c.last_flush > 0.5):
+            c.flush()
+        el = max(1e-9, time.time() - t_run)
+        done_now = budget.samples - n0
+        progress.update(budget.samples, done_now / el, c.escapes / max(1, done_now), budget.tokens, budget.cost,
+                        c.failures)
+        if on_batch is not None:
+            on_batch({"actors": actors, "inflight": inflight, "samples": budget.samples, "store": c.store})
 
-            ray.shutdown()
+
+def _take(c: _Collection, tasks: list[Task], results: list) -> None:
+    """One batch's results: each a sample (buffered, its position done) or a failed call (logged, its
+    position planned again, or given up for this invocation after ``max_failures_per_position``)."""
+    proto, budget, agent_name = c.proto, c.budget, c.agent.name
+    now = time.time()
+    for t, r in zip(tasks, results):
+        if c.surrogate:
+            target, key, reason, meta = r
+            s = Sample(uid=t.uid, source=t.source, target=target, reason=reason, agent=agent_name,
+                       model="surrogate", created=now, tokens_in=0, tokens_out=0, cost=0.0,
+                       source_key=t.source_key, target_key=key, source_meta=t.source_meta,
+                       target_meta=meta)
+        else:
+            if r.get("failed"):
+                c.failures += 1
+                c.consecutive_fail += 1
+                c.fail_counts[t.uid] = c.fail_counts.get(t.uid, 0) + 1
+                c.store.log_event("collect", "call_failed", {"uid": t.uid, "error": r["failed"],
+                                                             "history": r.get("error")})
+                budget.tokens += r.get("tokens_in", 0) + r.get("tokens_out", 0)
+                if c.fail_counts[t.uid] >= c.cfg.max_failures_per_position:
+                    c.given_up.add(t.uid)   # stays planned; skipped in this invocation, retried on --resume
+                proto.failed(t)
+                _check_failing(c.cfg, c.consecutive_fail, r["failed"])
+                continue
+            c.consecutive_fail = 0
+            target, key = r.get("target"), r.get("key")
+            s = Sample(uid=t.uid, source=t.source, target=target, reason=r.get("reason"), agent=agent_name,
+                       model=c.model, created=now, tokens_in=r["tokens_in"], tokens_out=r["tokens_out"],
+                       latency=r["latency"], cost=r["cost"], error=r.get("error"), raw=r.get("raw"),
+                       source_key=t.source_key, target_key=key if target is not None else None,
+                       source_meta=t.source_meta, target_meta=r.get("meta"))
+            budget.tokens += (r["tokens_in"] or 0) + (r["tokens_out"] or 0)
+            budget.cost += r["cost"] or 0.0
+        if s.target is None:
+            c.escapes += 1
+            proto.done(t, None, None, None)
+        else:
+            proto.done(t, s.target_key or s.target, s.target, s.target_meta)
+        c.buf.append(s)
+        budget.samples += 1
+
+
+def _finish(c: _Collection, stop: str, seconds: float) -> CollectResult:
+    """The run's summary (the paper's Table 3 row and this invocation's numbers), recorded."""
+    plan = c.plan
+    summary = table3(c.store)
+    summary.update({"new_samples": c.new, "seconds": round(seconds, 3),
+                    "samples_per_second": round(c.new / seconds, 2) if seconds > 0 else None,
+                    "failed_calls": c.failures, "stop": stop, "provider": plan["provider"], "mode": plan["mode"],
+                    "protocol": plan["protocol"], "agent": c.agent.name, "model": c.model or "surrogate",
+                    "positions_given_up": len(c.given_up)})
+    if c.surrogate:
+        summary["note"] = SURROGATE_NOTE
+    c.store.set_stage_result("collect", summary)
+    c.store.log_event("collect", "end", {k: summary[k] for k in ("samples", "new_samples", "failed_calls", "stop")})
+    return CollectResult(Path(c.cfg.run), summary, c.new, seconds, c.failures, stop)
 
 
 def _check_failing(cfg, consecutive: int, last: str):

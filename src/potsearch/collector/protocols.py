@@ -5,7 +5,6 @@ plan is rebuilt from the store (see ``potsearch.collector``)."""
 from __future__ import annotations
 
 import hashlib
-import random
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 from potsearch.store import RunStore
 
 
-def _stored_samples(store: RunStore) -> list[tuple]:
+def stored_samples(store: RunStore) -> list[tuple]:
     return store.sample_records()
 
 
-def _stored_usage(store: RunStore) -> tuple[int, int, float]:
+def stored_usage(store: RunStore) -> tuple[int, int, float]:
     return store.usage()
 
 

@@ -124,7 +124,7 @@ class ActionObjective:
 
 # ----------------------------------------------------------------------------- results
 @dataclass
-class PolishResult:
+class OptimizeResult:
     method: str
     x0: np.ndarray
     f0: float
@@ -173,7 +173,7 @@ class _Budget(Exception):
 # ----------------------------------------------------------------------------- random descent
 def random_descent(objective, x0, iterations: int = 100, samples: int = 20, keep: int = 5,
                    scale: float = 0.1, seed: int | None = 0, f0: float | None = None,
-                   callback=None) -> PolishResult:
+                   callback=None) -> OptimizeResult:
     """The paper's random descent (module docstring). ``objective(p) -> float``; ``f0`` = S(x0) if
     already known (then exactly iterations × samples evaluations are made when keep divides samples)."""
     t0 = time.perf_counter()
@@ -207,7 +207,7 @@ def random_descent(objective, x0, iterations: int = 100, samples: int = 20, keep
         if callback is not None:
             callback(it + 1, pool[0][1], children)
     best_x, best_f = pool[0]
-    return PolishResult("random-descent", x0, f0, best_x, float(best_f), spent, history,
+    return OptimizeResult("random-descent", x0, f0, best_x, float(best_f), spent, history,
                         time.perf_counter() - t0,
                         {"iterations": iterations, "samples": samples, "keep": keep, "scale": scale, "seed": seed},
                         f"{iterations} iterations × {samples} samples")
@@ -215,7 +215,7 @@ def random_descent(objective, x0, iterations: int = 100, samples: int = 20, keep
 
 # ----------------------------------------------------------------------------- scipy
 def lbfgs(objective: ActionObjective, x0, max_evals: int = 2000, f0: float | None = None,
-          rel_step: float = 1e-6, restarts: int = 0, seed: int | None = 0) -> PolishResult:
+          rel_step: float = 1e-6, restarts: int = 0, seed: int | None = 0) -> OptimizeResult:
     """L-BFGS-B with the chain-rule gradient (analytic dS/dV × finite-difference dV/dp), stopped when
     ``max_evals`` potential evaluations are spent or scipy converges. Optional random restarts
     (the best point moved by 10 % of |p_i| + 0.1) use any budget left."""
@@ -250,12 +250,12 @@ def lbfgs(objective: ActionObjective, x0, max_evals: int = 2000, f0: float | Non
         if tr.exhausted() or attempt == restarts:
             break
         start = tr.best_x + 0.1 * (np.abs(tr.best_x) + 0.1) * rng.standard_normal(len(x0))
-    return PolishResult("lbfgs", x0, float(f0), tr.best_x, tr.best_f, tr.used, tr.history,
+    return OptimizeResult("lbfgs", x0, float(f0), tr.best_x, tr.best_f, tr.used, tr.history,
                         time.perf_counter() - t0, {"max_evals": max_evals, "rel_step": rel_step,
                                                    "restarts": restarts}, msg)
 
 
-def nelder_mead(objective, x0, max_evals: int = 2000, f0: float | None = None) -> PolishResult:
+def nelder_mead(objective, x0, max_evals: int = 2000, f0: float | None = None) -> OptimizeResult:
     """scipy's Nelder–Mead (adaptive simplex), at most ``max_evals`` potential evaluations."""
     from scipy.optimize import minimize
 
@@ -286,13 +286,13 @@ def nelder_mead(objective, x0, max_evals: int = 2000, f0: float | None = None) -
     except _Budget:
         msg = "evaluation budget spent"
     used = counter["n"]
-    return PolishResult("nelder-mead", x0, float(f0), best["x"], best["f"], used, history,
+    return OptimizeResult("nelder-mead", x0, float(f0), best["x"], best["f"], used, history,
                         time.perf_counter() - t0, {"max_evals": max_evals}, msg)
 
 
 def polish(objective, x0, method: str = "random-descent", iterations: int = 100, samples: int = 20,
            keep: int = 5, scale: float = 0.1, seed: int | None = 0, max_evals: int | None = None,
-           f0: float | None = None) -> PolishResult:
+           f0: float | None = None) -> OptimizeResult:
     """Dispatch. The scipy methods get the random descent's budget (iterations × samples) unless
     ``max_evals`` says otherwise."""
     budget = max_evals if max_evals is not None else iterations * samples
@@ -306,7 +306,7 @@ def polish(objective, x0, method: str = "random-descent", iterations: int = 100,
 
 
 # ----------------------------------------------------------------------------- figure
-def plot_convergence(results: list[PolishResult], path, s_min: float | None = None, title: str = "") -> None:
+def plot_convergence(results: list[OptimizeResult], path, s_min: float | None = None, title: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")

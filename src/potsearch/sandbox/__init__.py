@@ -42,7 +42,7 @@ from potsearch.sandbox.pool import SandboxPool
 from potsearch.law.values import InvalidResult, check_finite, potential_values
 from potsearch.sandbox.results import CATEGORIES, SandboxError, SandboxResult
 # the trusted tasks, named "potsearch.sandbox:<name>" by callers
-from potsearch.sandbox.tasks import _call_potential, _call_potential_exact, _call_terms, _noop, _return_raw  # noqa: F401
+from potsearch.sandbox.tasks import call_potential, call_potential_exact, call_terms, noop, return_raw  # noqa: F401
 from potsearch.sandbox.wire import MAX_RESULT_BYTES
 
 __all__ = [

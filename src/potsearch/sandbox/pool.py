@@ -253,14 +253,14 @@ class SandboxPool:
         send_pickle(w.to_w, msg)
 
     # -- running -------------------------------------------------------------------------------------
-    def run(self, src: str, task: str = "potsearch.sandbox:_call_potential",
+    def run(self, src: str, task: str = "potsearch.sandbox:call_potential",
             payload: Any = None, timeout: float | None = None, *,
             _bypass_ast_check: bool = False) -> SandboxResult:
         """Run ``task(namespace, payload)`` in a worker on the candidate ``src``."""
         return self.map([(src, payload)], task=task, timeout=timeout,
                         _bypass_ast_check=_bypass_ast_check)[0]
 
-    def map(self, jobs: Sequence[tuple[str, Any]], task: str = "potsearch.sandbox:_call_potential",
+    def map(self, jobs: Sequence[tuple[str, Any]], task: str = "potsearch.sandbox:call_potential",
             timeout: float | None = None, *, _bypass_ast_check: bool = False) -> list[SandboxResult]:
         """Run many ``(src, payload)`` jobs in parallel over the workers; results keep job order.
 

@@ -1,7 +1,7 @@
 """Trusted example and test tasks, run in the worker as ``task(namespace, payload)`` (named
-``"potsearch.sandbox:_call_potential"`` and so on: the package re-exports them). The real
-search task is ``potsearch.law.scoring:score_program``; polish uses ``_call_potential`` and
-``_call_terms``."""
+``"potsearch.sandbox:call_potential"`` and so on: the package re-exports them). The real
+search task is ``potsearch.law.scoring:score_program``; polish uses ``call_potential`` and
+``call_terms``."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +9,7 @@ import numpy as np
 from potsearch.law.values import InvalidResult, potential_values
 
 
-def _call_potential(namespace: dict, payload: dict) -> dict:
+def call_potential(namespace: dict, payload: dict) -> dict:
     """Trusted example/test task: evaluate ``potential(x, p)`` on the payload's feature table.
 
     payload: ``{"x": {name: 1-D array}, "p": 1-D array}`` -> ``{"values": [...], "sum": float}``.
@@ -23,7 +23,7 @@ def _call_potential(namespace: dict, payload: dict) -> dict:
     return {"values": vals, "sum": float(vals.sum())}
 
 
-def _call_terms(namespace: dict, payload: dict) -> dict:
+def call_terms(namespace: dict, payload: dict) -> dict:
     """Trusted task: ``potential_terms(x, p)`` (a list of additive terms, see potsearch.law.formula) on
     the payload's feature table -> ``{"terms": [[...], ...]}``, each term broadcast to ``(n,)``."""
     fn = namespace.get("potential_terms")
@@ -37,17 +37,17 @@ def _call_terms(namespace: dict, payload: dict) -> dict:
     return {"terms": [potential_values(v, n).tolist() for v in parts]}
 
 
-def _return_raw(namespace: dict, payload: dict) -> dict:
+def return_raw(namespace: dict, payload: dict) -> dict:
     """Trusted test task: pass on whatever ``potential()`` returns (to test result validation)."""
     return {"value": namespace["potential"](payload.get("x"), payload.get("p"))}
 
 
-def _noop(namespace: dict, payload: dict) -> dict:
+def noop(namespace: dict, payload: dict) -> dict:
     """Trusted test task for measuring per-call overhead."""
     return {"ok": 1}
 
 
-def _call_potential_exact(namespace: dict, payload: dict) -> dict:
+def call_potential_exact(namespace: dict, payload: dict) -> dict:
     """Trusted test task (the differential test of one semantics): ``potential(x, p)`` as it comes,
     non-finite numbers as the strings "nan"/"inf"/"-inf", and the program's own error (the exception's
     type and text) as a value instead of a failed call, so that a result can be compared exactly with

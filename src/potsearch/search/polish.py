@@ -107,7 +107,7 @@ def _pool(limits: dict):
     key = tuple(sorted(limits.items()))
     pool = _POOLS.get(key)
     if pool is None:
-        pool = SandboxPool(workers=1, tasks=("potsearch.sandbox:_call_potential",), **limits)
+        pool = SandboxPool(workers=1, tasks=("potsearch.sandbox:call_potential",), **limits)
         _POOLS[key] = pool
         atexit.register(pool.close)
     return pool
@@ -118,8 +118,8 @@ class SandboxedFunction:
     a separate, rlimited, seccomp-filtered worker process killed at the wall-clock limit — never in
     this process. ``calls`` counts evaluations."""
 
-    _TASKS = {"potential": "potsearch.sandbox:_call_potential",
-              "potential_terms": "potsearch.sandbox:_call_terms"}
+    _TASKS = {"potential": "potsearch.sandbox:call_potential",
+              "potential_terms": "potsearch.sandbox:call_terms"}
 
     def __init__(self, source: str, name: str = "potential", checked: bool = True, limits: dict | None = None):
         self.source, self.name, self.checked = source, name, checked

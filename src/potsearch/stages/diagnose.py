@@ -217,8 +217,11 @@ def summary_rows(r: dict) -> list[tuple[str, str, str, str]]:
                                               "majority"))
     rows = []
     stat = (f"χ²/ndf = {lp['chi2_ndf']:.3g} (ndf {lp['ndf']}); " if lp["chi2_ndf"] is not None else "no cycle; ")
+    every = (lp.get("power") or {}).get("every_cycle")
+    seen = f"; detects ≥ {every:.2g} nats per cycle" if every is not None else ""
+    loop_mark = "weak" if (r.get("verdict") or {}).get("status") == "weak" else mark(lp["p_value"])
     rows.append(("loop (Kolmogorov)", stat + f"{lp['n_triangles']} three-cycles, {lp['n_triangles_z_gt_3']} with "
-                 "|z| > 3", p(lp["p_value"]), mark(lp["p_value"])))
+                 "|z| > 3" + seen, p(lp["p_value"]), loop_mark))
     s = f"{pr['n_pairs']} pairs"
     if pr["pearson_r"] is not None:
         s += f", r = {pr['pearson_r']:.3f}, slope {pr['slope']:.3f} [{pr['slope_ci'][0]:.3f}, {pr['slope_ci'][1]:.3f}]"

@@ -241,7 +241,7 @@ def plot_majority(m: int, k: int, out: Path, check: dict | None = None) -> Path:
     for kk in sorted({1, k, min(m, k + 1)}):
         line, = ax.loglog(T, majority_vote(T, m, kk), lw=1.8, label=f"k = {kk}: I_T(k, m−k+1)")
         ax.loglog(T, np.minimum(majority_vote_small_t(T, m, kk), 1.5), ls=":", color=line.get_color(),
-                  label=f"C(m,k)·T^k")
+                  label="C(m,k)·T^k")
     ax.set_ylim(1e-10, 2)
     ax.set_xlabel("T (one candidate)")
     ax.set_ylabel("T′ (majority of m candidates)")
