@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from potsearch.law.formula import FormulaError, formula_of, from_latex, latex_legend, to_latex, to_sympy
+from potsearch.law.formula import FormulaError, formula_of, from_latex, latex_legend, latex_text, translate
 
 from polish_helpers import CANDIDATE, make_run
 
@@ -111,7 +111,7 @@ def test_show_latex_parses_back(run):
     params = st.candidates.best().params
     st.close()
     form = formula_of(CANDIDATE, params)
-    assert to_latex(form) == tex
+    assert latex_text(form.expr) == tex
     pytest.importorskip("antlr4", reason="sympy's LaTeX parser needs antlr4-python3-runtime==4.11.*")
     back = from_latex(tex, form)
     rng = np.random.default_rng(0)
@@ -133,18 +133,18 @@ def test_formula_translation_gp_and_llm_code():
     from potsearch.search.polish import compile_source
 
     for src, p in ((gp_src, [2.0, 0.5, 3.0]), (llm_src, [1.5, -0.25])):
-        form = to_sympy(src, p)
+        form = translate(src, p)
         x = {k: rng.uniform(0.5, 5, 30) for k in form.features}
         assert np.allclose(form.lambdify()(x, p), compile_source(src)["potential"](x, np.array(p)))
         # sympy's own round trip: printing and re-reading gives the same expression
         import sympy
 
         assert sympy.sympify(sympy.srepr(form.expr)) == form.expr
-    sym = to_sympy(gp_src)
+    sym = translate(gp_src)
     assert {str(s) for s in sym.expr.free_symbols} == {"p_0", "p_1", "p_2", "vowels", "zipf"}
-    assert "p_{1}" in to_latex(sym) and latex_legend(sym)[0] == r'\mathrm{vowels} = x["vowels"]'
-    with pytest.raises(FormulaError, match="not a plain assignment"):
-        to_sympy("N_PARAMS = 1\ndef potential(x, p):\n    if p[0] > 0:\n        return x['a']\n"
+    assert "p_{1}" in latex_text(sym.expr) and latex_legend(sym)[0] == r'\mathrm{vowels} = x["vowels"]'
+    with pytest.raises(FormulaError, match="statement If in potential"):
+        translate("N_PARAMS = 1\ndef potential(x, p):\n    if p[0] > 0:\n        return x['a']\n"
                  "    return p[0]\n")
 
 

@@ -21,7 +21,7 @@ import io
 import math
 from pathlib import Path
 
-from potsearch.law.selection import param_list
+from potsearch.law.evidence import param_list
 from potsearch.stages.report import Ctx, Raw, esc, fmt, stage_files, stage_section
 
 MAX_TABLE = 40   # front rows in the table
