@@ -121,7 +121,7 @@ def test_show_latex_parses_back(run):
 
     f = sympy.lambdify(list(form.features.values()), back, "numpy")
     got = f(*[x[k] for k in form.features])
-    assert np.allclose(got, fn(x, np.array(params)), rtol=1e-5, atol=1e-5)
+    assert np.allclose(got, fn(x, np.array(params)), rtol=1e-3)   # numbers printed to 4 significant digits
 
 
 def test_formula_translation_gp_and_llm_code():

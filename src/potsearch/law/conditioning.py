@@ -1,6 +1,7 @@
-"""How well a law is conditioned on the data: its additive terms, its values on the states, how much
-its sums cancel (``cancellation``) and how many states carry each of its terms (``support``). Used by
-the simplifier (``simplify``) to flag ill-conditioned laws and by selection to leave them out.
+"""How well a law is conditioned on the data: its values on the states, how much its sums cancel
+(``cancellation``) and how many states carry each of its additive terms (``support``, terms by
+``formula.additive_terms``). Used by the simplifier (``simplify``) to flag ill-conditioned laws and
+by selection to leave them out.
 """
 from __future__ import annotations
 
