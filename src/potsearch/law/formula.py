@@ -105,8 +105,7 @@ def _pow(a, b):
     return a ** b
 
 
-_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-           ast.Pow: _pow}
+_BINARY = {**ARITHMETIC, ast.Pow: _pow}
 
 
 # ----------------------------------------------------------------------------- source -> sympy
@@ -132,11 +131,17 @@ _PARAM_NAME = re.compile(r"[Pp]_\d+")
 
 
 def feature_symbol(name: str):
-    """The symbol of ``x[name]``; a name that is not a plain identifier, a Python keyword, or that
-    reads like a parameter symbol (p_0, P_0) is refused (it could not be a feature of a table)."""
+    """The symbol of the feature ``name`` (a real number on every state)."""
+    return _sympy().Symbol(name, real=True)
+
+
+def _feature(name: str):
+    """The symbol of ``x[name]`` in a candidate's source; a name that is not a plain identifier, a
+    Python keyword, or that reads like a parameter symbol (p_0, P_0) is refused (it could not be a
+    feature of a table)."""
     if not _FEATURE_NAME.fullmatch(name) or keyword.iskeyword(name) or _PARAM_NAME.fullmatch(name):
         raise FormulaError(f"feature name {name[:40]!r} is not a plain identifier")
-    return _sympy().Symbol(name, real=True)
+    return feature_symbol(name)
 
 
 def param_symbol(i: int):
@@ -269,7 +274,8 @@ class _Translation:
         if isinstance(n, ast.Call) and not n.keywords:
             args = [self.ev(a, env, depth) for a in n.args]
             f, name = n.func, None
-            if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in MODULES:
+            if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in MODULES \
+                    and f.attr not in ("max", "min"):   # np.max(a, b) is a reduction over axis b
                 name = f.attr
             elif isinstance(f, ast.Name) and f.id in self.funcs and f.id != "potential":
                 return self.call(self.funcs[f.id], args, depth + 1)
@@ -285,7 +291,7 @@ class _Translation:
         if isinstance(key, ast.Constant) and base == "__x__" and isinstance(key.value, str):
             name = key.value
             if name not in self.features:
-                self.features[name] = feature_symbol(name)
+                self.features[name] = _feature(name)
             return self.features[name]
         if isinstance(key, ast.Constant) and base == "__p__" and isinstance(key.value, int) \
                 and not isinstance(key.value, bool):

@@ -1,8 +1,9 @@
 """Canonical simplified form of a candidate potential (sympy), for the reader and for selection.
 
-``canonical_form(source, params)`` (no data needed) translates ``potential(x, p)`` — expression bodies,
-simple assignments and calls of helper functions defined in the same program, inlined — into a
-sympy expression (the law language's one translator, ``potsearch.law.formula.translate``) over the feature symbols with the fitted parameters substituted, then:
+``canonical_form(source, params)`` (no data needed) translates ``potential(x, p)`` — expression
+bodies, simple assignments and calls of helper functions defined in the same program, inlined — into
+a sympy expression (the law language's one translator, ``potsearch.law.formula.translate``) over the
+feature symbols with the fitted parameters substituted, then:
 
 * folds constants and merges parameters: every number is substituted, so ``p0*p1`` is one number;
 * expands the law into additive terms ``V = sum_i c_i * term_i`` (the additive constant is
@@ -62,7 +63,7 @@ import sympy as sp
 
 from potsearch.law.conditioning import MAX_CANCELLATION, _values, cancellation, min_support, support
 from potsearch.law.formula import (
-    FormulaError, additive_terms, feature_symbol, pretty_text, latex_text, to_source, translate
+    FormulaError, additive_terms, feature_symbol, latex_text, pretty_text, to_source, translate
 )
 from potsearch.law.identities import feature_identities, identity_closure, power_identities
 
