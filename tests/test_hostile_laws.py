@@ -164,7 +164,7 @@ def test_translator_refuses_hostile_constructs_quickly_without_running_them(tmp_
 # ============================================================================= selection
 def test_simplify_does_not_run_model_source_in_process(data, tmp_path):
     """simplify() scores the ORIGINAL source through scoring.score_source, i.e. exec() in this process
-    (the GP path, meant for our own code). _translate only reads the FunctionDefs, so a module-level
+    (the GP path, meant for our own code). formula.translate only reads the FunctionDefs, so a module-level
     statement rides along: it runs, outside the sandbox, during selection and the report."""
     marker = tmp_path / "ran"
     src = f'open({str(marker)!r}, "w").write("ran")\n' + TRUE

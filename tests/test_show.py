@@ -124,6 +124,22 @@ def test_show_latex_parses_back(run):
     assert np.allclose(got, fn(x, np.array(params)), rtol=1e-3)   # numbers printed to 4 significant digits
 
 
+def test_latex_of_abs_max_and_arctan_reads_back():
+    """from_latex reads what the one printer writes for |a|, max and arctan (sympy's parser does not
+    read \\left|{..}\\right| nor \\operatorname{atan} as printed)."""
+    pytest.importorskip("antlr4", reason="sympy's LaTeX parser needs antlr4-python3-runtime==4.11.*")
+    from potsearch.law.simplify import canonical_form
+
+    law = ("N_PARAMS = 3\ndef potential(x, p):\n    return p[0] * np.log1p(np.abs(x['rare_letters'] - 2)) "
+           "+ p[1] * np.maximum(x['zipf'], 1.5) + p[2] * np.arctan(x['length'])\n")
+    c = canonical_form(law, [1.25, -0.5, 0.75])
+    assert r"\left|" in c.latex and r"\operatorname{atan}" in c.latex and r"\max" in c.latex
+    shown = formula_of(c.source, c.params)
+    back = from_latex(c.latex, shown)
+    x = {shown.features[k]: v for k, v in (("rare_letters", 5.0), ("zipf", 3.0), ("length", 4.0))}
+    assert float(back.subs(x)) == pytest.approx(float(c.expr.subs(x)), rel=1e-3)
+
+
 def test_formula_translation_gp_and_llm_code():
     gp_src = ("N_PARAMS = 3\n\ndef potential(x, p):\n    return p[0] * ((x[\"vowels\"] * p[1]) "
               "- np.log1p(np.abs(x[\"zipf\"] / p[2])))\n")

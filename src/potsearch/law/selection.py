@@ -27,7 +27,7 @@ Three rules, all deterministic for a seed:
   loss above the data's own floor): among members with gap <= ``loss_window`` (1.5) x the lowest
   gap, the one with the largest -d log(gap) / d complexity against the next simpler member.
 
-Laws flagged ill-conditioned by the simplifier (cancelling terms, ``simplify.MAX_CANCELLATION``;
+Laws flagged ill-conditioned by the simplifier (cancelling terms, ``conditioning.MAX_CANCELLATION``;
 terms carried by a few states or with a pole among them, ``conditioning.support``) are excluded
 whenever a well-conditioned member exists; the front of simplified laws is built without them, since
 such a law (a linear term in disguise) would otherwise dominate the plain law it mimics. They would
@@ -38,9 +38,11 @@ simplified too (at most ``max_layers`` times, within ``max_front`` simplificatio
 brings back a candidate hidden on the raw front by a member whose simplified law costs more action
 than it does (the exact 0.73·terms + 0.27·n_funcs behind a 19-node tree of 10⁻⁶ lower action that
 simplifies to a proxy 8·10⁻⁶ higher): each layer is the raw candidates not yet simplified that reach
-the front of themselves and the well-conditioned simplified laws so far. Held-out values are computed from each law's sympy translation (``simplify``), never by running a candidate's own code; a candidate that
-cannot be translated keeps its stored held-out action and gets SE = 0 (it competes, without the
-benefit of the doubt).
+the front of themselves and the well-conditioned simplified laws so far. Held-out values are computed
+from each law's sympy translation (``formula.translate``), never by running a candidate's own code;
+a candidate that cannot be translated keeps its stored held-out action and gets SE = 0 (it competes,
+without the benefit of the doubt). A law's evidence (its BIC, parameter SEs, terms' worth, poles) is
+``potsearch.law.evidence``.
 
 ``select_law(candidates, data)`` is the entry point for the stages: it takes the candidates table
 (a DataFrame with source, params, train_action, heldout_action, complexity ...), builds the Pareto
