@@ -98,7 +98,7 @@ def agent_file(kind: str, formula: str, d: Path, tag: str) -> Path:
 
 # ----------------------------------------------------------------------------- the recovery rule
 def hidden_expr(formula: str, kind: str) -> sp.Expr:
-    from potsearch.law.simplify import feature_symbol
+    from potsearch.law.formula import feature_symbol
 
     names = set(re.findall(r"[A-Za-z_]\w*", formula)) - {"log1p", "sqrt", "log", "exp", "abs", "tanh"}
     loc = {n: feature_symbol(n) for n in names}   # the surrogate and the search share one feature table
@@ -107,9 +107,9 @@ def hidden_expr(formula: str, kind: str) -> sp.Expr:
 
 
 def _terms(expr: sp.Expr) -> dict:
-    from potsearch.law.simplify import split_terms
+    from potsearch.law.formula import additive_terms
 
-    return {b: c for c, b in split_terms(sp.expand(sp.N(expr)))}
+    return {b: c for c, b in additive_terms(sp.expand(sp.N(expr)))}
 
 
 def _same_basis(a: sp.Expr, b: sp.Expr, rtol: float = 0.1) -> bool:
@@ -124,7 +124,7 @@ def _same_basis(a: sp.Expr, b: sp.Expr, rtol: float = 0.1) -> bool:
 
 
 def _values(expr, features, n):
-    from potsearch.law.simplify import _values as v
+    from potsearch.law.conditioning import _values as v
 
     return v(expr, features, n)
 
@@ -195,7 +195,7 @@ def gplearn_law(problem, quick: bool, seed: int = 0):
     """gplearn SymbolicRegressor on the fitted per-state potentials -> (sympy expr over features, seconds)."""
     from gplearn.genetic import SymbolicRegressor
 
-    from potsearch.law.simplify import feature_symbol
+    from potsearch.law.formula import feature_symbol
 
     names = list(problem.usable)
     X = np.column_stack([problem.features[k] for k in names])
@@ -298,8 +298,12 @@ def run_law(i: int, d: Path, a) -> dict:
 
 def evaluate_variant(vrun: Path, problem, hidden, a, evolve_s: float) -> dict:
     """Selection (each rule) on one evolved run's candidates, as evolve runs it, and the recovery rule."""
-    from potsearch.law.selection import SelectionOptions, param_list, select_law, settle
-    from potsearch.law.simplify import _translate
+    from potsearch.law.evidence import param_list
+    from potsearch.law.selection import SelectionOptions, select_law, settle
+    from potsearch.law.formula import translate
+
+    def law(source, params):
+        return translate(source, params).expr
 
     from potsearch.store import RunStore
 
@@ -309,7 +313,7 @@ def evaluate_variant(vrun: Path, problem, hidden, a, evolve_s: float) -> dict:
         cands = st.candidates.to_frame(valid_only=True)
     lowest = front.loc[front["train_action"].idxmin()]
     v = {"evolve_s": evolve_s, "front": len(front), "rules": {}, "lowest_train": float(lowest["train_action"]),
-         "lowest_class": classify(_safe(_translate, lowest["source"], lowest["params"]), hidden, problem.features),
+         "lowest_class": classify(_safe(law, lowest["source"], lowest["params"]), hidden, problem.features),
          "front_terms": int((front["operator"] == "terms").sum())}
     for rule in a.rules + [f"bic@{w}" for w in a.bic_windows]:
         ts = time.perf_counter()
@@ -319,7 +323,7 @@ def evaluate_variant(vrun: Path, problem, hidden, a, evolve_s: float) -> dict:
         opts = SelectionOptions(rule=base, seed=a.seed, **kw)
         sel, _ = settle(select_law(cands, problem.data, opts), problem.data, opts)   # as evolve selects
         s = sel.selected
-        expr = _safe(_translate, s["source"], s["params"])
+        expr = _safe(law, s["source"], s["params"])
         v["rules"][rule] = {"text": s.get("text", ""), "class": classify(expr, hidden, problem.features),
                             "heldout": float(s["heldout_action"]), "train": float(s["train_action"]),
                             "operator": str(s.get("operator", "")), "seconds": time.perf_counter() - ts,
@@ -429,7 +433,7 @@ def miss_cause(sel: dict, orc: dict, data) -> str:
     "data prefer it" (the selected law's BIC is at least the refitted hidden form's: no rule that weighs
     the data can pick the hidden law; the margin in BIC units), or "search/selection" (the hidden form
     scores better and was not selected)."""
-    from potsearch.law.selection import bic_score
+    from potsearch.law.evidence import bic_score
 
     if sel["class"] == "exact":
         return ""

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from potsearch.law.attribution import attribute, compile_terms
-from potsearch.law.formula import candidate_info
+from potsearch.law.candidate import candidate_info
 from potsearch.law.optimize import ActionObjective
 from potsearch.search.polish import compile_source
 

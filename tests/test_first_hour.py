@@ -329,12 +329,12 @@ def test_latex_keeps_feature_names_readable_and_parses_back():
     pytest.importorskip("antlr4")
     import numpy as np
 
-    from potsearch.law.formula import from_latex, to_latex, to_sympy
+    from potsearch.law.formula import from_latex, latex_text, translate
 
     src = ("N_PARAMS = 2\ndef potential(x, p):\n"
            "    return p[0] * x['rare_letters'] + np.log1p(x['first_letter']) - p[1] * x['rare']\n")
-    form = to_sympy(src, [1.5, 0.25])
-    tex = to_latex(form)
+    form = translate(src, [1.5, 0.25])
+    tex = latex_text(form.expr)
     assert r"\mathrm{rare\_letters}" in tex and r"\mathrm{first\_letter}" in tex and r"\mathrm{rare}" in tex
     assert "mathit" not in tex and "rareletters" not in tex
     back = from_latex(tex, form)

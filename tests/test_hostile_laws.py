@@ -120,9 +120,9 @@ def test_law_values_returns_none_on_a_deep_unary_chain(data):
 
 
 def test_latex_of_a_hostile_feature_name_stays_inside_mathrm():
-    """simplify.latex_text escapes only '_' in a name: x["a}\\input{/etc/passwd}"] closes \\mathrm{..}
+    """formula.latex_text (once simplify's printer) escaped only '_' in a name: x["a}\\input{/etc/passwd}"] closes \\mathrm{..}
     and injects a control sequence into the law's LaTeX (stored, shown, put in the report).
-    formula._latex_name escapes the same name correctly."""
+    formula.latex_name escapes the same name correctly."""
     c = S.canonical_form(_src('p[0] * x["a}\\\\input{/etc/passwd}"]'), [2.0])
     assert not c.ok or "\\input" not in c.latex, c.latex
 
@@ -164,7 +164,7 @@ def test_translator_refuses_hostile_constructs_quickly_without_running_them(tmp_
 # ============================================================================= selection
 def test_simplify_does_not_run_model_source_in_process(data, tmp_path):
     """simplify() scores the ORIGINAL source through scoring.score_source, i.e. exec() in this process
-    (the GP path, meant for our own code). _translate only reads the FunctionDefs, so a module-level
+    (the GP path, meant for our own code). formula.translate only reads the FunctionDefs, so a module-level
     statement rides along: it runs, outside the sandbox, during selection and the report."""
     marker = tmp_path / "ran"
     src = f'open({str(marker)!r}, "w").write("ran")\n' + TRUE
@@ -398,16 +398,16 @@ def test_report_escapes_html_in_feature_names(tmp_path):
 ])
 def test_exact_numbers_are_bounded_as_they_grow(body):
     """Repeated squaring or nested powers of an exact integer would build numbers of 10^10 digits
-    before any check of the result: both translators refuse them as they grow."""
-    from potsearch.law.formula import FormulaError, to_sympy
+    before any check of the result: the translator refuses them as they grow."""
+    from potsearch.law.formula import FormulaError, translate
 
     src = "N_PARAMS = 1\ndef potential(x, p):\n" + body
     with within(5, "canonical_form on a growing exact number"):
         c = S.canonical_form(src, [1.0])
     assert not c.ok and ("bits" in c.reason or "float range" in c.reason), c.reason
-    with within(5, "formula.to_sympy on a growing exact number"):
+    with within(5, "formula.translate on a growing exact number"):
         with pytest.raises(FormulaError):
-            to_sympy(src)
+            translate(src)
 
 
 def test_a_plain_law_passes_the_bounds_unchanged():

@@ -118,6 +118,11 @@ def test_show_prints_the_simplified_law_first(shipped):
     assert len(ev) == 2 and all(e["bic_rise"] > 10 and e["heldout_rise"] > 0 for e in ev), ev
     k = lines.index(next(ln for ln in lines if ln.startswith("each term, against the law refitted without it")))
     assert all(lines[k + 1 + i].startswith(f"  {e['term']}: training action +") for i, e in enumerate(ev))
+    # --format latex prints the same law with the same printer: the same LaTeX as the `latex:` line
+    fmt = subprocess.run([sys.executable, "-m", "potsearch", "show", str(shipped), "--format", "latex"],
+                         capture_output=True, text=True, timeout=120, env=_env()).stdout.splitlines()
+    i = fmt.index(next(ln for ln in fmt if ln.startswith("formula (latex")))
+    assert fmt[2] == lines[2] and fmt[i + 1] == f"  {s['selected']['latex']}", (fmt[2], fmt[i + 1])
     # --top K: K candidates with their formulas, not the whole output again
     top = subprocess.run([sys.executable, "-m", "potsearch", "show", str(shipped), "--top", "3"], capture_output=True,
                          text=True, timeout=120, env=_env()).stdout.splitlines()
@@ -132,7 +137,8 @@ def test_show_prints_the_simplified_law_first(shipped):
 
 def test_selection_is_deterministic_for_a_seed(shipped):
     from potsearch.search.problem import load_problem
-    from potsearch.law.selection import SelectionOptions, param_stderr, select_law
+    from potsearch.law.evidence import param_stderr
+    from potsearch.law.selection import SelectionOptions, select_law
     from potsearch.store import RunStore
 
     s = json.loads((shipped / "evolve" / "summary.json").read_text())

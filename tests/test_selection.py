@@ -177,7 +177,7 @@ def test_selection_never_prefers_the_identity_twin_of_a_law():
 def test_term_evidence_tells_a_supported_term_from_a_spurious_one():
     """Each additive term against the law refitted without it: the hidden terms raise the BIC when
     dropped, a spurious one does not."""
-    from potsearch.law.selection import term_evidence
+    from potsearch.law.evidence import term_evidence
 
     data, _, _ = word_problem("1.6*length - 2.4*zipf")
     src = ('N_PARAMS = 3\n\n\ndef potential(x, p):\n'
@@ -201,7 +201,7 @@ def _scored(data, srcs: dict, p0: list) -> pd.DataFrame:
 
 def _gap(data, df: pd.DataFrame, a: str, b: str) -> float:
     """The bic rule's score of law a minus law b (same parameter count): training and held-out parts."""
-    from potsearch.law.selection import bic_score
+    from potsearch.law.evidence import bic_score
 
     return (bic_score(data, df.loc[a, "train_action"], 2, df.loc[a, "heldout_action"])
             - bic_score(data, df.loc[b, "train_action"], 2, df.loc[b, "heldout_action"]))
@@ -229,7 +229,8 @@ def test_a_transform_of_the_same_features_needs_evidence_to_win():
 def test_equally_plain_transforms_compete_on_the_evidence():
     """log(max_letter) against 1/max_letter: one nonlinear operation each, so within the form window the
     lower BIC wins, even though the reciprocal counts fewer nodes (it used to win on complexity)."""
-    from potsearch.law.simplify import n_nonlinear, _translate
+    from potsearch.law.formula import translate
+    from potsearch.law.simplify import n_nonlinear
 
     data, _, _ = word_problem("2.5*np.log(max_letter) - 1.5*zipf", per_state=400)
     srcs = {"log": 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * np.log(x["max_letter"]) + p[1] * x["zipf"]\n',
@@ -237,7 +238,7 @@ def test_equally_plain_transforms_compete_on_the_evidence():
             "lin": 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * x["max_letter"] + p[1] * x["zipf"]\n'}
     df = _scored(data, srcs, [1.0, -1.5]).set_index("uid")
     for uid, r in df.iterrows():
-        assert n_nonlinear(_translate(r["source"], r["params"])) == (0 if uid == "lin" else 1)
+        assert n_nonlinear(translate(r["source"], r["params"]).expr) == (0 if uid == "lin" else 1)
     d, d_lin = _gap(data, df, "inv", "log"), _gap(data, df, "lin", "log")
     assert d > 0 and d_lin > 0 and df.loc["inv", "complexity"] < df.loc["log", "complexity"]
 
@@ -332,7 +333,7 @@ def test_a_pole_the_data_cannot_keep_off_the_states_is_named():
     """pole_uncertain: a shift t of a denominator b + t whose 2-SE interval reaches -b on some state."""
     import numpy as np
 
-    from potsearch.law.selection import pole_uncertain
+    from potsearch.law.evidence import pole_uncertain
 
     x = {"a": np.array([1.0, 2.0, 3.0, 4.0, 5.0]), "b": np.array([1.0, 2.0, 3.0, 4.0, 5.0])}
     src = 'N_PARAMS = 2\n\n\ndef potential(x, p):\n    return p[0] * x["a"] / (x["b"] + p[1])\n'

@@ -8,6 +8,9 @@ import pytest
 import sympy as sp
 
 from potsearch.law import simplify as S
+from potsearch.law.conditioning import MAX_CANCELLATION, _values, cancellation, min_support, support
+from potsearch.law.formula import additive_terms, feature_symbol, translate
+from potsearch.law.identities import feature_identities, power_identities
 from simplify_helpers import word_problem
 
 ISSUE_TREE = '''N_PARAMS = 3
@@ -64,7 +67,7 @@ def test_parameter_merging_and_exact_expansion():
     c = S.canonical_form('N_PARAMS = 2\ndef potential(x, p):\n    return p[0] * (x["a"] + p[1] * x["b"])\n',
                          [2.0, 3.0])
     assert sorted(c.params) == [2.0, 6.0]
-    assert {str(b) for _, b in S.split_terms(c.expr)} == {"a", "b"}
+    assert {str(b) for _, b in additive_terms(c.expr)} == {"a", "b"}
     # expanding (a + p1)**2 would turn 2 parameters into 3: kept factored
     c = S.canonical_form(POLY, [0.3, -2.0])
     assert len(c.params) == 2 and "**" in c.source
@@ -86,7 +89,7 @@ def test_pruning_removes_spurious_terms_of_the_issue_tree():
     data, _, _ = word_problem("1.6*length - 2.4*zipf")
     r = S.simplify(ISSUE_TREE, [1.65, -0.0063, 240.7], data)
     assert r.ok
-    terms = {str(b): c for c, b in S.split_terms(S._translate(r.source, r.params))}
+    terms = {str(b): c for c, b in additive_terms(translate(r.source, r.params).expr)}
     assert set(terms) == {"length", "zipf"}
     assert abs(terms["length"] / 1.6 - 1) < 0.1 and abs(terms["zipf"] / -2.4 - 1) < 0.1
     assert r.train_action <= r.original_train_action + r.tolerance
@@ -105,7 +108,7 @@ def test_simplify_never_raises_the_action_beyond_the_tolerance(src, params):
 
 def test_feature_identities_are_found_numerically():
     data, _, _ = word_problem("1.6*length - 2.4*zipf")
-    ids = S.feature_identities(data.features)
+    ids = feature_identities(data.features)
     assert len(ids) == 2
     span = {k for i in ids for k in i}
     assert span == {"length", "vowels", "consonants", "distinct", "repeats"}
@@ -120,7 +123,7 @@ def test_linear_identity_rule_prefers_fewer_terms():
     src = ('N_PARAMS = 4\ndef potential(x, p):\n    return p[0]*x["length"] + p[1]*x["consonants"]'
            ' + p[2]*x["max_letter"] + p[3]*x["zipf"]\n')
     r = S.simplify(src, [0.94, -0.92, 0.27, -2.08], data)
-    terms = {str(b): c for c, b in S.split_terms(S._translate(r.source, r.params))}
+    terms = {str(b): c for c, b in additive_terms(translate(r.source, r.params).expr)}
     assert set(terms) == {"vowels", "zipf", "max_letter"}, r.steps
     assert abs(terms["vowels"] / 0.9 - 1) < 0.15
     assert r.train_action <= r.original_train_action + r.tolerance
@@ -128,14 +131,14 @@ def test_linear_identity_rule_prefers_fewer_terms():
 
 def test_power_identities_are_found_numerically():
     data, _, _ = word_problem("1.6*length - 2.4*zipf")
-    ids = S.power_identities(data.features)
+    ids = power_identities(data.features)
     # the shipped words' letter values sum to 100: mean_letter = 100 / length, both ways round
     assert ("mean_letter", 100.0, "length", -1.0) in ids and ("length", 100.0, "mean_letter", -1.0) in ids
     for a, c, b, k in ids:
         assert np.max(np.abs(data.features[a] - c * data.features[b] ** k)) < 1e-6 * np.max(data.features[a])
     # a power relation that holds only approximately is not an identity
     noisy = {"a": np.arange(1.0, 40.0), "b": 100.0 / np.arange(1.0, 40.0) * (1 + 1e-4 * np.sin(np.arange(39)))}
-    assert S.power_identities(noisy) == []
+    assert power_identities(noisy) == []
 
 
 def test_power_identity_rule_rewrites_on_fewer_features():
@@ -144,7 +147,7 @@ def test_power_identity_rule_rewrites_on_fewer_features():
     data, V, _ = word_problem("1.5*length - 0.3*length*zipf")
     src = 'N_PARAMS = 2\ndef potential(x, p):\n    return p[0]*x["length"] + p[1]*x["zipf"]/x["mean_letter"]\n'
     r = S.simplify(src, [1.5, -30.0], data)
-    terms = {str(b): c for c, b in S.split_terms(S._translate(r.source, r.params))}
+    terms = {str(b): c for c, b in additive_terms(translate(r.source, r.params).expr)}
     assert set(terms) == {"length", "length*zipf"}, (r.text, r.steps)
     assert abs(terms["length*zipf"] / -0.3 - 1) < 0.15 and abs(terms["length"] / 1.5 - 1) < 0.15
     assert r.train_action <= r.original_train_action + r.tolerance
@@ -155,9 +158,9 @@ def test_cancelling_sums_are_flagged():
     src = ('N_PARAMS = 4\ndef potential(x, p):\n    return p[0] * ((p[1] + p[2]*x["zipf"] + x["length"]) '
            '/ (np.log1p(x["repeats"]) + p[3]))\n')
     c = S.canonical_form(src, [-1e5, 2.4e5, -1.5, -2.4e4])
-    assert S.cancellation(c.expr, data.features, data.n_states) > S.MAX_CANCELLATION
+    assert cancellation(c.expr, data.features, data.n_states) > MAX_CANCELLATION
     r = S.simplify(src, [-1e5, 2.4e5, -1.5, -2.4e4], data)
-    assert not r.ill_conditioned and r.cancellation < S.MAX_CANCELLATION
+    assert not r.ill_conditioned and r.cancellation < MAX_CANCELLATION
     assert sp.sympify(1)  # sympy imported for the module under test
 
 
@@ -165,18 +168,18 @@ def test_the_cancellation_bound_separates_laws_from_taylor_tricks():
     """Every hidden law of the recovery suite's word laws stays well below MAX_CANCELLATION on the
     word data; laws that are a linear term in disguise (a huge shift in a ratio) are above it."""
     data, _, _ = word_problem("1.6*length - 2.4*zipf")
-    loc = {k: S.feature_symbol(k) for k in data.features}
+    loc = {k: feature_symbol(k) for k in data.features}
 
     def kappa(law):
-        return S.cancellation(sp.sympify(law, locals=loc), data.features, data.n_states)
+        return cancellation(sp.sympify(law, locals=loc), data.features, data.n_states)
 
     for law in ("1.6*length - 2.4*zipf", "0.6*distinct + 0.4*repeats - 1.5*zipf + 0.1*max_letter",
                 "0.12*max_letter*length - 2.0*zipf", "1.5*length - 6.0*zipf/(length + 1)",
                 "4.0*log(1 + length) - 2.0*zipf", "1.0*length - 3.0*log(1 + zipf)", "2.0*sqrt(max_letter) - 2.0*zipf"):
-        assert kappa(law) < S.MAX_CANCELLATION / 3, law
+        assert kappa(law) < MAX_CANCELLATION / 3, law
     for trick in ("1.545*length + 8.281e4/(zipf - 191.3)",
                   "-1475.0*(zipf + 26.69)/(first_letter + last_letter + 728.3)"):
-        assert kappa(trick) > 2 * S.MAX_CANCELLATION, trick
+        assert kappa(trick) > 2 * MAX_CANCELLATION, trick
 
 
 def test_every_step_is_kept_on_the_path():
@@ -189,11 +192,11 @@ def test_every_step_is_kept_on_the_path():
     x = {k: rng.uniform(1.0, 5.0, 50) for k in data.features}
     for f in r.path:
         assert f["source"] != r.source and f["train_action"] <= r.original_train_action * (1 + 1e-3)
-        e = S._translate(f["source"], f["params"])
-        loc = {k: S.feature_symbol(k) for k in data.features}
+        e = translate(f["source"], f["params"]).expr
+        loc = {k: feature_symbol(k) for k in data.features}
         shown = sp.sympify(f["text"], locals=loc)
-        v = S._values(e, x, 50)
-        assert np.allclose(v, S._values(shown, x, 50), rtol=0, atol=1e-2 * np.max(np.abs(v)))  # 4 digits shown
+        v = _values(e, x, 50)
+        assert np.allclose(v, _values(shown, x, 50), rtol=0, atol=1e-2 * np.max(np.abs(v)))  # 4 digits shown
         assert {"complexity", "n_terms", "support", "ill_conditioned", "heldout_action"} <= set(f)
 
 
@@ -201,15 +204,15 @@ def test_terms_carried_by_a_few_states_are_flagged():
     """A pole placed next to one state is a lookup of that state; features and smooth transforms are not."""
     data, _, _ = word_problem("1.6*length - 2.4*zipf")
     F, n = data.features, data.n_states
-    loc = {k: S.feature_symbol(k) for k in F}
+    loc = {k: feature_symbol(k) for k in F}
     z = float(np.sort(np.unique(F["zipf"]))[1])     # the second-lowest zipf: a pole just below it
     for law in ("1.6*length - 2.4*zipf", "2.0*sqrt(max_letter) - 2.0*zipf", "1.5*length - 6.0*zipf/(length + 1)",
                 "4.0*log(1 + length) - 2.0*zipf", "0.1*exp(zipf) + length", "doubles + length"):
-        assert S.support(sp.sympify(law, locals=loc), F, n) >= S.min_support(n), law
+        assert support(sp.sympify(law, locals=loc), F, n) >= min_support(n), law
     pole = sp.sympify("length - 2.4*zipf + 3e-5*rarity/(first_letter - 0.9998)", locals=loc)
-    assert S.support(pole, F, n) == 0.0                       # a pole just below the smallest letter value
+    assert support(pole, F, n) == 0.0                       # a pole just below the smallest letter value
     spike = sp.sympify(f"length - 2.4*zipf + 0.01/(zipf - {z - 0.003})", locals=loc)
-    assert S.support(spike, F, n) < S.min_support(n)
+    assert support(spike, F, n) < min_support(n)
     src = f'N_PARAMS = 3\ndef potential(x, p):\n    return p[0]*x["length"] + p[1]*x["zipf"] + p[2]/(x["zipf"] - {z - 0.003})\n'
     r = S.simplify(src, [1.6, -2.4, 1e-6], data)
     assert r.ok and (r.ill_conditioned or "zipf -" not in r.text)   # flagged, or the spike was pruned
@@ -228,12 +231,12 @@ def test_a_pole_between_two_states_is_flagged():
     sit on either side."""
     data, _, _ = word_problem("1.6*length - 2.4*zipf")
     F, n = data.features, data.n_states
-    loc = {k: S.feature_symbol(k) for k in F}
+    loc = {k: feature_symbol(k) for k in F}
     assert np.min(F["first_letter"]) < 1.448 < np.max(F["first_letter"])
     law = sp.sympify("length - 2.4*zipf + 0.036*rarity/(first_letter - 1.448)", locals=loc)
-    assert S.support(law, F, n) == 0.0
+    assert support(law, F, n) == 0.0
     safe = sp.sympify("length - 2.4*zipf + 0.036*rarity/(first_letter + 1.448)", locals=loc)
-    assert S.support(safe, F, n) >= S.min_support(n)
+    assert support(safe, F, n) >= min_support(n)
 
 
 def test_a_power_identity_rewrite_leaves_no_twin_on_the_path():
@@ -261,3 +264,20 @@ def test_of_two_twins_the_form_on_the_first_listed_feature_wins():
     r = S.simplify(src, [-2.0, -8.0], data)
     assert r.ok and "log(length)" in r.text and "mean_letter" not in r.text, (r.text, r.steps)
     assert r.path and r.path[-1]["same_values_as_next"]
+
+
+
+ONE_LATEX_LAW = ("N_PARAMS = 3\ndef potential(x, p):\n    return p[0] * np.log1p(np.abs(x['rare_letters'] - 2)) "
+                 "+ p[1] * np.maximum(x['zipf'], 1.5) + p[2] * np.arctan(x['length'])\n")
+
+
+def test_one_latex_for_a_law_whichever_path_prints_it():
+    """The law language has one LaTeX printer: a simplified (canonical) law's stored LaTeX, what
+    `show` prints on its `latex:` line, is what `show --format latex` prints for the law's source and
+    parameters (``formula.formula_of``); tests/test_show.py reads it back."""
+    from potsearch.law.formula import formula_of, latex_text
+
+    c = S.canonical_form(ONE_LATEX_LAW, [1.25, -0.5, 0.75])
+    assert c.ok, c.reason
+    assert latex_text(formula_of(c.source, c.params).expr) == c.latex
+    assert r"\mathrm{rare\_letters}" in c.latex and r"\max" in c.latex and r"\left|" in c.latex

@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from potsearch.law.formula import CandidateInfo, FormulaError, candidate_info, terms_source
+from potsearch.law.candidate import CandidateInfo, candidate_info, terms_source
+from potsearch.law.formula import FormulaError
 from potsearch.law.optimize import ActionObjective, lbfgs
 
 CSV_COLUMNS = ["kind", "name", "rank", "ablation_delta", "ablation_delta_heldout", "permutation_mean",
@@ -135,7 +136,7 @@ def attribute(source: str, fn, params, train: ActionObjective, heldout: ActionOb
     """Ablation, permutation and sensitivity per feature, per additive term and per parameter.
 
     ``fn`` is the compiled ``potential``; ``terms_fn`` (optional) the compiled ``potential_terms`` of
-    ``formula.terms_source`` — without it, terms are not attributed."""
+    ``candidate.terms_source`` — without it, terms are not attributed."""
     p = np.asarray(params, dtype=float)
     info = info or candidate_info(source)
     rng = np.random.default_rng(seed)

@@ -1,6 +1,7 @@
-"""How well a law is conditioned on the data: its additive terms, its values on the states, how much
-its sums cancel (``cancellation``) and how many states carry each of its terms (``support``). Used by
-the simplifier (``simplify``) to flag ill-conditioned laws and by selection to leave them out.
+"""How well a law is conditioned on the data: its values on the states, how much its sums cancel
+(``cancellation``) and how many states carry each of its additive terms (``support``, terms by
+``formula.additive_terms``). Used by the simplifier (``simplify``) to flag ill-conditioned laws and
+by selection to leave them out.
 """
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import math
 
 import numpy as np
 import sympy as sp
+
+from potsearch.law.formula import additive_terms
 
 MIN_SUPPORT = 3.0         # a term carried by fewer states (or by fewer than MIN_SUPPORT_FRACTION of
 MIN_SUPPORT_FRACTION = 0.03   # them) is a lookup of those states (``support``): ill-conditioned. Pole terms
@@ -22,17 +25,6 @@ def min_support(n: int) -> float:
 
 MAX_CANCELLATION = 30.0   # the suite's hidden laws stay below 7 on the word data, Taylor tricks such
 # as 1.5*length + 8.3e4/(zipf - 191) (229) or (zipf + 26.7)/(first_letter + last_letter + 728) (76) above
-
-
-def split_terms(expr: sp.Expr) -> list[tuple[float, sp.Expr]]:
-    """Additive terms (coefficient, basis) of an expanded law; the additive constant is dropped."""
-    out: dict[sp.Expr, float] = {}
-    for t in sp.Add.make_args(expr):
-        c, b = t.as_coeff_Mul()
-        if b == 1 or not b.free_symbols:
-            continue
-        out[b] = out.get(b, 0.0) + float(c)
-    return [(c, b) for b, c in out.items() if c != 0.0]
 
 
 def _values(expr: sp.Expr, features: dict, n: int) -> np.ndarray:
@@ -75,7 +67,7 @@ def support(expr: sp.Expr, features: dict, n: int) -> float:
     fewer than ``min_support(n)`` states is a lookup of those states, not a law: a pole placed next to a
     state (``doubles / (zipf - 1.503)`` with one word at zipf 1.51) fits that state's noise."""
     worst = math.inf
-    for _, b in split_terms(sp.expand(expr)):
+    for _, b in additive_terms(sp.expand(expr)):
         try:
             v = _values(b, features, n)
         except (KeyError, TypeError, ValueError, NameError):

@@ -1,10 +1,11 @@
 """Bounds on the sympy expressions built from a candidate's source (a model's code is hostile).
 
-The translators (``evolve.simplify._translate``, ``formula.to_sympy``) read a candidate's source
-without running it, but sympy itself can be made to work without end by a short, allowlisted
-source: ``((v/9 + 1)**16 + 1)**16`` expands to ~10^9 terms, ``(a + b + ... + h)**16`` to 245,157,
-and 24 lines of ``y = y + np.tanh(y)`` share a subtree whose every walk (``free_symbols``,
-``count_ops``, printing) visits 2^24 nodes. An exact integer squared on 30 lines has 10^10 digits.
+The law language's one translator (``potsearch.law.formula.translate``, which calls these checks:
+no caller needs to) reads a candidate's source without running it, but sympy itself can be made to
+work without end by a short, allowlisted source: ``((v/9 + 1)**16 + 1)**16`` expands to ~10^9
+terms, ``(a + b + ... + h)**16`` to 245,157, and 24 lines of ``y = y + np.tanh(y)`` share a
+subtree whose every walk (``free_symbols``, ``count_ops``, printing) visits 2^24 nodes. An exact
+integer squared on 30 lines has 10^10 digits.
 These checks refuse such an expression before sympy walks it, in time linear in its stored size:
 
 * ``check_number``: an exact number with more than ``MAX_EXACT_BITS`` bits in its numerator or

@@ -1,4 +1,4 @@
-"""A candidate potential as a formula: its sympy form, its additive terms, LaTeX export.
+"""The law language: a candidate potential as a formula (sympy), and back.
 
 A candidate is Python source (docs/dev/contracts.md)::
 
@@ -6,67 +6,117 @@ A candidate is Python source (docs/dev/contracts.md)::
     def potential(x, p):
         return p[0] * x["length"] + p[1] * np.log1p(x["vowels"])
 
-Translation to sympy works when the body is straight-line code: assignments of
-expressions to local names followed by one ``return`` expression built from numbers,
-``x["feature"]``, ``p[i]``, arithmetic and the numpy / math functions in ``_FUNCS``
-(GP trees always are). Anything else (branches, loops, comprehensions, unknown calls)
-raises ``FormulaError`` with the reason — the source stays the reference then.
+One translator, ``translate``, reads it as a sympy expression without running it: a body of
+assignments (``=``, ``+=`` ...) and one ``return``, over numbers, ``x["feature"]``, ``p[i]``,
+arithmetic, ``np.pi`` / ``np.e``, the functions of the one function table ``FUNCTIONS`` (numpy,
+math and builtin names, as PySR's export_sympy maps its operators) and the program's own helper
+functions (inlined). GP trees always qualify; anything else (branches, loops, unknown calls) raises
+``FormulaError`` with the reason, and the source stays the reference. A model's code is hostile:
+the translation is bounded by ``potsearch.law.exprguard`` at this one entry point (a huge
+expansion or exact number is refused as it grows).
 
-The same AST walk gives the *top-level additive terms* of the returned expression
-(``a + b - c`` -> ``[a, b, -c]``), which attribution ablates one at a time.
+The other direction: ``to_source`` writes an expression over features and parameters ``P_i`` as
+``potential(x, p)`` source, calling numpy by the names of the same table (``NUMPY_NAMES``).
 
-LaTeX: ``to_latex`` prints features as ``\\mathrm{name}`` (underscores escaped) and parameters as ``p_{i}``
-so that ``from_latex`` (sympy's LaTeX parser, which needs the optional package
-``antlr4-python3-runtime==4.11.*``) reads it back to the same expression.
+Printing: ``pretty_text`` (sympy's text, numbers rounded) and the one LaTeX printer ``latex_text``
+(features upright as ``\\mathrm{name}``, specials escaped; parameters ``p_{i}``), which ``from_latex``
+(sympy's LaTeX parser: the optional package ``antlr4-python3-runtime==4.11.*``) reads back.
+``additive_terms`` splits an expanded law into (coefficient, basis) terms.
 """
 from __future__ import annotations
 
 import ast
-import math
+import functools
+import keyword
 import operator
 import re
 import signal
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+
+from potsearch.law.exprguard import MAX_SOURCE_CHARS, TooLarge, check_expr, check_number, exact_power_bound
 
 # Python's arithmetic AST operators -> the operation (on sympy or numpy objects alike)
 ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
               ast.Pow: operator.pow}
+MAX_EXPONENT = 16          # |exponent| of a power the translator writes out
+MODULES = ("np", "numpy", "math")
+BUILTIN_CALLS = ("abs", "min", "max", "pow")
 
 
 class FormulaError(ValueError):
     """The candidate's code cannot be translated to a formula (the reason is the message)."""
 
 
-# ----------------------------------------------------------------------------- source inspection
-@dataclass
-class Term:
-    index: int
-    sign: int                 # +1 / -1: how the term enters the sum
-    code: str                 # the term's source text (without its sign)
-    features: list[str]       # features the term uses (through local names too)
-    params: list[int]         # parameter indices the term uses
+def _sympy():
+    import sympy
+
+    return sympy
 
 
-@dataclass
-class CandidateInfo:
-    n_params: int
-    features: list[str]                   # every x["..."] the function reads, in first-use order
-    params: list[int]                     # every p[i] with a constant i
-    terms: list[Term] = field(default_factory=list)   # top-level additive terms of the return (>= 1)
-    straight_line: bool = False           # body = assignments + one final return
+# ----------------------------------------------------------------------------- the function table
+@functools.cache
+def functions() -> dict:
+    """``FUNCTIONS``: a function's name, as a candidate calls it (``np.<name>``, ``math.<name>`` or a
+    builtin), -> (number of arguments, its sympy form). The one table of the law language."""
+    sp = _sympy()
+    one = {
+        "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "sin": sp.sin, "cos": sp.cos, "tan": sp.tan,
+        "tanh": sp.tanh, "sinh": sp.sinh, "cosh": sp.cosh, "arctan": sp.atan, "atan": sp.atan,
+        "arcsin": sp.asin, "asin": sp.asin, "arccos": sp.acos, "acos": sp.acos, "arctanh": sp.atanh,
+        "atanh": sp.atanh, "arcsinh": sp.asinh, "asinh": sp.asinh, "abs": sp.Abs, "fabs": sp.Abs,
+        "absolute": sp.Abs, "sign": sp.sign, "cbrt": sp.cbrt, "erf": sp.erf,
+        "log1p": lambda a: sp.log(1 + a), "expm1": lambda a: sp.exp(a) - 1, "square": lambda a: a ** 2,
+        "log10": lambda a: sp.log(a, 10), "log2": lambda a: sp.log(a, 2), "reciprocal": lambda a: 1 / a,
+        "negative": lambda a: -a,
+    }
+    two = {
+        "power": _pow, "pow": _pow, "maximum": sp.Max, "fmax": sp.Max, "max": sp.Max,
+        "minimum": sp.Min, "fmin": sp.Min, "min": sp.Min, "arctan2": sp.atan2, "atan2": sp.atan2,
+        "hypot": lambda a, b: sp.sqrt(a ** 2 + b ** 2), "add": operator.add, "subtract": operator.sub,
+        "multiply": operator.mul, "divide": operator.truediv, "true_divide": operator.truediv,
+    }
+    three = {"clip": lambda a, lo, hi: sp.Min(sp.Max(a, lo), hi)}
+    return {**{k: (1, f) for k, f in one.items()}, **{k: (2, f) for k, f in two.items()},
+            **{k: (3, f) for k, f in three.items()}}
 
 
-def _find_potential(tree: ast.Module) -> ast.FunctionDef:
+@functools.cache
+def numpy_names() -> dict:
+    """``NUMPY_NAMES``: the sympy functions of ``FUNCTIONS`` -> the numpy call ``to_source`` writes
+    (the first numpy name the table gives each: ``Abs`` -> ``np.abs``, ``atan`` -> ``np.arctan``)."""
+    sp = _sympy()
+    out = {}
+    for name, (_, f) in functions().items():
+        if isinstance(f, type) and issubclass(f, sp.Function) and hasattr(np, name) and f not in out:
+            out[f] = f"np.{name}"
+    return out
+
+
+def _pow(a, b):
+    """a ** b, refusing exponents that would make sympy build huge exact numbers (9**9**9)."""
+    if getattr(b, "is_Number", False) and abs(float(b)) > MAX_EXPONENT:
+        raise FormulaError(f"power with an exponent beyond {MAX_EXPONENT}")
+    exact_power_bound(a, b, MAX_EXPONENT)
+    if not getattr(b, "is_Number", False) and getattr(a, "is_Number", False) and abs(float(a)) > 1e6:
+        raise FormulaError("power of a huge base")
+    return a ** b
+
+
+_BINARY = {**ARITHMETIC, ast.Pow: _pow}
+
+
+# ----------------------------------------------------------------------------- source -> sympy
+def potential_def(tree: ast.Module) -> ast.FunctionDef:
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name == "potential":
             return node
-    raise FormulaError("no `def potential(x, p)` in the candidate source")
+    raise FormulaError("no function potential")
 
 
-def _n_params(tree: ast.Module) -> int:
+def n_params_of(tree: ast.Module) -> int:
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "N_PARAMS" for t in node.targets):
             try:
@@ -76,175 +126,33 @@ def _n_params(tree: ast.Module) -> int:
     raise FormulaError("no constant `N_PARAMS = k` in the candidate source")
 
 
-def _arg_names(fn: ast.FunctionDef) -> tuple[str, str]:
-    args = [a.arg for a in fn.args.args]
-    if len(args) < 2:
-        raise FormulaError("potential() must take (x, p)")
-    return args[0], args[1]
+_FEATURE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PARAM_NAME = re.compile(r"[Pp]_\d+")
 
 
-def _feature_key(node: ast.AST, xname: str) -> str | None:
-    """'name' for x["name"] (or x.get? no: only subscripts with a constant string)."""
-    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == xname:
-        sl = node.slice
-        if isinstance(sl, ast.Constant) and isinstance(sl.value, str):
-            return sl.value
-    return None
+def feature_symbol(name: str):
+    """The symbol of the feature ``name`` (a real number on every state)."""
+    return _sympy().Symbol(name, real=True)
 
 
-def _param_index(node: ast.AST, pname: str) -> int | None:
-    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == pname:
-        sl = node.slice
-        if isinstance(sl, ast.UnaryOp) and isinstance(sl.op, ast.USub) and isinstance(sl.operand, ast.Constant):
-            return None
-        if isinstance(sl, ast.Constant) and isinstance(sl.value, int):
-            return int(sl.value)
-    return None
+def _feature(name: str):
+    """The symbol of ``x[name]`` in a candidate's source; a name that is not a plain identifier, a
+    Python keyword, or that reads like a parameter symbol (p_0, P_0) is refused (it could not be a
+    feature of a table)."""
+    if not _FEATURE_NAME.fullmatch(name) or keyword.iskeyword(name) or _PARAM_NAME.fullmatch(name):
+        raise FormulaError(f"feature name {name[:40]!r} is not a plain identifier")
+    return feature_symbol(name)
 
 
-def _uses(node: ast.AST, xname: str, pname: str, local: dict[str, tuple[list[str], list[int]]]):
-    feats: list[str] = []
-    pars: list[int] = []
-    nodes = sorted((n for n in ast.walk(node) if hasattr(n, "lineno")),
-                   key=lambda n: (n.lineno, n.col_offset))  # source order
-    for sub in nodes:
-        k = _feature_key(sub, xname)
-        if k is not None and k not in feats:
-            feats.append(k)
-        i = _param_index(sub, pname)
-        if i is not None and i not in pars:
-            pars.append(i)
-        if isinstance(sub, ast.Name) and sub.id in local and isinstance(sub.ctx, ast.Load):
-            f2, p2 = local[sub.id]
-            feats += [f for f in f2 if f not in feats]
-            pars += [q for q in p2 if q not in pars]
-    return feats, pars
-
-
-def _split_sum(node: ast.AST, sign: int = 1) -> list[tuple[int, ast.AST]]:
-    """Top-level additive terms: a + b - (c + d) -> [(+,a), (+,b), (-,c), (-,d)]."""
-    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
-        right_sign = sign if isinstance(node.op, ast.Add) else -sign
-        return _split_sum(node.left, sign) + _split_sum(node.right, right_sign)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        return _split_sum(node.operand, -sign)
-    # a scale times a sum (GP trees: p[0] * (a + b)) distributes: p[0]*a + p[0]*b
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
-        for scale, rest in ((node.left, node.right), (node.right, node.left)):
-            if _is_scale(scale) and isinstance(rest, ast.BinOp) and isinstance(rest.op, (ast.Add, ast.Sub)):
-                return [(sg, ast.BinOp(left=scale, op=ast.Mult(), right=t)) for sg, t in _split_sum(rest, sign)]
-    return [(sign, node)]
-
-
-def _is_scale(node: ast.AST) -> bool:
-    """A number or a parameter p[i] (anything subscripted by an int constant)."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-        return True
-    return isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and isinstance(
-        node.slice.value, int)
-
-
-def _body(fn: ast.FunctionDef) -> list[ast.stmt]:
-    body = list(fn.body)
-    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
-            and isinstance(body[0].value.value, str):
-        body = body[1:]  # docstring
-    return body
-
-
-def candidate_info(source: str) -> CandidateInfo:
-    """Features, parameters and additive terms of a candidate (never executes it)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as exc:
-        raise FormulaError(f"the candidate does not parse: {exc.msg} (line {exc.lineno})") from None
-    fn = _find_potential(tree)
-    n = _n_params(tree)
-    xname, pname = _arg_names(fn)
-    local: dict[str, tuple[list[str], list[int]]] = {}
-    feats, pars = _uses(fn, xname, pname, {})
-    body = _body(fn)
-    straight = bool(body) and isinstance(body[-1], ast.Return) and body[-1].value is not None and all(
-        isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name) for s in body[:-1])
-    terms: list[Term] = []
-    # local names -> what they use (straight-line prefix only; enough for term bookkeeping)
-    for s in body:
-        if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name):
-            local[s.targets[0].id] = _uses(s.value, xname, pname, local)
-    last = body[-1] if body else None
-    if isinstance(last, ast.Return) and last.value is not None and not any(
-            isinstance(s, ast.Return) for s in ast.walk(ast.Module(body=body[:-1], type_ignores=[]))):
-        for k, (sign, node) in enumerate(_split_sum(last.value)):
-            f, q = _uses(node, xname, pname, local)
-            terms.append(Term(k, sign, ast.unparse(node), f, q))
-    else:
-        terms.append(Term(0, 1, "potential(x, p)", feats, pars))
-    return CandidateInfo(n, feats, sorted(pars), terms, straight)
-
-
-def terms_source(source: str) -> str:
-    """The candidate rewritten so that ``potential_terms(x, p)`` returns its additive terms as a list
-    (each already carrying its sign). Raises FormulaError when the function has no single final return."""
-    tree = ast.parse(source)
-    fn = _find_potential(tree)
-    body = _body(fn)
-    last = body[-1] if body else None
-    if not (isinstance(last, ast.Return) and last.value is not None) or any(
-            isinstance(s, ast.Return) for s in ast.walk(ast.Module(body=body[:-1], type_ignores=[]))):
-        raise FormulaError("the potential has no single final return: no additive terms")
-    elts = []
-    for sign, node in _split_sum(last.value):
-        elts.append(node if sign > 0 else ast.UnaryOp(op=ast.USub(), operand=node))
-    import copy
-
-    new_fn = copy.deepcopy(fn)
-    new_fn.name = "potential_terms"
-    new_fn.decorator_list = []
-    new_fn.body = copy.deepcopy(body[:-1]) + [ast.Return(ast.List(elts, ast.Load()))]
-    # imports are dropped: the namespace provides np and math (as the sandbox's compile does)
-    tree.body = [n for n in tree.body if not isinstance(n, (ast.Import, ast.ImportFrom))] + [new_fn]
-    return ast.unparse(ast.fix_missing_locations(tree))
-
-
-# ----------------------------------------------------------------------------- sympy translation
-def _sympy():
-    import sympy
-
-    return sympy
-
-
-def _funcs():
-    sp = _sympy()
-    one = {
-        "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "sin": sp.sin, "cos": sp.cos, "tan": sp.tan,
-        "tanh": sp.tanh, "sinh": sp.sinh, "cosh": sp.cosh, "arctan": sp.atan, "atan": sp.atan,
-        "arcsin": sp.asin, "asin": sp.asin, "arccos": sp.acos, "acos": sp.acos, "arctanh": sp.atanh,
-        "atanh": sp.atanh, "arcsinh": sp.asinh, "asinh": sp.asinh, "abs": sp.Abs, "fabs": sp.Abs,
-        "absolute": sp.Abs, "sign": sp.sign, "cbrt": sp.cbrt, "erf": sp.erf,
-        "log1p": lambda a: sp.log(1 + a), "expm1": lambda a: sp.exp(a) - 1, "square": lambda a: a**2,
-        "log10": lambda a: sp.log(a, 10), "log2": lambda a: sp.log(a, 2), "reciprocal": lambda a: 1 / a,
-        "negative": lambda a: -a,
-    }
-    two = {
-        "power": lambda a, b: a**b, "pow": lambda a, b: a**b, "maximum": sp.Max, "fmax": sp.Max, "max": sp.Max,
-        "minimum": sp.Min, "fmin": sp.Min, "min": sp.Min, "arctan2": sp.atan2, "atan2": sp.atan2,
-        "hypot": lambda a, b: sp.sqrt(a**2 + b**2), "add": lambda a, b: a + b, "subtract": lambda a, b: a - b,
-        "multiply": lambda a, b: a * b, "divide": lambda a, b: a / b, "true_divide": lambda a, b: a / b,
-    }
-    three = {"clip": lambda a, lo, hi: sp.Min(sp.Max(a, lo), hi)}
-    return one, two, three
-
-
-_MODULES = {"np", "numpy", "math"}
-_CONSTS = {"pi": math.pi, "e": math.e}
-_BUILTINS = {"abs", "min", "max", "pow"}
+def param_symbol(i: int):
+    return _sympy().Symbol(f"p_{i}")
 
 
 @dataclass
 class Formula:
     expr: object                        # sympy expression (parameters symbolic or substituted)
     features: dict[str, object]         # feature name -> sympy Symbol
-    params: dict[int, object]           # index -> sympy Symbol p_i
+    params: dict[int, object]           # index -> sympy Symbol p_i (empty when the values were given)
     n_params: int
     substituted: bool = False
     simplified: bool = False
@@ -273,115 +181,203 @@ class Formula:
         return call
 
 
-def feature_symbol(name: str):
-    sp = _sympy()
-    return sp.Symbol(name if name.isidentifier() else re.sub(r"\W", "_", name))
-
-
-def param_symbol(i: int):
-    return _sympy().Symbol(f"p_{i}")
-
-
-def to_sympy(source: str, params=None) -> Formula:
-    """The candidate as a sympy expression. ``params`` given: numbers substituted for p_i."""
-    from potsearch.law.exprguard import (
-        MAX_SOURCE_CHARS, TooLarge, check_expr, check_number, exact_power_bound
-    )
-
-    sp = _sympy()
+def translate(source: str, params=None) -> Formula:
+    """The candidate's law as a sympy expression, without running its code (module doc). ``params``
+    given: their values (as 17-digit floats) stand for p[i]; else the symbols p_i (p[i] must be below
+    the source's ``N_PARAMS``). Raises FormulaError, the reason as its message."""
     if len(source) > MAX_SOURCE_CHARS:
-        raise FormulaError(f"the candidate is longer than {MAX_SOURCE_CHARS} characters")
+        raise FormulaError(f"source longer than {MAX_SOURCE_CHARS} characters")
     try:
         tree = ast.parse(source)
-    except SyntaxError as exc:
-        raise FormulaError(f"the candidate does not parse: {exc.msg}") from None
-    except (ValueError, RecursionError, MemoryError) as exc:
-        raise FormulaError(f"the candidate does not parse ({type(exc).__name__})") from None
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        raise FormulaError(f"unparsable: {type(exc).__name__}") from None
     try:
-        return _to_sympy(tree, params, sp, check_expr, check_number, exact_power_bound)
+        return _Translation(tree, params).formula()
     except TooLarge as exc:
-        raise FormulaError(f"the candidate's law is too large to write out: {exc}") from None
+        raise FormulaError(str(exc)) from None
     except RecursionError:
-        raise FormulaError("the candidate's law is nested too deeply to write out") from None
+        raise FormulaError("the law is nested too deeply to write out") from None
 
 
-def _to_sympy(tree, params, sp, check_expr, check_number, exact_power_bound) -> Formula:
-    fn = _find_potential(tree)
-    n = _n_params(tree)
-    xname, pname = _arg_names(fn)
-    one, two, three = _funcs()
-    features: dict[str, object] = {}
-    psyms: dict[int, object] = {}
-    env: dict[str, object] = {}
+class _Translation:
+    """One walk of a candidate's AST into sympy (``translate``), every value bounded as it is built."""
 
-    def conv(node):
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-            if isinstance(node.value, int) and node.value.bit_length() > 2000:
+    def __init__(self, tree: ast.Module, params):
+        self.sp = sp = _sympy()
+        self.funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+        if "potential" not in self.funcs:
+            raise FormulaError("no function potential")
+        self.features: dict[str, object] = {}
+        self.psyms: dict[int, object] = {}
+        if params is None:
+            self.pvals, self.n = None, n_params_of(tree)
+        else:
+            try:
+                self.pvals = [check_number(sp.Float(float(v), 17)) for v in params]
+            except (TypeError, ValueError, OverflowError):
+                raise FormulaError("a parameter that is not a number") from None
+            self.n = len(self.pvals)
+
+    def formula(self) -> Formula:
+        pot = self.funcs["potential"]
+        if len(pot.args.args) != 2:
+            raise FormulaError("potential must take (x, p)")
+        env = {pot.args.args[0].arg: "__x__", pot.args.args[1].arg: "__p__"}
+        expr = self.body(pot.body, env, 0, "potential")
+        return Formula(expr, self.features, self.psyms, self.n, substituted=self.pvals is not None)
+
+    def call(self, fdef: ast.FunctionDef, args: list, depth: int):
+        if depth > 8:
+            raise FormulaError("helper calls nested too deeply")
+        names = [a.arg for a in fdef.args.args]
+        if fdef.args.vararg or fdef.args.kwarg or fdef.args.kwonlyargs or fdef.args.defaults or len(args) != len(names):
+            raise FormulaError(f"unsupported signature of {fdef.name}")
+        return self.body(fdef.body, dict(zip(names, args)), depth, fdef.name)
+
+    def body(self, stmts, env, depth, where):
+        for stmt in stmts:
+            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+                continue  # docstring
+            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+                env[stmt.targets[0].id] = check_expr(self.ev(stmt.value, env, depth))
+            elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name) and type(stmt.op) in _BINARY \
+                    and not isinstance(env.get(stmt.target.id, ""), str):
+                old = env[stmt.target.id]
+                env[stmt.target.id] = check_expr(_BINARY[type(stmt.op)](old, self.ev(stmt.value, env, depth)))
+            elif isinstance(stmt, ast.Return) and stmt.value is not None:
+                return check_expr(self.sp.sympify(self.ev(stmt.value, env, depth)))
+            else:
+                raise FormulaError(f"statement {type(stmt).__name__} in {where}")
+        raise FormulaError(f"{where} returns nothing")
+
+    def ev(self, n, env, depth):
+        sp = self.sp
+        if isinstance(n, ast.Constant) and isinstance(n.value, (int, float)) and not isinstance(n.value, bool):
+            if isinstance(n.value, int) and n.value.bit_length() > 2000:
                 raise FormulaError("an integer literal beyond 2000 bits")
-            return sp.Integer(node.value) if isinstance(node.value, int) else sp.Float(node.value, 15)
-        key = _feature_key(node, xname)
-        if key is not None:
-            if key not in features:
-                features[key] = feature_symbol(key)
-            return features[key]
-        idx = _param_index(node, pname)
-        if idx is not None:
-            if not 0 <= idx < max(n, 1):
-                raise FormulaError(f"p[{idx}] is out of range for N_PARAMS = {n}")
-            psyms.setdefault(idx, param_symbol(idx))
-            return psyms[idx]
-        if isinstance(node, ast.Name):
-            if node.id in env:
-                return env[node.id]
-            raise FormulaError(f"unknown name {node.id!r}")
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in _MODULES \
-                and node.attr in _CONSTS:
-            return sp.pi if node.attr == "pi" else sp.E
-        if isinstance(node, ast.BinOp):
-            a, b = conv(node.left), conv(node.right)
-            if type(node.op) not in ARITHMETIC:
-                raise FormulaError(f"operator {type(node.op).__name__} has no formula")
-            if isinstance(node.op, ast.Pow):
-                exact_power_bound(a, b, 64)
-            out = ARITHMETIC[type(node.op)](a, b)
-            return check_number(out) if getattr(out, "is_Number", False) else out
-        if isinstance(node, ast.UnaryOp):
-            a = conv(node.operand)
-            if isinstance(node.op, ast.USub):
-                return -a
-            if isinstance(node.op, ast.UAdd):
-                return a
-            raise FormulaError(f"operator {type(node.op).__name__} has no formula")
-        if isinstance(node, ast.Call) and not node.keywords:
-            f = node.func
-            name = None
-            if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in _MODULES:
+            return check_number(sp.Integer(n.value) if isinstance(n.value, int) else sp.Rational(str(n.value)))
+        if isinstance(n, ast.Name):
+            if n.id in env and not isinstance(env[n.id], str):
+                return env[n.id]
+            raise FormulaError(f"name {n.id}")
+        if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name):
+            return self.subscript(env.get(n.value.id), n.slice)
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in MODULES \
+                and n.attr in ("pi", "e"):
+            return sp.pi if n.attr == "pi" else sp.E
+        if isinstance(n, ast.BinOp) and type(n.op) in _BINARY:   # exact numbers bounded as they grow
+            out = _BINARY[type(n.op)](self.ev(n.left, env, depth), self.ev(n.right, env, depth))
+            return check_number(out) if isinstance(out, sp.Number) else out
+        if isinstance(n, ast.UnaryOp) and isinstance(n.op, (ast.USub, ast.UAdd)):
+            v = self.ev(n.operand, env, depth)
+            return -v if isinstance(n.op, ast.USub) else v
+        if isinstance(n, ast.Call) and not n.keywords:
+            args = [self.ev(a, env, depth) for a in n.args]
+            f, name = n.func, None
+            if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in MODULES \
+                    and f.attr not in ("max", "min"):   # np.max(a, b) is a reduction over axis b
                 name = f.attr
-            elif isinstance(f, ast.Name) and f.id in _BUILTINS:
+            elif isinstance(f, ast.Name) and f.id in self.funcs and f.id != "potential":
+                return self.call(self.funcs[f.id], args, depth + 1)
+            elif isinstance(f, ast.Name) and f.id in BUILTIN_CALLS:
                 name = f.id
-            if name is not None:
-                args = [conv(a) for a in node.args]
-                table = {1: one, 2: two, 3: three}.get(len(args), {})
-                if name in table:
-                    return table[name](*args)
-            raise FormulaError(f"call {ast.unparse(node.func)}() with {len(node.args)} argument(s) has no formula")
-        raise FormulaError(f"`{ast.unparse(node)[:60]}` has no formula")
+            arity, fn = functions().get(name, (None, None))
+            if arity == len(args):
+                return fn(*args)
+            raise FormulaError(f"call {ast.unparse(f)[:40]}() with {len(args)} argument(s)")
+        raise FormulaError(type(n).__name__)
 
-    body = _body(fn)
-    if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
-        raise FormulaError("the potential does not end with a single return expression")
-    for s in body[:-1]:
-        if not (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)):
-            raise FormulaError(f"statement `{ast.unparse(s).splitlines()[0][:60]}` is not a plain assignment")
-        env[s.targets[0].id] = check_expr(conv(s.value))
-    expr = check_expr(conv(body[-1].value))
-    form = Formula(expr, features, psyms, n)
-    if params is not None:
-        form = form.substitute(params)
-    return form
+    def subscript(self, base, key):
+        if isinstance(key, ast.Constant) and base == "__x__" and isinstance(key.value, str):
+            name = key.value
+            if name not in self.features:
+                self.features[name] = _feature(name)
+            return self.features[name]
+        if isinstance(key, ast.Constant) and base == "__p__" and isinstance(key.value, int) \
+                and not isinstance(key.value, bool):
+            i = key.value
+            if self.pvals is not None:
+                if not 0 <= i < len(self.pvals):
+                    raise FormulaError(f"p[{i}] without a value")
+                return self.pvals[i]
+            if not 0 <= i < max(self.n, 1):
+                raise FormulaError(f"p[{i}] is out of range for N_PARAMS = {self.n}")
+            return self.psyms.setdefault(i, param_symbol(i))
+        raise FormulaError("subscript")
 
 
-# ----------------------------------------------------------------------------- simplification
+# ----------------------------------------------------------------------------- sympy -> source
+def to_source(pexpr, n_params: int) -> str:
+    """potential(x, p) source of an expression over features and parameters P_i (numpy calls by
+    ``numpy_names``). Raises FormulaError for a function the table cannot write."""
+    return f"N_PARAMS = {n_params}\n\n\ndef potential(x, p):\n    return {_py(pexpr)}\n"
+
+
+def _py(e) -> str:
+    sp = _sympy()
+    if isinstance(e, sp.Symbol):
+        if e.name.startswith("P_") and e.name[2:].isdigit():
+            return f"p[{int(e.name[2:])}]"
+        return f"x[{e.name!r}]"
+    if isinstance(e, sp.Integer):
+        return f"({int(e)})" if e < 0 else str(int(e))
+    if isinstance(e, sp.Rational):
+        return f"({float(e)!r})"
+    if isinstance(e, sp.Float) or e.is_Number:
+        return f"({float(e)!r})"
+    if e is sp.pi or e is sp.E:
+        return "np.pi" if e is sp.pi else "np.e"
+    if isinstance(e, sp.Add):
+        return "(" + " + ".join(_py(a) for a in e.args) + ")"
+    if isinstance(e, sp.Mul):
+        num = [a for a in e.args if not (a.is_Pow and a.exp.is_Number and a.exp < 0)]
+        den = [a.base ** (-a.exp) for a in e.args if a.is_Pow and a.exp.is_Number and a.exp < 0]
+        s = " * ".join(_py(a) for a in num) if num else "1"
+        if den:
+            s = f"({s}) / ({' * '.join(_py(a) for a in den)})"
+        return f"({s})"
+    if isinstance(e, sp.Pow):
+        if e.exp == sp.Rational(1, 2):
+            return f"np.sqrt({_py(e.base)})"
+        if e.exp.is_Number and e.exp < 0:
+            return f"(1 / {_py(e.base ** (-e.exp))})"
+        return f"(({_py(e.base)}) ** {_py(e.exp)})"
+    if isinstance(e, (sp.Max, sp.Min)):
+        fn = "np.maximum" if isinstance(e, sp.Max) else "np.minimum"
+        args = [_py(a) for a in e.args]
+        s = args[0]
+        for a in args[1:]:
+            s = f"{fn}({s}, {a})"
+        return s
+    if e.func in numpy_names():
+        return f"{numpy_names()[e.func]}({', '.join(_py(a) for a in e.args)})"
+    raise FormulaError(f"cannot emit {e.func}")
+
+
+# ----------------------------------------------------------------------------- terms and text
+def additive_terms(expr) -> list[tuple[float, object]]:
+    """Additive terms (coefficient, basis) of an expanded law; the additive constant is dropped."""
+    sp = _sympy()
+    out: dict = {}
+    for t in sp.Add.make_args(expr):
+        c, b = t.as_coeff_Mul()
+        if b == 1 or not b.free_symbols:
+            continue
+        out[b] = out.get(b, 0.0) + float(c)
+    return [(c, b) for b, c in out.items() if c != 0.0]
+
+
+def _rounded(expr, digits: int):
+    sp = _sympy()
+    return expr.xreplace({f: sp.Float(float(f), digits) for f in expr.atoms(sp.Float)})
+
+
+def pretty_text(expr, digits: int = 4) -> str:
+    """sympy's text of a law, numbers rounded to ``digits`` significant digits."""
+    return _sympy().sstr(_rounded(expr, digits))
+
+
+# ----------------------------------------------------------------------------- symbolic simplification
 class _Timeout(Exception):
     pass
 
@@ -414,14 +410,15 @@ def simplify_bounded(expr, seconds: float = 2.0):
     return out, ok
 
 
-def formula_of(source: str, params=None, simplify: float = 2.0, substitute: bool = True) -> Formula:
-    """Translate, simplify symbolically (time-bounded), then substitute the parameter values."""
-    form = to_sympy(source)
+def formula_of(source: str, params=None, simplify: float = 2.0) -> Formula:
+    """The formula ``show --format sympy|latex`` prints. With ``params``: the law at those values as
+    its source writes it (``translate``; for a simplified law the expression of its ``latex_text``
+    line); without: the family over p_i, simplified symbolically within ``simplify`` seconds."""
+    if params is not None:
+        return translate(source, params)
+    form = translate(source)
     expr, ok = simplify_bounded(form.expr, simplify)
-    form = Formula(expr, form.features, form.params, form.n_params, False, ok)
-    if params is not None and substitute:
-        form = form.substitute(params)
-    return form
+    return Formula(expr, form.features, form.params, form.n_params, False, ok)
 
 
 # ----------------------------------------------------------------------------- LaTeX
@@ -433,45 +430,24 @@ def latex_name(name: str) -> str:
     return r"\mathrm{%s}" % "".join(special.get(c, c) for c in name)
 
 
-def latex_symbols(form: Formula) -> dict:
-    """Symbol -> LaTeX: features by their own names, upright (\\mathrm{rare\\_letters}); parameters p_{i}."""
-    out = {}
-    for name, sym in form.features.items():
-        out[sym] = latex_name(name)
-    for i, sym in form.params.items():
-        out[sym] = "p_{%d}" % i
-    return out
+def _latex_symbol(name: str) -> str:
+    return "p_{%s}" % name[2:] if _PARAM_NAME.fullmatch(name) and name[0] == "p" else latex_name(name)
 
 
-def to_latex(form: Formula, digits: int = 6) -> str:
-    """LaTeX of the formula (numbers rounded to ``digits`` significant digits), readable back by from_latex."""
+def latex_text(expr, digits: int = 4) -> str:
+    """The one LaTeX printer of the law language: sympy's LaTeX of ``expr``, numbers rounded to
+    ``digits`` significant digits, features upright (``latex_name``), parameters p_{i}."""
     sp = _sympy()
-    from sympy.printing.latex import LatexPrinter
-
-    class _Printer(LatexPrinter):
-        def _print_Abs(self, expr, exp=None):  # |a|, the form sympy's parser reads
-            tex = r"|%s|" % self._print(expr.args[0])
-            return tex if exp is None else r"%s^{%s}" % (tex, exp)
-
-        def _print_Max(self, expr, exp=None):
-            return r"\max(%s)" % ", ".join(self._print(a) for a in expr.args)
-
-        def _print_Min(self, expr, exp=None):
-            return r"\min(%s)" % ", ".join(self._print(a) for a in expr.args)
-
-    expr = form.expr
-    floats = {f: sp.Float(f, digits) for f in expr.atoms(sp.Float)}
-    expr = expr.xreplace(floats)
-    return _Printer({"symbol_names": latex_symbols(form), "mul_symbol": "dot"}).doprint(expr)
+    r = _rounded(expr, digits)
+    return sp.latex(r, symbol_names={s: _latex_symbol(s.name) for s in r.free_symbols})
 
 
 def latex_legend(form: Formula) -> list[str]:
-    names = latex_symbols(form)
-    return [f'{names[sym]} = x["{name}"]' for name, sym in form.features.items()]
+    return [f'{latex_name(name)} = x["{name}"]' for name in form.features]
 
 
 def from_latex(tex: str, form: Formula):
-    """Parse LaTeX produced by ``to_latex`` back to sympy, with the formula's own symbols.
+    """Parse LaTeX printed by ``latex_text`` back to sympy, with the formula's own symbols.
     Needs sympy's LaTeX parser backend: ``antlr4-python3-runtime==4.11.*``."""
     sp = _sympy()
     try:
@@ -480,13 +456,18 @@ def from_latex(tex: str, form: Formula):
         raise FormulaError("reading LaTeX back needs the optional package antlr4-python3-runtime==4.11.*") from None
     from sympy.parsing.latex import parse_latex
 
-    # sympy's parser does not read \\mathrm{..}: stand-ins z_{k} for the feature names first
-    names = latex_symbols(form)
+    # what sympy's parser does not read: \mathrm{..} (stand-ins z_{k} first), |..| written \left|{..}\right|
+    # and the functions it names \operatorname{..} (their table names instead)
+    names = {sym: latex_name(name) for name, sym in form.features.items()}
+    names.update({sym: "p_{%d}" % i for i, sym in form.params.items()})
     stand = {}
     for k, (sym, t) in enumerate(sorted(((s_, t_) for s_, t_ in names.items() if t_.startswith(r"\mathrm")),
                                         key=lambda st: -len(st[1]))):
         tex = tex.replace(t, "z_{%d}" % k)
         stand[sym] = "z_{%d}" % k
+    tex = tex.replace(r"\left|{", "|").replace(r"}\right|", "|")
+    tex = re.sub(r"\\operatorname\{(\w+)\}", lambda m: "\\" + {"atan": "arctan", "asin": "arcsin",
+                                                                 "acos": "arccos"}.get(m[1], m[1]), tex)
     expr = parse_latex(tex)
     # the parser reads e^{a} as the symbol e, \max as an undefined function: map them back
     back = {parse_latex(stand.get(sym, t)): sym for sym, t in names.items()}

@@ -27,7 +27,7 @@ Three rules, all deterministic for a seed:
   loss above the data's own floor): among members with gap <= ``loss_window`` (1.5) x the lowest
   gap, the one with the largest -d log(gap) / d complexity against the next simpler member.
 
-Laws flagged ill-conditioned by the simplifier (cancelling terms, ``simplify.MAX_CANCELLATION``;
+Laws flagged ill-conditioned by the simplifier (cancelling terms, ``conditioning.MAX_CANCELLATION``;
 terms carried by a few states or with a pole among them, ``conditioning.support``) are excluded
 whenever a well-conditioned member exists; the front of simplified laws is built without them, since
 such a law (a linear term in disguise) would otherwise dominate the plain law it mimics. They would
@@ -38,9 +38,11 @@ simplified too (at most ``max_layers`` times, within ``max_front`` simplificatio
 brings back a candidate hidden on the raw front by a member whose simplified law costs more action
 than it does (the exact 0.73·terms + 0.27·n_funcs behind a 19-node tree of 10⁻⁶ lower action that
 simplifies to a proxy 8·10⁻⁶ higher): each layer is the raw candidates not yet simplified that reach
-the front of themselves and the well-conditioned simplified laws so far. Held-out values are computed from each law's sympy translation (``simplify``), never by running a candidate's own code; a candidate that
-cannot be translated keeps its stored held-out action and gets SE = 0 (it competes, without the
-benefit of the doubt).
+the front of themselves and the well-conditioned simplified laws so far. Held-out values are computed
+from each law's sympy translation (``formula.translate``), never by running a candidate's own code;
+a candidate that cannot be translated keeps its stored held-out action and gets SE = 0 (it competes,
+without the benefit of the doubt). A law's evidence (its BIC, parameter SEs, terms' worth, poles) is
+``potsearch.law.evidence``.
 
 ``select_law(candidates, data)`` is the entry point for the stages: it takes the candidates table
 (a DataFrame with source, params, train_action, heldout_action, complexity ...), builds the Pareto
@@ -54,12 +56,13 @@ selected law dropped against it.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from potsearch.law.evidence import bic_score, param_list, param_stderr, pole_uncertain
 
 RULES = ("one_se", "pysr", "bic")
 DEFAULT_RULE = "bic"   # chosen by measurement on benchmarks/recovery.py (docs/evolve.md)
@@ -149,25 +152,16 @@ def pair_contributions(V: np.ndarray, edges, kernel: str = "softplus", beta: flo
 
 def law_values(source: str, params, features: dict, n: int) -> np.ndarray | None:
     """V on every state from the law's sympy translation (no candidate code runs); None if untranslatable."""
-    from potsearch.law.simplify import Unsupported, _translate, _values
+    from potsearch.law.conditioning import _values
+    from potsearch.law.formula import FormulaError, translate
 
     try:
-        expr = _translate(source, params)
+        expr = translate(source, params).expr
         V = _values(expr, features, n)
-    except (Unsupported, KeyError, TypeError, ValueError, NameError, ZeroDivisionError, RecursionError,
+    except (FormulaError, KeyError, TypeError, ValueError, NameError, ZeroDivisionError, RecursionError,
             AttributeError, OverflowError):
         return None
     return V if np.all(np.isfinite(V)) else None
-
-
-def param_list(v) -> list:
-    """A candidate's parameters as a list, whether stored as a JSON string or a sequence ([] when absent)."""
-    if isinstance(v, str):
-        try:
-            return json.loads(v)
-        except ValueError:
-            return []
-    return list(v) if isinstance(v, (list, tuple, np.ndarray)) else []
 
 
 def one_se(front: pd.DataFrame, data, n_boot: int = 200, seed: int = 0) -> tuple[int, str, pd.DataFrame]:
@@ -225,17 +219,6 @@ def n_fitted(row) -> int:
     return len(param_list(row["params"]))
 
 
-def bic_score(data, train_action, k, heldout_action=None):
-    """2 x nats_per_action x S_train + k ln(N): the BIC of a law (or an array of laws) with k fitted
-    parameters (``bic``; the scale must be known); with ``heldout_action`` (the law at its training fit
-    on the held-out moves) and a held-out scale, plus 2 x heldout_nats_per_action x S_heldout, the
-    held-out moves' log-loss (module doc)."""
-    out = 2.0 * data.nats_per_action * np.asarray(train_action, dtype=float) + k * math.log(data.n_train_moves)
-    if heldout_action is not None and data.heldout_nats_per_action > 0:
-        out = out + 2.0 * data.heldout_nats_per_action * np.asarray(heldout_action, dtype=float)
-    return out if np.ndim(out) else float(out)
-
-
 def bic(front: pd.DataFrame, data, window: float = 4.0, form_window: float = 2.0
         ) -> tuple[int, str, pd.DataFrame] | None:
     """Bayesian information criterion on the training likelihood: the softplus action is a logistic
@@ -280,14 +263,15 @@ def bic(front: pd.DataFrame, data, window: float = 4.0, form_window: float = 2.0
 def _shape(row) -> tuple:
     """(additive terms, features read, nonlinear operations, complexity) of a law, from its canonical
     form (no code runs)."""
-    from potsearch.law.simplify import canonical_form, n_features, n_nonlinear, split_terms
+    from potsearch.law.formula import additive_terms
+    from potsearch.law.simplify import canonical_form, n_features, n_nonlinear
 
     c = canonical_form(row["source"], param_list(row["params"]))
     if not c.ok:
         return (math.inf, math.inf, math.inf, row["complexity"])
     import sympy as sp
 
-    return (len(split_terms(sp.expand(c.expr))), n_features(c.expr), n_nonlinear(c.expr), row["complexity"])
+    return (len(additive_terms(sp.expand(c.expr))), n_features(c.expr), n_nonlinear(c.expr), row["complexity"])
 
 
 def choose(front: pd.DataFrame, data, opts: SelectionOptions = SelectionOptions()) -> tuple[int, str, pd.DataFrame]:
@@ -415,7 +399,8 @@ def _finish(sel: dict, lowest: dict, forms: list) -> tuple[dict, list, list]:
     stored forms (a selected path form becomes the form stored for its candidate)."""
     import sympy as sp
 
-    from potsearch.law.simplify import canonical_form, split_terms
+    from potsearch.law.formula import additive_terms
+    from potsearch.law.simplify import canonical_form
 
     if isinstance(sel.get("path_form"), (bool, np.bool_)) and sel["path_form"]:
         forms = [_form(sel, True) if f["uid"] == sel.get("uid") else f for f in forms]
@@ -427,46 +412,9 @@ def _finish(sel: dict, lowest: dict, forms: list) -> tuple[dict, list, list]:
     if lc.ok:
         lowest.update(text=lc.text, latex=lc.latex)
     if lc.ok and sc.ok:
-        mine = {b for _, b in split_terms(sp.expand(sc.expr))}
-        dropped = [str(b) for _, b in split_terms(sp.expand(lc.expr)) if b not in mine]
+        mine = {b for _, b in additive_terms(sp.expand(sc.expr))}
+        dropped = [str(b) for _, b in additive_terms(sp.expand(lc.expr)) if b not in mine]
     return sel, dropped, forms
-
-
-def pole_uncertain(source: str, params, se, features: dict, n: int) -> str:
-    """'' or why not: a denominator b(x) + t of the law (t one of its parameters) whose shift, anywhere
-    within 2 bootstrap standard errors of t, puts its pole on a state (-b(x) in [t - 2 SE, t + 2 SE]).
-    The data then cannot keep the pole off the states: the term's shape is not determined (the demo's
-    zipf/(length - 4.678), t = -4.68 +- 5e5, is a linear zipf term in most resamples). ``source`` must
-    be code we generated (a simplified law); ``se`` as ``param_stderr`` returns it."""
-    import sympy as sp
-
-    from potsearch.law.simplify import Unsupported, _translate, _values, pretty_text
-
-    if not se:
-        return ""
-    try:
-        expr = _translate(source, params)
-    except Unsupported:
-        return ""
-    vals = [float(v) for v in param_list(params)]
-    for node in sp.preorder_traversal(expr):
-        if not (isinstance(node, sp.Pow) and node.exp.is_number and node.exp < 0):
-            continue
-        c, rest = node.base.as_coeff_Add()
-        if c == 0 or not rest.free_symbols:
-            continue
-        k = next((j for j, v in enumerate(vals) if abs(v - float(c)) <= 1e-12 * max(1.0, abs(v))), None)
-        if k is None or k >= len(se) or se[k] is None or not math.isfinite(float(se[k])):
-            continue
-        try:
-            b = _values(rest, features, n)
-        except (KeyError, TypeError, ValueError, NameError):
-            continue
-        lo, hi = float(c) - 2 * float(se[k]), float(c) + 2 * float(se[k])
-        if np.any((-b >= lo) & (-b <= hi)):
-            return (f"its pole {pretty_text(node.base)} = 0 can sit on a state within 2 standard errors of "
-                    f"p[{k}] = {float(c):.4g} +- {float(se[k]):.3g}")
-    return ""
 
 
 def settle(sel: "Selection", data, opts: SelectionOptions = SelectionOptions(), n_boot: int = 40,
@@ -520,82 +468,4 @@ def _form(row: dict, ok: bool, note: str = "") -> dict:
     for k in ("complexity", "n_terms"):
         v = out[k]
         out[k] = None if v is None or (isinstance(v, float) and not math.isfinite(v)) else int(v)
-    return out
-
-
-def resampled_pairs(edges, rng):
-    """The edges with their unordered pairs resampled with replacement (a bootstrap replicate)."""
-    from potsearch.law.scoring import Edges
-
-    lo, hi, a, b = edges.pairs()
-    idx = rng.integers(0, len(lo), len(lo))
-    src = np.concatenate([lo[idx], hi[idx]])
-    dst = np.concatenate([hi[idx], lo[idx]])
-    w = np.concatenate([a[idx], b[idx]])
-    m = w > 0
-    return Edges(src[m], dst[m], w[m], edges.n_states)
-
-
-def param_stderr(source: str, params, data, n_boot: int = 40, seed: int = 0) -> list | None:
-    """Bootstrap standard errors of a law's fitted parameters: the law is refitted (from its fitted
-    values, through the GP scoring path) on ``n_boot`` resamples of the training edge pairs (pairs
-    taken as independent; ``numpy.random.default_rng(seed)``); the SE is the standard deviation of
-    each parameter over the refits. None when fewer than 5 refits succeed. ``source`` must be code
-    we generated (a simplified law), never a model's."""
-    import dataclasses
-
-    from potsearch.law.scoring import score_source
-
-    params = param_list(params)
-    if not params:
-        return []
-    rng = np.random.default_rng(seed)
-    fits = []
-    for _ in range(n_boot):
-        d = dataclasses.replace(data, train=resampled_pairs(data.train, rng))
-        r = score_source(source, params, seed, data=d)
-        if not r.get("error") and r.get("params") is not None and len(r["params"]) == len(params):
-            fits.append(r["params"])
-    if len(fits) < 5:
-        return None
-    return [float(v) for v in np.std(np.asarray(fits, dtype=float), axis=0, ddof=1)]
-
-
-def term_evidence(source: str, params, data, seed: int = 0) -> list[dict] | None:
-    """What each additive term of a law is worth: the law refitted without it (the simplifier's refit
-    path, from the fitted values), per term the rise of the training and held-out actions and, with
-    the softplus kernel, of the BIC (``bic``: positive means the data support the term). None for a law
-    with fewer than two terms or that cannot be translated. ``source`` must be code we generated (a
-    simplified law), never a model's."""
-    import sympy as sp
-
-    from potsearch.law.simplify import _Refitter, canonical_form, parametrise, pretty_text
-
-    c = canonical_form(source, param_list(params))
-    if not c.ok:
-        return None
-    pe, vals = parametrise(sp.expand(c.expr))
-    parts = list(sp.Add.make_args(pe))
-    if len(parts) < 2:
-        return None
-    refit = _Refitter(data, seed)
-    full = refit.fit(pe, vals, again=False)
-    if full is None:
-        return None
-    scale = data.nats_per_action if data.kernel == "softplus" and data.nats_per_action > 0 else None
-    out = []
-    for i, t in enumerate(parts):
-        rest = sp.Add(*(parts[:i] + parts[i + 1:]))
-        res = refit.fit(rest, vals, again=False)
-        num = t.xreplace({sp.Symbol(f"P_{j}"): sp.Float(v, 17) for j, v in enumerate(full["params"])})
-        row = {"term": pretty_text(num), "train_rise": None, "heldout_rise": None, "bic_rise": None}
-        if res is not None:
-            row["train_rise"] = res["S"] - full["S"]
-            if res.get("Sh") is not None and full.get("Sh") is not None:
-                row["heldout_rise"] = float(res["Sh"]) - float(full["Sh"])
-            if scale and data.n_train_moves > 1:   # the selection's score: training BIC + held-out log-loss
-                both = row["heldout_rise"] is not None
-                row["bic_rise"] = (bic_score(data, res["S"], len(res["params"]), res["Sh"] if both else None)
-                                   - bic_score(data, full["S"], len(full["params"]), full["Sh"] if both else None))
-        out.append(row)
     return out

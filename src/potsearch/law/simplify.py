@@ -1,8 +1,9 @@
 """Canonical simplified form of a candidate potential (sympy), for the reader and for selection.
 
-``canonical_form(source, params)`` (no data needed) parses ``potential(x, p)`` — expression bodies,
-simple assignments and calls of helper functions defined in the same program, inlined — into a
-sympy expression over the feature symbols with the fitted parameters substituted, then:
+``canonical_form(source, params)`` (no data needed) translates ``potential(x, p)`` — expression
+bodies, simple assignments and calls of helper functions defined in the same program, inlined — into
+a sympy expression (the law language's one translator, ``potsearch.law.formula.translate``) over the
+feature symbols with the fitted parameters substituted, then:
 
 * folds constants and merges parameters: every number is substituted, so ``p0*p1`` is one number;
 * expands the law into additive terms ``V = sum_i c_i * term_i`` (the additive constant is
@@ -53,162 +54,18 @@ such a law whenever a well-conditioned one is on the front (potsearch.law.select
 """
 from __future__ import annotations
 
-import ast
 import itertools
-import keyword
 import math
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
 
-from potsearch.law.exprguard import MAX_SOURCE_CHARS, TooLarge, check_expr, exact_power_bound
-from potsearch.law.formula import latex_name
-from potsearch.law.conditioning import (
-    MAX_CANCELLATION, MIN_SUPPORT, MIN_SUPPORT_FRACTION, _values, cancellation, min_support, split_terms,
-    support
+from potsearch.law.conditioning import MAX_CANCELLATION, _values, cancellation, min_support, support
+from potsearch.law.formula import (
+    FormulaError, additive_terms, feature_symbol, latex_text, pretty_text, to_source, translate
 )
-from potsearch.law.identities import feature_identities, identity_closure, power_identities  # noqa: F401 (re-exported)
-
-_FUNCS = {"exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "abs": sp.Abs, "absolute": sp.Abs, "fabs": sp.Abs,
-          "tanh": sp.tanh, "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "arctan": sp.atan, "atan": sp.atan,
-          "sinh": sp.sinh, "cosh": sp.cosh, "log1p": lambda u: sp.log(1 + u), "square": lambda u: u ** 2,
-          "log2": lambda u: sp.log(u, 2), "log10": lambda u: sp.log(u, 10), "negative": lambda u: -u,
-          "maximum": sp.Max, "minimum": sp.Min, "power": lambda a, b: _pow(a, b), "add": lambda a, b: a + b,
-          "subtract": lambda a, b: a - b, "multiply": lambda a, b: a * b, "divide": lambda a, b: a / b}
-def _pow(a, b):
-    """a ** b, refusing exponents that would make sympy build huge exact numbers (9**9**9)."""
-    if getattr(b, "is_Number", False) and abs(float(b)) > 16:
-        raise Unsupported("power with an exponent beyond 16")
-    try:
-        exact_power_bound(a, b, 16)
-    except TooLarge as exc:
-        raise Unsupported(str(exc)) from None
-    if not getattr(b, "is_Number", False) and getattr(a, "is_Number", False) and abs(float(a)) > 1e6:
-        raise Unsupported("power of a huge base")
-    return a ** b
-
-
-_BIN = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-        ast.Div: lambda a, b: a / b, ast.Pow: _pow}
-_NP = {sp.exp: "np.exp", sp.log: "np.log", sp.Abs: "np.abs", sp.tanh: "np.tanh", sp.sin: "np.sin",
-       sp.cos: "np.cos", sp.tan: "np.tan", sp.atan: "np.arctan", sp.sinh: "np.sinh", sp.cosh: "np.cosh"}
-
-
-class Unsupported(Exception):
-    """The source uses a construct the translator does not handle (the caller keeps the original)."""
-
-
-# ----------------------------------------------------------------------------- source -> sympy
-def feature_symbol(name: str) -> sp.Symbol:
-    return sp.Symbol(name, real=True)
-
-
-_FEATURE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _feature(name: str) -> sp.Symbol:
-    """The symbol of ``x[name]``; a name that is not a plain identifier, a Python keyword, or that
-    reads like one of our parameter symbols (P_0) is refused (it could not be a feature of a table)."""
-    if not _FEATURE_NAME.fullmatch(name) or keyword.iskeyword(name) or re.fullmatch(r"P_\d+", name):
-        raise Unsupported(f"feature name {name[:40]!r} is not a plain identifier")
-    return feature_symbol(name)
-
-
-def _checked(v):
-    try:
-        return check_expr(v)
-    except TooLarge as exc:
-        raise Unsupported(str(exc)) from None
-
-
-def _translate(source: str, params) -> sp.Expr:
-    """The law of a candidate's source as a sympy expression, without running the source; bounded by
-    ``potsearch.law.exprguard`` (a model's code is hostile: a huge expansion or exact number is refused)."""
-    if len(source) > MAX_SOURCE_CHARS:
-        raise Unsupported(f"source longer than {MAX_SOURCE_CHARS} characters")
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        raise Unsupported(f"unparsable: {type(exc).__name__}") from None
-    funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    if "potential" not in funcs:
-        raise Unsupported("no function potential")
-    try:
-        pvals = [_checked(sp.Float(float(v), 17)) for v in (params or [])]
-    except (TypeError, ValueError, OverflowError):
-        raise Unsupported("a parameter that is not a number") from None
-
-    def call_fn(fdef: ast.FunctionDef, args: list, depth: int):
-        if depth > 8:
-            raise Unsupported("helper calls nested too deeply")
-        names = [a.arg for a in fdef.args.args]
-        if fdef.args.vararg or fdef.args.kwarg or fdef.args.kwonlyargs or fdef.args.defaults or len(args) != len(names):
-            raise Unsupported(f"unsupported signature of {fdef.name}")
-        return run_body(fdef.body, dict(zip(names, args)), depth, fdef.name)
-
-    def run_body(body, env, depth, where):
-        for stmt in body:
-            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
-                continue  # docstring
-            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-                env[stmt.targets[0].id] = _checked(ev(stmt.value, env, depth))
-            elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name) and type(stmt.op) in _BIN \
-                    and not isinstance(env.get(stmt.target.id, ""), str):
-                env[stmt.target.id] = _checked(_BIN[type(stmt.op)](env[stmt.target.id], ev(stmt.value, env, depth)))
-            elif isinstance(stmt, ast.Return) and stmt.value is not None:
-                return _checked(sp.sympify(ev(stmt.value, env, depth)))
-            else:
-                raise Unsupported(f"statement {type(stmt).__name__} in {where}")
-        raise Unsupported(f"{where} returns nothing")
-
-    def ev(n, env, depth):
-        if isinstance(n, ast.Constant) and isinstance(n.value, (int, float)) and not isinstance(n.value, bool):
-            if isinstance(n.value, int) and n.value.bit_length() > 2000:
-                raise Unsupported("an integer literal beyond 2000 bits")
-            return _number(sp.Integer(n.value) if isinstance(n.value, int) else sp.Rational(str(n.value)))
-        if isinstance(n, ast.Name):
-            if n.id in env and not isinstance(env[n.id], str):
-                return env[n.id]
-            raise Unsupported(f"name {n.id}")
-        if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name):
-            base, key = env.get(n.value.id), n.slice
-            if isinstance(key, ast.Constant) and base == "__x__" and isinstance(key.value, str):
-                return _feature(key.value)
-            if isinstance(key, ast.Constant) and base == "__p__" and isinstance(key.value, int):
-                if not 0 <= key.value < len(pvals):
-                    raise Unsupported(f"p[{key.value}] without a value")
-                return pvals[key.value]
-            raise Unsupported("subscript")
-        if isinstance(n, ast.BinOp) and type(n.op) in _BIN:   # exact numbers bounded as they grow
-            return _number(_BIN[type(n.op)](ev(n.left, env, depth), ev(n.right, env, depth)))
-        if isinstance(n, ast.UnaryOp) and isinstance(n.op, (ast.USub, ast.UAdd)):
-            v = ev(n.operand, env, depth)
-            return -v if isinstance(n.op, ast.USub) else v
-        if isinstance(n, ast.Call) and not n.keywords:
-            args = [ev(a, env, depth) for a in n.args]
-            f = n.func
-            if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in ("np", "numpy", "math") \
-                    and f.attr in _FUNCS:
-                return _FUNCS[f.attr](*args)
-            if isinstance(f, ast.Name) and f.id in funcs and f.id != "potential":
-                return call_fn(funcs[f.id], args, depth + 1)
-            if isinstance(f, ast.Name) and f.id == "abs":
-                return sp.Abs(*args)
-            raise Unsupported("call")
-        raise Unsupported(type(n).__name__)
-
-    pot = funcs["potential"]
-    if len(pot.args.args) != 2:
-        raise Unsupported("potential must take (x, p)")
-    xname, pname = pot.args.args[0].arg, pot.args.args[1].arg
-    return run_body(pot.body, {xname: "__x__", pname: "__p__"}, 0, "potential")
-
-
-def _number(v):
-    """``v`` after ``_checked`` when it is a number (an O(1) check as exact numbers grow), else as is."""
-    return _checked(v) if isinstance(v, sp.Number) else v
+from potsearch.law.identities import feature_identities, identity_closure, power_identities
 
 
 # ----------------------------------------------------------------------------- structure
@@ -228,67 +85,12 @@ def parametrise(expr: sp.Expr) -> tuple[sp.Expr, list[float]]:
         return s
 
     out = 0
-    for c, b in split_terms(expr):
+    for c, b in additive_terms(expr):
         inner = {}
         for f in sorted(b.atoms(sp.Float), key=lambda a: float(a)):
             inner[f] = new(f)
         out = out + new(c) * b.xreplace(inner)
     return sp.sympify(out), vals
-
-
-def to_source(pexpr: sp.Expr, n_params: int) -> str:
-    """potential(x, p) source of an expression over features and P_i symbols."""
-    body = _py(pexpr)
-    return f"N_PARAMS = {n_params}\n\n\ndef potential(x, p):\n    return {body}\n"
-
-
-def _py(e) -> str:
-    if isinstance(e, sp.Symbol):
-        if e.name.startswith("P_") and e.name[2:].isdigit():
-            return f"p[{int(e.name[2:])}]"
-        return f"x[{e.name!r}]"
-    if isinstance(e, sp.Integer):
-        return f"({int(e)})" if e < 0 else str(int(e))
-    if isinstance(e, sp.Rational):
-        return f"({float(e)!r})"
-    if isinstance(e, sp.Float) or e.is_Number:
-        return f"({float(e)!r})"
-    if isinstance(e, sp.Add):
-        return "(" + " + ".join(_py(a) for a in e.args) + ")"
-    if isinstance(e, sp.Mul):
-        num = [a for a in e.args if not (a.is_Pow and a.exp.is_Number and a.exp < 0)]
-        den = [a.base ** (-a.exp) for a in e.args if a.is_Pow and a.exp.is_Number and a.exp < 0]
-        s = " * ".join(_py(a) for a in num) if num else "1"
-        if den:
-            s = f"({s}) / ({' * '.join(_py(a) for a in den)})"
-        return f"({s})"
-    if isinstance(e, sp.Pow):
-        if e.exp == sp.Rational(1, 2):
-            return f"np.sqrt({_py(e.base)})"
-        if e.exp.is_Number and e.exp < 0:
-            return f"(1 / {_py(e.base ** (-e.exp))})"
-        return f"(({_py(e.base)}) ** {_py(e.exp)})"
-    if isinstance(e, (sp.Max, sp.Min)):
-        fn = "np.maximum" if isinstance(e, sp.Max) else "np.minimum"
-        args = [_py(a) for a in e.args]
-        s = args[0]
-        for a in args[1:]:
-            s = f"{fn}({s}, {a})"
-        return s
-    if e.func in _NP:
-        return f"{_NP[e.func]}({', '.join(_py(a) for a in e.args)})"
-    raise Unsupported(f"cannot emit {e.func}")
-
-
-def pretty_text(expr: sp.Expr, digits: int = 4) -> str:
-    r = expr.xreplace({f: sp.Float(float(f), digits) for f in expr.atoms(sp.Float)})
-    return sp.sstr(r)
-
-
-def latex_text(expr: sp.Expr, digits: int = 4) -> str:
-    r = expr.xreplace({f: sp.Float(float(f), digits) for f in expr.atoms(sp.Float)})
-    names = {s: latex_name(s.name) for s in r.free_symbols}
-    return sp.latex(r, symbol_names=names)
 
 
 # ----------------------------------------------------------------------------- canonical form
@@ -325,15 +127,15 @@ def canonical_form(source: str, params) -> Canonical:
     """Constants folded, parameters merged, the law expanded into terms where that adds no parameter.
     Never raises for a candidate's fault: ``ok=False`` returns the original."""
     try:
-        num = _translate(source, params)
+        num = translate(source, params).expr
         if not num.free_symbols:
-            raise Unsupported("constant potential")
+            raise FormulaError("constant potential")
         n_before = max(len(params or []), _n_floats(num))
         pe, vals = _canon(num, n_before)
         numeric = pe.xreplace({sp.Symbol(f"P_{i}"): sp.Float(v, 17) for i, v in enumerate(vals)})
         src = to_source(pe, len(vals))
         return Canonical(True, src, vals, numeric, pretty_text(numeric), latex_text(numeric))
-    except (Unsupported, TypeError, ValueError, ZeroDivisionError, RecursionError, AttributeError,
+    except (FormulaError, TypeError, ValueError, ZeroDivisionError, RecursionError, AttributeError,
             OverflowError, MemoryError) as exc:
         return Canonical(False, source, list(params or []), reason=str(exc)[:200] or type(exc).__name__)
 
@@ -425,7 +227,7 @@ class _Refitter:
         pe = pexpr.xreplace(remap)
         try:
             src = to_source(pe, len(used))
-        except Unsupported:
+        except FormulaError:
             return None
         res = score_source(src, [p0[i] for i in used], self.seed, data=self.data)
         if res.get("error") or res.get("train_action") is None:
@@ -440,7 +242,7 @@ class _Refitter:
             return None
         out = {"pexpr": pe, "params": list(params), "source": src, "S": float(res["train_action"]),
                "Sh": res.get("heldout_action"), "numeric": numeric, "V": V, "complexity": res.get("complexity", 0),
-               "n_terms": len(split_terms(sp.expand(numeric)))}
+               "n_terms": len(additive_terms(sp.expand(numeric)))}
         if again:
             pe2, vals2 = _canon(numeric, len(params))
             if pe2 != pe:
@@ -545,10 +347,10 @@ def simplify(source: str, params, data, seed: int = 0, z: float = 2.0, rel_floor
     base = refit.fit(pe, vals)
     orig = None
     try:   # the candidate's own law at its own parameters, from its translation: its code never runs here
-        V0 = _values(_translate(source, params), feats, n)
+        V0 = _values(translate(source, params).expr, feats, n)
         if np.all(np.isfinite(V0)):
             orig = {"S": float(_pair_contrib(V0, data).sum()), "V": V0}
-    except (Unsupported, KeyError, TypeError, ValueError, NameError, ZeroDivisionError, OverflowError):
+    except (FormulaError, KeyError, TypeError, ValueError, NameError, ZeroDivisionError, OverflowError):
         orig = None
     if base is None:
         return Simplified(False, source, list(params or []), None, None, orig and orig["S"], 0.0,

@@ -72,7 +72,9 @@ def library(features: dict) -> list[Term]:
 
 
 @dataclass
-class FitResult:
+class TermsFit:
+    """The fit of a term-structured law: its linear coefficients, inner parameters and actions."""
+
     coef: np.ndarray
     theta: np.ndarray
     train_action: float
@@ -122,7 +124,7 @@ def term_matrix(terms: list[Term], theta, x: dict, n: int) -> np.ndarray:
     return np.column_stack(cols) if cols else np.zeros((n, 0))
 
 
-def fit(terms: list[Term], data: ScoringData, theta0=None, inner_fit: bool = True) -> FitResult:
+def fit(terms: list[Term], data: ScoringData, theta0=None, inner_fit: bool = True) -> TermsFit:
     """Variable projection: exact coefficients, inner parameters by Brent / Nelder-Mead on S*(theta).
     ``inner_fit=False``: the inner parameters stay at ``theta0`` (one exact linear solve; the island
     search's scorer then refines every parameter jointly by Gauss-Newton from there, ~20x cheaper
@@ -157,10 +159,10 @@ def fit(terms: list[Term], data: ScoringData, theta0=None, inner_fit: bool = Tru
     T = matrix(th)
     c, S = _solve_linear(T, data)
     Sh = action_value(T @ c, data.heldout, data.kernel, data.beta)
-    return FitResult(c, th, S, Sh)
+    return TermsFit(c, th, S, Sh)
 
 
-def to_source(terms: list[Term], fitres: FitResult) -> tuple[str, list[float]]:
+def to_source(terms: list[Term], fitres: TermsFit) -> tuple[str, list[float]]:
     """``potential(x, p)`` source and its parameters: inner parameters p[0..m-1], then coefficients."""
     m = sum(t.n_inner for t in terms)
     parts, k = [], 0
@@ -294,7 +296,7 @@ def search(data: ScoringData, steps: int = 300, max_terms: int = 4, seed: int = 
 
     rng = random.Random(seed)
     lib = library(data.features)
-    archive: dict[int, tuple[list[Term], FitResult]] = {}
+    archive: dict[int, tuple[list[Term], TermsFit]] = {}
     seen: set = set()
 
     def consider(law):

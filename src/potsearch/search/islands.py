@@ -177,7 +177,7 @@ def _law_source(law: list) -> str:
 
     terms = [T.Term(*t) for t in law]
     theta0 = np.array([t.theta0 for t in terms if t.n_inner], float)
-    return T.to_source(terms, T.FitResult(np.zeros(len(terms)), theta0, math.nan, math.nan))[0]
+    return T.to_source(terms, T.TermsFit(np.zeros(len(terms)), theta0, math.nan, math.nan))[0]
 
 
 def _worker_init(data: ScoringData) -> None:

@@ -129,7 +129,7 @@ def best_potential_source(best, agent: str, run_name: str, s_min_train: float, s
     """A self-contained module: the agent's feature code, the evaluator, the candidate's source as a
     string literal (``repr``: no way out of the literal) and potential(state). ``law``: the formula
     shown at the top of its docstring; ``chosen``: how the law was chosen (both sanitised)."""
-    from potsearch.law.interp import embedded_source as interp_source
+    from potsearch.law.interp import embedded_sections
 
     feats = embedded_source(agent)
     extra = ", wordfreq for the zipf feature" if agent == "word" else ""
@@ -141,8 +141,8 @@ def best_potential_source(best, agent: str, run_name: str, s_min_train: float, s
                       uid=_doc_safe(best.uid), island=_doc_safe(best.island), round=_doc_safe(best.round),
                       op=_doc_safe(best.operator)),
         feats,
-        "\n\n# ---- the evaluator of candidate programs (the code of potsearch/law/interp.py) ----\n",
-        interp_source(),
+        *(f"\n\n# ---- the evaluator of candidate programs (the code of {path}) ----\n{code}"
+          for path, code in embedded_sections()),
         _PROGRAM_CODE.format(source=repr(str(best.source))),
         FOOTER.format(params=[float(v) for v in (best.params or [])], agent=agent),
     ]
@@ -256,7 +256,8 @@ def select(store, search_id: str, data, seed: int = 0, n_boot: int = 40):
     pole they leave among the states is set aside and the rule applied again) and
     the simplified forms stored (``CandidateStore.save_simplified``). Returns (Selection, seconds), or
     (None, message) when there is nothing to select from."""
-    from potsearch.law.selection import SelectionOptions, select_law, settle, term_evidence
+    from potsearch.law.evidence import term_evidence
+    from potsearch.law.selection import SelectionOptions, select_law, settle
 
     t0 = time.perf_counter()
     df = store.candidates.to_frame(valid_only=True, search_id=search_id)

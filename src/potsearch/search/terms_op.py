@@ -164,7 +164,7 @@ class TermsOperator:
         """The law's source and starting parameters (the variable-projection fit, unless cached)."""
         n_inner = sum(t.n_inner for t in law)
         theta0 = np.array([t.theta0 for t in law if t.n_inner], float)
-        dummy = T.FitResult(np.zeros(len(law)), theta0, math.nan, math.nan)
+        dummy = T.TermsFit(np.zeros(len(law)), theta0, math.nan, math.nan)
         src, p0 = T.to_source(law, dummy)
         if src in self.s.cache:
             return src, p0

@@ -7,13 +7,13 @@ evolve/pareto.csv, labelled so); if that fails too, the lowest-action law is sho
 such. For a surrogate run (a known hidden law in the run's stored config) the hidden law's values
 over the states against the selected law's, both centred (the action sees differences only, so
 the additive constant is removed). No candidate code runs here: formulas and values come from the
-sympy translation (``law.simplify``).
+sympy translation (``law.formula``, via ``law.simplify.canonical_form``).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from potsearch.law.selection import param_list
+from potsearch.law.evidence import param_list
 from potsearch.store.rundir import PARETO_CSV, RunDir, evolve_summary, selected_law
 from potsearch.views.evolve_section import EvolveView, Hidden, evolve_section
 

@@ -166,13 +166,13 @@ def _lineage(store, row) -> pd.DataFrame:
 
 
 def _formula_lines(source: str, params, fmt: str, symbolic: bool) -> list[str]:
-    from potsearch.law.formula import FormulaError, formula_of, latex_legend, to_latex
+    from potsearch.law.formula import FormulaError, formula_of, latex_legend, latex_text
 
     try:
-        form = formula_of(source, None if symbolic else list(params), simplify=2.0, substitute=not symbolic)
+        form = formula_of(source, None if symbolic else list(params), simplify=2.0)
         if fmt == "sympy":
             return [f"formula (sympy{', simplified' if form.simplified else ''}):", f"  V = {form.expr}"]
-        return ([f"formula (latex{', simplified' if form.simplified else ''}):", f"  {to_latex(form)}"]
+        return ([f"formula (latex{', simplified' if form.simplified else ''}):", f"  {latex_text(form.expr)}"]
                 + [f"  % {leg}" for leg in latex_legend(form)])
     except (FormulaError, ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
         # a model's source may hold what sympy cannot print (an exact number of 10^4 digits)
