@@ -1,9 +1,10 @@
 """Thin command-line front end.
 
 Each sub-command lives in ``potsearch.cli.commands.<name>`` and exposes
-``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only
-when their command runs, so ``potsearch fit`` never pays for ray, litellm,
-deap or matplotlib.
+``add_arguments(parser)`` and ``run(args) -> int``: it builds its stage's options from the arguments,
+calls the stage's ``run`` and prints the result. A command that takes a run declares it with
+``runarg.add_run`` (plain ``RUN`` or ``--run RUN``). Modules are imported only when their command
+runs, so ``potsearch fit`` never pays for ray, litellm, deap or matplotlib.
 """
 from __future__ import annotations
 

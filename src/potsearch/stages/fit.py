@@ -1,6 +1,7 @@
 """The fit stage: resolve an input, build the graph, fit, write fit/ outputs, read them back.
 
-Other stages use ``load_input`` (counts from a run dir, a store file or a transitions file),
+``run(source, FitOptions(...)) -> FitStageResult``: fit, write fit/ (potentials.csv, fit.json with
+what was dropped) and record the stage, under the run's writer lock. Other stages use ``load_input`` (counts from a run dir, a store file or a transitions file),
 ``run_fit``, and ``store.rundir.load_fit`` (the saved fit of a run) — never their own parsing.
 """
 from __future__ import annotations

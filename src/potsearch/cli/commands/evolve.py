@@ -1,8 +1,6 @@
 """`potsearch evolve`: island search (GP + LLM operators) for an interpretable potential."""
 from __future__ import annotations
 
-import sys
-
 from potsearch.cli.runarg import add_run
 from potsearch.stages.evolve import EvolveOptions
 
