@@ -18,7 +18,7 @@ def test_api_fit_diagnose_report_status(tmp_path, table2):
     diag = ps.diagnose(run, plots=False)
     assert {"pair", "loop", "exclusion", "distribution"} <= set(diag)
     assert diag["pair"]["n_pairs"] == 2
-    path = ps.write_report(run)
+    path = ps.report(run)
     assert path.exists() and path.read_text().startswith("<!DOCTYPE html")
     st = ps.status(run)
     assert {"fit", "diagnose", "report"} <= set(st["stages"])
@@ -29,7 +29,7 @@ def test_api_errors_are_input_errors(tmp_path):
     with pytest.raises(InputError):
         ps.fit(tmp_path / "missing.csv")
     with pytest.raises(TypeError, match="unknown option"):
-        ps.polish_potential(tmp_path, no_such_option=1)
+        ps.polish(tmp_path, no_such_option=1)
 
 
 def test_public_names_have_docstrings():

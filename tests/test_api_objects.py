@@ -30,7 +30,7 @@ def test_api_pipeline_returns_objects(tmp_path, capfd, ray_session):
     cfg = tmp_path / "gp.yaml"
     cfg.write_text("rounds: 4\nislands: 2\npopulation: 8\noffspring: 3\ncheckpoint_every: 2\n")
     capfd.readouterr()
-    evo = ps.evolve_potential(run, config=cfg, seed=0, quiet=True)
+    evo = ps.evolve(run, config=cfg, seed=0, quiet=True)
     printed = capfd.readouterr()
     assert printed.out == "" and printed.err == ""          # quiet means quiet
     best = evo.best
@@ -51,7 +51,7 @@ def test_api_pipeline_returns_objects(tmp_path, capfd, ray_session):
     with pytest.raises(InputError, match="--top must be >= 0"):
         ps.show(run, top=-1)
 
-    pol = ps.polish_potential(run, iterations=3, samples=4, keep=2)
+    pol = ps.polish(run, iterations=3, samples=4, keep=2)
     assert pol.candidate is not None and pol.train_after <= pol.train_before
     assert pol.improved == (pol.train_after < pol.train_before)
     assert len(pol.to_frame()) == 1 and len(repr(pol)) < 300

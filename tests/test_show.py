@@ -180,7 +180,7 @@ def test_show_candidate_and_bad_candidate(run, cli):
 def test_pareto_front_is_non_dominated():
     from types import SimpleNamespace as R
 
-    from potsearch.cli.commands.show import pareto_front
+    from potsearch.store.candidates import pareto_front
 
     rows = [R(id=1, train_action=0.30, complexity=5), R(id=2, train_action=0.25, complexity=9),
             R(id=3, train_action=0.27, complexity=12), R(id=4, train_action=0.20, complexity=30),

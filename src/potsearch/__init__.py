@@ -6,9 +6,8 @@ other only through the run directory (``runs/NAME/store.sqlite`` and its folders
 __version__ = "0.1.0"
 
 from potsearch.api import (
-    attribute, collect, diagnose, evolve_potential, fit, import_transitions, load, polish_potential, show,
-    status, write_report
+    attribute, collect, diagnose, evolve, fit, import_transitions, load, polish, report, show, status
 )
 
-__all__ = ["load", "import_transitions", "fit", "diagnose", "collect", "evolve_potential", "polish_potential",
-           "attribute", "show", "write_report", "status", "__version__"]
+__all__ = ["load", "import_transitions", "collect", "fit", "diagnose", "evolve", "polish", "attribute", "show",
+           "report", "status", "__version__"]

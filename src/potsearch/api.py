@@ -1,25 +1,25 @@
 """Python API for notebooks: the stage functions the command line calls, returning their result objects.
 
-Every function has explicit keyword options with the CLI's names (underscores) and defaults (each
-stage's frozen options dataclass holds them). An unknown option or a bad value raises
-``potsearch.core.errors.InputError`` in one line (the CLI turns it into exit status 2). ``quiet=True``
-prints nothing.
+One function per command, with the command's name — ``collect``, ``fit``, ``diagnose``, ``evolve``,
+``polish``, ``attribute``, ``show``, ``report``, ``status`` — except ``import_transitions`` for
+`potsearch import` (``import`` is a Python keyword). Each builds the stage's frozen options dataclass from
+explicit keywords (the CLI's option names with underscores, the same defaults: the dataclass holds them)
+and calls the same ``potsearch.stages.<stage>.run`` as the command; tests/test_cli_api_parity.py checks
+that names and defaults agree. An unknown option or a bad value raises
+``potsearch.core.errors.InputError`` in one line (the CLI turns it into exit status 2). ``quiet``
+(evolve, polish) is on by default here: a notebook call prints nothing unless asked.
 
     import potsearch as ps
     ps.import_transitions("data/table2_claude4_word.csv", "runs/claude4")
-    res = ps.fit("runs/claude4")                  # FitResult: names, potential, lower_bound, scc, ...
+    res = ps.fit("runs/claude4")                  # names, potential, lower_bound, scc, ..., summary
     diag = ps.diagnose("runs/claude4")            # DiagnoseResult: .verdict, .to_frame(), diag["pair"]
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from potsearch.core.stageopts import checked_options
 
-# evolve / polish / report are also subpackage or module names of potsearch, so their API functions carry
-# a longer name (a submodule import would otherwise replace the package attribute).
-__all__ = ["load", "import_transitions", "fit", "diagnose", "collect", "evolve_potential", "polish_potential",
-           "attribute", "show", "write_report", "status"]
+__all__ = ["load", "import_transitions", "collect", "fit", "diagnose", "evolve", "polish", "attribute", "show",
+           "report", "status"]
 
 
 def load(path):
@@ -29,35 +29,56 @@ def load(path):
     return load_input(path).counts
 
 
-def import_transitions(path, run) -> dict:
-    """Import a CSV/TSV/JSONL/paper-JSON file into ``run`` (created if needed); idempotent."""
-    from potsearch.collector.io import import_file, read_table
-    from potsearch.store import RunStore
+@checked_options
+def import_transitions(path, run, *, count_column: str | None = None, agent: str | None = None,
+                       skip_invalid: bool = False):
+    """Import a CSV/TSV/JSONL/paper-JSON file into ``run`` (created if needed; `potsearch import`);
+    idempotent. ``agent``: check every state against it (refused unless ``skip_invalid``, which drops
+    the rows with an invalid state). Returns an ``ImportResult`` (``["added"]``, ``["duplicates"]``,
+    ``.total``, ``.skipped_rows``)."""
+    from potsearch.stages.importing import ImportOptions, run as _run
 
-    table = read_table(path)                 # validate completely before creating or touching the store
-    with RunStore.create(run) as store:
-        return import_file(path, store, table=table)
+    return _run(path, run, ImportOptions(count_column=count_column, agent=agent, skip_invalid=skip_invalid))
+
+
+@checked_options
+def collect(run, *, agent: str | None = None, provider: str | None = None, mode: str | None = None,
+            protocol: str | None = None, samples_per_state: int | None = None, chains: int | None = None,
+            sources_per_prompt: int | None = None, seed: int | None = None, max_samples: int | None = None,
+            max_tokens: int | None = None, max_cost: float | None = None, workers: int | None = None,
+            address: str | None = None, ray_timeout: float | None = None, resume: bool = False,
+            timeout: float = 60.0, retries: int = 4, backoff: float = 0.5, temperature: float | None = None,
+            max_tokens_per_call: int | None = None, api_base: str | None = None, batch_size: int | None = None,
+            inflight: int | None = None, setup=None, progress: bool | None = None):
+    """Run an agent (`potsearch collect`) into ``run``; options as the CLI's (see `potsearch collect -h`;
+    ``workers=None``: one per core).
+
+    Returns the collector's ``CollectResult`` (``.summary``, ``.new_samples``, ``.stop_reason``)."""
+    from potsearch.stages.collect import CollectOptions, run as _run
+
+    return _run(run, CollectOptions(
+        agent=agent, provider=provider, mode=mode, protocol=protocol, samples_per_state=samples_per_state,
+        chains=chains, sources_per_prompt=sources_per_prompt, seed=seed, max_samples=max_samples,
+        max_tokens=max_tokens, max_cost=max_cost, workers=workers, address=address, ray_timeout=ray_timeout,
+        resume=resume, timeout=timeout, retries=retries, backoff=backoff, temperature=temperature,
+        max_tokens_per_call=max_tokens_per_call, api_base=api_base, batch_size=batch_size, inflight=inflight,
+        setup=None if setup is None else tuple(setup), progress=progress))
 
 
 @checked_options
 def fit(source, *, weight: str = "low_reject", n0: float | None = None, min_visits: int = 1,
         kernel: str = "softplus", beta: float = 1.0, bootstrap: int = 0, whole_graph: bool = False,
-        seed: int = 0, out=None, write: bool = True):
-    """The least-action fit (what `potsearch fit` runs). Writes fit/ for a run unless write=False.
+        seed: int = 0, reference: str | None = None, out=None, write: bool = True):
+    """The least-action fit (`potsearch fit`) of a run, a store file or a transitions file. Writes fit/
+    (with what was dropped) and records the stage unless write=False.
 
-    Returns the ``FitResult`` (names, potential, lower_bound, unbounded, scc, stderr, action, ...)."""
-    from potsearch.stages.fit import FitOptions, default_out, load_input, record, run_fit, write_fit
+    Returns a ``FitStageResult``: the fit (names, potential, lower_bound, unbounded, scc, stderr, action,
+    ``.to_frame()``) with ``.summary`` (fit.json) and ``.out``."""
+    from potsearch.stages.fit import FitOptions, run as _run
 
-    opts = FitOptions(weight=weight, n0=n0, min_visits=min_visits, kernel=kernel, beta=beta,
-                      bootstrap=bootstrap, whole_graph=whole_graph, seed=seed).validate()
-    inp = load_input(source)
-    g, res = run_fit(inp.counts, opts)
-    if write:
-        summary = write_fit(Path(out) if out else default_out(inp), g, res)
-        if inp.store is not None:
-            with inp.store.exclusive("fit"):
-                record(inp, summary)
-    return res
+    return _run(source, FitOptions(weight=weight, n0=n0, min_visits=min_visits, kernel=kernel, beta=beta,
+                                   bootstrap=bootstrap, whole_graph=whole_graph, seed=seed, reference=reference,
+                                   out=None if out is None else str(out), write=write))
 
 
 @checked_options
@@ -67,70 +88,47 @@ def diagnose(source, *, weight: str | None = None, n0: float | None = None, min_
     """Detailed-balance tests (`potsearch diagnose`) of a run, a store file or a transitions file.
 
     weight / n0 / min_visits: None = the saved fit's. alpha: significance level. min_kernel:
-    directionality threshold. vote: majority voting "m,k". top: states in the transition diagram.
-    plots: write the figures. out: output folder. write=False: compute only.
+    directionality threshold on the edge weight. vote: majority voting "m,k". top: states in the
+    transition diagram. plots: write the figures. out: output folder. write=False: compute only.
     Returns a ``DiagnoseResult`` (``.verdict``, ``.data`` = diagnostics.json, ``.to_frame()``)."""
-    from potsearch.stages.diagnose import DiagnoseOptions, run
+    from potsearch.stages.diagnose import DiagnoseOptions, run as _run
 
-    return run(source, DiagnoseOptions(weight=weight, n0=n0, min_visits=min_visits, alpha=alpha,
-                                       min_kernel=min_kernel, vote=vote, top=top, plots=plots,
-                                       out=None if out is None else str(out), write=write))
-
-
-@checked_options
-def collect(*, agent: str, provider: str, run, mode: str | None = None, protocol: str | None = None,
-            samples_per_state: int | None = None, chains: int | None = None, sources_per_prompt: int | None = None,
-            seed: int | None = None, max_samples: int | None = None, max_tokens: int | None = None,
-            max_cost: float | None = None, workers: int = 2, address: str | None = None, resume: bool = False,
-            timeout: float = 60.0, retries: int = 4, backoff: float = 0.5, temperature: float | None = None,
-            max_tokens_per_call: int | None = None, api_base: str | None = None, batch_size: int | None = None,
-            inflight: int | None = None, setup: list | None = None, progress: bool | None = None):
-    """Run an agent (`potsearch collect`) into ``run``; options as the CLI's (see `potsearch collect -h`).
-
-    Returns the collector's ``CollectResult`` (``.summary``, ``.new_samples``, ``.stop_reason``)."""
-    from potsearch.collector import CollectConfig, collect as _collect
-    from potsearch.store import run_lock
-
-    cfg = CollectConfig(agent=agent, provider=provider, run=str(run), mode=mode, protocol=protocol,
-                        samples_per_state=samples_per_state, chains=chains, sources_per_prompt=sources_per_prompt,
-                        seed=seed, max_samples=max_samples, max_tokens=max_tokens, max_cost=max_cost,
-                        workers=workers, address=address, resume=resume, timeout=timeout, retries=retries,
-                        backoff=backoff, temperature=temperature, max_tokens_per_call=max_tokens_per_call,
-                        api_base=api_base, batch_size=batch_size, inflight=inflight, setup=list(setup or []),
-                        progress=progress)
-    with run_lock(run, "collect"):
-        return _collect(cfg)
+    return _run(source, DiagnoseOptions(weight=weight, n0=n0, min_visits=min_visits, alpha=alpha,
+                                        min_kernel=min_kernel, vote=vote, top=top, plots=plots,
+                                        out=None if out is None else str(out), write=write))
 
 
 @checked_options
-def evolve_potential(run, *, config=None, rounds: int | None = None, islands: int | None = None,
-                     seed: int | None = None, workers: int | None = None, resume: bool = False,
-                     quiet: bool = True, address: str | None = None):
+def evolve(run, *, config=None, rounds: int | None = None, islands: int | None = None, seed: int | None = None,
+           workers: int | None = None, resume: bool = False, address: str | None = None, force: bool = False,
+           quiet: bool = True):
     """Island search (`potsearch evolve`) on a fitted run. config: a search config YAML (default
     search_configs/default.yaml); rounds / islands / seed / workers override it; resume: continue
-    from the last checkpoint (none: a new search). quiet=True prints nothing. address: run the
-    evaluators and model callers on Ray actors ('local': an embedded Ray; async loop only).
+    from the last checkpoint (none: a new search). address: run the evaluators and model callers on Ray
+    actors ('local': an embedded Ray; async loop only). force: search a fit below the floor of states
+    (refused otherwise, as the CLI does). quiet=True (the default here) prints nothing.
 
-    Returns an ``EvolveResult`` (``.summary`` = evolve/summary.json, ``.best``, ``.pareto()``)."""
+    Returns an ``EvolveResult`` (``.summary`` = evolve/summary.json, ``.best``, ``.law``, ``.pareto()``)."""
     from potsearch.stages.evolve import EvolveOptions, run as _run
 
     return _run(run, EvolveOptions(config=None if config is None else str(config), rounds=rounds, islands=islands,
-                                   seed=seed, workers=workers, resume=resume, quiet=quiet,
-                                   address=address))
+                                   seed=seed, workers=workers, resume=resume, quiet=quiet, address=address,
+                                   force=force))
 
 
 @checked_options
-def polish_potential(run, *, method: str = "random-descent", iterations: int = 100, samples: int = 20,
-                     keep: int = 5, scale: float = 0.1, seed: int = 0, max_evals: int | None = None,
-                     candidate=None, compare: bool = False):
+def polish(run, *, method: str = "random-descent", iterations: int = 100, samples: int = 20, keep: int = 5,
+           scale: float = 0.1, seed: int = 0, max_evals: int | None = None, candidate=None, compare: bool = False,
+           quiet: bool = True):
     """Polish a candidate's parameters (`potsearch polish`; default: the run's best candidate).
+    quiet=True (the default here) prints no progress.
 
     Returns a ``PolishResult`` (``.summary``, ``.train_before`` / ``.train_after``, ``.promoted``)."""
     from potsearch.stages.polish import PolishOptions, run as _run
 
     return _run(run, PolishOptions(method=method, iterations=iterations, samples=samples, keep=keep, scale=scale,
                                    seed=seed, max_evals=max_evals, candidate=candidate, compare=compare,
-                                   quiet=True))
+                                   quiet=quiet))
 
 
 @checked_options
@@ -144,28 +142,28 @@ def attribute(run, *, candidate=None, repeats: int = 10, seed: int = 0, refit_ev
 
 
 @checked_options
-def show(run, *, candidate=None, top: int = 0, format: str = "python", symbolic: bool = False,
-         min_kernel: float = 0.05, simplify: bool = True):
+def show(run, *, candidate=None, simplify: bool = True, top: int = 0, format: str = "python",
+         symbolic: bool = False, min_ratio: float = 0.05):
     """What `potsearch show` prints, as an object: the law evolve selected (or ``candidate``), its
-    formula, source, parameters with standard errors, scores, selection, lineage, directionality;
-    ``top=K``: the K Pareto-front candidates with their formulas; ``simplify=False``: a candidate no
-    selection simplified is shown with its canonical form only.
+    formula, source, parameters with standard errors, scores, selection, lineage, directionality
+    (transitions with T = n/N(f) >= ``min_ratio``); ``top=K``: the K Pareto-front candidates with their
+    formulas; ``simplify=False``: a candidate no selection simplified is shown with its canonical form only.
 
     Returns a ``ShowResult`` (``.formula``, ``.law``, ``.selection``, ``.params`` / ``.lineage`` /
     ``.top`` DataFrames; ``str(result)`` is the printed text)."""
     from potsearch.stages.show import ShowOptions, run as _run
 
-    return _run(run, ShowOptions(candidate=None if candidate is None else str(candidate), top=top, format=format,
-                                 symbolic=symbolic, min_kernel=min_kernel, simplify=simplify))
+    return _run(run, ShowOptions(candidate=None if candidate is None else str(candidate), simplify=simplify,
+                                 top=top, format=format, symbolic=symbolic, min_ratio=min_ratio))
 
 
 @checked_options
-def write_report(run, *, out=None, refresh: bool = False) -> Path:
+def report(run, *, out=None, refresh: bool = False):
     """Write runs/NAME/report.html (`potsearch report`), running the diagnostics first when the run has
     none (or refresh=True); returns its path."""
-    from potsearch.stages.report import make_report
+    from potsearch.stages.report import ReportOptions, run as _run
 
-    return make_report(run, out=out, refresh=refresh)
+    return _run(run, ReportOptions(out=None if out is None else str(out), refresh=refresh))
 
 
 def status(run) -> dict:

@@ -1,9 +1,10 @@
 """Thin command-line front end.
 
 Each sub-command lives in ``potsearch.cli.commands.<name>`` and exposes
-``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only
-when their command runs, so ``potsearch fit`` never pays for ray, litellm,
-deap or matplotlib.
+``add_arguments(parser)`` and ``run(args) -> int``: it builds its stage's options from the arguments,
+calls the stage's ``run`` and prints the result. A command that takes a run declares it with
+``runarg.add_run`` (plain ``RUN`` or ``--run RUN``). Modules are imported only when their command
+runs, so ``potsearch fit`` never pays for ray, litellm, deap or matplotlib.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import importlib.util
 import os
 import sys
 
+from potsearch.cli.runarg import resolve
 from potsearch.core.errors import InputError
 from potsearch.core.textsafe import printable
 
@@ -35,7 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line with exit status 2."""
+    """argparse that reports usage errors as one line with exit status 2. ``commands``: the
+    sub-commands' parsers by name (set by ``build_parser`` on the top-level parser)."""
+
+    commands: dict[str, argparse.ArgumentParser]
 
     def error(self, message: str):  # pragma: no cover - exercised via CLI tests
         sys.stderr.write(printable(f"error: {self.prog}: {message}") + "\n")
@@ -46,65 +51,31 @@ def _available() -> dict[str, tuple[str, str]]:
     return {k: v for k, v in COMMANDS.items() if importlib.util.find_spec(v[0]) is not None}
 
 
-def build_parser(load_all: bool = False, only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(load_all: bool = False, only: str | None = None) -> _Parser:
     parser = _Parser(prog="potsearch", description="Find the potential function that drives an LLM agent.")
     from potsearch import __version__
 
     parser.add_argument("--version", action="version", version=f"potsearch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser.commands = {}
     for name, (modname, help_) in _available().items():
         p = sub.add_parser(name, help=help_, description=help_)
+        parser.commands[name] = p
         if load_all or name == only:
             importlib.import_module(modname).add_arguments(p)
-            _run_both_ways(p)
     return parser
 
 
-def _run_both_ways(p: argparse.ArgumentParser) -> None:
-    """One grammar for every command: the run is accepted as a plain argument and as ``--run``.
-
-    A command declared with a positional ``run``/``input`` gains ``--run``; one declared with
-    ``--run`` gains an optional positional. ``_settle_run`` merges the two after parsing."""
-    opts = {s: a for a in p._actions for s in a.option_strings}
-    positionals = [a for a in p._actions if not a.option_strings]
-    if "--run" not in opts and positionals and positionals[0].dest in ("run", "input"):
-        pos = positionals[0]
-        pos.nargs, pos.required, pos.default = "?", False, None
-        p.add_argument("--run", dest="_run_flag", metavar="RUN", default=None,
-                       help=f"the run, as an option (same as the plain {pos.dest.upper()} argument)")
-        p.set_defaults(_run_fix=("flag", pos.dest))
-    elif "--run" in opts and not positionals:
-        flag = opts["--run"]
-        flag.required = False
-        p.add_argument("_run_pos", nargs="?", metavar="RUN", default=None,
-                       help="the run directory, as a plain argument (same as --run)")
-        p.set_defaults(_run_fix=("pos", flag.dest))
+def actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The parser's arguments. argparse has no public way to list them, so this reads its private
+    ``_actions`` list (the one private read: the unknown-option hint, docgen and the parity test use it)."""
+    return list(parser._actions)
 
 
-def _settle_run(args: argparse.Namespace, sub: argparse.ArgumentParser) -> None:
-    fix = getattr(args, "_run_fix", None)
-    if not fix:
-        return
-    kind, dest = fix
-    extra = "_run_flag" if kind == "flag" else "_run_pos"
-    a, b = getattr(args, dest), getattr(args, extra)
-    if a is not None and b is not None and a != b:
-        sub.error(f"the run is given twice ({a} and {b}); give it once, as RUN or --run RUN")
-    if a is None and b is None:
-        name = dest.upper() if kind == "flag" else "RUN"
-        sub.error(f"the following arguments are required: {name} (as a plain argument or --run {name})")
-    setattr(args, dest, a if a is not None else b)
-    delattr(args, extra)
-    delattr(args, "_run_fix")
-
-
-def _unknown_options(parser: argparse.ArgumentParser, cmd: str | None, extras: list[str]) -> str:
+def _unknown_options(parser: _Parser, cmd: str | None, extras: list[str]) -> str:
     """One line naming the sub-command and the closest valid option for each unknown one."""
-    target = parser
-    if cmd:
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        target = sub.choices.get(cmd, parser)
-    valid = sorted({s for a in target._actions for s in a.option_strings if s.startswith("--")})
+    target = parser.commands.get(cmd, parser) if cmd else parser
+    valid = sorted({s for a in actions(target) for s in a.option_strings if s.startswith("--")})
     parts = []
     for x in extras:
         if not x.startswith("-"):
@@ -132,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(_unknown_options(parser, args.command, flagged) + "\n")
             return 2
         if args.command:
-            sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-            _settle_run(args, sub.choices[args.command])
+            resolve(args, parser.commands[args.command].error)
     except SystemExit as exc:  # usage errors (exit 2) and --help/--version (exit 0)
         return int(exc.code or 0)
     if not args.command:

@@ -4,7 +4,6 @@ A test checks that the committed file matches, so the reference never drifts fro
 """
 from __future__ import annotations
 
-import argparse
 import os
 
 
@@ -13,12 +12,11 @@ def render() -> str:
 
     os.environ["COLUMNS"] = "100"
     parser = build_parser(load_all=True)
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     out = ["# CLI reference", "", "Generated from the parser by `python -m potsearch.cli.docgen`; do not edit by hand.", ""]
     for name in COMMANDS:
-        if name not in sub.choices:
+        if name not in parser.commands:
             continue
-        p = sub.choices[name]
+        p = parser.commands[name]
         p.prog = f"potsearch {name}"
         out += [f"## potsearch {name}", "", "```", p.format_help().rstrip(), "```", ""]
     return "\n".join(out)

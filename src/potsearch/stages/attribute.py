@@ -27,7 +27,7 @@ MEASURES = {
 
 @dataclass(frozen=True)
 class AttributeOptions:
-    """Options of the attribute stage (the CLI's defaults come from here).
+    """Options of the attribute stage (the CLI's and the API's defaults come from here).
 
     ``candidate``: id or uid (default: the selected law's candidate, else the run's best).
     ``repeats``: permutation repeats per feature. ``refit_evals``: evaluation budget of each ablation
@@ -39,12 +39,11 @@ class AttributeOptions:
     seed: int = 0
     refit_evals: int = 1500
 
-    def validate(self) -> "AttributeOptions":
+    def __post_init__(self) -> None:
         if self.repeats < 1:
             raise InputError(f"--repeats must be >= 1, got {self.repeats}")
         if self.refit_evals < 1:
             raise InputError(f"--refit-evals must be >= 1, got {self.refit_evals}")
-        return self
 
 
 @dataclass
@@ -88,7 +87,7 @@ def run(run_dir, options: AttributeOptions = AttributeOptions()) -> AttributeRes
     from potsearch.store import run_lock
     from potsearch.store.rundir import RunDir, evolve_summary, selected_law
 
-    o = options.validate()
+    o = options
     with run_lock(Path(run_dir), "attribute"):
         ref = o.candidate
         if ref is None:

@@ -25,7 +25,7 @@ TESTS = ("pair", "loop", "exclusion", "distribution", "directionality", "majorit
 
 @dataclass(frozen=True)
 class DiagnoseOptions:
-    """Options of the diagnose stage (the CLI's defaults come from here).
+    """Options of the diagnose stage (the CLI's and the API's defaults come from here).
 
     ``weight`` / ``n0`` / ``min_visits``: None = the saved fit's (else low_reject, samples/states, 1).
     ``vote``: majority voting "m,k". ``top``: states in the transition diagram. ``out``: output
@@ -43,8 +43,7 @@ class DiagnoseOptions:
     out: str | None = None
     write: bool = True
 
-    def validate(self) -> tuple[int, int]:
-        """Checks every option; returns the majority vote (m, k)."""
+    def __post_init__(self) -> None:
         if self.weight is not None and self.weight not in WEIGHT_MODES:
             raise InputError(f"unknown weight mode {self.weight!r}; choose from {', '.join(WEIGHT_MODES)}")
         if not (0 < self.alpha < 1):
@@ -57,12 +56,17 @@ class DiagnoseOptions:
             raise InputError(f"--min-visits must be >= 0, got {self.min_visits}")
         if not math.isfinite(self.min_kernel) or self.min_kernel < 0:
             raise InputError(f"--min-kernel must be >= 0, got {self.min_kernel}")
+        m, k = self.majority
+        if not 1 <= k <= m:
+            raise InputError(f"--vote needs 1 <= k <= m, got m={m}, k={k}")
+
+    @property
+    def majority(self) -> tuple[int, int]:
+        """The majority vote (m, k) ``vote`` names."""
         try:
             m, k = (int(v) for v in str(self.vote).split(","))
         except ValueError:
             raise InputError(f"--vote must be two integers m,k (e.g. 5,3), got {self.vote!r}") from None
-        if not 1 <= k <= m:
-            raise InputError(f"--vote needs 1 <= k <= m, got m={m}, k={k}")
         return m, k
 
 
@@ -143,7 +147,7 @@ def compute(inp, opts: DiagnoseOptions, label: str = "") -> tuple[dict, Context]
     """Run every test. Returns the diagnostics.json object and the plotting context."""
     from potsearch.science import diagnostics as D
 
-    m, k = opts.validate()
+    m, k = opts.majority
     g, V, unb, scc, fit, history = _potential(inp, opts)
     alpha = opts.alpha
     pair = D.pair_test(g, V, alpha)
@@ -270,7 +274,6 @@ def run(source, options: DiagnoseOptions = DiagnoseOptions()) -> DiagnoseResult:
     ``fitstage.Input``); writes diagnostics.json and figures unless ``options.write`` is False."""
     from potsearch.stages.fit import Input, load_input
 
-    options.validate()
     inp = source if isinstance(source, Input) else load_input(source)
     label = str(inp.run_dir) if isinstance(source, Input) else str(source)
     result, ctx = compute(inp, options, label)

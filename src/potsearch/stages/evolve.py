@@ -16,13 +16,15 @@ from potsearch.core.stageopts import SummaryView
 
 @dataclass(frozen=True)
 class EvolveOptions:
-    """Options of the evolve stage (the CLI's defaults come from here).
+    """Options of the evolve stage (the CLI's and the API's defaults come from here).
 
     ``config``: a search config YAML (default: search_configs/default.yaml, else the built-in
     defaults); ``rounds`` / ``islands`` / ``seed`` / ``workers`` override it. ``resume``: continue
     from the run's last evolve checkpoint (a run without one starts a new search and says so).
-    ``quiet``: print nothing (no progress, no notes). ``address``: score candidates and call models
-    on Ray actors of the cluster at that address ('local': an embedded Ray; async loop only).
+    ``quiet``: print nothing (no progress, no notes, no warnings). ``address``: score candidates and
+    call models on Ray actors of the cluster at that address ('local': an embedded Ray; async loop
+    only). ``force``: search even when the fit has fewer states than the floor
+    (``science.thindata.EVOLVE_FLOOR``), where any formula reproduces them.
     """
 
     config: str | None = None
@@ -33,15 +35,18 @@ class EvolveOptions:
     resume: bool = False
     quiet: bool = False
     address: str | None = None
+    force: bool = False
 
 
 @dataclass
 class EvolveResult(SummaryView):
-    """``summary`` (evolve/summary.json as a dict), the run directory and what the stage noted."""
+    """``summary`` (evolve/summary.json as a dict), the run directory, what the stage noted and its
+    thin-data ``warnings`` (``science.thindata.evolve_check``)."""
 
     summary: dict
     run_dir: Path
     notes: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
 
     @property
     def best(self) -> dict | None:
@@ -89,7 +94,11 @@ def search_config(options: EvolveOptions):
 
 
 def run(run_dir, options: EvolveOptions = EvolveOptions()) -> EvolveResult:
-    """Run (or resume) the search on the run at ``run_dir``."""
+    """Run (or resume) the search on the run at ``run_dir``. A fit below the floor is refused (InputError)
+    unless ``options.force``; thin-data warnings are said before the search (unless quiet) and kept in
+    the result."""
+    from potsearch.core.textsafe import printable
+    from potsearch.science.thindata import evolve_check
     from potsearch.search.run import evolve
     from potsearch.store.rundir import load_fit
     from potsearch.store import run_lock
@@ -98,16 +107,19 @@ def run(run_dir, options: EvolveOptions = EvolveOptions()) -> EvolveResult:
     if not (run_dir / "store.sqlite").exists():
         raise InputError("not a run directory (no store.sqlite inside)", str(run_dir))
     cfg = search_config(options)
-    load_fit(run_dir)  # StageMissing (one line, exit 2) when the run has no fit
+    fit = load_fit(run_dir)  # StageMissing (one line, exit 2) when the run has no fit
+    warnings = evolve_check(int(fit.summary.get("states", len(fit.names))), cfg.gp.max_size, options.force,
+                            str(run_dir))
     notes: list[str] = []
 
     def note(msg: str) -> None:
         notes.append(msg)
         if not options.quiet:
-            from potsearch.core.textsafe import printable
-
             print(printable(msg), file=sys.stderr, flush=True)
 
+    for w in warnings:
+        if not options.quiet:
+            print(printable(f"warning: {w}"), file=sys.stderr, flush=True)
     with run_lock(run_dir, "evolve"):
         summary = evolve(run_dir, cfg, resume=options.resume, quiet=options.quiet, log=note, address=options.address)
-    return EvolveResult(summary, run_dir, notes)
+    return EvolveResult(summary, run_dir, notes, warnings)

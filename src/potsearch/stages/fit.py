@@ -1,12 +1,14 @@
 """The fit stage: resolve an input, build the graph, fit, write fit/ outputs, read them back.
 
-Other stages use ``load_input`` (counts from a run dir, a store file or a transitions file),
+``run(source, FitOptions(...)) -> FitStageResult``: fit, write fit/ (potentials.csv, fit.json with
+what was dropped) and record the stage, under the run's writer lock. Other stages use ``load_input`` (counts from a run dir, a store file or a transitions file),
 ``run_fit``, and ``store.rundir.load_fit`` (the saved fit of a run) — never their own parsing.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +19,18 @@ from potsearch.science.graph import WEIGHT_MODES, Graph, build_graph
 from potsearch.store import STORE_FILENAME, Counts, RunStore
 from potsearch.store.rundir import write_fit_files
 
-@dataclass
+
+@dataclass(frozen=True)
 class FitOptions:
+    """Options of the fit stage (the CLI's and the API's defaults come from here).
+
+    ``weight`` / ``n0`` / ``min_visits``: the graph (``science.graph.build_graph``); ``kernel`` /
+    ``beta``: the action's kernel; ``bootstrap``: replicates for standard errors (``seed``);
+    ``whole_graph``: the paper's one L-BFGS-B instead of the exact fit; ``reference``: the state whose
+    SCC is the reference (default: the largest SCC). ``out``: output folder (default RUN/fit, or ./fit
+    for a plain file); ``write=False`` writes nothing and records nothing.
+    """
+
     weight: str = "low_reject"
     n0: float | None = None
     min_visits: int = 1
@@ -27,9 +39,11 @@ class FitOptions:
     bootstrap: int = 0
     whole_graph: bool = False
     seed: int = 0
-    reference: str | None = None     # state whose SCC is the reference (default: the largest SCC)
+    reference: str | None = None
+    out: str | None = None
+    write: bool = True
 
-    def validate(self) -> "FitOptions":
+    def __post_init__(self) -> None:
         if self.weight not in WEIGHT_MODES:
             raise InputError(f"unknown weight mode {self.weight!r}; choose from {', '.join(WEIGHT_MODES)}")
         if self.kernel not in ("softplus", "exp"):
@@ -42,7 +56,16 @@ class FitOptions:
             raise InputError(f"--beta must be > 0, got {self.beta}")
         if self.bootstrap < 0:
             raise InputError(f"--bootstrap must be >= 0, got {self.bootstrap}")
-        return self
+
+
+@dataclass(repr=False)
+class FitStageResult(FitResult):
+    """The fit stage's result: the least-action fit (every ``FitResult`` field: names, potential,
+    lower_bound, unbounded, scc, stderr, action, ...) with ``summary`` (fit.json, with its ``dropped``
+    block) and ``out``, the folder written (None with ``write=False``)."""
+
+    summary: dict = field(default_factory=dict)
+    out: Path | None = None
 
 
 @dataclass
@@ -74,7 +97,6 @@ def load_input(path: str | Path) -> Input:
 
 
 def run_fit(counts: Counts, opts: FitOptions) -> tuple[Graph, FitResult]:
-    opts.validate()
     g = build_graph(counts, weight=opts.weight, n0=opts.n0, min_visits=opts.min_visits)
     if g.n_states == 0:
         raise InputError(f"no state was sampled more than {opts.min_visits} time(s): nothing to fit "
@@ -157,3 +179,24 @@ def record(inp: Input, summary: dict) -> None:
         keep = {k: summary[k] for k in ("mode", "action", "states", "edges", "sccs", "unbounded_states",
                                         "converged", "grad_norm", "seconds")}
         inp.store.set_stage_result("fit", {**keep, "at": time.time()})
+
+
+def run(source, options: FitOptions = FitOptions()) -> FitStageResult:
+    """The fit stage on ``source`` (a run directory, a store file or a transitions file): fit, then,
+    unless ``options.write`` is False, write fit/ (potentials.csv, fit.json with what was dropped)
+    and record the stage, under the run's writer lock when the source is a run."""
+    from potsearch.science.dropped import annotate_fit, dropped_states
+
+    inp = load_input(source)
+    g, res = run_fit(inp.counts, options)
+    result = FitStageResult(**{f.name: getattr(res, f.name) for f in fields(res)})
+    if not options.write:
+        result.summary = {**fit_summary(g, res), "dropped": dropped_states(inp.counts, options.min_visits).as_dict()}
+        return result
+    out = Path(options.out) if options.out else default_out(inp)
+    with inp.store.exclusive("fit") if inp.store is not None else nullcontext():
+        summary = write_fit(out, g, res)
+        annotate_fit(out, summary, inp.counts, options.min_visits)  # what was dropped and why (dropped.py)
+        record(inp, summary)
+    result.summary, result.out = summary, out
+    return result

@@ -22,7 +22,7 @@ from potsearch.law.optimize import METHODS
 
 @dataclass(frozen=True)
 class PolishOptions:
-    """Options of the polish stage (the CLI's defaults come from here).
+    """Options of the polish stage (the CLI's and the API's defaults come from here).
 
     ``method``: random-descent (the paper's schedule: ``iterations`` x ``samples`` perturbations
     of sd ``scale`` x |p_i|, ``keep`` best points kept) or lbfgs / nelder-mead (scipy, budget
@@ -41,7 +41,7 @@ class PolishOptions:
     compare: bool = False
     quiet: bool = False
 
-    def validate(self) -> "PolishOptions":
+    def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise InputError(f"unknown polish method {self.method!r}; choose from {', '.join(METHODS)}")
         for name in ("iterations", "samples", "keep"):
@@ -53,7 +53,6 @@ class PolishOptions:
             raise InputError(f"--scale must be > 0, got {self.scale}")
         if self.max_evals is not None and self.max_evals < 1:
             raise InputError(f"--max-evals must be >= 1, got {self.max_evals}")
-        return self
 
 
 @dataclass
@@ -93,7 +92,6 @@ def run(run_dir, options: PolishOptions = PolishOptions()) -> PolishResult:
     from potsearch.search.polish import load_context
     from potsearch.store import run_lock
 
-    options.validate()
     with run_lock(Path(run_dir), "polish"):
         ctx = load_context(run_dir, options.candidate)
         try:

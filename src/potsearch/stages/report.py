@@ -176,10 +176,20 @@ def build_report(run_dir: Path, stage_results: dict | None = None, out: Path | N
     return write_text(out, render(ctx))
 
 
-def make_report(run, out=None, refresh: bool = False, say=None) -> Path:
+@dataclass(frozen=True)
+class ReportOptions:
+    """Options of the report stage (the CLI's and the API's defaults): ``out``, the page's file
+    (default RUN/report.html); ``refresh``: rerun the diagnostics even when the run has them."""
+
+    out: str | None = None
+    refresh: bool = False
+
+
+def run(run, options: ReportOptions = ReportOptions(), say=None) -> Path:
     """The report stage: run the diagnostics first when the run has none (or ``refresh``), then write
     the page (RUN/report.html unless ``out``) and record it; returns its path. ``say(line)`` hears
     what is being done."""
+    out, refresh = options.out, options.refresh
     from potsearch.stages.diagnose import DiagnoseOptions, default_out
     from potsearch.stages.diagnose import run as diagnose
     from potsearch.core.errors import InputError

@@ -39,25 +39,25 @@ class ShowOptions:
     ``candidate`` that no selection simplified is simplified now (with the run's data, from its sympy
     translation: its code does not run; nothing is stored); ``format``: the code section as
     Python source, a sympy formula or LaTeX; ``symbolic``: formula formats keep p_i;
-    ``min_kernel``: the directionality threshold on T = n/N(f)."""
+    ``min_ratio``: the directionality threshold on the transition ratio T = n/N(f) (diagnose's
+    ``min_kernel`` is a threshold on the edge weight instead). The CLI's and the API's defaults."""
 
     candidate: str | None = None
     simplify: bool = True
     top: int = 0
     format: str = "python"
     symbolic: bool = False
-    min_kernel: float = HIGH_KERNEL
+    min_ratio: float = HIGH_KERNEL
 
-    def validate(self) -> "ShowOptions":
+    def __post_init__(self) -> None:
         if self.top < 0:
             raise InputError(f"--top must be >= 0, got {self.top}")
         if self.format not in FORMATS:
             raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {self.format!r}")
         if self.top and self.candidate is not None:
             raise InputError("--top lists the Pareto front; it does not combine with --candidate")
-        if not 0 <= self.min_kernel <= 1:
-            raise InputError(f"--min-kernel must be in [0, 1], got {self.min_kernel}")
-        return self
+        if not 0 <= self.min_ratio <= 1:
+            raise InputError(f"--min-ratio must be in [0, 1], got {self.min_ratio}")
 
 
 @dataclass
@@ -135,7 +135,7 @@ def _canonical(source: str, params) -> dict:
     return {"text": c.text, "latex": c.latex} if c.ok else {"text": "", "latex": "", "reason": c.reason}
 
 
-def directionality_of(run_dir, store, fn, params, min_kernel: float = HIGH_KERNEL) -> dict:
+def directionality_of(run_dir, store, fn, params, min_ratio: float = HIGH_KERNEL) -> dict:
     """The paper's directionality statistic of V = fn(features, params) on the run's graph."""
     import dataclasses
 
@@ -153,9 +153,9 @@ def directionality_of(run_dir, store, fn, params, min_kernel: float = HIGH_KERNE
     with np.errstate(all="ignore"):
         V = np.broadcast_to(np.asarray(fn(x, np.asarray(params, dtype=float)), dtype=float), (g.n_states,))
     T = g.n / np.maximum(g.visits[g.src], 1)  # the kernel estimate n/N(f), whatever the weight mode
-    out = directionality(dataclasses.replace(g, w=T), V, min_kernel=min_kernel)
+    out = directionality(dataclasses.replace(g, w=T), V, min_kernel=min_ratio)
     return {"n_transitions": out["n_transitions"], "down": out["down"], "up": out["up"], "flat": out["flat"],
-            "min_kernel": min_kernel, "source": "potsearch.science.diagnostics.directionality"}
+            "min_ratio": min_ratio, "source": "potsearch.science.diagnostics.directionality"}
 
 
 def _lineage(store, row) -> pd.DataFrame:
@@ -225,7 +225,6 @@ def run(run_dir, options: ShowOptions = ShowOptions()) -> ShowResult:
     from potsearch.stages.fit import reference_line
     from potsearch.search.polish import CandidateFailed, compile_source, open_run, run_sandbox_limits
 
-    options.validate()
     run_dir, store = open_run(run_dir)
     try:
         saved = load_fit(run_dir)  # StageMissing: run fit first
@@ -281,7 +280,7 @@ def run(run_dir, options: ShowOptions = ShowOptions()) -> ShowResult:
         res.attribution = _attribution(run_dir, row)
         try:
             ns = compile_source(source, limits=run_sandbox_limits(run_dir))   # the run's limits, clamped
-            res.directionality = directionality_of(run_dir, store, ns["potential"], params, float(options.min_kernel))
+            res.directionality = directionality_of(run_dir, store, ns["potential"], params, float(options.min_ratio))
         except (InputError, CandidateFailed, KeyError, ValueError, TypeError, ArithmeticError) as exc:
             res.directionality_note = f"not computable ({str(exc)[:200]})"
         return res
@@ -394,7 +393,7 @@ def _render(r: ShowResult) -> list[tuple[str, str]]:
     line(f"attribution {r.attribution}" if r.attribution.startswith("(") else f"attribution: {r.attribution}")
     d = r.directionality
     if d:
-        line(f"directionality (transitions with T >= {d['min_kernel']:g}: {d['n_transitions']}): "
+        line(f"directionality (transitions with T >= {d['min_ratio']:g}: {d['n_transitions']}): "
              f"down {100 * d['down']:.2f}%  up {100 * d['up']:.2f}%  flat {100 * d['flat']:.2f}%")
     else:
         line(f"directionality: {r.directionality_note}")

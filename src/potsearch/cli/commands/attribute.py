@@ -8,13 +8,16 @@ import json
 import math
 from pathlib import Path
 
+from potsearch.cli.runarg import add_run
 from potsearch.stages.attribute import AttributeOptions
 
 _D = AttributeOptions()
+#: flags that only change what is printed (not options of the stage; tests/test_cli_api_parity.py)
+PRINTING = ("json",)
 
 
 def add_arguments(p):
-    p.add_argument("--run", required=True, help="run directory (needs fit and evolve)")
+    add_run(p, "run directory (needs fit and evolve)")
     p.add_argument("--candidate", default=_D.candidate, metavar="ID", help="attribute this candidate (id or uid) instead")
     p.add_argument("--repeats", type=int, default=_D.repeats, help="permutation repeats per feature (default 10)")
     p.add_argument("--seed", type=int, default=_D.seed)
@@ -28,7 +31,6 @@ def _f(v, nd=5):
 
 
 def run(args) -> int:
-    from potsearch.stages.attribute import AttributeOptions
     from potsearch.stages.attribute import run as attribute
 
     res = attribute(args.run, AttributeOptions(candidate=args.candidate, repeats=args.repeats, seed=args.seed,

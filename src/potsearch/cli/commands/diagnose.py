@@ -9,32 +9,31 @@ import json
 import sys
 from pathlib import Path
 
+from potsearch.cli.runarg import add_run
 from potsearch.stages.diagnose import DiagnoseOptions, summary_rows
 from potsearch.science.graph import WEIGHT_MODES
 
 _D = DiagnoseOptions()
+#: flags that only change what is printed (not options of the stage; tests/test_cli_api_parity.py)
+PRINTING = ("json",)
 
 
 def add_arguments(p) -> None:
-    p.add_argument("input", help="run directory, store.sqlite, or transitions file (.csv/.tsv/.jsonl/.json)")
+    add_run(p, "run directory, store.sqlite, or transitions file (.csv/.tsv/.jsonl/.json)", dest="source",
+            metavar="INPUT")
     p.add_argument("--json", action="store_true", help="print diagnostics.json to stdout instead of the table")
-    p.add_argument("--out", help="output folder (default: RUN/diagnose, or ./diagnose for a file)")
-    p.add_argument("--weight", help=f"weight mode ({' or '.join(WEIGHT_MODES)}; default: the saved fit's, "
-                                    "else low_reject)")
-    p.add_argument("--n0", type=float, help="N0 for high_reject (default: samples / states)")
-    p.add_argument("--min-visits", type=int, help="drop states sampled at most this many times (default 1)")
+    p.add_argument("--out", default=_D.out, help="output folder (default: RUN/diagnose, or ./diagnose for a file)")
+    p.add_argument("--weight", default=_D.weight, help=f"weight mode ({' or '.join(WEIGHT_MODES)}; default: the "
+                                                       "saved fit's, else low_reject)")
+    p.add_argument("--n0", type=float, default=_D.n0, help="N0 for high_reject (default: samples / states)")
+    p.add_argument("--min-visits", type=int, default=_D.min_visits,
+                   help="drop states sampled at most this many times (default 1)")
     p.add_argument("--alpha", type=float, default=_D.alpha, help="significance level of the verdicts (0.05)")
     p.add_argument("--min-kernel", type=float, default=_D.min_kernel,
                    help="directionality: only edges with w >= this")
     p.add_argument("--vote", default=_D.vote, help="majority voting m,k (default 5,3)")
     p.add_argument("--top", type=int, default=_D.top, help="transition diagram: states shown (by visits)")
-    p.add_argument("--no-plots", action="store_true", help="skip the figures")
-
-
-def options(args) -> DiagnoseOptions:
-    return DiagnoseOptions(weight=args.weight, n0=args.n0, min_visits=args.min_visits, alpha=args.alpha,
-                           min_kernel=args.min_kernel, vote=args.vote, top=args.top, plots=not args.no_plots,
-                           out=args.out)
+    p.add_argument("--no-plots", dest="plots", action="store_false", default=_D.plots, help="skip the figures")
 
 
 def print_table(r: dict, out: Path | None, plots: bool = True) -> None:
@@ -73,9 +72,11 @@ def print_table(r: dict, out: Path | None, plots: bool = True) -> None:
 def run(args) -> int:
     from potsearch.stages.diagnose import run as diagnose
 
-    res = diagnose(args.input, options(args))
+    res = diagnose(args.source, DiagnoseOptions(weight=args.weight, n0=args.n0, min_visits=args.min_visits,
+                                                alpha=args.alpha, min_kernel=args.min_kernel, vote=args.vote,
+                                                top=args.top, plots=args.plots, out=args.out))
     if args.json:
         sys.stdout.write(json.dumps(res.data, indent=1) + "\n")
     else:
-        print_table(res.data, res.out, plots=not args.no_plots)
+        print_table(res.data, res.out, plots=args.plots)
     return 0

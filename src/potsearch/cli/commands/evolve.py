@@ -1,22 +1,30 @@
 """`potsearch evolve`: island search (GP + LLM operators) for an interpretable potential."""
 from __future__ import annotations
 
-import sys
+from potsearch.cli.runarg import add_run
+from potsearch.stages.evolve import EvolveOptions
+
+_D = EvolveOptions()
+#: flags that only change what is printed (tests/test_cli_api_parity.py): the API is quiet by default
+PRINTING = ("quiet",)
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--run", required=True, metavar="DIR", help="run directory (needs a fit: `potsearch fit` first)")
-    p.add_argument("--config", metavar="FILE", help="search config YAML (default: search_configs/default.yaml)")
-    p.add_argument("--rounds", type=int, help="rounds (overrides the config)")
-    p.add_argument("--islands", type=int, help="islands (overrides the config)")
-    p.add_argument("--seed", type=int, help="random seed (overrides the config)")
-    p.add_argument("--workers", type=int, help="processes scoring GP candidates (overrides the config)")
-    p.add_argument("--resume", action="store_true", help="continue from the run's last evolve checkpoint")
-    p.add_argument("--address", metavar="ADDR",
+    add_run(p, "run directory (needs a fit: `potsearch fit` first)")
+    p.add_argument("--config", default=_D.config, metavar="FILE",
+                   help="search config YAML (default: search_configs/default.yaml)")
+    p.add_argument("--rounds", type=int, default=_D.rounds, help="rounds (overrides the config)")
+    p.add_argument("--islands", type=int, default=_D.islands, help="islands (overrides the config)")
+    p.add_argument("--seed", type=int, default=_D.seed, help="random seed (overrides the config)")
+    p.add_argument("--workers", type=int, default=_D.workers,
+                   help="processes scoring GP candidates (overrides the config)")
+    p.add_argument("--resume", action="store_true", default=_D.resume,
+                   help="continue from the run's last evolve checkpoint")
+    p.add_argument("--address", default=_D.address, metavar="ADDR",
                    help="score candidates and call models on Ray actors of the cluster at ADDR "
                         "('local': an embedded Ray on this machine); async loop only")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--force", action="store_true",
+    p.add_argument("--quiet", action="store_true", default=_D.quiet, help="no progress output")
+    p.add_argument("--force", action="store_true", default=_D.force,
                    help="search even when the fit has fewer states than the floor (5; docs/evolve.md)")
 
 
@@ -35,28 +43,13 @@ def law_line(sel: dict, law: dict) -> str:
 
 
 def run(args) -> int:
-    from potsearch.stages.evolve import EvolveOptions, search_config
-    from potsearch.stages.evolve import run as evolve
-    from potsearch.store.rundir import load_fit
-    from potsearch.science.thindata import evolve_check
-
-    opts = EvolveOptions(config=args.config, rounds=args.rounds, islands=args.islands, seed=args.seed,
-                         workers=args.workers, resume=args.resume, quiet=args.quiet, address=args.address)
-    from pathlib import Path
-
-    from potsearch.core.errors import InputError
-
-    if not (Path(args.run) / "store.sqlite").exists():
-        raise InputError("not a run directory (no store.sqlite inside)", str(args.run))
-    fit = load_fit(args.run)  # StageMissing (one line, exit 2) when the run has no fit
-    thin = evolve_check(int(fit.summary.get("states", len(fit.names))), search_config(opts).gp.max_size, args.force,
-                        str(args.run))
     from potsearch.core.textsafe import printable as _printable  # model text: control characters escaped
+    from potsearch.stages.evolve import run as evolve
 
-    for w in thin:  # thin data (thindata.py): said before the search and again with its result
-        print(_printable(f"warning: {w}"), file=sys.stderr)
-    res = evolve(args.run, opts)
-    s, run_dir = res.summary, res.run_dir
+    res = evolve(args.run, EvolveOptions(config=args.config, rounds=args.rounds, islands=args.islands,
+                                         seed=args.seed, workers=args.workers, resume=args.resume,
+                                         quiet=args.quiet, address=args.address, force=args.force))
+    s, run_dir, thin = res.summary, res.run_dir, res.warnings
     if args.quiet:  # the stage kept its notes to itself; they are not progress, so say them here
         for n in res.notes:
             print(_printable(n))

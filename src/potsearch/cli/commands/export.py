@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from potsearch.cli.runarg import add_run
 from potsearch.collector.io import detect_format, export_counts
 from potsearch.store import RunStore
 from potsearch.core.textsafe import printable
 
 
 def add_arguments(p):
-    p.add_argument("run", help="run directory or store file")
+    add_run(p, "run directory or store file")
     p.add_argument("out", help="output file; the format follows the extension (.csv .tsv .jsonl .json)")
     p.epilog = ("CSV/TSV: a state name that starts with = + - @ | # <, tab or CR (or apostrophes before one) "
                 "is written with a leading apostrophe, so a spreadsheet shows it as text, never as a formula; "

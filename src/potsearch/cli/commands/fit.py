@@ -6,29 +6,35 @@ import math
 import sys
 from pathlib import Path
 
+from potsearch.cli.runarg import add_run
+from potsearch.science.dropped import describe
+from potsearch.science.graph import WEIGHT_MODES
+from potsearch.stages.fit import FitOptions, reference_line
 from potsearch.views.display import short_state, state_line, state_width
-from potsearch.science.dropped import annotate_fit, describe
-from potsearch.stages.fit import (
-    FitOptions, default_out, load_input, record, reference_line, run_fit, write_fit
-)
+
+_D = FitOptions()
+#: flags that only change what is printed (not options of the stage; tests/test_cli_api_parity.py)
+PRINTING = ("json",)
 
 
 def add_arguments(p):
-    p.add_argument("input", help="a run directory, a store.sqlite, or a transitions file (.csv/.tsv/.jsonl/.json)")
-    p.add_argument("--weight", choices=["low_reject", "high_reject"], default="low_reject",
+    add_run(p, "a run directory, a store.sqlite, or a transitions file (.csv/.tsv/.jsonl/.json)",
+            dest="source", metavar="INPUT")
+    p.add_argument("--weight", choices=list(WEIGHT_MODES), default=_D.weight,
                    help="edge weights: n/N(f) with escapes counted (low_reject) or n/N0 (high_reject)")
-    p.add_argument("--n0", type=float, default=None, help="N0 for high_reject (default: total samples / states)")
-    p.add_argument("--min-visits", type=int, default=1, metavar="K",
+    p.add_argument("--n0", type=float, default=_D.n0, help="N0 for high_reject (default: total samples / states)")
+    p.add_argument("--min-visits", type=int, default=_D.min_visits, metavar="K",
                    help="drop states sampled K times or fewer, as sources and targets (default 1)")
-    p.add_argument("--kernel", choices=["softplus", "exp"], default="softplus")
-    p.add_argument("--beta", type=float, default=1.0, help="beta of the exponential kernel")
-    p.add_argument("--bootstrap", type=int, default=0, metavar="B", help="bootstrap replicates for standard errors")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
-    p.add_argument("--whole-graph", action="store_true",
+    p.add_argument("--kernel", choices=["softplus", "exp"], default=_D.kernel)
+    p.add_argument("--beta", type=float, default=_D.beta, help="beta of the exponential kernel")
+    p.add_argument("--bootstrap", type=int, default=_D.bootstrap, metavar="B",
+                   help="bootstrap replicates for standard errors")
+    p.add_argument("--seed", type=int, default=_D.seed, help="seed of the bootstrap")
+    p.add_argument("--whole-graph", action="store_true", default=_D.whole_graph,
                    help="the paper's procedure (one L-BFGS-B over all states) for comparison")
-    p.add_argument("--reference", default=None, metavar="STATE",
+    p.add_argument("--reference", default=_D.reference, metavar="STATE",
                    help="potentials relative to the SCC of STATE (default: the largest SCC); columns ref_*")
-    p.add_argument("--out", default=None, help="output folder (default: RUN/fit, or ./fit for a plain file)")
+    p.add_argument("--out", default=_D.out, help="output folder (default: RUN/fit, or ./fit for a plain file)")
     p.add_argument("--json", action="store_true", help="print fit.json to stdout instead of the table")
 
 
@@ -37,25 +43,21 @@ def _fmt(x, nd=3):
 
 
 def run(args) -> int:
-    opts = FitOptions(weight=args.weight, n0=args.n0, min_visits=args.min_visits, kernel=args.kernel,
-                      beta=args.beta, bootstrap=args.bootstrap, whole_graph=args.whole_graph, seed=args.seed,
-                      reference=args.reference)
-    opts.validate()
-    inp = load_input(args.input)
-    g, res = run_fit(inp.counts, opts)
-    out = Path(args.out) if args.out else default_out(inp)
-    summary = write_fit(out, g, res)
-    annotate_fit(out, summary, inp.counts, opts.min_visits)  # what was dropped and why (dropped.py)
-    record(inp, summary)
+    from potsearch.stages.fit import run as fit
+
+    res = fit(args.source, FitOptions(weight=args.weight, n0=args.n0, min_visits=args.min_visits,
+                                      kernel=args.kernel, beta=args.beta, bootstrap=args.bootstrap,
+                                      whole_graph=args.whole_graph, seed=args.seed, reference=args.reference,
+                                      out=args.out))
     if args.json:
-        json.dump(summary, sys.stdout, indent=1, default=float)
+        json.dump(res.summary, sys.stdout, indent=1, default=float)
         sys.stdout.write("\n")
         return 0
-    _print_table(g, res, summary, out)
+    _print_table(res, res.summary, res.out)
     return 0
 
 
-def _print_table(g, res, summary, out: Path) -> None:
+def _print_table(res, summary, out: Path) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text

@@ -1,21 +1,27 @@
-"""`potsearch import FILE --run runs/NAME`: add transitions to a run store (idempotent)."""
+"""`potsearch import FILE RUN` (or `--run RUN`): add transitions to a run store (idempotent).
+
+The stage is ``potsearch.stages.importing``; this module parses arguments and prints its result.
+"""
 from __future__ import annotations
 
-from potsearch.core.errors import InputError
-from potsearch.collector.io import detect_format, drop_states, import_file, invalid_states, read_table
-from potsearch.store import RunStore
+from potsearch.cli.runarg import add_run
 from potsearch.core.textsafe import printable
+from potsearch.stages.importing import ImportOptions
+
+_D = ImportOptions()
+PRINTING = ()   # every flag is an option of the stage (tests/test_cli_api_parity.py)
 
 
 def add_arguments(p):
-    p.add_argument("file", help="transitions: .csv/.tsv (source,target[,count]), .jsonl, or the paper's .json")
-    p.add_argument("--run", required=True, help="run directory, e.g. runs/NAME (created if missing)")
-    p.add_argument("--count-column", default=None, metavar="NAME",
+    p.add_argument("path", metavar="FILE",
+                   help="transitions: .csv/.tsv (source,target[,count]), .jsonl, or the paper's .json")
+    add_run(p, "run directory, e.g. runs/NAME (created if missing)")
+    p.add_argument("--count-column", default=_D.count_column, metavar="NAME",
                    help="CSV/TSV column holding the counts when it is not called 'count'")
-    p.add_argument("--agent", default=None, metavar="AGENT",
+    p.add_argument("--agent", default=_D.agent, metavar="AGENT",
                    help="check every state against an agent (word, fitter or an agent YAML): a fitter state "
                         "must parse as an expression")
-    p.add_argument("--skip-invalid", action="store_true",
+    p.add_argument("--skip-invalid", action="store_true", default=_D.skip_invalid,
                    help="with --agent: drop rows with an invalid state (counted in the summary) instead of refusing")
     p.epilog = ("CSV/TSV: a state cell that starts with an apostrophe followed by = + - @ | # <, tab, CR or "
                 "another apostrophe loses that one apostrophe (the spreadsheet guard `potsearch export` "
@@ -23,25 +29,13 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from pathlib import Path
+    from potsearch.stages.importing import run as import_transitions
 
-    detect_format(Path(args.file))
-    table = read_table(args.file, args.count_column)  # validate completely before creating or touching the store
-    skipped, kept = "", None
-    if args.agent:
-        bad = invalid_states(table[0], args.agent)
-        if bad and not args.skip_invalid:
-            first, why = next(iter(bad.items()))
-            raise InputError(f"{len(bad)} of {len(table[0])} states are not valid for agent {args.agent!r}, "
-                             f"first {first!r}: {why} (fix them, or pass --skip-invalid to drop their rows)",
-                             args.file)
-        if bad:
-            table, n_rows, kept = drop_states(table, set(bad))
-            skipped = f"; skipped {n_rows} row(s) with {len(bad)} state(s) invalid for agent {args.agent!r}"
-    store = RunStore.create(args.run)
-    info = import_file(args.file, store, table=table, rows=kept)
-    total = store.n_samples()
-    print(printable(f"imported {info['added']} samples from {args.file} into {store.path} "
-                    f"({info['duplicates']} already there; store now holds {total} samples{skipped})"))
+    res = import_transitions(args.path, args.run, ImportOptions(count_column=args.count_column, agent=args.agent,
+                                                                 skip_invalid=args.skip_invalid))
+    skipped = (f"; skipped {res.skipped_rows} row(s) with {len(res.invalid_states)} state(s) invalid for agent "
+               f"{args.agent!r}" if res.invalid_states else "")
+    print(printable(f"imported {res['added']} samples from {args.path} into {res.store} "
+                    f"({res['duplicates']} already there; store now holds {res.total} samples{skipped})"))
     print(printable(f"next: potsearch fit {args.run}"))
     return 0

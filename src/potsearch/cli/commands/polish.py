@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 
+from potsearch.cli.runarg import add_run
 from potsearch.stages.polish import METHODS, PolishOptions
 
 _D = PolishOptions()
+#: flags that only change what is printed (tests/test_cli_api_parity.py): the API is quiet by default
+PRINTING = ("json", "quiet")
 
 
 def add_arguments(p):
-    p.add_argument("--run", required=True, help="run directory (needs fit and evolve)")
+    add_run(p, "run directory (needs fit and evolve)")
     p.add_argument("--method", choices=list(METHODS), default=_D.method,
                    help="random-descent: the paper's schedule (default); lbfgs / nelder-mead: scipy")
     p.add_argument("--iterations", type=int, default=_D.iterations, help="random-descent iterations (default 100)")
@@ -25,10 +28,10 @@ def add_arguments(p):
                    help="evaluation budget of lbfgs / nelder-mead (default iterations x samples)")
     p.add_argument("--candidate", default=_D.candidate, metavar="ID",
                    help="polish this candidate (id or uid) instead")
-    p.add_argument("--compare", action="store_true",
+    p.add_argument("--compare", action="store_true", default=_D.compare,
                    help="also run the other two methods (same budget) for the figure and summary")
     p.add_argument("--json", action="store_true", help="print polish/summary.json")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--quiet", action="store_true", default=_D.quiet, help="no progress output")
 
 
 def run(args) -> int:

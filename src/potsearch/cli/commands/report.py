@@ -4,16 +4,23 @@ Runs the diagnostics first when the run has none yet (or with --refresh), so a r
 """
 from __future__ import annotations
 
+from potsearch.cli.runarg import add_run
+from potsearch.stages.report import ReportOptions
+
+_D = ReportOptions()
+PRINTING = ()   # every flag is an option of the stage (tests/test_cli_api_parity.py)
+
 
 def add_arguments(p) -> None:
-    p.add_argument("run", help="run directory (containing store.sqlite)")
-    p.add_argument("--out", help="output file (default RUN/report.html)")
-    p.add_argument("--refresh", action="store_true", help="rerun the diagnostics even if diagnose/ exists")
+    add_run(p, "run directory (containing store.sqlite)")
+    p.add_argument("--out", default=_D.out, help="output file (default RUN/report.html)")
+    p.add_argument("--refresh", action="store_true", default=_D.refresh,
+                   help="rerun the diagnostics even if diagnose/ exists")
 
 
 def run(args) -> int:
-    from potsearch.stages.report import make_report
+    from potsearch.stages.report import run as report
 
-    path = make_report(args.run, out=args.out, refresh=args.refresh, say=print)
+    path = report(args.run, ReportOptions(out=args.out, refresh=args.refresh), say=print)
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB, self-contained)")
     return 0

@@ -11,30 +11,34 @@ from __future__ import annotations
 
 import sys
 
-from potsearch.stages.show import HIGH_KERNEL
-from potsearch.store.candidates import pareto_front  # noqa: F401  (re-exported for callers of show)
+from potsearch.cli.runarg import add_run
+from potsearch.stages.show import FORMATS, ShowOptions
+
+_D = ShowOptions()
+PRINTING = ()   # every flag is an option of the stage (tests/test_cli_api_parity.py)
 
 
 def add_arguments(p):
-    p.add_argument("run", help="run directory (needs fit and evolve)")
-    p.add_argument("--top", type=int, default=0, metavar="K",
+    add_run(p, "run directory (needs fit and evolve)")
+    p.add_argument("--top", type=int, default=_D.top, metavar="K",
                    help="list only the K Pareto-front candidates with the lowest action, with their formulas")
-    p.add_argument("--candidate", default=None, metavar="ID",
+    p.add_argument("--candidate", default=_D.candidate, metavar="ID",
                    help="show this candidate (id or uid) instead of the selected law")
-    p.add_argument("--no-simplify", action="store_true",
+    p.add_argument("--no-simplify", dest="simplify", action="store_false", default=_D.simplify,
                    help="with --candidate: do not simplify a candidate no selection simplified (faster)")
-    p.add_argument("--format", choices=["python", "sympy", "latex"], default="python",
+    p.add_argument("--format", choices=list(FORMATS), default=_D.format,
                    help="the code section as Python source (default), a sympy formula or LaTeX")
-    p.add_argument("--symbolic", action="store_true", help="formula formats: keep parameters as p_i symbols")
-    p.add_argument("--min-kernel", type=float, default=HIGH_KERNEL,
+    p.add_argument("--symbolic", action="store_true", default=_D.symbolic,
+                   help="formula formats: keep parameters as p_i symbols")
+    p.add_argument("--min-ratio", type=float, default=_D.min_ratio,
                    help="directionality: transitions with T = n/N(f) >= this (default 0.05, as the paper)")
 
 
 def run(args) -> int:
-    from potsearch.stages.show import ShowOptions, run as show
+    from potsearch.stages.show import run as show
 
-    res = show(args.run, ShowOptions(candidate=args.candidate, simplify=not args.no_simplify, top=args.top, format=args.format,
-                                     symbolic=args.symbolic, min_kernel=args.min_kernel))
+    res = show(args.run, ShowOptions(candidate=args.candidate, simplify=args.simplify, top=args.top,
+                                     format=args.format, symbolic=args.symbolic, min_ratio=args.min_ratio))
     out = _Out(sys.stdout.isatty())
     for kind, text in res.lines():
         getattr(out, kind)(text)

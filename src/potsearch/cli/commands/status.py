@@ -4,14 +4,17 @@ from __future__ import annotations
 import datetime
 import json
 
+from potsearch.cli.runarg import add_run
 from potsearch.store import RunStore
 from potsearch.core.textsafe import printable
 
 STAGES = ["collect", "import", "fit", "diagnose", "evolve", "polish", "attribute", "report"]
+#: flags that only change what is printed (tests/test_cli_api_parity.py); ``ps.status`` returns the --json dict
+PRINTING = ("json",)
 
 
 def add_arguments(p):
-    p.add_argument("run", help="run directory")
+    add_run(p, "run directory")
     p.add_argument("--json", action="store_true")
 
 
