@@ -22,26 +22,6 @@ ALLOWED = {
     ("potsearch/testing/surrogate_run.py", "words_sum100.tsv"): "the shipped data folder, not a run",
 }
 
-#: joins under a run in modules outside this change's files: each should take its path from
-#: store.rundir (RunDir, FIT_JSON, ...); an entry that is fixed must be removed (checked below)
-PENDING = {
-    ("potsearch/stages/fit.py", "fit"): "default_out: RunDir(inp.run_dir).fit_dir",
-    ("potsearch/stages/evolve.py", "store.sqlite"): "run: RunDir(run_dir).store",
-    ("potsearch/cli/commands/evolve.py", "store.sqlite"): "RunDir(args.run).store",
-    ("potsearch/cli/commands/evolve.py", "best_potential.py"): "RunDir(run_dir).best_potential",
-    ("potsearch/cli/commands/evolve.py", "evolve"): "RunDir(run_dir).evolve_dir",
-    ("potsearch/cli/commands/fit.py", "potentials.csv"): "out / rundir.POTENTIALS_CSV",
-    ("potsearch/cli/commands/fit.py", "fit.json"): "out / rundir.FIT_JSON",
-    ("potsearch/cli/commands/diagnose.py", "diagnostics.json"): "out / rundir.DIAGNOSTICS",
-    ("potsearch/cli/commands/polish.py", "best_potential.py"): "RunDir(res.out.parent).best_potential",
-    ("potsearch/cli/commands/polish.py", "summary.json"): "RunDir(...).polish_summary",
-    ("potsearch/cli/commands/polish.py", "polish.png"): "RunDir(...).polish_png",
-    ("potsearch/cli/commands/attribute.py", "attribution.csv"): "RunDir(...).attribution_csv",
-    ("potsearch/cli/commands/attribute.py", "attribution.png"): "RunDir(...).attribution_png",
-    ("potsearch/cli/commands/attribute.py", "summary.json"): "RunDir(...).attribution_summary",
-}
-
-
 def _text(node) -> str | None:
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
 
@@ -79,10 +59,10 @@ def _scan() -> dict[tuple[str, str], list[int]]:
 
 def test_no_module_but_rundir_joins_a_literal_name():
     found = _scan()
-    bad = {k: v for k, v in found.items() if k not in ALLOWED and k not in PENDING}
+    bad = {k: v for k, v in found.items() if k not in ALLOWED}
     assert not bad, "paths built from literal names outside store/rundir.py (use RunDir): " + "; ".join(
         f"{mod}:{lines} {lit!r}" for (mod, lit), lines in sorted(bad.items()))
-    stale = sorted((set(ALLOWED) | set(PENDING)) - set(found))
+    stale = sorted(set(ALLOWED) - set(found))
     assert not stale, f"exceptions no longer needed (remove them): {stale}"
 
 

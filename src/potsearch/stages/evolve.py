@@ -12,6 +12,7 @@ from pathlib import Path
 
 from potsearch.core.errors import InputError
 from potsearch.core.stageopts import SummaryView
+from potsearch.store.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def run(run_dir, options: EvolveOptions = EvolveOptions()) -> EvolveResult:
     from potsearch.store import run_lock
 
     run_dir = Path(run_dir)
-    if not (run_dir / "store.sqlite").exists():
+    if not RunDir(run_dir).store.exists():
         raise InputError("not a run directory (no store.sqlite inside)", str(run_dir))
     cfg = search_config(options)
     fit = load_fit(run_dir)  # StageMissing (one line, exit 2) when the run has no fit

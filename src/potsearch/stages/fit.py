@@ -18,6 +18,7 @@ from potsearch.core.errors import InputError
 from potsearch.science.graph import WEIGHT_MODES, Graph, build_graph
 from potsearch.store import STORE_FILENAME, Counts, RunStore
 from potsearch.store.rundir import write_fit_files
+from potsearch.store.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ def write_fit(out: Path, g: Graph, res: FitResult) -> dict:
 
 
 def default_out(inp: Input) -> Path:
-    return inp.run_dir / "fit" if inp.run_dir else Path("fit")
+    return RunDir(inp.run_dir).fit_dir if inp.run_dir else Path("fit")
 
 
 def record(inp: Input, summary: dict) -> None:

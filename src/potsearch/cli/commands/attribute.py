@@ -10,6 +10,7 @@ from pathlib import Path
 
 from potsearch.cli.runarg import add_run
 from potsearch.stages.attribute import AttributeOptions
+from potsearch.store.rundir import RunDir
 
 _D = AttributeOptions()
 #: flags that only change what is printed (not options of the stage; tests/test_cli_api_parity.py)
@@ -69,4 +70,5 @@ def _print(att, row, out: Path, seconds: float) -> None:
         con.print(tab)
     for n in att.notes:
         con.print(f"note: {printable(n)}", markup=False)
-    con.print(f"wrote {out / 'attribution.csv'}, {out / 'attribution.png'} and {out / 'summary.json'}")
+    rd = RunDir(out.parent)
+    con.print(f"wrote {rd.attribution_csv}, {rd.attribution_png} and {rd.attribution_summary}")

@@ -12,6 +12,7 @@ from pathlib import Path
 from potsearch.cli.runarg import add_run
 from potsearch.stages.diagnose import DiagnoseOptions, summary_rows
 from potsearch.science.graph import WEIGHT_MODES
+from potsearch.store.rundir import DIAGNOSTICS
 
 _D = DiagnoseOptions()
 #: flags that only change what is printed (not options of the stage; tests/test_cli_api_parity.py)
@@ -66,7 +67,7 @@ def print_table(r: dict, out: Path | None, plots: bool = True) -> None:
         t.add_row(text(row[0]), text(row[1]), text(row[2]), text(row[3], colour))
     con.print(t)
     if out is not None:
-        con.print(text(f"wrote {out / 'diagnostics.json'}" + (" and figures" if plots else " (no figures: --no-plots)")))
+        con.print(text(f"wrote {out / DIAGNOSTICS}" + (" and figures" if plots else " (no figures: --no-plots)")))
 
 
 def run(args) -> int:

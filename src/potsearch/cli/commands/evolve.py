@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from potsearch.cli.runarg import add_run
 from potsearch.stages.evolve import EvolveOptions
+from potsearch.store.rundir import RunDir
 
 _D = EvolveOptions()
 #: flags that only change what is printed (tests/test_cli_api_parity.py): the API is quiet by default
@@ -86,5 +87,6 @@ def run(args) -> int:
         print(f"params = {[round(v, 6) for v in b['params']]}")
     for w in thin:
         print(_printable(f"warning: {w}"))
-    print(f"wrote {run_dir / 'best_potential.py'}, {run_dir / 'evolve'}/{{summary.json,pareto.csv,pareto.png,curves.png}}")
+    rd = RunDir(run_dir)
+    print(f"wrote {rd.best_potential}, {rd.evolve_dir}/{{summary.json,pareto.csv,pareto.png,curves.png}}")
     return 0

@@ -11,6 +11,7 @@ from potsearch.science.dropped import describe
 from potsearch.science.graph import WEIGHT_MODES
 from potsearch.stages.fit import FitOptions, reference_line
 from potsearch.views.display import short_state, state_line, state_width
+from potsearch.store.rundir import FIT_JSON, POTENTIALS_CSV
 
 _D = FitOptions()
 #: flags that only change what is printed (not options of the stage; tests/test_cli_api_parity.py)
@@ -109,8 +110,8 @@ def _print_table(res, summary, out: Path) -> None:
                     _fmt(se[i]))
     con.print(tab)
     if cut:
-        con.print(printable(f"long state names are cut with …; {out / 'potentials.csv'} has them in full"),
+        con.print(printable(f"long state names are cut with …; {out / POTENTIALS_CSV} has them in full"),
                   soft_wrap=True, markup=False)
     if res.n_states > limit:
-        con.print(printable(f"... {res.n_states - limit} more states in {out / 'potentials.csv'}"), markup=False)
-    con.print(printable(f"wrote {out / 'potentials.csv'} and {out / 'fit.json'}"), markup=False)
+        con.print(printable(f"... {res.n_states - limit} more states in {out / POTENTIALS_CSV}"), markup=False)
+    con.print(printable(f"wrote {out / POTENTIALS_CSV} and {out / FIT_JSON}"), markup=False)

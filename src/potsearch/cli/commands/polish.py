@@ -8,6 +8,7 @@ import json
 
 from potsearch.cli.runarg import add_run
 from potsearch.stages.polish import METHODS, PolishOptions
+from potsearch.store.rundir import RunDir
 
 _D = PolishOptions()
 #: flags that only change what is printed (tests/test_cli_api_parity.py): the API is quiet by default
@@ -57,7 +58,7 @@ def run(args) -> int:
             print(f"  compare {m:<14} train {r.fun:.6f} in {r.evaluations} evaluations")
     if res.promoted:
         print(f"  wrote candidate {new_id} (parents [{row_id}], operator polish:{method}) and "
-              f"{res.out.parent / 'best_potential.py'}; candidate {row_id} is kept in the store")
+              f"{RunDir(res.out.parent).best_potential}; candidate {row_id} is kept in the store")
     elif res.improved and s.get("best_potential_kept"):
         print(f"  wrote candidate {new_id} (parents [{row_id}], operator polish:{method}), now the run's lowest-action "
               f"candidate; best_potential.py left unchanged: it holds the law evolve selected (`potsearch show` "
@@ -70,5 +71,6 @@ def run(args) -> int:
     else:
         print("  no improvement (the parameters are already a local optimum of the training action): "
               "best_potential.py left unchanged")
-    print(f"  wrote {res.out / 'summary.json'} and {res.out / 'polish.png'}")
+    rd = RunDir(res.out.parent)
+    print(f"  wrote {rd.polish_summary} and {rd.polish_png}")
     return 0
