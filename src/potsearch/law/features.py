@@ -278,11 +278,25 @@ def feature_table(agent_kind: str, texts, meta: dict | None = None) -> dict[str,
 
 
 def guess_agent_kind(texts) -> str:
-    """'word' when every state is a single run of letters, else 'fitter'."""
+    """'word' when every state is a single run of letters; 'fitter' when at least half of them read as
+    fitter expressions (numbers, operators, parentheses, and identifiers that are x, a parameter or a
+    function); else 'automatic' (features read from the text: potsearch.law.autofeatures)."""
     texts = list(texts)
     if texts and all(re.fullmatch(r"[A-Za-z]+", t.strip() or "-") for t in texts):
         return "word"
-    return "fitter"
+    if texts and 2 * sum(map(_looks_like_expression, texts)) >= len(texts):
+        return "fitter"
+    return "automatic"
+
+
+def _looks_like_expression(text) -> bool:
+    toks = tokenize_expression(text)
+    return bool(toks) and all(
+        kind == "num" or (kind == "op" and tok in _EXPRESSION_OPS)
+        or (kind == "id" and (tok in ("x", "np") or tok in _FUNC_SET or _PARAM.match(tok))) for kind, tok in toks)
+
+
+_EXPRESSION_OPS = frozenset("+-*/^()., ") | {"**"}
 
 
 def embedded_source(agent_kind: str) -> str:

@@ -272,6 +272,7 @@ def open_run(run) -> tuple:
 def load_context(run, candidate=None) -> RunContext:
     """Everything polish / attribute need: the run's problem (evolve's train / held-out split),
     the candidate, its compiled function and the two objectives."""
+    from potsearch.law.featurelib import recorded_library
     from potsearch.science.action import make_kernel
     from potsearch.search.problem import load_problem
 
@@ -280,7 +281,8 @@ def load_context(run, candidate=None) -> RunContext:
     row = best_candidate(store, run_dir, candidate)
     split = evolve_split(store, run_dir)
     problem = load_problem(run_dir, seed=int(split.get("seed", 0)),
-                           heldout_fraction=float(split.get("heldout_fraction", 0.2)))
+                           heldout_fraction=float(split.get("heldout_fraction", 0.2)),
+                           library=recorded_library(read_summary(run_dir)))
     use_sandbox_limits(run_sandbox_limits(run_dir))
     ns = compile_source(row.source)
     fn = ns.get("potential")
@@ -314,9 +316,9 @@ def write_candidate(store, parent: CandidateRow, params, operator: str, train_ac
 
 
 # ----------------------------------------------------------------------------- best_potential.py
-def write_best_potential(run_dir, agent: str, row: CandidateRow, s_min_train: float, store=None):
+def write_best_potential(run_dir, library, row: CandidateRow, s_min_train: float, store=None):
     """Rewrite run_dir/best_potential.py for ``row`` with evolve's writer (self-contained module,
-    written to a temporary file and renamed: atomic)."""
+    written to a temporary file and renamed: atomic); ``library``: the run's feature library."""
     from pathlib import Path
 
     from potsearch.search.outputs import write_best_potential as _write
@@ -324,5 +326,5 @@ def write_best_potential(run_dir, agent: str, row: CandidateRow, s_min_train: fl
     run_dir = Path(run_dir)
     sid = read_summary(run_dir).get("search_id") or "polish"
     path = run_dir / "best_potential.py"
-    _write(path, row, agent, run_dir.name, s_min_train, sid)
+    _write(path, row, library.kind, run_dir.name, s_min_train, sid, library=library)
     return path

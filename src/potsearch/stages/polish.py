@@ -144,7 +144,7 @@ def _polish(ctx, o: PolishOptions) -> PolishResult:
             if _selected_law(ctx.run_dir):  # best_potential.py holds evolve's selected law: polish leaves it
                 kept_law = True
             else:
-                write_best_potential(ctx.run_dir, prob.agent, get_candidate(ctx.store, new_id), prob.s_min_train)
+                write_best_potential(ctx.run_dir, prob.library, get_candidate(ctx.store, new_id), prob.s_min_train)
                 promoted = True
     held_after = {m: ctx.heldout(r.x) for m, r in results.items()}
     summary = {

@@ -108,12 +108,14 @@ def _front(d: Path):
 def _problem(ctx: Ctx, summary: dict):
     if "problem" in ctx.__dict__:
         return ctx.__dict__["problem"]
+    from potsearch.law.featurelib import recorded_library
     from potsearch.search.problem import load_problem
 
     cfg = summary.get("config") or {}
     try:
         prob = load_problem(ctx.run_dir, seed=int(cfg.get("seed", 0)),
-                            heldout_fraction=float(cfg.get("heldout_fraction", 0.2)), agent=cfg.get("agent") or None)
+                            heldout_fraction=float(cfg.get("heldout_fraction", 0.2)), agent=cfg.get("agent") or None,
+                            library=recorded_library(summary))
     except Exception:  # noqa: BLE001 - the section still shows what the files hold
         prob = None
     ctx.__dict__["problem"] = prob

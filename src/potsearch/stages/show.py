@@ -84,6 +84,7 @@ class ShowResult:
     formula_lines: list = field(default_factory=list)   # the code section in --format sympy / latex
     top: pd.DataFrame = field(default_factory=pd.DataFrame)
     front_size: int = 0
+    features: str = ""   # the run's feature library and its features' names (law/featurelib.features_line)
 
     @property
     def formula(self) -> str:
@@ -128,7 +129,7 @@ def directionality_of(run_dir, store, fn, params, min_kernel: float = HIGH_KERNE
 
     from potsearch.science.diagnostics import directionality
     from potsearch.search.problem import agent_of
-    from potsearch.law.features import feature_table
+    from potsearch.law.featurelib import choose_library, recorded_library
     from potsearch.store.rundir import load_fit
     from potsearch.science.graph import build_graph
 
@@ -136,9 +137,13 @@ def directionality_of(run_dir, store, fn, params, min_kernel: float = HIGH_KERNE
     opts = saved.summary.get("options", {}) or {}
     g = build_graph(store.counts(), weight=opts.get("weight", "low_reject"), n0=opts.get("n0"),
                     min_visits=int(opts.get("min_visits", 1)))
-    x = feature_table(agent_of(store, g.names, None), g.names, store.state_meta())
+    lib = choose_library(store, agent_of(store, g.names, None), g.names,
+                         recorded=recorded_library(read_summary(run_dir)))
+    have = lib.covers(g.names)  # V is undefined (nan) on states without a features table row
+    x = lib.compute([s for s, ok in zip(g.names, have) if ok], store.state_meta())
+    V = np.full(g.n_states, np.nan)
     with np.errstate(all="ignore"):
-        V = np.broadcast_to(np.asarray(fn(x, np.asarray(params, dtype=float)), dtype=float), (g.n_states,))
+        V[have] = np.broadcast_to(np.asarray(fn(x, np.asarray(params, dtype=float)), dtype=float), (int(have.sum()),))
     T = g.n / np.maximum(g.visits[g.src], 1)  # the kernel estimate n/N(f), whatever the weight mode
     out = directionality(dataclasses.replace(g, w=T), V, min_kernel=min_kernel)
     return {"n_transitions": out["n_transitions"], "down": out["down"], "up": out["up"], "flat": out["flat"],
@@ -191,6 +196,7 @@ def _top(store, search_id, k: int) -> tuple[pd.DataFrame, int]:
 def _simplify_now(run_dir, store, summary: dict, row) -> dict:
     """A candidate no selection simplified, simplified now on the run's data -- evolve's own split
     (``polish.evolve_split``) -- with ``simplify.simplify`` (from its sympy translation, never its code)."""
+    from potsearch.law.featurelib import recorded_library
     from potsearch.search.problem import load_problem
     from potsearch.law.simplify import simplify
     from potsearch.search.polish import evolve_split
@@ -199,7 +205,8 @@ def _simplify_now(run_dir, store, summary: dict, row) -> dict:
     seed = int(split.get("seed", 0))
     try:
         prob = load_problem(run_dir, seed=seed, heldout_fraction=float(split.get("heldout_fraction", 0.2)),
-                            agent=(summary.get("config") or {}).get("agent") or None)
+                            agent=(summary.get("config") or {}).get("agent") or None,
+                            library=recorded_library(summary))
         s = simplify(row.source, list(row.params or []), prob.data, seed=seed, max_seconds=20.0)
     except Exception as exc:  # noqa: BLE001 - the canonical form is still shown
         return {"simplified_note": f"not simplified now: {type(exc).__name__}: {str(exc)[:120]}"}
@@ -212,6 +219,7 @@ def _simplify_now(run_dir, store, summary: dict, row) -> dict:
 # ----------------------------------------------------------------------------- the stage
 def run(run_dir, options: ShowOptions = ShowOptions()) -> ShowResult:
     """What `potsearch show` prints for the run at ``run_dir`` (module doc)."""
+    from potsearch.law.featurelib import features_line, recorded_library
     from potsearch.stages.fit import reference_line
     from potsearch.store.rundir import load_fit
     from potsearch.search.polish import (
@@ -239,6 +247,7 @@ def run(run_dir, options: ShowOptions = ShowOptions()) -> ShowResult:
         if row is None:
             raise InputError(f"the selected law's candidate {law['uid']!r} is not in this run's store", str(run_dir))
         res.candidate = row
+        res.features = features_line(recorded_library(summary))
         sel_js = summary.get("selection") or {}
         if law is not None:
             res.law = {**law, "kind": "selected"}
@@ -326,6 +335,8 @@ def _render(r: ShowResult) -> list[tuple[str, str]]:
     if law.get("text"):
         line(f"law ({label.get(kind, kind)}): V = {law['text']}")
         line(f"latex: {law.get('latex', '')}")
+        if r.features:
+            line(r.features)
     else:
         line(f"law: no formula ({law.get('steps') or 'not translatable'}); the source follows")
     if law.get("simplified"):

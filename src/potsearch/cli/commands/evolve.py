@@ -15,6 +15,8 @@ def add_arguments(p) -> None:
     p.add_argument("--address", metavar="ADDR",
                    help="score candidates and call models on Ray actors of the cluster at ADDR "
                         "('local': an embedded Ray on this machine); async loop only")
+    p.add_argument("--features", metavar="FILE", help="store this features table with the run first (replacing "
+                   "its table) and search over its features; docs/own-agent.md")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--force", action="store_true",
                    help="search even when the fit has fewer states than the floor (5; docs/evolve.md)")
@@ -48,6 +50,9 @@ def run(args) -> int:
 
     if not (Path(args.run) / "store.sqlite").exists():
         raise InputError("not a run directory (no store.sqlite inside)", str(args.run))
+    from potsearch.store.features import read_features_file, save as save_features
+
+    feats = read_features_file(args.features) if args.features else None  # checked before the run is touched
     fit = load_fit(args.run)  # StageMissing (one line, exit 2) when the run has no fit
     thin = evolve_check(int(fit.summary.get("states", len(fit.names))), search_config(opts).gp.max_size, args.force,
                         str(args.run))
@@ -55,6 +60,12 @@ def run(args) -> int:
 
     for w in thin:  # thin data (thindata.py): said before the search and again with its result
         print(_printable(f"warning: {w}"), file=sys.stderr)
+    if feats is not None:
+        from potsearch.store import RunStore
+
+        with RunStore.open(args.run) as st:
+            save_features(st, feats)
+        print(_printable(f"stored the {feats.describe()}"))
     res = evolve(args.run, opts)
     s, run_dir = res.summary, res.run_dir
     if args.quiet:  # the stage kept its notes to itself; they are not progress, so say them here

@@ -4,6 +4,7 @@ from __future__ import annotations
 from potsearch.core.errors import InputError
 from potsearch.collector.io import detect_format, drop_states, import_file, invalid_states, read_table
 from potsearch.store import RunStore
+from potsearch.store.features import read_features_file, save as save_features
 from potsearch.core.textsafe import printable
 
 
@@ -17,6 +18,8 @@ def add_arguments(p):
                         "must parse as an expression")
     p.add_argument("--skip-invalid", action="store_true",
                    help="with --agent: drop rows with an invalid state (counted in the summary) instead of refusing")
+    p.add_argument("--features", metavar="FILE", help="a features table (CSV: a 'state' column and numeric "
+                   "columns, descriptions in FILE's .yaml beside it) stored with the run; docs/own-agent.md")
     p.epilog = ("CSV/TSV: a state cell that starts with an apostrophe followed by = + - @ | # <, tab, CR or "
                 "another apostrophe loses that one apostrophe (the spreadsheet guard `potsearch export` "
                 "writes); write ''=x for a state named '=x. Names are stripped of surrounding whitespace.")
@@ -28,6 +31,7 @@ def run(args) -> int:
     detect_format(Path(args.file))
     table = read_table(args.file, args.count_column)  # validate completely before creating or touching the store
     skipped, kept = "", None
+    feats = read_features_file(args.features) if args.features else None  # checked before anything is written
     if args.agent:
         bad = invalid_states(table[0], args.agent)
         if bad and not args.skip_invalid:
@@ -43,5 +47,8 @@ def run(args) -> int:
     total = store.n_samples()
     print(printable(f"imported {info['added']} samples from {args.file} into {store.path} "
                     f"({info['duplicates']} already there; store now holds {total} samples{skipped})"))
+    if feats is not None:
+        save_features(store, feats)
+        print(printable(f"stored the {feats.describe()}"))
     print(printable(f"next: potsearch fit {args.run}"))
     return 0
