@@ -192,3 +192,15 @@ def test_evolve_features_bad_table_leaves_the_run_unchanged(cli, tmp_path):
     (tmp_path / "good.yaml").write_text("m: not a column\n")
     code, _, err = cli("evolve", "--run", run, "--features", good)
     assert code == 2 and "'m', which is not a column of good.csv" in err
+
+
+def test_ten_to_the_five_states_in_seconds():
+    import time
+
+    from potsearch.law import autofeatures as af
+
+    texts = [f"r{i % 300}c{i // 300}" for i in range(100_000)]
+    t0 = time.perf_counter()
+    schema = af.auto_schema(texts)
+    x = af.auto_features(texts, schema)
+    assert time.perf_counter() - t0 < 10 and x["c"][-1] == 333.0

@@ -41,21 +41,19 @@ AUTO_FEATURES = {
     "n_spaces": "whitespace characters in the state text",
 }
 MAX_NUMBERS = 8
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
-_LETTERS_BEFORE = re.compile(r"([A-Za-z]+)[^A-Za-z0-9]*$")
+_NUMBER = re.compile(r"([A-Za-z]*)([^A-Za-z0-9]*?)(\d+(?:\.\d+)?)")  # letters, separators, the number
 
 
 def _numbers(text):
     """[(letters before it, value)] of the numbers embedded in ``text`` (at most MAX_NUMBERS)."""
     out = []
     for m in _NUMBER.finditer(text):
-        start, value = m.start(), float(m.group())
-        if start and text[start - 1] == "-" and not (start > 1 and text[start - 2].isalnum()):
-            start, value = start - 1, -value
-        if start and text[start - 1] == ".":
+        letters, sep, num = m.groups()
+        after_digit = not letters and m.start() and text[m.start() - 1].isdigit()
+        if sep == "." and after_digit:
             continue  # the tail of "1.2.3" is not a number of its own
-        before = _LETTERS_BEFORE.search(text, 0, start)
-        out.append((before.group(1) if before else "", value))
+        sign = sep.endswith("-") and (len(sep) > 1 or not (letters or after_digit))
+        out.append((letters, -float(num) if sign else float(num)))
         if len(out) == MAX_NUMBERS:
             break
     return out
@@ -65,22 +63,24 @@ def _json_fields(text):
     """{key path: float} of the numeric fields of a JSON-object state; None when it is not one."""
     if not text.lstrip().startswith("{"):
         return None
+    out = {}
     try:
         obj = json.loads(text)
+        if not isinstance(obj, dict):
+            return None
+        _flatten(obj, "", out)
     except (ValueError, RecursionError):
         return None
-    if not isinstance(obj, dict):
-        return None
-    out, todo = {}, [("", obj)]
-    while todo:
-        prefix, d = todo.pop()
-        for k, v in d.items():
-            key = f"{prefix}_{k}" if prefix else str(k)
-            if isinstance(v, dict):
-                todo.append((key, v))
-            elif isinstance(v, (bool, int, float)) and np.isfinite(float(v)):
-                out[key] = float(v)
     return out
+
+
+def _flatten(d, prefix, out):
+    for k, v in d.items():
+        key = f"{prefix}_{k}" if prefix else str(k)
+        if isinstance(v, dict):
+            _flatten(v, key, out)
+        elif isinstance(v, (bool, int, float)) and abs(v) < 1e300:  # finite (a huge int is left out)
+            out[key] = float(v)
 
 
 def _char_counts(texts):

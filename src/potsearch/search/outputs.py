@@ -136,7 +136,8 @@ def best_potential_source(best, agent: str, run_name: str, s_min_train: float, s
     extra = ", wordfreq for the zipf feature" if agent == "word" else ""
     chosen = chosen or "The candidate with the lowest training action (no model selection ran)."
     parts = [
-        HEADER.format(features=library.provenance(), extra=extra, law=_wrap(_doc_safe(law or "(see PROGRAM below)", 2000), indent="        "),
+        HEADER.format(features=library.provenance(),
+                      extra=extra, law=_wrap(_doc_safe(law or "(see PROGRAM below)", 2000), indent="        "),
                       chosen=_wrap(_doc_safe(chosen, 2000), indent=""), run=_doc_safe(run_name), train=best.train_action, smin=s_min_train, gap=best.gap,
                       held=best.heldout_action if best.heldout_action is not None else math.nan, sid=_doc_safe(sid),
                       uid=_doc_safe(best.uid), island=_doc_safe(best.island), round=_doc_safe(best.round),

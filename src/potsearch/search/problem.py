@@ -170,7 +170,7 @@ def load_problem(run_dir, seed: int = 0, heldout_fraction: float = 0.2, agent: s
     if features:
         unknown = [f for f in features if f not in table]
         if unknown:
-            raise InputError(f"unknown feature {unknown[0]!r} for the {lib.kind} features "
+            raise InputError(f"unknown feature {unknown[0]!r} for the {lib.kind} agent "
                              f"(features: {', '.join(table)})")
         table = {k: table[k] for k in features}
     usable = [k for k, v in table.items() if len(v) and np.ptp(v) > 0]
