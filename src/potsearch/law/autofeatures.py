@@ -121,8 +121,8 @@ def auto_features(texts, schema):
 
 
 def _identifier(name, taken):
-    name = re.sub(r"\W", "_", name)
-    if not name or name[0].isdigit() or keyword.iskeyword(name):
+    name = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    if not name.isidentifier() or keyword.iskeyword(name):
         name = "f_" + name
     base, k = name, 1
     while name in taken:
