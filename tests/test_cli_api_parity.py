@@ -38,7 +38,7 @@ API_ONLY = {"fit": {"write"}, "diagnose": {"write"}}
 #: that validate together (show: --top does not combine with --candidate)
 POSITIONALS = {"import": ["t.csv", "r"]}
 VALUES = {
-    "import": [dict(count_column="n", agent="fitter", skip_invalid=True)],
+    "import": [dict(count_column="n", agent="fitter", skip_invalid=True, features="f.csv")],
     "collect": [dict(agent="word", provider="surrogate", mode="free", protocol="chain", samples_per_state=3, chains=2,
                      sources_per_prompt=4, seed=7, max_samples=10, max_tokens=100, max_cost=1.5, workers=3,
                      address="127.0.0.1:1", ray_timeout=2.0, resume=True, timeout=5.0, retries=1, backoff=0.1,
@@ -49,7 +49,7 @@ VALUES = {
     "diagnose": [dict(weight="high_reject", n0=2.0, min_visits=0, alpha=0.1, min_kernel=0.2, vote="3,2", top=5,
                       plots=False, out="o")],
     "evolve": [dict(config="c.yaml", rounds=2, islands=3, seed=4, workers=2, resume=True, address="local",
-                    force=True, quiet=True)],
+                    force=True, features="f.csv", quiet=True)],
     "polish": [dict(method="lbfgs", iterations=3, samples=4, keep=2, scale=0.2, seed=1, max_evals=9, candidate="7",
                     compare=True, quiet=True)],
     "attribute": [dict(candidate="7", repeats=2, seed=1, refit_evals=9)],

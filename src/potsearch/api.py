@@ -31,14 +31,15 @@ def load(path):
 
 @checked_options
 def import_transitions(path, run, *, count_column: str | None = None, agent: str | None = None,
-                       skip_invalid: bool = False):
+                       skip_invalid: bool = False, features=None):
     """Import a CSV/TSV/JSONL/paper-JSON file into ``run`` (created if needed; `potsearch import`);
     idempotent. ``agent``: check every state against it (refused unless ``skip_invalid``, which drops
     the rows with an invalid state). Returns an ``ImportResult`` (``["added"]``, ``["duplicates"]``,
     ``.total``, ``.skipped_rows``)."""
     from potsearch.stages.importing import ImportOptions, run as _run
 
-    return _run(path, run, ImportOptions(count_column=count_column, agent=agent, skip_invalid=skip_invalid))
+    return _run(path, run, ImportOptions(count_column=count_column, agent=agent, skip_invalid=skip_invalid,
+                                         features=None if features is None else str(features)))
 
 
 @checked_options
@@ -101,7 +102,7 @@ def diagnose(source, *, weight: str | None = None, n0: float | None = None, min_
 @checked_options
 def evolve(run, *, config=None, rounds: int | None = None, islands: int | None = None, seed: int | None = None,
            workers: int | None = None, resume: bool = False, address: str | None = None, force: bool = False,
-           quiet: bool = True):
+           features=None, quiet: bool = True):
     """Island search (`potsearch evolve`) on a fitted run. config: a search config YAML (default
     search_configs/default.yaml); rounds / islands / seed / workers override it; resume: continue
     from the last checkpoint (none: a new search). address: run the evaluators and model callers on Ray
@@ -113,7 +114,7 @@ def evolve(run, *, config=None, rounds: int | None = None, islands: int | None =
 
     return _run(run, EvolveOptions(config=None if config is None else str(config), rounds=rounds, islands=islands,
                                    seed=seed, workers=workers, resume=resume, quiet=quiet, address=address,
-                                   force=force))
+                                   force=force, features=None if features is None else str(features)))
 
 
 @checked_options

@@ -278,11 +278,27 @@ def feature_table(agent_kind: str, texts, meta: dict | None = None) -> dict[str,
 
 
 def guess_agent_kind(texts) -> str:
-    """'word' when every state is a single run of letters, else 'fitter'."""
+    """'word' when every state is a single run of letters; 'fitter' when at least half of them read as
+    fitter expressions (numbers, identifiers, operators and parentheses, with a free parameter such as
+    param1 or a function call); else 'automatic' (features read from the text: potsearch.law.autofeatures)."""
     texts = list(texts)
     if texts and all(re.fullmatch(r"[A-Za-z]+", t.strip() or "-") for t in texts):
         return "word"
-    return "fitter"
+    if texts and 2 * sum(map(_looks_like_expression, texts)) >= len(texts):
+        return "fitter"
+    return "automatic"
+
+
+_EXPRESSION_OPS = frozenset("+-*/^()[].,") | {"**"}
+
+
+def _looks_like_expression(text) -> bool:
+    toks = tokenize_expression(text)
+    if not toks or any(kind == "op" and tok not in _EXPRESSION_OPS for kind, tok in toks):
+        return False
+    return any(kind == "id" and (re.fullmatch(r"param\d+|p\d+", tok) or
+                                 (tok in _FUNC_SET and i + 1 < len(toks) and toks[i + 1][1] == "("))
+               for i, (kind, tok) in enumerate(toks))
 
 
 def embedded_source(agent_kind: str) -> str:

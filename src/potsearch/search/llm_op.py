@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from potsearch.law.features import FEATURES
 from potsearch.search.config import SearchConfig
 from potsearch.search.problem import Problem
 
@@ -248,7 +247,7 @@ class LLMOperator:
         rng = np.random.default_rng(cfg.seed)
         n = problem.n_states
         self.sample_idx = np.sort(rng.choice(n, min(n, cfg.llm.samples_in_prompt), replace=False))
-        self.feature_doc = FEATURES[problem.agent]
+        self.feature_doc = problem.library.docs
 
     def close(self) -> None:
         if self._own_pool:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from potsearch.core.atomic import write_json, write_text
-from potsearch.law.features import embedded_source
+from potsearch.law.featurelib import builtin
 from potsearch.store.candidates import pareto_front
 from potsearch.store.rundir import CURVES_PNG, PARETO_CSV, PARETO_PNG, RunDir
 from potsearch.core.textsafe import csv_cell, printable  # noqa: F401  (one guard each, in textsafe; re-exported)
@@ -37,8 +37,7 @@ Search id {sid}, program {uid} (island {island}, round {round}, operator {op}).
     python best_potential.py WORD ...      prints the potential of each state
     from best_potential import potential   potential(state: str) -> float
 
-The features are computed from the state text by the same code the search used (copied from
-potsearch.law.features); the parameters below were fitted by least action on the training edges.
+The features are {features}; the parameters below were fitted by least action on the training edges.
 The evolved program was written by a language model: it is kept below as a string (PROGRAM) and
 evaluated by the small interpreter in this file, never run as Python (no exec, eval or compile).
 """
@@ -125,17 +124,21 @@ def _wrap(text: str, width: int = 96, indent: str = "    ") -> str:
 
 
 def best_potential_source(best, agent: str, run_name: str, s_min_train: float, sid: str, law: str = "",
-                          chosen: str = "") -> str:
+                          chosen: str = "", library=None) -> str:
     """A self-contained module: the agent's feature code, the evaluator, the candidate's source as a
     string literal (``repr``: no way out of the literal) and potential(state). ``law``: the formula
-    shown at the top of its docstring; ``chosen``: how the law was chosen (both sanitised)."""
+    shown at the top of its docstring; ``chosen``: how the law was chosen (both sanitised);
+    ``library``: the run's feature library (law/featurelib.py; None: the built-in one of ``agent``)."""
     from potsearch.law.interp import embedded_sections
 
-    feats = embedded_source(agent)
+    library = library or builtin(agent)
+    agent = library.kind
+    feats = library.embedded_source()
     extra = ", wordfreq for the zipf feature" if agent == "word" else ""
     chosen = chosen or "The candidate with the lowest training action (no model selection ran)."
     parts = [
-        HEADER.format(extra=extra, law=_wrap(_doc_safe(law or "(see PROGRAM below)", 2000), indent="        "),
+        HEADER.format(features=library.provenance(),
+                      extra=extra, law=_wrap(_doc_safe(law or "(see PROGRAM below)", 2000), indent="        "),
                       chosen=_wrap(_doc_safe(chosen, 2000), indent=""), run=_doc_safe(run_name), train=best.train_action, smin=s_min_train, gap=best.gap,
                       held=best.heldout_action if best.heldout_action is not None else math.nan, sid=_doc_safe(sid),
                       uid=_doc_safe(best.uid), island=_doc_safe(best.island), round=_doc_safe(best.round),
@@ -327,7 +330,8 @@ def write_outputs(search, seconds: float) -> dict:
         "llm": {k: c[k] for k in ("llm_calls", "llm_rejected", "llm_failed", "llm_scored", "tokens", "cost")},
         "s_min_train": prob.s_min_train, "s_min_heldout": prob.s_min_heldout, "s_min_full": prob.s_min_full,
         "baseline_heldout": prob.baseline_heldout,
-        "problem": prob.summary(), "config": search.cfg.to_dict(), "pareto_size": len(front),
+        "problem": prob.summary(), "config": {**search.cfg.to_dict(), "features": prob.library.record()},
+        "pareto_size": len(front),
         "at": time.time(), "loop": getattr(search, "loop_stats", None),
     }
     if best is not None:
@@ -352,12 +356,12 @@ def write_outputs(search, seconds: float) -> dict:
                   f"`potsearch show RUN --top K` / `--candidate ID`.")
         write_best_potential(rd.best_potential, _law_object(sel, raw, prob.s_min_train), prob.agent,
                              run_dir.name, prob.s_min_train, search.sid, law=js["selected"].get("text", ""),
-                             chosen=chosen)
+                             chosen=chosen, library=prob.library)
     elif best is not None:
         summary["selection"] = {"rule": None, "reason": f"no selection: {sel_info}", "selected": {}, "lowest": {},
                                 "dropped": [], "front_size": 0}
         write_best_potential(rd.best_potential, best, prob.agent, run_dir.name, prob.s_min_train,
-                             search.sid)
+                             search.sid, library=prob.library)
     summary["captions"] = {
         PARETO_PNG: "Training action against complexity (AST nodes) of every scored candidate; red: the Pareto "
                       "front; circled: the candidate whose simplified form is the selected law; dashed: S_min, the "

@@ -213,8 +213,8 @@ def open_run(run) -> tuple:
 
 def load_context(run, candidate=None) -> RunContext:
     """Everything polish / attribute need: the run's problem (the one evolve searched:
-    ``problem.problem_for_run``), the candidate (``rundir.best_candidate``), its compiled function and
-    the two objectives."""
+    ``problem.problem_for_run``: its split and its feature library), the candidate (``rundir.best_candidate``),
+    its compiled function and the two objectives."""
     from potsearch.science.action import make_kernel
     from potsearch.search.problem import problem_for_run
 
@@ -255,9 +255,9 @@ def write_candidate(store, parent: CandidateRow, params, operator: str, train_ac
 
 
 # ----------------------------------------------------------------------------- best_potential.py
-def write_best_potential(run_dir, agent: str, row: CandidateRow, s_min_train: float, store=None):
+def write_best_potential(run_dir, library, row: CandidateRow, s_min_train: float, store=None):
     """Rewrite run_dir/best_potential.py for ``row`` with evolve's writer (self-contained module,
-    written to a temporary file and renamed: atomic)."""
+    written to a temporary file and renamed: atomic); ``library``: the run's feature library."""
     from pathlib import Path
 
     from potsearch.search.outputs import write_best_potential as _write
@@ -265,5 +265,5 @@ def write_best_potential(run_dir, agent: str, row: CandidateRow, s_min_train: fl
     run_dir = Path(run_dir)
     sid = evolve_summary(run_dir).get("search_id") or "polish"
     path = RunDir(run_dir).best_potential
-    _write(path, row, agent, run_dir.name, s_min_train, sid)
+    _write(path, row, library.kind, run_dir.name, s_min_train, sid, library=library)
     return path

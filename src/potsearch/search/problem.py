@@ -28,7 +28,8 @@ import numpy as np
 
 from potsearch.science.action import FitResult, action_of, fit_exact, make_kernel
 from potsearch.core.errors import InputError
-from potsearch.law.features import FEATURES, feature_table, guess_agent_kind
+from potsearch.law.featurelib import FeatureLibrary, choose_library
+from potsearch.law.features import FEATURES, guess_agent_kind
 from potsearch.store.rundir import SavedFit, evolve_settings, load_fit
 from potsearch.science.graph import Graph
 from potsearch.store import ESCAPE, Counts, RunStore
@@ -54,6 +55,8 @@ class Problem:
     split: dict = field(default_factory=dict)
     kernel: str = "softplus"
     beta: float = 1.0
+    library: FeatureLibrary | None = None   # where the features come from (law/featurelib.py)
+    notes: list = field(default_factory=list)  # one line each, for the stage to say (states left out)
 
     @property
     def n_states(self) -> int:
@@ -121,8 +124,10 @@ def agent_of(store: RunStore, names: list[str], agent: str | None = None) -> str
 
 
 def load_problem(run_dir, seed: int = 0, heldout_fraction: float = 0.2, agent: str | None = None,
-                 fit: FitSettings | None = None, features: list[str] | None = None) -> Problem:
-    """Everything the search needs from a run directory (needs its saved fit: StageMissing otherwise)."""
+                 fit: FitSettings | None = None, features: list[str] | None = None,
+                 library: dict | None = None) -> Problem:
+    """Everything the search needs from a run directory (needs its saved fit: StageMissing otherwise).
+    ``library``: the feature library evolve recorded (summary.json config.features), rebuilt as it was."""
     run_dir = Path(run_dir)
     saved: SavedFit = load_fit(run_dir)
     if not 0.0 <= heldout_fraction < 1.0:
@@ -132,13 +137,15 @@ def load_problem(run_dir, seed: int = 0, heldout_fraction: float = 0.2, agent: s
         counts = store.counts()
         meta = store.state_meta()
         kind = agent_of(store, saved.names, agent)
+        lib = choose_library(store, kind, saved.names, agent, library)
     finally:
         store.close()
     opts = saved.summary.get("options", {}) or {}
     weight = opts.get("weight", "low_reject")
     kname, beta = opts.get("kernel", "softplus"), float(opts.get("beta", 1.0) or 1.0)
     min_visits = int(opts.get("min_visits", 1))
-    names = list(saved.names)
+    covered, notes = lib.keep(saved.names, run_dir)  # states without a table row leave the search (notes)
+    names = [s for s, ok in zip(saved.names, covered) if ok]
     index = {s: i for i, s in enumerate(names)}
     known = set(counts.states)
     missing = [s for s in names if s not in known]
@@ -160,11 +167,11 @@ def load_problem(run_dir, seed: int = 0, heldout_fraction: float = 0.2, agent: s
     fill = float(np.median(base[seen])) if seen.any() else 0.0
     base = np.where(seen & np.isfinite(base), base, fill)
     baseline = action_of(base, g_held, kernel) if g_held.n_edges else 0.0
-    table = feature_table(kind, names, meta)
+    table = lib.compute(names, meta)
     if features:
         unknown = [f for f in features if f not in table]
         if unknown:
-            raise InputError(f"unknown feature {unknown[0]!r} for the {kind} agent "
+            raise InputError(f"unknown feature {unknown[0]!r} for the {lib.kind} agent "
                              f"(features: {', '.join(table)})")
         table = {k: table[k] for k in features}
     usable = [k for k, v in table.items() if len(v) and np.ptp(v) > 0]
@@ -179,12 +186,12 @@ def load_problem(run_dir, seed: int = 0, heldout_fraction: float = 0.2, agent: s
                                  if g_held.n_edges else 0.0),
     )
     return Problem(
-        run_dir=run_dir, agent=kind, names=names, features=table, usable=usable, train=g_train, heldout=g_held,
+        run_dir=run_dir, agent=lib.kind, names=names, features=table, usable=usable, train=g_train, heldout=g_held,
         train_fit=f_train, s_min_train=float(f_train.action), s_min_heldout=float(s_min_held),
-        s_min_full=saved.s_min, target=saved.target_potential(), baseline_heldout=float(baseline), data=data,
+        s_min_full=saved.s_min, target=saved.target_potential()[covered], baseline_heldout=float(baseline), data=data,
         split={"heldout_fraction": heldout_fraction, "seed": seed, "unit": "sample",
                "train_samples": train_c.total, "heldout_samples": held_c.total},
-        kernel=kernel.name, beta=float(getattr(kernel, "beta", 1.0)),
+        kernel=kernel.name, beta=float(getattr(kernel, "beta", 1.0)), library=lib, notes=notes,
     )
 
 
@@ -204,7 +211,7 @@ def _fit_settings(raw: dict) -> FitSettings:
 
 def problem_settings(run_dir, store: RunStore | None = None) -> dict:
     """``load_problem``'s keywords for the problem evolve searched on this run (``rundir.evolve_settings``:
-    split seed and fraction, agent, fit settings as recorded); an agent that is no feature library, or
+    split seed and fraction, agent, fit settings as recorded; the feature library it recorded); an agent that is no feature library, or
     no record, leaves load_problem's default (the run's own kind)."""
     s = evolve_settings(run_dir, store)
     kw = {k: s[k] for k in ("seed", "heldout_fraction") if k in s}
@@ -212,6 +219,12 @@ def problem_settings(run_dir, store: RunStore | None = None) -> dict:
         kw["agent"] = s["agent"]
     if "fit" in s:
         kw["fit"] = _fit_settings(s["fit"])
+    from potsearch.law.featurelib import recorded_library
+    from potsearch.store.rundir import evolve_summary
+
+    lib = recorded_library(evolve_summary(run_dir))
+    if lib:
+        kw["library"] = lib
     return kw
 
 

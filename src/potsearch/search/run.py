@@ -25,6 +25,8 @@ def evolve(run_dir, cfg: SearchConfig, resume: bool = False, quiet: bool = True,
         raise InputError("--address needs the async loop (loop: async in the config)", cfg.source or None)
     problem = load_problem(run_dir, seed=cfg.seed, heldout_fraction=cfg.heldout_fraction, agent=cfg.agent,
                            fit=cfg.fit)
+    for n in problem.notes:  # e.g. states without a row in the run's features table
+        log and log(n)
     if not problem.usable:
         raise InputError("no feature varies across this run's states: nothing to search", str(run_dir))
     if problem.train.n_edges == 0:

@@ -25,7 +25,8 @@ class EvolveOptions:
     ``quiet``: print nothing (no progress, no notes, no warnings). ``address``: score candidates and
     call models on Ray actors of the cluster at that address ('local': an embedded Ray; async loop
     only). ``force``: search even when the fit has fewer states than the floor
-    (``science.thindata.EVOLVE_FLOOR``), where any formula reproduces them.
+    (``science.thindata.EVOLVE_FLOOR``), where any formula reproduces them. ``features``: a features
+    table stored with the run first (replacing its table) and searched over (store/features.py).
     """
 
     config: str | None = None
@@ -37,6 +38,7 @@ class EvolveOptions:
     quiet: bool = False
     address: str | None = None
     force: bool = False
+    features: str | None = None
 
 
 @dataclass
@@ -108,6 +110,11 @@ def run(run_dir, options: EvolveOptions = EvolveOptions()) -> EvolveResult:
     if not RunDir(run_dir).store.exists():
         raise InputError("not a run directory (no store.sqlite inside)", str(run_dir))
     cfg = search_config(options)
+    feats = None
+    if options.features:
+        from potsearch.store.features import read_features_file
+
+        feats = read_features_file(options.features)   # checked before the run is touched
     fit = load_fit(run_dir)  # StageMissing (one line, exit 2) when the run has no fit
     warnings = evolve_check(int(fit.summary.get("states", len(fit.names))), cfg.gp.max_size, options.force,
                             str(run_dir))
@@ -122,5 +129,12 @@ def run(run_dir, options: EvolveOptions = EvolveOptions()) -> EvolveResult:
         if not options.quiet:
             print(printable(f"warning: {w}"), file=sys.stderr, flush=True)
     with run_lock(run_dir, "evolve"):
+        if feats is not None:
+            from potsearch.store import RunStore
+            from potsearch.store.features import save
+
+            with RunStore.open(run_dir) as st:
+                save(st, feats)
+            note(f"stored the {feats.describe()}")
         summary = evolve(run_dir, cfg, resume=options.resume, quiet=options.quiet, log=note, address=options.address)
     return EvolveResult(summary, run_dir, notes, warnings)

@@ -21,11 +21,13 @@ class ImportOptions:
     """Options of the import stage (the CLI's and the API's defaults). ``count_column``: the CSV/TSV
     column holding the counts when it is not called 'count'; ``agent``: word, fitter or an agent YAML to
     check every state against; ``skip_invalid``: with ``agent``, drop the rows with an invalid state
-    instead of refusing the file."""
+    instead of refusing the file; ``features``: a features table (CSV: a ``state`` column and numeric
+    columns; descriptions in a YAML beside it) stored with the run (store/features.py)."""
 
     count_column: str | None = None
     agent: str | None = None
     skip_invalid: bool = False
+    features: str | None = None
 
 
 @dataclass
@@ -39,6 +41,7 @@ class ImportResult(SummaryView):
     total: int
     skipped_rows: int = 0
     invalid_states: dict = field(default_factory=dict)
+    features: str | None = None      # the features table stored, described (None: none given)
 
     def __repr__(self) -> str:
         s = self.summary
@@ -53,6 +56,17 @@ def run(path, run_dir, options: ImportOptions = ImportOptions()) -> ImportResult
 
     detect_format(Path(path))
     table = read_table(path, options.count_column)  # validate completely before creating or touching the store
+    feats = None
+    if options.features:
+        from potsearch.store.features import read_features_file
+
+        feats = read_features_file(options.features)   # checked completely before anything is written
+        have = set(feats.states)
+        miss = [n for n in table[0] if n not in have]
+        if miss:
+            shown = ", ".join(repr(s)[:40] for s in miss[:5]) + (", ..." if len(miss) > 5 else "")
+            raise InputError(f"{len(miss)} of the {len(table[0])} states in {Path(path).name} have no row in the "
+                             f"features table: {shown}", str(options.features))
     bad, skipped, kept = {}, 0, None
     if options.agent:
         bad = invalid_states(table[0], options.agent)
@@ -65,4 +79,9 @@ def run(path, run_dir, options: ImportOptions = ImportOptions()) -> ImportResult
             table, skipped, kept = drop_states(table, set(bad))
     with RunStore.create(run_dir) as store, store.exclusive("import"):
         info = import_file(path, store, table=table, rows=kept)
-        return ImportResult(info, store.path, store.n_samples(), skipped, bad)
+        if feats is not None:
+            from potsearch.store.features import save
+
+            save(store, feats)
+        return ImportResult(info, store.path, store.n_samples(), skipped, bad,
+                            feats.describe() if feats is not None else None)

@@ -138,7 +138,7 @@ def _polish(ctx, o: PolishOptions) -> PolishResult:
             if selected_law(evolve_summary(ctx.run_dir)):  # best_potential.py holds that law: polish leaves it
                 kept_law = True
             else:
-                write_best_potential(ctx.run_dir, prob.agent, get_candidate(ctx.store, new_id), prob.s_min_train)
+                write_best_potential(ctx.run_dir, prob.library, get_candidate(ctx.store, new_id), prob.s_min_train)
                 promoted = True
     held_after = {m: ctx.heldout(r.x) for m, r in results.items()}
     summary = {

@@ -84,6 +84,7 @@ class ShowResult:
     formula_lines: list = field(default_factory=list)   # the code section in --format sympy / latex
     top: pd.DataFrame = field(default_factory=pd.DataFrame)
     front_size: int = 0
+    features: str = ""   # the run's feature library and its features' names (law/featurelib.features_line)
 
     @property
     def formula(self) -> str:
@@ -141,17 +142,21 @@ def directionality_of(run_dir, store, fn, params, min_ratio: float = HIGH_KERNEL
 
     from potsearch.science.diagnostics import directionality
     from potsearch.search.problem import agent_of, problem_settings
-    from potsearch.law.features import feature_table
+    from potsearch.law.featurelib import choose_library
     from potsearch.science.graph import build_graph
 
     saved = load_fit(run_dir)
     opts = saved.summary.get("options", {}) or {}
     g = build_graph(store.counts(), weight=opts.get("weight", "low_reject"), n0=opts.get("n0"),
                     min_visits=int(opts.get("min_visits", 1)))
-    agent = problem_settings(run_dir, store).get("agent")   # evolve's feature library
-    x = feature_table(agent_of(store, g.names, agent), g.names, store.state_meta())
+    settings = problem_settings(run_dir, store)          # evolve's feature library, as it recorded it
+    lib = choose_library(store, agent_of(store, g.names, settings.get("agent")), g.names,
+                         recorded=settings.get("library"))
+    have = lib.covers(g.names)  # V is undefined (nan) on states without a features table row
+    x = lib.compute([s for s, ok in zip(g.names, have) if ok], store.state_meta())
+    V = np.full(g.n_states, np.nan)
     with np.errstate(all="ignore"):
-        V = np.broadcast_to(np.asarray(fn(x, np.asarray(params, dtype=float)), dtype=float), (g.n_states,))
+        V[have] = np.broadcast_to(np.asarray(fn(x, np.asarray(params, dtype=float)), dtype=float), (int(have.sum()),))
     T = g.n / np.maximum(g.visits[g.src], 1)  # the kernel estimate n/N(f), whatever the weight mode
     out = directionality(dataclasses.replace(g, w=T), V, min_kernel=min_ratio)
     return {"n_transitions": out["n_transitions"], "down": out["down"], "up": out["up"], "flat": out["flat"],
@@ -222,6 +227,7 @@ def _simplify_now(run_dir, store, row) -> dict:
 # ----------------------------------------------------------------------------- the stage
 def run(run_dir, options: ShowOptions = ShowOptions()) -> ShowResult:
     """What `potsearch show` prints for the run at ``run_dir`` (module doc)."""
+    from potsearch.law.featurelib import features_line, recorded_library
     from potsearch.stages.fit import reference_line
     from potsearch.search.polish import CandidateFailed, compile_source, open_run, run_sandbox_limits
 
@@ -243,6 +249,7 @@ def run(run_dir, options: ShowOptions = ShowOptions()) -> ShowResult:
         if row is None:
             raise InputError(f"the selected law's candidate {law['uid']!r} is not in this run's store", str(run_dir))
         res.candidate = row
+        res.features = features_line(recorded_library(summary))
         sel_js = summary.get("selection") or {}
         if law is not None:
             res.law = {**law, "kind": "selected"}
@@ -331,6 +338,8 @@ def _render(r: ShowResult) -> list[tuple[str, str]]:
     if law.get("text"):
         line(f"law ({label.get(kind, kind)}): V = {law['text']}")
         line(f"latex: {law.get('latex', '')}")
+        if r.features:
+            line(r.features)
     else:
         line(f"law: no formula ({law.get('steps') or 'not translatable'}); the source follows")
     if law.get("simplified"):

@@ -24,6 +24,9 @@ def add_arguments(p) -> None:
     p.add_argument("--address", default=_D.address, metavar="ADDR",
                    help="score candidates and call models on Ray actors of the cluster at ADDR "
                         "('local': an embedded Ray on this machine); async loop only")
+    p.add_argument("--features", default=_D.features, metavar="FILE",
+                   help="store this features table with the run first (replacing its table) and search over its "
+                        "features; docs/own-agent.md")
     p.add_argument("--quiet", action="store_true", default=_D.quiet, help="no progress output")
     p.add_argument("--force", action="store_true", default=_D.force,
                    help="search even when the fit has fewer states than the floor (5; docs/evolve.md)")
@@ -49,7 +52,8 @@ def run(args) -> int:
 
     res = evolve(args.run, EvolveOptions(config=args.config, rounds=args.rounds, islands=args.islands,
                                          seed=args.seed, workers=args.workers, resume=args.resume,
-                                         quiet=args.quiet, address=args.address, force=args.force))
+                                         quiet=args.quiet, address=args.address, force=args.force,
+                                         features=args.features))
     s, run_dir, thin = res.summary, res.run_dir, res.warnings
     if args.quiet:  # the stage kept its notes to itself; they are not progress, so say them here
         for n in res.notes:

@@ -23,6 +23,9 @@ def add_arguments(p):
                         "must parse as an expression")
     p.add_argument("--skip-invalid", action="store_true", default=_D.skip_invalid,
                    help="with --agent: drop rows with an invalid state (counted in the summary) instead of refusing")
+    p.add_argument("--features", default=_D.features, metavar="FILE",
+                   help="a features table (CSV: a 'state' column and numeric columns; descriptions in FILE's .yaml "
+                        "beside it) stored with the run; docs/own-agent.md")
     p.epilog = ("CSV/TSV: a state cell that starts with an apostrophe followed by = + - @ | # <, tab, CR or "
                 "another apostrophe loses that one apostrophe (the spreadsheet guard `potsearch export` "
                 "writes); write ''=x for a state named '=x. Names are stripped of surrounding whitespace.")
@@ -32,10 +35,13 @@ def run(args) -> int:
     from potsearch.stages.importing import run as import_transitions
 
     res = import_transitions(args.path, args.run, ImportOptions(count_column=args.count_column, agent=args.agent,
-                                                                 skip_invalid=args.skip_invalid))
+                                                                 skip_invalid=args.skip_invalid,
+                                                                 features=args.features))
     skipped = (f"; skipped {res.skipped_rows} row(s) with {len(res.invalid_states)} state(s) invalid for agent "
                f"{args.agent!r}" if res.invalid_states else "")
     print(printable(f"imported {res['added']} samples from {args.path} into {res.store} "
                     f"({res['duplicates']} already there; store now holds {res.total} samples{skipped})"))
+    if res.features:
+        print(printable(f"stored the {res.features}"))
     print(printable(f"next: potsearch fit {args.run}"))
     return 0
