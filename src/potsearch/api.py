@@ -18,7 +18,7 @@ from potsearch.core.stageopts import checked_options
 
 # evolve / polish / report are also subpackage or module names of potsearch, so their API functions carry
 # a longer name (a submodule import would otherwise replace the package attribute).
-__all__ = ["load", "import_transitions", "fit", "diagnose", "collect", "evolve_potential", "polish_potential",
+__all__ = ["load", "import_transitions", "fit", "diagnose", "compare", "collect", "evolve_potential", "polish_potential",
            "attribute", "show", "write_report", "status"]
 
 
@@ -42,14 +42,14 @@ def import_transitions(path, run) -> dict:
 @checked_options
 def fit(source, *, weight: str = "low_reject", n0: float | None = None, min_visits: int = 1,
         kernel: str = "softplus", beta: float = 1.0, bootstrap: int = 0, whole_graph: bool = False,
-        seed: int = 0, out=None, write: bool = True):
+        seed: int = 0, escapes: str = "count", out=None, write: bool = True):
     """The least-action fit (what `potsearch fit` runs). Writes fit/ for a run unless write=False.
 
     Returns the ``FitResult`` (names, potential, lower_bound, unbounded, scc, stderr, action, ...)."""
     from potsearch.stages.fit import FitOptions, default_out, load_input, record, run_fit, write_fit
 
     opts = FitOptions(weight=weight, n0=n0, min_visits=min_visits, kernel=kernel, beta=beta,
-                      bootstrap=bootstrap, whole_graph=whole_graph, seed=seed).validate()
+                      bootstrap=bootstrap, whole_graph=whole_graph, seed=seed, escapes=escapes).validate()
     inp = load_input(source)
     g, res = run_fit(inp.counts, opts)
     if write:
@@ -75,6 +75,19 @@ def diagnose(source, *, weight: str | None = None, n0: float | None = None, min_
     return run(source, DiagnoseOptions(weight=weight, n0=n0, min_visits=min_visits, alpha=alpha,
                                        min_kernel=min_kernel, vote=vote, top=top, plots=plots,
                                        out=None if out is None else str(out), write=write))
+
+
+@checked_options
+def compare(*runs, bootstrap: int = 200, seed: int = 0, alpha: float = 0.05, correction: str = "bh",
+            force: bool = False, transfer: bool = True):
+    """Compare fitted runs of one agent (`potsearch compare`): shared states and SCCs, the scale s in
+    V_A = s V_B + c, Spearman / Kendall with intervals, the states that differ after the scale, transition-row
+    homogeneity, law transfer. Returns a ``CompareResult`` (``.pairs[(a, b)]`` with DataFrames ``states``,
+    ``aligned``, ``homogeneity`` and ``.summary``; ``.runs``, ``.transfer``)."""
+    from potsearch.stages.compare import CompareOptions, run as _run
+
+    return _run(list(runs), CompareOptions(bootstrap=bootstrap, seed=seed, alpha=alpha, correction=correction,
+                                           force=force, transfer=transfer))
 
 
 @checked_options

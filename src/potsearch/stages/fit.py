@@ -13,7 +13,7 @@ import numpy as np
 
 from potsearch.science.action import FitResult, fit_exact, fit_whole_graph, make_kernel
 from potsearch.core.errors import InputError
-from potsearch.science.graph import WEIGHT_MODES, Graph, build_graph
+from potsearch.science.graph import ESCAPE_MODES, WEIGHT_MODES, Graph, build_graph
 from potsearch.store import STORE_FILENAME, Counts, RunStore
 from potsearch.store.rundir import write_fit_files
 
@@ -28,10 +28,13 @@ class FitOptions:
     whole_graph: bool = False
     seed: int = 0
     reference: str | None = None     # state whose SCC is the reference (default: the largest SCC)
+    escapes: str = "count"           # N(f) with escapes ("count", the paper's) or valid samples only ("condition")
 
     def validate(self) -> "FitOptions":
         if self.weight not in WEIGHT_MODES:
             raise InputError(f"unknown weight mode {self.weight!r}; choose from {', '.join(WEIGHT_MODES)}")
+        if self.escapes not in ESCAPE_MODES:
+            raise InputError(f"unknown escape convention {self.escapes!r}; choose from {', '.join(ESCAPE_MODES)}")
         if self.kernel not in ("softplus", "exp"):
             raise InputError(f"unknown kernel {self.kernel!r}; choose softplus or exp")
         if self.n0 is not None and not self.n0 > 0:
@@ -75,7 +78,7 @@ def load_input(path: str | Path) -> Input:
 
 def run_fit(counts: Counts, opts: FitOptions) -> tuple[Graph, FitResult]:
     opts.validate()
-    g = build_graph(counts, weight=opts.weight, n0=opts.n0, min_visits=opts.min_visits)
+    g = build_graph(counts, weight=opts.weight, n0=opts.n0, min_visits=opts.min_visits, escapes=opts.escapes)
     if g.n_states == 0:
         raise InputError(f"no state was sampled more than {opts.min_visits} time(s): nothing to fit "
                          f"(lower --min-visits)")
@@ -88,7 +91,7 @@ def run_fit(counts: Counts, opts: FitOptions) -> tuple[Graph, FitResult]:
         from potsearch.science.uncertainty import bootstrap_stderr
 
         res.stderr = bootstrap_stderr(counts, g, res, opts, opts.bootstrap, seed=opts.seed)
-    res.options.update({"bootstrap": opts.bootstrap, "seed": opts.seed})
+    res.options.update({"bootstrap": opts.bootstrap, "seed": opts.seed, "escapes": opts.escapes})
     return g, res
 
 

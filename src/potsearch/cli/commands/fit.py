@@ -17,6 +17,9 @@ def add_arguments(p):
     p.add_argument("input", help="a run directory, a store.sqlite, or a transitions file (.csv/.tsv/.jsonl/.json)")
     p.add_argument("--weight", choices=["low_reject", "high_reject"], default="low_reject",
                    help="edge weights: n/N(f) with escapes counted (low_reject) or n/N0 (high_reject)")
+    p.add_argument("--escapes", choices=["count", "condition"], default="count",
+                   help="N(f) with escapes (count, the paper's) or valid samples only (condition: the "
+                        "preference among valid moves; docs/concepts.md)")
     p.add_argument("--n0", type=float, default=None, help="N0 for high_reject (default: total samples / states)")
     p.add_argument("--min-visits", type=int, default=1, metavar="K",
                    help="drop states sampled K times or fewer, as sources and targets (default 1)")
@@ -39,7 +42,7 @@ def _fmt(x, nd=3):
 def run(args) -> int:
     opts = FitOptions(weight=args.weight, n0=args.n0, min_visits=args.min_visits, kernel=args.kernel,
                       beta=args.beta, bootstrap=args.bootstrap, whole_graph=args.whole_graph, seed=args.seed,
-                      reference=args.reference)
+                      reference=args.reference, escapes=args.escapes)
     opts.validate()
     inp = load_input(args.input)
     g, res = run_fit(inp.counts, opts)
