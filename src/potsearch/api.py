@@ -78,7 +78,7 @@ def diagnose(source, *, weight: str | None = None, n0: float | None = None, min_
 
 
 @checked_options
-def compare(*runs, bootstrap: int = 200, seed: int = 0, alpha: float = 0.05, correction: str = "bh",
+def compare(*runs, bootstrap: int = 200, seed: int = 0, alpha: float = 0.05, correction: str = "holm",
             force: bool = False, transfer: bool = True):
     """Compare fitted runs of one agent (`potsearch compare`): shared states and SCCs, the scale s in
     V_A = s V_B + c, Spearman / Kendall with intervals, the states that differ after the scale, transition-row

@@ -12,7 +12,7 @@ per-state numbers, its count table and the graph options of its fit):
   variances from the bootstrap), its interval the bootstrap percentiles. s is the ratio of the two
   agents' inverse temperatures when they share preferences;
 * **differences**: per aligned state the residual V_A − (s·V_B + c), its standard error over the bootstrap
-  replicates (s and c refitted in each), a two-sided z-test and Benjamini–Hochberg (or Holm) correction.
+  replicates (s and c refitted in each), a two-sided z-test and Holm (family-wise) or Benjamini–Hochberg correction.
   A negative residual: A prefers the state (lower potential) more than B predicts;
 * **homogeneity**: per source state both runs sampled, an Anderson–Goodman χ² test that the two
   transition rows come from one distribution (outcomes with fewer than ``min_count`` samples in the two
@@ -175,7 +175,7 @@ class PairComparison:
 
 
 def compare_pair(a: RunData, b: RunData, B: int = 200, seed: int = 0, alpha: float = 0.05,
-                 correction: str = "bh", min_count: int = 5, replicates: dict | None = None) -> PairComparison:
+                 correction: str = "holm", min_count: int = 5, replicates: dict | None = None) -> PairComparison:
     """Compare two runs (module doc). ``replicates``: label -> (potentials, labels) from
     :func:`bootstrap_replicates`, computed here when absent (B replicates per run, seeded)."""
     rng = np.random.default_rng(seed)
@@ -253,7 +253,7 @@ def _rows(counts: Counts, escapes: str) -> pd.DataFrame:
 
 
 def homogeneity(ca: Counts, cb: Counts, escapes: str = "count", min_count: int = 5,
-                correction: str = "bh") -> tuple[pd.DataFrame, dict]:
+                correction: str = "holm") -> tuple[pd.DataFrame, dict]:
     """Anderson–Goodman χ² per source state both runs sampled: are its two transition rows (moves,
     self-loops and, unless ``escapes="condition"``, escapes) one distribution? Outcomes with fewer than
     ``min_count`` samples in the two rows together are pooled into one column (which then stays only if it
@@ -307,7 +307,7 @@ class Comparison:
         return pd.DataFrame([{k: p.summary.get(k) for k in keys} for p in self.pairs.values()], columns=keys)
 
 
-def compare_runs(runs: list[RunData], B: int = 200, seed: int = 0, alpha: float = 0.05, correction: str = "bh",
+def compare_runs(runs: list[RunData], B: int = 200, seed: int = 0, alpha: float = 0.05, correction: str = "holm",
                  min_count: int = 5) -> Comparison:
     """Every pair of ``runs`` (each run's bootstrap replicates drawn once and shared by its pairs)."""
     rng = np.random.default_rng(seed)

@@ -30,7 +30,7 @@ class CompareOptions:
     bootstrap: int = 200
     seed: int = 0
     alpha: float = 0.05
-    correction: str = "bh"
+    correction: str = "holm"
     force: bool = False
     transfer: bool = True
     transfer_bootstrap: int = 20

@@ -14,8 +14,8 @@ def add_arguments(p):
                    help="bootstrap replicates per run for the intervals and z-scores (default 200)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--alpha", type=float, default=0.05, help="level of the intervals and corrected tests")
-    p.add_argument("--correction", choices=["bh", "holm"], default="bh",
-                   help="multiple-testing correction: Benjamini-Hochberg (bh) or Holm")
+    p.add_argument("--correction", choices=["holm", "bh"], default="holm",
+                   help="multiple-testing correction: Holm (family-wise error, default) or Benjamini-Hochberg (bh, false discovery rate)")
     p.add_argument("--force", action="store_true",
                    help="compare runs of different agents or escape conventions (with a warning)")
     p.add_argument("--no-transfer", action="store_true", help="skip law transfer (refitting the selected laws)")
