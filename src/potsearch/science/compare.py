@@ -4,10 +4,12 @@ Pure numpy/scipy/pandas, no file. For a pair of runs A and B (each a :class:`Run
 per-state numbers, its count table and the graph options of its fit):
 
 * **states**: shared states, states only one run has, and for the shared ones whether the SCC
-  structure lines up (a state's SCC-mates among the shared states are the same in both runs);
+  structure lines up (a state's SCC in A and its SCC in B overlap most with each other);
 * **aligned** states: the largest group of shared states that lie in one SCC in A *and* one SCC in B.
   Only there are both potentials defined up to one constant each, so only there can they be compared;
-* **rank agreement**: Spearman and Kendall on the aligned potentials, with basic bootstrap intervals;
+* **rank agreement**: Spearman and Kendall on the aligned potentials, with bootstrap percentile intervals
+  (each replicate refits resampled data, which adds noise: the interval sits at or below the estimate when
+  the potentials are noisy, a conservative reading of the agreement);
 * **scale**: V_A ≈ s·V_B + c by Deming regression (errors in both variables; the ratio of their error
   variances from the bootstrap), its interval the bootstrap percentiles. s is the ratio of the two
   agents' inverse temperatures when they share preferences;
@@ -114,8 +116,9 @@ def adjust(p: np.ndarray, correction: str) -> np.ndarray:
 
 
 def state_table(a: RunData, b: RunData) -> pd.DataFrame:
-    """One row per state of either run: where it is, its SCCs, and for shared states whether its
-    SCC-mates among the shared states are the same in both runs (``scc_match``)."""
+    """One row per state of either run: where it is, its SCCs, and for shared states whether its SCCs
+    line up (``scc_match``: its SCC in A and its SCC in B share more shared states with each other than
+    with any other SCC of the other run)."""
     ia, ib = {s: i for i, s in enumerate(a.names)}, {s: i for i, s in enumerate(b.names)}
     states = list(a.names) + [s for s in b.names if s not in ia]
     df = pd.DataFrame({"state": states, "in_a": [s in ia for s in states], "in_b": [s in ib for s in states]})
@@ -125,11 +128,12 @@ def state_table(a: RunData, b: RunData) -> pd.DataFrame:
     df["unbounded_b"] = [bool(b.unbounded[ib[s]]) if s in ib else False for s in states]
     shared = df["in_a"] & df["in_b"]
     sh = df[shared]
-    n_a = sh.groupby("scc_a")["state"].transform("size")
-    n_b = sh.groupby("scc_b")["state"].transform("size")
     n_ab = sh.groupby(["scc_a", "scc_b"])["state"].transform("size")
+    # a shared state's SCCs line up when its (A, B) SCC pair is the largest overlap of its A-SCC and of its B-SCC
+    best_a = n_ab.groupby(sh["scc_a"]).transform("max")
+    best_b = n_ab.groupby(sh["scc_b"]).transform("max")
     df["scc_match"] = False
-    df.loc[shared, "scc_match"] = ((n_ab == n_a) & (n_ab == n_b)).to_numpy()
+    df.loc[shared, "scc_match"] = ((n_ab == best_a) & (n_ab == best_b)).to_numpy()
     # the aligned group: the largest set of shared states in one SCC of A and one SCC of B
     df["aligned"] = False
     if len(sh):
@@ -213,9 +217,6 @@ def compare_pair(a: RunData, b: RunData, B: int = 200, seed: int = 0, alpha: flo
         ci = (lambda x: [float(np.nanpercentile(x, lo)), float(np.nanpercentile(x, hi))] if len(x) > 1
               else [np.nan, np.nan])
         rho_hat, tau_hat = float(stats.spearmanr(vb, va)[0]), float(stats.kendalltau(vb, va)[0])
-        # correlations: the basic bootstrap interval (each replicate adds its own noise, so the replicates'
-        # correlations sit below the estimate; reflecting them about it corrects that attenuation)
-        basic = (lambda x, est: [max(-1.0, 2 * est - v) for v in ci(np.asarray(x, float))[::-1]])
         with np.errstate(invalid="ignore", divide="ignore"):
             se = np.nanstd(rr, axis=0, ddof=1) if len(rr) > 1 else np.full(len(al), np.nan)
         se = np.where(np.isfinite(rr).sum(axis=0) >= max(10, len(rr) // 2), se, np.nan)
@@ -231,8 +232,8 @@ def compare_pair(a: RunData, b: RunData, B: int = 200, seed: int = 0, alpha: flo
         aligned["flagged"] = aligned["q"] < alpha
         aligned["prefers"] = np.where(~aligned["flagged"], "", np.where(resid < 0, a.label, b.label))
         summary.update(scale=s, offset=c, scale_ci=ci(sb), error_variance_ratio=delta,
-                       spearman=rho_hat, spearman_ci=[min(1.0, v) for v in basic(rho, rho_hat)],
-                       kendall=tau_hat, kendall_ci=[min(1.0, v) for v in basic(tau, tau_hat)],
+                       spearman=rho_hat, spearman_ci=ci(np.asarray(rho, float)),
+                       kendall=tau_hat, kendall_ci=ci(np.asarray(tau, float)),
                        replicates_used=int(len(ra)), flagged=int(aligned["flagged"].sum()))
     else:
         aligned["flagged"] = False

@@ -55,7 +55,7 @@ def run(args) -> int:
         s = p.summary
         out.append(f"{p.a} vs {p.b}:")
         out.append(f"  states: {s['shared']} shared, {s['only_a']} only in {p.a}, {s['only_b']} only in {p.b}; "
-                   f"{s['scc_match']} shared states with the same SCC-mates in both; {s['aligned']} aligned "
+                   f"{s['scc_match']} shared states whose SCCs line up; {s['aligned']} aligned "
                    f"(one SCC in both)")
         if "note" in s:
             out.append(f"  {s['note']}")
