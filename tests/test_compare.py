@@ -152,7 +152,8 @@ def test_different_escape_conventions_refused_unless_forced(two_runs, capsys, tm
 
     shutil.copytree(two_runs / "b", tmp_path / "e")
     assert main(["fit", str(tmp_path / "e"), "--escapes", "condition", "--json"]) == 0
-    assert '"escapes": "condition"' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert '"escapes": "condition"' in out and '"escape_convention": "condition"' in out
     a = str(two_runs / "a")
     assert "escape conventions" in _one_line_exit2(capsys, ["compare", a, str(tmp_path / "e")])
     assert main(["compare", a, str(tmp_path / "e"), "--force", "--bootstrap", "0", "--no-transfer", "--json"]) == 0

@@ -26,6 +26,7 @@ replicates are independent.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -143,7 +144,11 @@ def state_table(a: RunData, b: RunData) -> pd.DataFrame:
 
 
 def _centred(v: np.ndarray) -> np.ndarray:
-    return v - np.nanmean(v, axis=-1, keepdims=True)
+    if v.shape[-1] == 0:
+        return v
+    with warnings.catch_warnings():   # a replicate row with no state in the main SCC stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return v - np.nanmean(v, axis=-1, keepdims=True)
 
 
 def _replicate_block(pot: np.ndarray, lab: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -239,7 +244,8 @@ def compare_pair(a: RunData, b: RunData, B: int = 200, seed: int = 0, alpha: flo
         aligned["flagged"] = False
         summary.update(scale=np.nan, scale_ci=[np.nan, np.nan], spearman=np.nan, kendall=np.nan, flagged=0,
                        note="fewer than 3 aligned states with varying potentials: no scale, no test")
-    homog, overall = homogeneity(a.counts, b.counts, escapes=a.escapes, min_count=min_count, correction=correction)
+    homog, overall = homogeneity(a.counts, b.counts, escapes=a.escapes, min_count=min_count, correction=correction,
+                                  alpha=alpha)
     summary["homogeneity"] = overall
     return PairComparison(a.label, b.label, states, aligned, homog, summary)
 
@@ -254,7 +260,7 @@ def _rows(counts: Counts, escapes: str) -> pd.DataFrame:
 
 
 def homogeneity(ca: Counts, cb: Counts, escapes: str = "count", min_count: int = 5,
-                correction: str = "holm") -> tuple[pd.DataFrame, dict]:
+                correction: str = "holm", alpha: float = 0.05) -> tuple[pd.DataFrame, dict]:
     """Anderson–Goodman χ² per source state both runs sampled: are its two transition rows (moves,
     self-loops and, unless ``escapes="condition"``, escapes) one distribution? Outcomes with fewer than
     ``min_count`` samples in the two rows together are pooled into one column (which then stays only if it
@@ -289,7 +295,7 @@ def homogeneity(ca: Counts, cb: Counts, escapes: str = "count", min_count: int =
     chi2, dof = float(df["chi2"].sum(skipna=True)), int(df["df"].sum())
     overall = {"states_tested": int(fin.sum()), "chi2": chi2, "df": dof,
                "p": float(stats.chi2.sf(chi2, dof)) if dof else np.nan,
-               "states_differing": int((df["q"] < 0.05).sum())}
+               "states_differing": int((df["q"] < alpha).sum()), "alpha": alpha}
     return df, overall
 
 

@@ -70,7 +70,7 @@ def run(args) -> int:
                            f"{r['prefers']} prefers it more")
         h = s["homogeneity"]
         out.append(f"  transition rows: {h['states_tested']} shared sources tested, chi2 {_f(h['chi2'], 1)} on "
-                   f"{h['df']} df (p {_f(h['p'], 4)}), {h['states_differing']} differ (q < 0.05)")
+                   f"{h['df']} df (p {_f(h['p'], 4)}), {h['states_differing']} differ (q < {args.alpha:g})")
     if len(res.transfer):
         out.append("law transfer (gap to S_min after refitting the parameters, +- bootstrap SE):")
         for r in res.transfer.to_dict("records"):

@@ -48,7 +48,7 @@ def run(args) -> int:
     g, res = run_fit(inp.counts, opts)
     out = Path(args.out) if args.out else default_out(inp)
     summary = write_fit(out, g, res)
-    annotate_fit(out, summary, inp.counts, opts.min_visits)  # what was dropped and why (dropped.py)
+    annotate_fit(out, summary, inp.counts, opts.min_visits, opts.escapes)  # what was dropped and why (dropped.py)
     record(inp, summary)
     if args.json:
         json.dump(summary, sys.stdout, indent=1, default=float)
