@@ -158,3 +158,16 @@ def test_different_escape_conventions_refused_unless_forced(two_runs, capsys, tm
     assert "escape conventions" in _one_line_exit2(capsys, ["compare", a, str(tmp_path / "e")])
     assert main(["compare", a, str(tmp_path / "e"), "--force", "--bootstrap", "0", "--no-transfer", "--json"]) == 0
     assert "escape conventions" in capsys.readouterr().out
+
+
+def test_api_compare_returns_frames(two_runs):
+    import potsearch as ps
+    from potsearch.core.errors import InputError
+
+    res = ps.compare(two_runs / "a", two_runs / "b", bootstrap=10, transfer=False)
+    pair = res.pairs[("a", "b")]
+    assert {"state", "residual", "z", "q", "flagged"} <= set(pair.aligned.columns)
+    assert list(res.runs["run"]) == ["a", "b"] and list(res.comparison.summary["a"]) == ["a"]
+    assert 0.35 < pair.summary["scale"] < 0.7        # b's potential is 2 x a's: V_a = s V_b + c with s ~ 1/2
+    with pytest.raises(InputError):
+        ps.compare(two_runs / "a", two_runs / "b", bootstrp=10)
