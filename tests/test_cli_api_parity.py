@@ -45,7 +45,7 @@ VALUES = {
                      temperature=0.7, max_tokens_per_call=9, api_base="http://x", batch_size=8, inflight=3,
                      setup=("a.py:f", "b.py:g"), progress=False)],
     "fit": [dict(weight="high_reject", n0=2.0, min_visits=0, kernel="exp", beta=2.0, bootstrap=3, whole_graph=True,
-                 seed=5, reference="A", out="o")],
+                 seed=5, reference="A", escapes="condition", out="o")],
     "diagnose": [dict(weight="high_reject", n0=2.0, min_visits=0, alpha=0.1, min_kernel=0.2, vote="3,2", top=5,
                       plots=False, out="o")],
     "evolve": [dict(config="c.yaml", rounds=2, islands=3, seed=4, workers=2, resume=True, address="local",
@@ -227,3 +227,30 @@ def test_import_agent_checks_both_ways(tmp_path, capsys):
     res = ps.import_transitions(f, tmp_path / "api", agent="fitter", skip_invalid=True)
     assert (res["added"], res.total, res.skipped_rows, list(res.invalid_states)) == (4, 4, 1, ["x+++"])
     assert ps.load(tmp_path / "api").total == ps.load(tmp_path / "cli").total == 4
+
+
+def test_compare_options_are_the_stage_options_are_the_api_keywords(monkeypatch):
+    """compare takes its runs as a list (RUN_A RUN_B ...), so it is checked here: same names, same defaults,
+    and the CLI and the API hand the stage equal options."""
+    from potsearch.stages import compare as stage
+
+    parser = _parsers()["compare"]
+    _, cli = _cli("compare", parser)
+    cli = {k: v for k, v in cli.items() if k not in _printing("compare")}
+    fields = {f.name: f.default for f in dataclasses.fields(stage.CompareOptions)}
+    api = {p.name: p.default for p in inspect.signature(ps.compare).parameters.values() if p.kind is p.KEYWORD_ONLY}
+    assert cli == fields == api
+    seen = []
+
+    def spy(runs, options):
+        seen.append((list(map(str, runs)), options))
+        raise _Stop
+
+    monkeypatch.setattr(stage, "run", spy)
+    values = dict(bootstrap=7, seed=3, alpha=0.1, correction="bh", force=True, transfer=False, transfer_bootstrap=2)
+    with pytest.raises(_Stop):
+        main(["compare", "a", "b", "--bootstrap", "7", "--seed", "3", "--alpha", "0.1", "--correction", "bh",
+              "--force", "--no-transfer", "--transfer-bootstrap", "2"])
+    with pytest.raises(_Stop):
+        ps.compare("a", "b", **values)
+    assert seen == [(["a", "b"], stage.CompareOptions(**values))] * 2

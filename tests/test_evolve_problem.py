@@ -63,3 +63,21 @@ def test_problem_follows_the_fit_options(tmp_path_factory, weight, kernel):
     assert action_value(V, p.data.train, p.kernel, p.beta) == pytest.approx(
         action_of(V, p.train, make_kernel(kernel)), rel=1e-12)
     assert p.s_min_train == pytest.approx(fit_exact(p.train, make_kernel(kernel)).action)
+
+
+def test_a_condition_fit_is_searched_with_its_own_escape_convention(tmp_path, table2):
+    """fit --escapes condition: evolve's train / held-out graphs count N(f) without escapes, as the fit did
+    (ATTITUDE escapes 3914 of its 4000 samples in the paper's Claude-4 table)."""
+    import potsearch as ps
+    from potsearch.search.problem import load_problem
+
+    run = tmp_path / "r"
+    ps.import_transitions(table2, run)
+    ps.fit(run, escapes="condition")
+    prob = load_problem(run)
+    i = prob.names.index("ATTITUDE")
+    n = prob.train.visits[i] + prob.heldout.visits[i]
+    assert n == 4000 - 3914
+    ps.fit(run)
+    prob = load_problem(run)
+    assert prob.train.visits[i] + prob.heldout.visits[i] == 4000

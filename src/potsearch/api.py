@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from potsearch.core.stageopts import checked_options
 
-__all__ = ["load", "import_transitions", "collect", "fit", "diagnose", "evolve", "polish", "attribute", "show",
-           "report", "status"]
+__all__ = ["load", "import_transitions", "collect", "fit", "diagnose", "compare", "evolve", "polish", "attribute",
+           "show", "report", "status"]
 
 
 def load(path):
@@ -69,7 +69,7 @@ def collect(run, *, agent: str | None = None, provider: str | None = None, mode:
 @checked_options
 def fit(source, *, weight: str = "low_reject", n0: float | None = None, min_visits: int = 1,
         kernel: str = "softplus", beta: float = 1.0, bootstrap: int = 0, whole_graph: bool = False,
-        seed: int = 0, reference: str | None = None, out=None, write: bool = True):
+        seed: int = 0, reference: str | None = None, escapes: str = "count", out=None, write: bool = True):
     """The least-action fit (`potsearch fit`) of a run, a store file or a transitions file. Writes fit/
     (with what was dropped) and records the stage unless write=False.
 
@@ -79,7 +79,7 @@ def fit(source, *, weight: str = "low_reject", n0: float | None = None, min_visi
 
     return _run(source, FitOptions(weight=weight, n0=n0, min_visits=min_visits, kernel=kernel, beta=beta,
                                    bootstrap=bootstrap, whole_graph=whole_graph, seed=seed, reference=reference,
-                                   out=None if out is None else str(out), write=write))
+                                   escapes=escapes, out=None if out is None else str(out), write=write))
 
 
 @checked_options
@@ -97,6 +97,19 @@ def diagnose(source, *, weight: str | None = None, n0: float | None = None, min_
     return _run(source, DiagnoseOptions(weight=weight, n0=n0, min_visits=min_visits, alpha=alpha,
                                         min_kernel=min_kernel, vote=vote, top=top, plots=plots,
                                         out=None if out is None else str(out), write=write))
+
+
+@checked_options
+def compare(*runs, bootstrap: int = 200, seed: int = 0, alpha: float = 0.05, correction: str = "holm",
+            force: bool = False, transfer: bool = True, transfer_bootstrap: int = 20):
+    """Compare fitted runs of one agent (`potsearch compare`): shared states and SCCs, the scale s in
+    V_A = s V_B + c, Spearman / Kendall with intervals, the states that differ after the scale, transition-row
+    homogeneity, law transfer. Returns a ``CompareResult`` (``.pairs[(a, b)]`` with DataFrames ``states``,
+    ``aligned``, ``homogeneity`` and ``.summary``; ``.runs``, ``.transfer``)."""
+    from potsearch.stages.compare import CompareOptions, run as _run
+
+    return _run(list(runs), CompareOptions(bootstrap=bootstrap, seed=seed, alpha=alpha, correction=correction,
+                                           force=force, transfer=transfer, transfer_bootstrap=transfer_bootstrap))
 
 
 @checked_options

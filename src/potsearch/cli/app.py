@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("potsearch.cli.commands.importcmd", "import transitions (CSV/TSV/JSONL/paper JSON) into a run store"),
     "export": ("potsearch.cli.commands.export", "export a run's transitions as CSV/TSV, JSONL or paper JSON"),
     "fit": ("potsearch.cli.commands.fit", "least-action fit: potentials, exact infimum, unbounded states"),
+    "compare": ("potsearch.cli.commands.compare", "compare fitted runs: shared states, scale, differing states, law transfer"),
     "diagnose": ("potsearch.cli.commands.diagnose", "detailed-balance tests: pairs, loops, exclusion, distribution"),
     "evolve": ("potsearch.cli.commands.evolve", "island search for an interpretable potential function"),
     "polish": ("potsearch.cli.commands.polish", "polish the best potential's parameters"),

@@ -1,6 +1,7 @@
 """What a stage left out of its graph, and why: one line for the summary, a dict for fit.json and the report.
 
-The graph builder (graph.py) keeps the states sampled more than ``--min-visits`` times; a move
+The graph builder (graph.py) keeps the states sampled more than ``--min-visits`` times (valid samples
+only under ``--escapes condition``); a move
 that starts or ends at a dropped state is not an edge. Escapes and self-loops are never edges
 (they count in N(f) under ``low_reject``). Nothing here changes the fit: it only tells the reader.
 """
@@ -26,6 +27,7 @@ class Dropped:
     escapes: int = 0              # samples that left the state space (not edges)
     self_loops: int = 0           # samples that stayed (not edges)
     samples: int = 0
+    escape_convention: str = "count"   # "condition": escapes are not samples of N(f)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -35,13 +37,15 @@ class Dropped:
         return bool(self.states_dropped or self.escapes)
 
 
-def dropped_states(counts, min_visits: int) -> Dropped:
-    """Count what ``build_graph(counts, min_visits=...)`` leaves out."""
+def dropped_states(counts, min_visits: int, escapes: str = "count") -> Dropped:
+    """Count what ``build_graph(counts, min_visits=..., escapes=...)`` leaves out."""
     from potsearch.store import ESCAPE
 
     visits = counts.visits()
     n_all = len(counts.states)
     src, dst, cnt = np.asarray(counts.src), np.asarray(counts.dst), np.asarray(counts.count)
+    if escapes == "condition":
+        visits = visits - np.bincount(src[dst == ESCAPE], weights=cnt[dst == ESCAPE], minlength=n_all).astype(np.int64)
     appearing = np.zeros(n_all, dtype=bool)
     appearing[src] = True
     appearing[dst[dst >= 0]] = True
@@ -62,7 +66,7 @@ def dropped_states(counts, min_visits: int) -> Dropped:
         states_dropped=int(dropped.sum()), dropped_names=[counts.states[i] for i in idx[:SHOW_NAMES]],
         moves_dropped=int(cnt[lost].sum()), edges_dropped=int(len(np.unique(src[lost].astype(np.int64) * n_all + dst[lost]))),
         moves_into_dropped=int(cnt[into].sum()), escapes=int(cnt[esc].sum()),
-        self_loops=int(cnt[~esc & (dst == src)].sum()), samples=int(cnt.sum()),
+        self_loops=int(cnt[~esc & (dst == src)].sum()), samples=int(cnt.sum()), escape_convention=escapes,
     )
 
 
@@ -84,19 +88,22 @@ def describe(d: Dropped | dict) -> str:
             f"{d.edges_dropped} edge(s), {d.moves_into_dropped} of them into a dropped state")
     else:
         parts.append(f"kept all {d.states_in_input} states (--min-visits {d.min_visits})")
-    if d.escapes or d.self_loops:
+    if d.escape_convention == "condition":
+        parts.append(f"{d.escapes} escape(s) left out of N(f) (--escapes condition); {d.self_loops} self-loop(s) "
+                     f"count as samples, not edges")
+    elif d.escapes or d.self_loops:
         parts.append(f"{d.escapes} escape(s) and {d.self_loops} self-loop(s) count as samples, not edges")
     return "; ".join(parts)
 
 
-def annotate_fit(out, summary: dict, counts, min_visits: int) -> Dropped:
+def annotate_fit(out, summary: dict, counts, min_visits: int, escapes: str = "count") -> Dropped:
     """Add ``dropped`` to a written fit's summary and to its fit.json (what ``potsearch report`` reads)."""
     import json
     from pathlib import Path
 
     from potsearch.core.atomic import write_json
 
-    d = dropped_states(counts, min_visits)
+    d = dropped_states(counts, min_visits, escapes)
     summary["dropped"] = d.as_dict()
     from potsearch.store.rundir import FIT_JSON
 

@@ -37,7 +37,8 @@ def bootstrap_stderr(counts: Counts, g: Graph, res: FitResult, opts, B: int, see
     ref_of = ref[res.scc]
     diffs = np.full((B, g.n_states), np.nan)
     for b in range(B):
-        gb = build_graph(resample_counts(counts, rng), weight=g.weight, n0=g.n0, min_visits=g.min_visits)
+        gb = build_graph(resample_counts(counts, rng), weight=g.weight, n0=g.n0, min_visits=g.min_visits,
+                         escapes=g.escapes)
         if gb.names != g.names:  # cannot happen (N(f) preserved); guard anyway
             continue
         rb = fit_exact(gb, kernel)

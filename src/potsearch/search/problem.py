@@ -81,11 +81,16 @@ def split_counts(counts: Counts, heldout_fraction: float, seed: int) -> tuple[Co
 
 
 def part_graph(part: Counts, index: dict[str, int], names: list[str], weight: str, n0_part: float,
-               min_visits: int) -> Graph:
-    """The graph of one part on a fixed state set (``index``: state text -> local index)."""
+               min_visits: int, escapes: str = "count") -> Graph:
+    """The graph of one part on a fixed state set (``index``: state text -> local index); ``escapes``: the
+    fit's convention (``condition``: N(f) without the escapes, science/graph.py)."""
     glob = np.array([index.get(s, -1) for s in part.states], dtype=np.int64)
     n = len(names)
     visits_all = part.visits()
+    if escapes == "condition":
+        esc = part.dst == ESCAPE
+        visits_all = visits_all - np.bincount(part.src[esc], weights=part.count[esc],
+                                              minlength=len(part.states)).astype(np.int64)
     visits = np.zeros(n, dtype=np.int64)
     ok = glob >= 0
     np.add.at(visits, glob[ok], visits_all[ok])
@@ -155,8 +160,9 @@ def load_problem(run_dir, seed: int = 0, heldout_fraction: float = 0.2, agent: s
     train_c, held_c = split_counts(counts, heldout_fraction, seed)
     total = max(counts.total, 1)
     n0 = opts.get("n0") or total / max(len(counts.states), 1)
-    g_train = part_graph(train_c, index, names, weight, n0 * train_c.total / total, min_visits)
-    g_held = part_graph(held_c, index, names, weight, max(n0 * held_c.total / total, 1e-300), min_visits)
+    escapes = opts.get("escapes", "count")
+    g_train = part_graph(train_c, index, names, weight, n0 * train_c.total / total, min_visits, escapes)
+    g_held = part_graph(held_c, index, names, weight, max(n0 * held_c.total / total, 1e-300), min_visits, escapes)
     kernel = make_kernel(kname, beta)
     f_train = fit_exact(g_train, kernel)
     s_min_held = fit_exact(g_held, kernel).action if g_held.n_edges else 0.0

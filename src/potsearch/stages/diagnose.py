@@ -112,7 +112,7 @@ def _potential(inp, opts: "DiagnoseOptions"):
     from potsearch.store.rundir import load_fit
     from potsearch.science.graph import build_graph
 
-    saved = None
+    saved, escapes = None, "count"
     if inp.run_dir is not None:
         try:
             saved = load_fit(inp.run_dir)
@@ -122,11 +122,12 @@ def _potential(inp, opts: "DiagnoseOptions"):
             raise InputError(f"cannot read the saved fit ({exc})", str(RunDir(inp.run_dir).fit_dir)) from None
     if saved is not None:
         o = saved.summary.get("options", {})
+        escapes = o.get("escapes", "count")     # the fit's escape convention holds for every graph here
         want = {"weight": opts.weight, "min_visits": opts.min_visits, "n0": opts.n0}
         same = all(v is None or o.get(k) == v for k, v in want.items())
         if same and saved.summary.get("mode", "exact") == "exact":
             g = build_graph(inp.counts, weight=o.get("weight", "low_reject"), n0=o.get("n0"),
-                            min_visits=int(o.get("min_visits", 1)))
+                            min_visits=int(o.get("min_visits", 1)), escapes=escapes)
             pos = {s: i for i, s in enumerate(saved.names)}
             idx = np.array([pos.get(s, -1) for s in g.names])
             if (idx < 0).any():
@@ -136,7 +137,7 @@ def _potential(inp, opts: "DiagnoseOptions"):
             return (g, saved.target_potential()[idx], saved.unbounded[idx], saved.scc[idx],
                     {**summary, "source": "saved"}, saved.summary.get("history", []))
     opts = FitOptions(weight=opts.weight or "low_reject", n0=opts.n0,
-                      min_visits=1 if opts.min_visits is None else opts.min_visits)
+                      min_visits=1 if opts.min_visits is None else opts.min_visits, escapes=escapes)
     g, res = run_fit(inp.counts, opts)
     summary = fit_summary(g, res)
     history = summary.pop("history")

@@ -15,7 +15,7 @@ import numpy as np
 
 from potsearch.science.action import FitResult, fit_exact, fit_whole_graph, make_kernel
 from potsearch.core.errors import InputError
-from potsearch.science.graph import WEIGHT_MODES, Graph, build_graph
+from potsearch.science.graph import ESCAPE_MODES, WEIGHT_MODES, Graph, build_graph
 from potsearch.store import STORE_FILENAME, Counts, RunStore
 from potsearch.store.rundir import write_fit_files
 from potsearch.store.rundir import RunDir
@@ -28,7 +28,8 @@ class FitOptions:
     ``weight`` / ``n0`` / ``min_visits``: the graph (``science.graph.build_graph``); ``kernel`` /
     ``beta``: the action's kernel; ``bootstrap``: replicates for standard errors (``seed``);
     ``whole_graph``: the paper's one L-BFGS-B instead of the exact fit; ``reference``: the state whose
-    SCC is the reference (default: the largest SCC). ``out``: output folder (default RUN/fit, or ./fit
+    SCC is the reference (default: the largest SCC); ``escapes``: N(f) with escapes (``count``, the
+    paper's) or valid samples only (``condition``: the preference among valid moves). ``out``: output folder (default RUN/fit, or ./fit
     for a plain file); ``write=False`` writes nothing and records nothing.
     """
 
@@ -41,12 +42,15 @@ class FitOptions:
     whole_graph: bool = False
     seed: int = 0
     reference: str | None = None
+    escapes: str = "count"
     out: str | None = None
     write: bool = True
 
     def __post_init__(self) -> None:
         if self.weight not in WEIGHT_MODES:
             raise InputError(f"unknown weight mode {self.weight!r}; choose from {', '.join(WEIGHT_MODES)}")
+        if self.escapes not in ESCAPE_MODES:
+            raise InputError(f"unknown escape convention {self.escapes!r}; choose from {', '.join(ESCAPE_MODES)}")
         if self.kernel not in ("softplus", "exp"):
             raise InputError(f"unknown kernel {self.kernel!r}; choose softplus or exp")
         if self.n0 is not None and not self.n0 > 0:
@@ -98,7 +102,7 @@ def load_input(path: str | Path) -> Input:
 
 
 def run_fit(counts: Counts, opts: FitOptions) -> tuple[Graph, FitResult]:
-    g = build_graph(counts, weight=opts.weight, n0=opts.n0, min_visits=opts.min_visits)
+    g = build_graph(counts, weight=opts.weight, n0=opts.n0, min_visits=opts.min_visits, escapes=opts.escapes)
     if g.n_states == 0:
         raise InputError(f"no state was sampled more than {opts.min_visits} time(s): nothing to fit "
                          f"(lower --min-visits)")
@@ -111,7 +115,7 @@ def run_fit(counts: Counts, opts: FitOptions) -> tuple[Graph, FitResult]:
         from potsearch.science.uncertainty import bootstrap_stderr
 
         res.stderr = bootstrap_stderr(counts, g, res, opts, opts.bootstrap, seed=opts.seed)
-    res.options.update({"bootstrap": opts.bootstrap, "seed": opts.seed})
+    res.options.update({"bootstrap": opts.bootstrap, "seed": opts.seed, "escapes": opts.escapes})
     return g, res
 
 
@@ -197,7 +201,7 @@ def run(source, options: FitOptions = FitOptions()) -> FitStageResult:
     out = Path(options.out) if options.out else default_out(inp)
     with inp.store.exclusive("fit") if inp.store is not None else nullcontext():
         summary = write_fit(out, g, res)
-        annotate_fit(out, summary, inp.counts, options.min_visits)  # what was dropped and why (dropped.py)
+        annotate_fit(out, summary, inp.counts, options.min_visits, options.escapes)  # what was dropped and why (dropped.py)
         record(inp, summary)
     result.summary, result.out = summary, out
     return result

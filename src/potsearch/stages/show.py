@@ -148,7 +148,7 @@ def directionality_of(run_dir, store, fn, params, min_ratio: float = HIGH_KERNEL
     saved = load_fit(run_dir)
     opts = saved.summary.get("options", {}) or {}
     g = build_graph(store.counts(), weight=opts.get("weight", "low_reject"), n0=opts.get("n0"),
-                    min_visits=int(opts.get("min_visits", 1)))
+                    min_visits=int(opts.get("min_visits", 1)), escapes=opts.get("escapes", "count"))
     settings = problem_settings(run_dir, store)          # evolve's feature library, as it recorded it
     lib = choose_library(store, agent_of(store, g.names, settings.get("agent")), g.names,
                          recorded=settings.get("library"))

@@ -23,6 +23,9 @@ def add_arguments(p):
             dest="source", metavar="INPUT")
     p.add_argument("--weight", choices=list(WEIGHT_MODES), default=_D.weight,
                    help="edge weights: n/N(f) with escapes counted (low_reject) or n/N0 (high_reject)")
+    p.add_argument("--escapes", choices=["count", "condition"], default=_D.escapes,
+                   help="N(f) with escapes (count, the paper's) or valid samples only (condition: the "
+                        "preference among valid moves; docs/concepts.md)")
     p.add_argument("--n0", type=float, default=_D.n0, help="N0 for high_reject (default: total samples / states)")
     p.add_argument("--min-visits", type=int, default=_D.min_visits, metavar="K",
                    help="drop states sampled K times or fewer, as sources and targets (default 1)")
@@ -49,7 +52,7 @@ def run(args) -> int:
     res = fit(args.source, FitOptions(weight=args.weight, n0=args.n0, min_visits=args.min_visits,
                                       kernel=args.kernel, beta=args.beta, bootstrap=args.bootstrap,
                                       whole_graph=args.whole_graph, seed=args.seed, reference=args.reference,
-                                      out=args.out))
+                                      escapes=args.escapes, out=args.out))
     if args.json:
         json.dump(res.summary, sys.stdout, indent=1, default=float)
         sys.stdout.write("\n")
