@@ -131,7 +131,7 @@ class TermsOperator:
 
     # ------------------------------------------------------------------ children
     def child(self) -> dict:
-        """A new law to score: ``source``, ``p0``, ``parents`` and ``meta`` of the Program the search
+        """A new law to score: ``source``, ``p0``, ``parents`` and ``meta`` of the Candidate the search
         makes of it (a mutation of an archive law, or a fresh linear term)."""
         parent, op = None, "new"
         self.prepare()
@@ -166,7 +166,7 @@ class TermsOperator:
         theta0 = np.array([t.theta0 for t in law if t.n_inner], float)
         dummy = T.FitResult(np.zeros(len(law)), theta0, math.nan, math.nan)
         src, p0 = T.to_source(law, dummy)
-        if src in self.s.cache:
+        if self.s.db.seen(src):
             return src, p0
         try:
             r = T.fit(law, self.s.problem.data, inner_fit=False)
