@@ -12,7 +12,8 @@ TABLE2 = ROOT / "data" / "table2_claude4_word.csv"
 #: in-process runs, no subprocess pipeline, no Ray, no sandbox pool; every other file is the full suite's.
 FAST_FILES = frozenset("""
     test_action test_diagnostics test_docs test_evolve_gp_config test_evolve_scoring test_fit_families
-    test_fit_table2 test_graph test_io test_resources test_selection test_simplify test_store test_terms
+    test_fit_table2 test_graph test_io test_resources test_search_database test_selection test_simplify test_store
+    test_terms
     test_yamlio
 """.split())
 

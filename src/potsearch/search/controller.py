@@ -1,6 +1,7 @@
-"""The search loop: one controller keeps model calls and evaluations in flight over the programs
-database (database.py), with no round barrier (``loop: async``, the default), or round by round
-(``loop: lockstep``, an ordered mode of the same loop).
+"""The one search loop: model calls and evaluations kept in flight over the programs database.
+
+With no round barrier (``loop: async``, the default), or round by round (``loop: lockstep``, an
+ordered mode of the same loop).
 
 Operators (named as in the code): ``search.offspring`` makes a GP or term-operator child in this
 thread; ``LLMProposer`` (proposers.py) prompts a model through ``ModelCaller`` (at most

@@ -1,6 +1,7 @@
-"""The programs database of the search: island populations, hall of fame, logbook, counters and the
-score cache, and the candidates table they are recorded in. The search loop (controller.py), the
-operators and the resume checks reach this state only through its methods:
+"""The programs database of the search: island populations, hall of fame, logbook, counters, score cache.
+
+The candidates table records it. The search loop (controller.py), the operators and the resume
+checks reach this state only through its methods:
 
   parents(i, k)       k parents of island i by tournament (size ``tournament``), any candidate
   tree_parents(i, k)  the same among island i's GP trees (the parents of GP variation)
