@@ -21,7 +21,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -63,58 +62,26 @@ def run_loop(loop: str, run_dir: Path, api_base: str, seconds: float, concurrenc
     store = RunStore.open(run_dir)
     op = LLMOperator(cfg, problem)
     search = Search(cfg, problem, store, llm=op)
-    samples: list[tuple[float, int]] = []
-    lock = threading.Lock()
-    state = {"n": 0, "done": 0, "first": None}
     t0 = time.monotonic()
-
-    def track(d):
-        with lock:
-            state["n"] += d
-            now = time.monotonic() - t0
-            samples.append((now, state["n"]))
-            if d > 0 and state["first"] is None:
-                state["first"] = now
-            if d < 0:
-                state["done"] += 1
-
-    orig_ask = op.ask
-
-    def ask(model, prompt):  # lockstep path: count calls in flight around LLMOperator.ask
-        track(+1)
-        try:
-            return orig_ask(model, prompt)
-        finally:
-            track(-1)
-
-    op.ask = ask
     deadline = t0 + seconds
 
     def on_round(_s):
         if time.monotonic() > deadline:
             raise _Stop
 
-    ctl = None
     ev0 = None
     try:
-        if loop == "async":
-            from potsearch.search.controller import AsyncController
+        from potsearch.search.controller import SearchLoop
 
-            ctl = AsyncController(search)
-            ctl.proposer.caller.t0 = t0
-            try:
-                ctl.run(on_round=on_round)
-            except _Stop:
-                pass
-            samples = ctl.proposer.caller.samples
-            done = sum(1 for (_, a), (_, b) in zip(samples, samples[1:]) if b < a)
-            first = next((t for t, n in samples if n > 0), None)
-        else:
-            try:
-                search.run(on_round=on_round)
-            except _Stop:
-                pass
-            done, first = state["done"], state["first"]
+        ctl = SearchLoop(search)   # lockstep is the loop's ordered mode
+        ctl.proposer.caller.t0 = t0
+        try:
+            ctl.run(on_round=on_round)
+        except _Stop:
+            pass
+        samples = ctl.proposer.caller.samples
+        done = sum(1 for (_, a), (_, b) in zip(samples, samples[1:]) if b < a)
+        first = next((t for t, n in samples if n > 0), None)
         wall = time.monotonic() - t0
         ev0 = search.counters["evaluations"]
     finally:

@@ -29,7 +29,7 @@ class _Stop(Exception):
 
 
 def run_for(run_dir: Path, cfg, seconds: float):
-    from potsearch.search.controller import AsyncController
+    from potsearch.search.controller import SearchLoop
     from potsearch.search.islands import Search
     from potsearch.search.llm_op import LLMOperator
     from potsearch.search.problem import load_problem
@@ -39,7 +39,7 @@ def run_for(run_dir: Path, cfg, seconds: float):
                            fit=cfg.fit)
     store = RunStore.open(run_dir)
     search = Search(cfg, problem, store, llm=LLMOperator(cfg, problem) if cfg.uses_llm else None)
-    ctl = AsyncController(search)
+    ctl = SearchLoop(search)
     t0 = time.monotonic()
 
     def on_round(_s):

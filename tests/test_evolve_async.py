@@ -38,7 +38,7 @@ def _strip_sid(rows):
 
 def _search(run, cfg):
     """A Search and its controller, driven directly (the test reads the controller's records)."""
-    from potsearch.search.controller import AsyncController
+    from potsearch.search.controller import SearchLoop
     from potsearch.search.islands import Search
     from potsearch.search.llm_op import LLMOperator
     from potsearch.search.problem import load_problem
@@ -48,7 +48,7 @@ def _search(run, cfg):
                            fit=cfg.fit)
     store = RunStore.open(run)
     search = Search(cfg, problem, store, llm=LLMOperator(cfg, problem) if cfg.uses_llm else None)
-    return search, AsyncController(search), store
+    return search, SearchLoop(search), store
 
 
 def test_seeded_gp_only_async_runs_repeat_exactly(tmp_path_factory):

@@ -31,7 +31,7 @@ def test_inner_parameters_by_variable_projection():
     # the projected action at the true inner parameter (t = 1), coefficients solved exactly
     x = data.features
     M = np.column_stack([x["length"], x["zipf"] / (x["length"] + 1.0)])
-    _, s_true = T._solve_linear(M - M.mean(axis=0), data)
+    _, s_true = T.solve_linear(M - M.mean(axis=0), data)
     assert r.train_action <= s_true + 1e-9 and r.coef[1] < 0
     lin_only = T.fit([T.Term("lin", "length"), T.Term("lin", "zipf")], data)
     assert r.train_action < lin_only.train_action

@@ -27,7 +27,7 @@ MAX_CANCELLATION = 30.0   # the suite's hidden laws stay below 7 on the word dat
 # as 1.5*length + 8.3e4/(zipf - 191) (229) or (zipf + 26.7)/(first_letter + last_letter + 728) (76) above
 
 
-def _values(expr: sp.Expr, features: dict, n: int) -> np.ndarray:
+def expr_values(expr: sp.Expr, features: dict, n: int) -> np.ndarray:
     syms = sorted(expr.free_symbols, key=lambda s: s.name)
     f = sp.lambdify(syms, expr, modules="numpy")
     with np.errstate(all="ignore"):
@@ -43,8 +43,8 @@ def cancellation(expr: sp.Expr, features: dict, n: int) -> float:
         if not isinstance(node, sp.Add):
             continue
         try:
-            parts = [_values(a, features, n) for a in node.args]
-            tot = _values(node, features, n)
+            parts = [expr_values(a, features, n) for a in node.args]
+            tot = expr_values(node, features, n)
         except (KeyError, TypeError, ValueError, NameError):
             continue
         if node is root:
@@ -69,7 +69,7 @@ def support(expr: sp.Expr, features: dict, n: int) -> float:
     worst = math.inf
     for _, b in additive_terms(sp.expand(expr)):
         try:
-            v = _values(b, features, n)
+            v = expr_values(b, features, n)
         except (KeyError, TypeError, ValueError, NameError):
             continue
         if not np.all(np.isfinite(v)):
@@ -98,7 +98,7 @@ def _pole_next_to_states(term: sp.Expr, features: dict, n: int) -> bool:
         if isinstance(a, sp.Pow) and a.exp.is_negative and any(not s.name.startswith("P_")
                                                                 for s in a.base.free_symbols):
             try:
-                d = _values(a.base, features, n)
+                d = expr_values(a.base, features, n)
             except (KeyError, TypeError, ValueError, NameError):
                 continue
             if pole_among(d):

@@ -80,7 +80,7 @@ def term_evidence(source: str, params, data, seed: int = 0) -> list[dict] | None
     import sympy as sp
 
     from potsearch.law.formula import pretty_text
-    from potsearch.law.simplify import _Refitter, canonical_form, parametrise
+    from potsearch.law.simplify import Refitter, canonical_form, parametrise
 
     c = canonical_form(source, param_list(params))
     if not c.ok:
@@ -89,7 +89,7 @@ def term_evidence(source: str, params, data, seed: int = 0) -> list[dict] | None
     parts = list(sp.Add.make_args(pe))
     if len(parts) < 2:
         return None
-    refit = _Refitter(data, seed)
+    refit = Refitter(data, seed)
     full = refit.fit(pe, vals, again=False)
     if full is None:
         return None
@@ -120,7 +120,7 @@ def pole_uncertain(source: str, params, se, features: dict, n: int) -> str:
     be code we generated (a simplified law); ``se`` as ``param_stderr`` returns it."""
     import sympy as sp
 
-    from potsearch.law.conditioning import _values
+    from potsearch.law.conditioning import expr_values
     from potsearch.law.formula import FormulaError, pretty_text, translate
 
     if not se:
@@ -140,7 +140,7 @@ def pole_uncertain(source: str, params, se, features: dict, n: int) -> str:
         if k is None or k >= len(se) or se[k] is None or not math.isfinite(float(se[k])):
             continue
         try:
-            b = _values(rest, features, n)
+            b = expr_values(rest, features, n)
         except (KeyError, TypeError, ValueError, NameError):
             continue
         lo, hi = float(c) - 2 * float(se[k]), float(c) + 2 * float(se[k])

@@ -135,7 +135,7 @@ def likelihood_scale(n_states: int, counts, weights) -> dict:
 
 
 # ----------------------------------------------------------------------------- kernel pieces
-def _pair_terms(x: np.ndarray, a: np.ndarray, b: np.ndarray, kernel: str, beta: float, order: int):
+def pair_terms(x: np.ndarray, a: np.ndarray, b: np.ndarray, kernel: str, beta: float, order: int):
     """f(x) = a K(x) + b K(-x) and its first two derivatives, for the action's kernels
     (see potsearch.science.action). Softplus uses K(-x) = K(x) + x and one exp per pair:
     K(x) = log1p(exp(-|x|)) + max(-x, 0), sigma(-x) from the same exp."""
@@ -163,7 +163,7 @@ def action_value(V: np.ndarray, e: Edges, kernel: str = "softplus", beta: float 
         return 0.0
     lo, hi, a, b = e.pairs()
     with np.errstate(over="ignore", invalid="ignore"):
-        val, _, _ = _pair_terms(V[lo] - V[hi], a, b, kernel, beta, 0)
+        val, _, _ = pair_terms(V[lo] - V[hi], a, b, kernel, beta, 0)
     return float(val.sum() / e.n_states)
 
 
@@ -229,7 +229,7 @@ def _fit(fn, n_params, data, p0, seed, settings):
         if not np.all(np.isfinite(V)):
             last_error = InvalidResult("potential is not finite on every state at the start parameters")
             continue
-        val, d1, d2 = _pair_terms(V[src] - V[dst], pa, pb, k, b, 2)
+        val, d1, d2 = pair_terms(V[src] - V[dst], pa, pb, k, b, 2)
         S = float(val.sum() / ns)
         lam = 1e-3
         for _ in range(st.max_iter):
@@ -260,7 +260,7 @@ def _fit(fn, n_params, data, p0, seed, settings):
                 evals += 1
                 if np.isfinite(Vn).all():
                     # derivatives computed with the value: most trial steps are accepted
-                    vn, d1n, d2n = _pair_terms(Vn[src] - Vn[dst], pa, pb, k, b, 2)
+                    vn, d1n, d2n = pair_terms(Vn[src] - Vn[dst], pa, pb, k, b, 2)
                     Sn = float(vn.sum() / ns)
                     if Sn < S:
                         improved = True

@@ -142,22 +142,22 @@ def pareto_front(df: pd.DataFrame, x: str = "complexity", y: str = "train_action
 
 def pair_contributions(V: np.ndarray, edges, kernel: str = "softplus", beta: float = 1.0) -> np.ndarray:
     """Each unordered edge pair's share of the action of V on ``edges`` (they sum to the action)."""
-    from potsearch.law.scoring import _pair_terms
+    from potsearch.law.scoring import pair_terms
 
     lo, hi, a, b = edges.pairs()
     with np.errstate(all="ignore"):
-        val, _, _ = _pair_terms(V[lo] - V[hi], a, b, kernel, beta, 0)
+        val, _, _ = pair_terms(V[lo] - V[hi], a, b, kernel, beta, 0)
     return val / edges.n_states
 
 
 def law_values(source: str, params, features: dict, n: int) -> np.ndarray | None:
     """V on every state from the law's sympy translation (no candidate code runs); None if untranslatable."""
-    from potsearch.law.conditioning import _values
+    from potsearch.law.conditioning import expr_values
     from potsearch.law.formula import FormulaError, translate
 
     try:
         expr = translate(source, params).expr
-        V = _values(expr, features, n)
+        V = expr_values(expr, features, n)
     except (FormulaError, KeyError, TypeError, ValueError, NameError, ZeroDivisionError, RecursionError,
             AttributeError, OverflowError):
         return None

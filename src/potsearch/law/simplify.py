@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from potsearch.law.conditioning import MAX_CANCELLATION, _values, cancellation, min_support, support
+from potsearch.law.conditioning import MAX_CANCELLATION, cancellation, expr_values, min_support, support
 from potsearch.law.formula import (
     FormulaError, additive_terms, feature_symbol, latex_text, pretty_text, to_source, translate
 )
@@ -205,15 +205,15 @@ class Simplified:
 
 
 def _pair_contrib(V: np.ndarray, data) -> np.ndarray:
-    from potsearch.law.scoring import _pair_terms
+    from potsearch.law.scoring import pair_terms
 
     lo, hi, a, b = data.train.pairs()
     with np.errstate(all="ignore"):
-        val, _, _ = _pair_terms(V[lo] - V[hi], a, b, data.kernel, data.beta, 0)
+        val, _, _ = pair_terms(V[lo] - V[hi], a, b, data.kernel, data.beta, 0)
     return val / data.train.n_states
 
 
-class _Refitter:
+class Refitter:
     def __init__(self, data, seed: int):
         self.data, self.seed = data, seed
         self.n = data.n_states
@@ -235,7 +235,7 @@ class _Refitter:
         params = res["params"]
         numeric = pe.xreplace({sp.Symbol(f"P_{i}"): sp.Float(v, 17) for i, v in enumerate(params)})
         try:
-            V = _values(numeric, self.data.features, self.n)
+            V = expr_values(numeric, self.data.features, self.n)
         except (KeyError, TypeError, ValueError, NameError):
             return None
         if not np.all(np.isfinite(V)):
@@ -316,7 +316,7 @@ def _proposals(pexpr: sp.Expr, vals: list[float], features: dict, identities: li
             yield f"replaced {pretty_text(_num(node, vals))} by its argument", pexpr.xreplace({node: u})
             if isinstance(node, sp.Abs):
                 try:
-                    uv = _values(u.xreplace({sp.Symbol(f"P_{i}"): sp.Float(v, 17) for i, v in enumerate(vals)}),
+                    uv = expr_values(u.xreplace({sp.Symbol(f"P_{i}"): sp.Float(v, 17) for i, v in enumerate(vals)}),
                                  features, n)
                     if np.all(uv <= 0):
                         yield "abs of a non-positive argument", pexpr.xreplace({node: -u})
@@ -338,7 +338,7 @@ def simplify(source: str, params, data, seed: int = 0, z: float = 2.0, rel_floor
     t_end = time.perf_counter() + max_seconds
 
     can = canonical_form(source, params)
-    refit = _Refitter(data, seed)
+    refit = Refitter(data, seed)
     feats, n = data.features, data.n_states
     if not can.ok:
         return Simplified(False, source, list(params or []), None, None, None, 0.0, reason=can.reason,
@@ -347,7 +347,7 @@ def simplify(source: str, params, data, seed: int = 0, z: float = 2.0, rel_floor
     base = refit.fit(pe, vals)
     orig = None
     try:   # the candidate's own law at its own parameters, from its translation: its code never runs here
-        V0 = _values(translate(source, params).expr, feats, n)
+        V0 = expr_values(translate(source, params).expr, feats, n)
         if np.all(np.isfinite(V0)):
             orig = {"S": float(_pair_contrib(V0, data).sum()), "V": V0}
     except (FormulaError, KeyError, TypeError, ValueError, NameError, ZeroDivisionError, OverflowError):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
-from potsearch.law.scoring import ScoringData, _pair_terms
+from potsearch.law.scoring import ScoringData, pair_terms
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class TermsFit:
     heldout_action: float
 
 
-def _solve_linear(T: np.ndarray, data: ScoringData, c0=None, iters: int = 30) -> tuple[np.ndarray, float]:
+def solve_linear(T: np.ndarray, data: ScoringData, c0=None, iters: int = 30) -> tuple[np.ndarray, float]:
     """Exact minimiser of the (convex) action over c for V = T c: damped Newton."""
     lo, hi, a, b = data.train.pairs()
     D = T[lo] - T[hi]
@@ -89,7 +89,7 @@ def _solve_linear(T: np.ndarray, data: ScoringData, c0=None, iters: int = 30) ->
     c = np.zeros(T.shape[1]) if c0 is None else np.asarray(c0, float).copy()
     S = math.inf
     for _ in range(iters):
-        val, d1, d2 = _pair_terms(D @ c, a, b, data.kernel, data.beta, 2)
+        val, d1, d2 = pair_terms(D @ c, a, b, data.kernel, data.beta, 2)
         S_new = float(val.sum() / ns)
         if S_new > S - 1e-13 * max(1.0, abs(S)):
             break
@@ -103,12 +103,12 @@ def _solve_linear(T: np.ndarray, data: ScoringData, c0=None, iters: int = 30) ->
             step = np.linalg.lstsq(H, -g, rcond=None)[0]
         lam = 1.0
         for _h in range(20):
-            val2, _, _ = _pair_terms(D @ (c + lam * step), a, b, data.kernel, data.beta, 0)
+            val2, _, _ = pair_terms(D @ (c + lam * step), a, b, data.kernel, data.beta, 0)
             if float(val2.sum() / ns) <= S:
                 break
             lam *= 0.5
         c = c + lam * step
-    val, _, _ = _pair_terms(D @ c, a, b, data.kernel, data.beta, 0)
+    val, _, _ = pair_terms(D @ c, a, b, data.kernel, data.beta, 0)
     return c, float(val.sum() / ns)
 
 
@@ -143,7 +143,7 @@ def fit(terms: list[Term], data: ScoringData, theta0=None, inner_fit: bool = Tru
         T = matrix(th)
         if not np.all(np.isfinite(T)):
             return math.inf
-        return _solve_linear(T, data)[1]
+        return solve_linear(T, data)[1]
 
     th = th0
     if len(inner) == 1 and inner_fit:   # one inner parameter: Brent's method, a few dozen projected solves
@@ -157,7 +157,7 @@ def fit(terms: list[Term], data: ScoringData, theta0=None, inner_fit: bool = Tru
                                                                        "fatol": 1e-10})
         th = np.asarray(res.x, float)
     T = matrix(th)
-    c, S = _solve_linear(T, data)
+    c, S = solve_linear(T, data)
     Sh = action_value(T @ c, data.heldout, data.kernel, data.beta)
     return TermsFit(c, th, S, Sh)
 
@@ -252,7 +252,7 @@ class Screen:
         if terms:
             r = fit(terms, d, inner_fit=False)
             V = term_matrix(terms, r.theta, d.features, d.n_states) @ r.coef
-        _, d1, d2 = _pair_terms(V[self.lo] - V[self.hi], self.a, self.b, d.kernel, d.beta, 2)
+        _, d1, d2 = pair_terms(V[self.lo] - V[self.hi], self.a, self.b, d.kernel, d.beta, 2)
         g = self.D.T @ d1
         h = (self.D * self.D).T @ d2
         with np.errstate(all="ignore"):

@@ -28,7 +28,7 @@ primitive], ["x", feature], ["c", number], ...]``, ``gp.dump_tree``), ``law`` a 
 (``[[kind, feature, feature or "", theta0], ...]``), ``score_p0`` the start parameters its scores
 were fitted from. Fitness is not stored: it is derived from the numbers. What the checks here cannot
 know (primitive and feature names, the island count, whether the numbers are true) is checked by
-``Search.restore``, which re-scores every restored program (``islands.py``).
+``Search.restore``, which re-scores every restored program (``resume.py``).
 """
 from __future__ import annotations
 

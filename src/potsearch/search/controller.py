@@ -1,40 +1,49 @@
-"""The asynchronous (steady-state) search: one controller keeps model calls and evaluations in flight,
-with no round barrier (``loop: async``, the default; ``loop: lockstep`` is ``Search.run``).
+"""The one search loop: model calls and evaluations kept in flight over the programs database.
 
-The programs database is the ``Search`` (islands.py: populations, hall of fame, score cache, store,
-checkpoints). Proposers (proposers.py) make GP offspring in this thread and LLM offspring through
-``ModelCaller`` (at most ``llm.concurrency`` calls in flight); evaluators (evaluators.py) score GP
-offspring in-process or in the worker pool and model-written code in the sandbox, from a thread.
+With no round barrier (``loop: async``, the default), or round by round (``loop: lockstep``, an
+ordered mode of the same loop).
 
-The loop, repeated until every island has made its ``rounds x offspring`` children and all are applied:
-  1. take finished model calls: the reply becomes a Program (extract, allowlist, cache); code that
-     must be scored goes to the sandbox evaluator;
-  2. apply finished LLM offspring to their islands (survivor selection, store, hall of fame);
-  3. a tick: every island makes up to ``offspring`` children. A GP child is made now; an LLM child
-     picks its parents now and joins the queue of model calls. An island with ``cap`` LLM children
-     outstanding (cap = ceil(2 x concurrency / islands)) stops until one of them is applied: the mix
-     ratio holds, and no island waits for a reply it does not need;
-  4. the tick's GP children are scored as one batch and applied;
-  5. queued calls are sent while fewer than ``llm.concurrency`` are in flight.
+Operators (named as in the code): ``search.offspring`` makes a GP or term-operator child in this
+thread; ``LLMProposer`` (proposers.py) prompts a model through ``ModelCaller`` (at most
+``llm.concurrency`` calls in flight) and turns the reply into a candidate (``finish``: extract,
+allowlist); ``search.evaluate`` scores GP children (score cache, in-process, the worker pool or the
+Ray evaluators); ``search.score_model`` scores model-written code (the sandbox evaluator, or the
+cache); the database's ``parents``, ``register``, ``migrate``, ``reset``, ``record`` and
+``checkpoint`` keep the islands. In pseudo-code::
+
+    db.populate(initial random trees, scored)                  # round 0
+    until every island has made rounds x offspring children and all are registered:
+        for each finished model call:    cand = finish(reply); sandbox(cand) unless db.cached
+        async, remote models:            register every finished LLM child, in finishing order
+        tick, for each island i, up to offspring children:
+            with the island's mix ratio: parents = db.parents(i, llm.parents); queue a model call
+                (async: an island with cap LLM children outstanding stops, or, ordered, waits
+                for its oldest one; cap = ceil(2 x concurrency / islands))
+            else:                        child = offspring(i)  (term operator or GP variation)
+        evaluate(the tick's GP children)
+        async:     register(GP children); send queued calls while fewer than concurrency are out
+        lockstep:  send every call; wait for all; register(GP + LLM children of the round)
+        every islands x offspring registered children, round R += 1:
+            db.migrate(R); evaluate + register(db.reset(R)); db.record(R); checkpoint when due
 
 Clocks: migration, resets and checkpoints run on one global clock, round R = (children applied) //
-(islands x offspring) — the same number of children as R lockstep rounds. A candidate's ``round`` is
-its island's own clock (its children so far // offspring + 1).
+(islands x offspring) -- the same number of children as R lockstep rounds. A candidate's ``round``
+is its island's own clock (its children so far // offspring + 1).
 
-Order of results. Remote models: an LLM child is applied when its score arrives; ``meta.applied``
-of its stored row is the number of children applied before it (the order is recorded, not
-reproducible). GP-only and local-model runs (``ordered``): LLM children are applied only in
-submission order and only at fixed points (when an island reaches its cap, and at the end), and
-the local model gets a seed per call (from the uid), so a seeded run repeats bit for bit whatever the
-timing. A GP-only async run makes exactly the lockstep run's candidates (other uids: the loop is part
-of the search id).
+Order of results. Remote models (async): an LLM child is applied when its score arrives;
+``meta.applied`` of its stored row is the number of children applied before it (the order is
+recorded, not reproducible). GP-only and local-model runs (``ordered``): LLM children are applied
+only in submission order and only at fixed points (when an island reaches its cap, and at the end),
+and the local model gets a seed per call (from the uid), so a seeded run repeats bit for bit
+whatever the timing. Lockstep applies a round's children together, in uid order. A GP-only async
+run makes exactly the lockstep run's candidates (other uids: the loop is part of the search id).
 
-Kill and resume: every applied child is stored before the checkpoint that covers it. A checkpoint
-holds the LLM children outstanding at that moment (their parents too). On ``--resume`` each is
-reloaded from the store if its row exists (a stored score is first recomputed in the sandbox and
-compared: ``Search.stored_programs``), else its call is RE-ISSUED (a call in flight at the kill
-is paid twice, never lost); children made after the checkpoint are made again under the same uids
-and ``INSERT OR IGNORE`` keeps the rows already stored.
+Kill and resume: every applied child is stored before the checkpoint that covers it. An async
+checkpoint holds the LLM children outstanding at that moment (their parents too); a lockstep one
+has none. On ``--resume`` each is reloaded from the store if its row exists (a stored score is first
+recomputed in the sandbox and compared: ``resume.stored_children``), else its call is RE-ISSUED (a
+call in flight at the kill is paid twice, never lost); children made after the checkpoint are made
+again under the same uids and ``INSERT OR IGNORE`` keeps the rows already stored.
 """
 from __future__ import annotations
 
@@ -45,9 +54,12 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from deap import tools
+from potsearch.core.errors import InputError
+from potsearch.search import resume
+from potsearch.search.proposers import LLMProposer
 
-from potsearch.search.proposers import LLMProposer, gp_child
+LOCKSTEP_CALLS = 8   # model calls in flight at most in the lockstep mode
+
 
 
 @dataclass
@@ -72,21 +84,23 @@ class Job:
         return [p.uid for p in self.parents]
 
 
-class AsyncController:
+class SearchLoop:
     def __init__(self, search, log=None, ray_address: str | None = None):
         self.s = search
+        self.db = search.db
         self.ray_address = ray_address   # None: this machine; "local" or an address: Ray actors
         cfg = self.cfg = search.cfg
         self.log = log or (lambda msg: None)
+        self.lockstep = cfg.loop == "lockstep"
         self.I, self.O = cfg.islands, cfg.offspring
         self.quota = cfg.rounds * cfg.offspring
         self.llm = search.llm
-        self.limit = cfg.llm_concurrency
-        self.cap = max(1, math.ceil(2 * self.limit / self.I))
+        self.limit = min(LOCKSTEP_CALLS, cfg.llm_concurrency) if self.lockstep else cfg.llm_concurrency
+        self.cap = math.inf if self.lockstep else max(1, math.ceil(2 * self.limit / self.I))
         # GP-only and local-model runs apply results in submission order at fixed points (reproducible);
         # with llm.when_busy: gp no island ever waits, so results are applied as they arrive (recorded)
-        self.ordered = self.llm is None or (all(m == "local" for m in cfg.llm.models)
-                                            and cfg.llm.when_busy == "wait")
+        self.ordered = self.lockstep or self.llm is None or (all(m == "local" for m in cfg.llm.models)
+                                                             and cfg.llm.when_busy == "wait")
         self.proposer = LLMProposer(self.llm, cfg) if self.llm is not None else None
         self.evaluator = None
         self.made = [0] * self.I
@@ -101,10 +115,13 @@ class AsyncController:
         self.samples: list[tuple[float, int, int]] = []   # (seconds, calls in flight, calls queued)
         self._wake = threading.Event()
         self._t0 = time.monotonic()
+        self._ray_owned = False
         self._finished_order: list[int] = []
 
     # ------------------------------------------------------------------ checkpoint state
-    def _extra(self) -> dict:
+    def _extra(self) -> dict | None:
+        if self.lockstep:   # between rounds nothing is outstanding: the round is the whole state
+            return None
         return {"loop": "async", "made": list(self.made), "applied": self.applied, "clock": self.clock,
                 "seq": self.seq, "pending_llm": list(self.pending_llm),
                 "jobs": [{"seq": j.seq, "uid": j.uid, "island": j.island, "rnd": j.rnd, "model": j.model,
@@ -112,16 +129,18 @@ class AsyncController:
                                                                                        key=lambda j: j.seq)]}
 
     def _restore_extra(self, ex: dict | None) -> None:
-        """The loop's state from the checkpoint (checked by checkpoint.decode and Search.restore: the job
-        parents are Programs whose scores were recomputed)."""
-        from potsearch.core.errors import InputError
-
+        """The loop's state from the checkpoint (checked by checkpoint.decode and resume.restored_state:
+        the job parents are candidates whose scores were recomputed)."""
+        if self.lockstep:
+            r = self.db.round
+            self.made, self.applied, self.clock = [r * self.O] * self.I, r * self.I * self.O, r
+            return
         if not ex or ex.get("loop") != "async":
             raise InputError("the run's evolve checkpoint was made by the lockstep loop; resume with "
                              "loop: lockstep", str(self.s.problem.run_dir))
         self.made, self.applied, self.clock, self.seq = list(ex["made"]), ex["applied"], ex["clock"], ex["seq"]
         self.pending_llm = list(ex["pending_llm"])
-        stored = self.s.stored_programs(ex["jobs"])
+        stored = resume.stored_children(self.s, ex["jobs"])
         reissued = 0
         for d in ex["jobs"]:
             job = Job(d["seq"], d["uid"], d["island"], d["rnd"], d["model"], list(d["parents"]))
@@ -150,7 +169,7 @@ class AsyncController:
             self.samples.append((time.monotonic() - self._t0, self.calling, len(self.queue)))
 
     def _poll(self) -> None:
-        """Move finished calls on (reply -> Program -> sandbox) and mark finished jobs done."""
+        """Move finished calls on (reply -> candidate -> sandbox) and mark finished jobs done."""
         for job in sorted(self.jobs.values(), key=lambda j: j.seq):
             if job.done:
                 continue
@@ -161,9 +180,9 @@ class AsyncController:
                 except BaseException as exc:  # cancelled at close, or a bug in the caller
                     rep = {"text": None, "tokens": 0, "cost": 0.0, "seconds": 0.0,
                            "error": f"llm: {type(exc).__name__}: {exc}"[:500]}
-                job.prog = self.proposer.finish(self.s, job, rep)
+                job.prog = self.proposer.finish(self.db.counters, job, rep)
                 if job.prog.meta.pop("needs_score", False):
-                    if self.s.cache.get(job.prog.canonical) is None:
+                    if self.db.cached(job.prog.canonical) is None:
                         job.score = self._score_llm(job.prog)
                         job.score.add_done_callback(lambda _f: self._wake.set())
                     else:
@@ -200,107 +219,55 @@ class AsyncController:
             from potsearch.search.evaluators import SandboxEvaluator
 
             self.evaluator = SandboxEvaluator(self.llm.pool, self.cfg.sandbox.wall_timeout)
-        src, payload, at_params = self.proposer.sandbox_job(self.s, prog)
+        src, payload, at_params = self.s.model_job(prog)
         if self.ray_address is not None:
             keys = ("source", "seed") + (("p0", "fit", "key") if at_params else ())
             return self.evaluator.submit(src, {k: payload[k] for k in keys}, base="llm")
         return self.evaluator.submit(src, payload)
 
-    def _evaluate_gp(self, progs: list) -> None:
-        """GP children: ``Search.evaluate`` here, or the Ray evaluator actors (same cache rules)."""
-        if self.ray_address is None:
-            self.s.evaluate(progs)
-            return
-        s, c = self.s, self.s.counters
-        todo, first, later = [], set(), []
-        for p in progs:
-            hit = s.cache.get(p.canonical)
-            if hit is not None:
-                s._apply(p, hit, True)
-                c["cache_hits"] += 1
-            elif p.canonical in first:
-                later.append(p)
-            else:
-                first.add(p.canonical)
-                todo.append(p)
-        jobs = [s.own_job(p) for p in todo]
-        # a check of a stored claim (resume) is one evaluation of our own source: made here
-        checks = [k for k, (claim, _) in enumerate(jobs) if claim is not None]
-        checked = dict(zip(checks, s._score_own([jobs[k][1] for k in checks])))
-        futs = {k: self.evaluator.submit(p.source, {"source": p.source, "p0": a[1], "seed": a[2]}, base="gp")
-                for k, (p, (claim, a)) in enumerate(zip(todo, jobs)) if claim is None}
-        for k, (p, (claim, a)) in enumerate(zip(todo, jobs)):
-            if claim is not None:
-                s.own_result(p, checked[k], claim, a)
-                continue
-            r = futs[k].result()
-            res = r.value if r.ok and isinstance(r.value, dict) else {"error": r.error or "sandbox: no result",
-                                                                      "params": None}
-            s.own_result(p, res, None, a)
-        for p in later:
-            s._apply(p, s.cache[p.canonical], True)
-            c["cache_hits"] += 1
+    def _remote_gp(self, src: str, p0, seed: int):
+        """A GP child scored by the Ray evaluator actors (a future of its sandbox result)."""
+        return self.evaluator.submit(src, {"source": src, "p0": p0, "seed": seed}, base="gp")
 
     def _outcome(self, job: Job):
-        """Final scores of a done job's Program (cache looked up now: the cache only grows)."""
-        s, c, p = self.s, self.s.counters, job.prog
+        """Final scores of a done job's candidate (the cache is looked up now: it only grows)."""
+        c, p = self.db.counters, job.prog
         if job.reloaded:  # stored before the kill: its call was counted in counters that the checkpoint lost
             c["llm_calls"] += 1
             c["tokens"] += p.tokens
             c["cost"] += p.cost
             return p
         if p.canonical and p.error is None and p.train_action is None:
-            hit = s.cache.get(p.canonical)
-            if hit is not None:
-                s._apply(p, hit, True)
-                c["cache_hits"] += 1
-            else:
+            res, err = None, None
+            if job.score is not None:
                 try:
                     res = job.score.result()
                 except Exception as exc:
-                    res = None
                     err = f"sandbox: {type(exc).__name__}: {exc}"
-                good = res is not None and res.ok and isinstance(res.value, dict)
-                if s.model_result(p, res.value if good else None):   # re-validated a stored score: a cache hit
-                    return p
-                c["evaluations"] += 1
-                if good:
-                    val = res.value
-                    s._apply(p, val, False)
-                    p.eval_seconds = float(res.seconds)
-                    if val.get("error") is None:
-                        s.cache.setdefault(p.canonical, {k: val.get(k) for k in
-                                                         ("params", "train_action", "heldout_action", "gap",
-                                                          "complexity", "n_params", "error", "heldout_gap")})
-                        c["llm_scored"] += 1
-                    else:
-                        c["llm_failed"] += 1
-                else:
-                    LLMProposer._fail(p, (res.error if res is not None else err) or "sandbox: no result", s)
-                    c["llm_failed"] += 1
+            self.s.score_model(p, res, err)
         return p
 
-    def _apply_jobs(self, jobs: list[Job]) -> list:
-        progs = []
+    def _apply_jobs(self, jobs: list[Job]) -> None:
+        """Async: register finished LLM children one by one (each merged into its island in turn)."""
         for job in jobs:
             p = self._outcome(job)
             p.meta["applied"] = self.applied
-            self.s.pops[job.island] = self.s._survivors(self.s.pops[job.island], [p])
-            self.applied += 1
-            self.out[job.island] -= 1
-            del self.jobs[job.seq]
-            progs.append(p)
-        if progs:
-            self.s._store_programs(progs)
-            self.s.hof.update([p for p in progs if p.ok])
-        return progs
+            self._forget(job)
+            self.db.register([p])
+
+    def _forget(self, job: Job) -> None:
+        self.applied += 1
+        self.out[job.island] -= 1
+        del self.jobs[job.seq]
 
     def _apply_ready(self) -> int:
         """Remote models: every finished LLM child, in the order they finished."""
         if self.ordered or not self._finished_order:
             return 0
         seqs, self._finished_order = self._finished_order, []
-        return len(self._apply_jobs([self.jobs[q] for q in seqs if q in self.jobs]))
+        jobs = [self.jobs[q] for q in seqs if q in self.jobs]
+        self._apply_jobs(jobs)
+        return len(jobs)
 
     def _wait_for(self, job: Job) -> None:
         while not job.done:
@@ -319,9 +286,10 @@ class AsyncController:
 
     # ------------------------------------------------------------------ one tick of proposals
     def _tick(self) -> int:
+        """Every island makes up to ``offspring`` children; the GP ones are scored and registered (async)
+        or wait for the round's LLM children (lockstep)."""
         s, cfg = self.s, self.cfg
         gp_children: list = []
-        per_island: list[list] = [[] for _ in range(self.I)]
         made = 0
         for i in range(self.I):
             mix = cfg.mix_for(i) if self.llm is not None else 0.0
@@ -347,40 +315,50 @@ class AsyncController:
                 self.made[i] += 1
                 made += 1
                 if want:
-                    pop = s.pops[i]
-                    parents = tools.selTournament(pop, min(cfg.llm.parents, len(pop)), min(cfg.tournament, len(pop)))
-                    job = Job(self.seq, uid, i, rnd, cfg.model_for(i), parents)
+                    job = Job(self.seq, uid, i, rnd, cfg.model_for(i), self.db.parents(i, cfg.llm.parents))
                     self.seq += 1
                     self.jobs[job.seq] = job
                     self.out[i] += 1
                     self.queue.append(job)
                     continue
-                child = gp_child(s, i, uid, rnd)
-                gp_children.append(child)
-                per_island[i].append(child)
+                gp_children.append(s.offspring(i, uid, rnd))
         if gp_children:
-            self._evaluate_gp(gp_children)
-            for i in range(self.I):
-                if per_island[i]:
-                    s.pops[i] = s._survivors(s.pops[i], per_island[i])
-            s._store_programs(gp_children)
-            s.hof.update([p for p in gp_children if p.ok])
+            s.evaluate(gp_children, remote=self._remote_gp if self.ray_address is not None else None)
+        if self.lockstep:
+            self._settle_round(gp_children)
+        elif gp_children:
+            self.db.register(gp_children)
             self.applied += len(gp_children)
         return made
 
+    def _settle_round(self, gp_children: list) -> None:
+        """Lockstep: every LLM child of the round is called and scored, then the round's children are
+        registered together in uid order."""
+        jobs = [self.jobs[q] for q in sorted(self.jobs)]
+        for job in jobs:
+            self._wait_for(job)
+        llm_children = [self._outcome(job) for job in jobs]
+        for job in jobs:
+            self._forget(job)
+        self._finished_order = []
+        new = gp_children + llm_children
+        new.sort(key=lambda p: (p.island, int(p.uid.rsplit(":", 1)[1])))
+        self.db.register(new)
+        self.applied += len(gp_children)
+
     # ------------------------------------------------------------------ the global clock
     def _advance_clock(self, on_round) -> None:
-        s, cfg = self.s, self.cfg
+        s, db = self.s, self.db
         while self.clock < self.applied // (self.I * self.O):
             self.clock += 1
-            r = s.round = self.clock
-            if cfg.migrate_every and r % cfg.migrate_every == 0 and self.I > 1:
-                tools.migRing(s.pops, cfg.migrants, selection=lambda pop, k: [p.clone() for p in tools.selBest(pop, k)],
-                              replacement=tools.selWorst)
-            if cfg.reset_every and r % cfg.reset_every == 0 and self.I > 1:
-                s._reset(r)
-            s._record(r, [self.O] * self.I)
-            if r % cfg.checkpoint_every == 0 or r == cfg.rounds:
+            r = self.clock
+            db.migrate(r)
+            fresh = db.reset(r, lambda uid, i, rnd: s.fresh(uid, i, rnd, "gp:reset"))
+            if fresh:
+                s.evaluate(fresh)
+                db.register(fresh, admit=False)
+            db.record(r, [self.O] * self.I)
+            if r % self.cfg.checkpoint_every == 0 or r == self.cfg.rounds:
                 self.checkpoint()
             if on_round:
                 on_round(s)
@@ -391,17 +369,18 @@ class AsyncController:
         random.seed(cfg.seed)
         if self.ray_address is not None:
             self._start_ray()
-        resumed = s.restore() if resume else False
+        resumed, extra = s.restore() if resume else (False, None)
         if resume and not resumed:
             self.log("no evolve checkpoint in this run: starting a new search")
         if resumed:
-            self._restore_extra(s.restored_extra)
+            self._restore_extra(extra)
         else:
             s.initialise()
             self.checkpoint()
-        s.store.log_event("evolve", "resume" if resumed else "start",
-                          {"round": s.round, "sid": s.sid, "rounds": cfg.rounds, "loop": "async",
-                           "concurrency": self.limit if self.llm is not None else 0})
+        event = {"round": self.db.round, "sid": s.sid, "rounds": cfg.rounds}
+        if not self.lockstep:
+            event.update(loop="async", concurrency=self.limit if self.llm is not None else 0)
+        s.store.log_event("evolve", "resume" if resumed else "start", event)
         if on_round:
             on_round(s)
         try:
@@ -421,12 +400,15 @@ class AsyncController:
                 if made == 0 and applied == 0:
                     self._wake.wait(0.5)
                     self._wake.clear()
-            self.checkpoint()
+            if not self.lockstep:
+                self.checkpoint()
         finally:
             self.close()
 
     def stats(self) -> dict:
         """Calls in flight over time (time-weighted mean), for the summary and the benchmark."""
+        if self.lockstep:
+            return {"loop": "lockstep"}
         out = {"loop": "async", "concurrency": self.limit if self.llm is not None else 0}
         if self.proposer is not None and len(self.proposer.caller.samples) > 1:
             sm = self.proposer.caller.samples
@@ -442,7 +424,7 @@ class AsyncController:
             self.evaluator.close()
             if getattr(self.evaluator, "stats", None):
                 self.s.store.log_event("evolve", "ray-evaluators", dict(self.evaluator.stats))
-        if getattr(self, "_ray_owned", False):
+        if self._ray_owned:
             import ray
 
             ray.shutdown()

@@ -170,3 +170,8 @@ def vary(tb: base.Toolbox, a: gp.PrimitiveTree, b: gp.PrimitiveTree | None, cx_p
     name = random.choice(MUTATIONS)
     (child,) = getattr(tb, name)(a)
     return child, "gp:" + name[4:]
+
+
+def copy_tree(tree: gp.PrimitiveTree) -> gp.PrimitiveTree:
+    """A copy of a tree (its nodes are never changed in place: ``set_constants`` replaces them)."""
+    return gp.PrimitiveTree(list(tree))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import re
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -184,17 +183,17 @@ def model_client(llm, name: str):
 
 
 def reply_record(reply) -> dict:
-    """A model call (``llmclient.Reply``) as the search records it (both loops)."""
+    """A model call (``llmclient.Reply``) as the search records it."""
     return {"text": reply.text if reply.error is None else None, "tokens": reply.tokens, "cost": reply.cost,
             "error": f"llm: {reply.error}"[:500] if reply.error else None, "seconds": reply.latency}
 
 
 def screen_reply(text: str | None, check_source) -> tuple[str, str, str | None]:
-    """One model reply, screened the same way by both loops: ``(source to store, canonical form,
+    """One model reply, screened: ``(source to store, canonical form,
     rejection)``. The rejection is None when the program may go to the sandbox, else the reason stored
     on the candidate ("rejected: ..." for a refused reply or program, "no code: ..." for none). Never
     raises: any failure to parse is a rejection."""
-    from potsearch.search.islands import canonical_source
+    from potsearch.search.candidate import canonical_source
 
     text = text or ""
     try:
@@ -243,7 +242,6 @@ class LLMOperator:
         self.payload = problem.data.payload()
         self.payload["fit"] = dict(self.payload["fit"], starts=max(3, cfg.fit.starts))
         self.spent = 0.0
-        self._clients: dict = {}
         rng = np.random.default_rng(cfg.seed)
         n = problem.n_states
         self.sample_idx = np.sort(rng.choice(n, min(n, cfg.llm.samples_in_prompt), replace=False))
@@ -275,17 +273,6 @@ class LLMOperator:
         return PROMPT.format(agent=pr.agent, s_min=pr.s_min_train, features=feats, samples="\n".join(lines),
                              parents="\n\n".join(par) or "(none yet)")
 
-    # ------------------------------------------------------------------ model calls
-    def client(self, name: str):
-        """The client of a configured model (``local`` is routed to the in-process provider)."""
-        if name not in self._clients:
-            self._clients[name] = model_client(self.cfg.llm, name)
-        return self._clients[name]
-
-    def ask(self, model: str, prompt: str) -> dict:
-        """One model call of the lockstep loop (a thread of its pool): the reply as the search records it."""
-        return reply_record(self.client(model).complete_sync(messages(prompt), grammar=self.grammar()))
-
     def prompt_compact(self, parents) -> str:
         pr = self.problem
         feats = "\n".join(f"- {k}: {self.feature_doc.get(k, '')}"[:90] for k in pr.usable)
@@ -306,70 +293,3 @@ class LLMOperator:
 
             self._grammar = potential_grammar(self.problem.usable)
         return self._grammar
-
-    # ------------------------------------------------------------------ one round's jobs
-    def run_jobs(self, search, jobs: list[tuple], rnd: int) -> list:
-        """jobs: (island, uid, parents). Returns evaluated Programs (errors recorded, never raised)."""
-        from potsearch.search.islands import Program
-
-        prompts = [self.prompt(parents) for _, _, parents in jobs]
-        models = [self.cfg.model_for(i) for i, _, _ in jobs]
-        for m in set(models):  # made here, not concurrently in the pool's threads
-            self.client(m)
-        with ThreadPoolExecutor(max_workers=max(1, min(8, len(jobs)))) as ex:
-            replies = list(ex.map(self.ask, models, prompts))
-        progs, to_score = [], []
-        c = search.counters
-        for (island, uid, parents), model, rep in zip(jobs, models, replies):
-            c["llm_calls"] += 1
-            c["tokens"] += rep["tokens"]
-            c["cost"] += rep["cost"]
-            self.spent += rep["cost"]
-            text = rep["text"]
-            source, canonical, rejection = screen_reply(text, self.check_source)
-            prog = Program(uid=uid, source=source, canonical=canonical, island=island, round=rnd,
-                           operator="llm", parents=[p.uid for p in parents], model=model, tokens=rep["tokens"],
-                           cost=rep["cost"], meta={"llm_seconds": rep["seconds"], "reply_chars": len(text or "")})
-            progs.append(prog)
-            if rep["error"]:
-                self._fail(prog, rep["error"], search)
-                c["llm_failed"] += 1
-                continue
-            if rejection is not None:
-                self._fail(prog, rejection, search)
-                c["llm_rejected"] += 1
-                continue
-            hit = search.cache.get(prog.canonical)
-            if hit is not None:
-                search._apply(prog, hit, True)
-                c["cache_hits"] += 1
-                continue
-            to_score.append(prog)
-        if to_score:
-            jobs_ = [search.model_job(p, self.payload)[:2] for p in to_score]  # a stored claim: checked at its params
-            results = self.pool.map(jobs_, task=TASK, timeout=self.cfg.sandbox.wall_timeout)
-            for p, res in zip(to_score, results):
-                good = res.ok and isinstance(res.value, dict)
-                if search.model_result(p, res.value if good else None):  # re-validated a stored score: a cache hit
-                    continue
-                if good:
-                    val = res.value
-                    search._apply(p, val, False)
-                    p.eval_seconds = float(res.seconds)
-                    if val.get("error") is None:
-                        search.cache[p.canonical] = {k: val.get(k) for k in
-                                                     ("params", "train_action", "heldout_action", "gap",
-                                                      "complexity", "n_params", "error", "heldout_gap")}
-                        c["llm_scored"] += 1
-                    else:
-                        c["llm_failed"] += 1
-                else:
-                    self._fail(p, res.error or "sandbox: no result", search)
-                    c["llm_failed"] += 1
-                c["evaluations"] += 1
-        return progs
-
-    @staticmethod
-    def _fail(prog, error: str, search) -> None:
-        prog.set_score({"error": error}, search.cfg.gp.parsimony)
-        prog.meta["category"] = error.split(":", 1)[0]

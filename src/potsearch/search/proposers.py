@@ -1,4 +1,4 @@
-"""Proposers for the asynchronous search: GP variation (in the controller's thread) and model calls
+"""The LLM proposer of the search loop: model calls
 (an asyncio event loop in one background thread, at most ``llm.concurrency`` calls in flight).
 
 ``ModelCaller.submit`` returns a ``concurrent.futures.Future`` of a reply dict ``{text, tokens, cost,
@@ -8,9 +8,9 @@ loop cannot be interrupted and finishes in its thread, its reply dropped), recor
 ``llm: Timeout: no reply within Ns``. The caller records the number of calls in
 flight at every change (``samples``: (seconds since start, calls in flight)).
 
-``LLMProposer.finish`` turns a reply into a Program exactly as the lockstep operator does
-(extract_source, the allowlist, the score cache): it either carries its final outcome (failed,
-rejected, cache hit) or needs scoring in the sandbox.
+``LLMProposer.finish`` turns a reply into a Candidate (``llm_op.screen_reply``: extract_source, the
+allowlist): it either carries its final outcome (the call failed, the reply was rejected) or needs
+scoring (``Search.score_model``: the score cache or the sandbox).
 """
 from __future__ import annotations
 
@@ -19,13 +19,6 @@ import threading
 import time
 import zlib
 from concurrent.futures import Future
-
-
-# --------------------------------------------------------------------------- GP
-def gp_child(search, island: int, uid: str, rnd: int):
-    """One non-LLM offspring of ``island`` (the lockstep step's variation, child by child): GP, or the
-    term-structured operator with probability ``terms_mix`` (``Search.offspring``)."""
-    return search.offspring(island, uid, rnd)
 
 
 # --------------------------------------------------------------------------- model calls
@@ -126,41 +119,32 @@ class LLMProposer:
         seed = zlib.crc32(uid.encode()) & 0x7FFFFFFF if model == "local" else None
         return self.caller.submit(model, prompt, seed, self.op.grammar())
 
-    def finish(self, search, job, rep: dict):
-        """The Program for a reply; ``prog.meta['needs_score']`` when it must go to the sandbox."""
-        from potsearch.search.islands import Program
+    def finish(self, counters: dict, job, rep: dict):
+        """The Candidate of a reply (the call counted in ``counters``); ``meta['needs_score']`` when it
+        passed the allowlist and must be scored."""
+        from potsearch.search.candidate import Candidate
         from potsearch.search.llm_op import screen_reply
 
-        c = search.counters
+        c = counters
         c["llm_calls"] += 1
         c["tokens"] += rep["tokens"]
         c["cost"] += rep["cost"]
         self.op.spent += rep["cost"]
         source, canonical, rejection = screen_reply(rep["text"], self.op.check_source)
-        prog = Program(uid=job.uid, source=source, canonical=canonical, island=job.island,
-                       round=job.rnd, operator="llm", parents=list(job.parent_uids), model=job.model,
-                       tokens=rep["tokens"], cost=rep["cost"],
-                       meta={"llm_seconds": rep["seconds"], "reply_chars": len(rep["text"] or "")})
+        prog = Candidate(uid=job.uid, source=source, canonical=canonical, island=job.island,
+                         round=job.rnd, operator="llm", parents=list(job.parent_uids), model=job.model,
+                         tokens=rep["tokens"], cost=rep["cost"],
+                         meta={"llm_seconds": rep["seconds"], "reply_chars": len(rep["text"] or "")})
         if rep["error"]:
-            self._fail(prog, rep["error"], search)
+            prog.fail(rep["error"], self.cfg.gp.parsimony)
             c["llm_failed"] += 1
             return prog
         if rejection is not None:
-            self._fail(prog, rejection, search)
+            prog.fail(rejection, self.cfg.gp.parsimony)
             c["llm_rejected"] += 1
             return prog
         prog.meta["needs_score"] = True
         return prog
-
-    def sandbox_job(self, search, prog) -> tuple:
-        """(source, payload, at_params): the sandbox job scoring ``prog`` (``Search.model_job``: on resume,
-        a check of the store's claim on its source, at the claimed parameters)."""
-        return search.model_job(prog, self.op.payload)
-
-    @staticmethod
-    def _fail(prog, error: str, search) -> None:
-        prog.set_score({"error": error}, search.cfg.gp.parsimony)
-        prog.meta["category"] = error.split(":", 1)[0]
 
     def close(self) -> None:
         self.caller.close()

@@ -16,6 +16,7 @@ def evolve(run_dir, cfg: SearchConfig, resume: bool = False, quiet: bool = True,
     """Run (or resume) the search on ``run_dir``; returns the summary written to evolve/summary.json.
     ``log(message)`` receives the search's one-line notes (e.g. a resume without a checkpoint).
     ``address``: Ray actors score candidates and call models ('local' = an embedded Ray)."""
+    from potsearch.search.controller import SearchLoop
     from potsearch.search.islands import Search
     from potsearch.search.outputs import write_outputs
     from potsearch.search.problem import load_problem
@@ -42,15 +43,9 @@ def evolve(run_dir, cfg: SearchConfig, resume: bool = False, quiet: bool = True,
     progress = round_progress(cfg.rounds, quiet=quiet)  # bar or plain lines with an ETA (progress.py)
     t0 = time.perf_counter()
     try:
-        if cfg.loop == "async":  # steady state, no round barrier (controller.py); else Search.run's rounds
-            from potsearch.search.controller import AsyncController
-
-            ctl = AsyncController(search, log=log, ray_address=address)
-            ctl.run(resume=resume, on_round=progress)
-            search.loop_stats = ctl.stats()
-        else:
-            search.run(resume=resume, on_round=progress)
-            search.loop_stats = {"loop": "lockstep"}
+        loop = SearchLoop(search, log=log, ray_address=address)   # loop: lockstep is its ordered mode
+        loop.run(resume=resume, on_round=progress)
+        search.loop_stats = loop.stats()
     finally:
         progress.close()
         search.close()

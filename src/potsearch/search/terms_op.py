@@ -93,7 +93,7 @@ class TermsOperator:
 
     def sweep(self) -> list[list[T.Term]]:
         """The best plain linear laws of 1..``SWEEP`` features (at most ``terms_max``): every subset of
-        the library's linear terms solved exactly (``terms._solve_linear``, one Newton solve each:
+        the library's linear terms solved exactly (``terms.solve_linear``, one Newton solve each:
         4-5 s for the 2,516 subsets of 16 word features on 20,000 samples, 2 shared cores), the ``ARCHIVE`` lowest training actions of each
         size kept, a law whose values equal a kept one's (an identity twin: n_params = terms) skipped.
         A sparse linear law is then on the front whatever the random moves find, and the guided moves
@@ -112,7 +112,7 @@ class TermsOperator:
             for sub in itertools.combinations(cols, k):
                 M = np.column_stack([cols[t] for t in sub])
                 try:
-                    c, S = T._solve_linear(M, data)
+                    c, S = T.solve_linear(M, data)
                 except (np.linalg.LinAlgError, ValueError, FloatingPointError):
                     continue
                 if math.isfinite(S) and np.all(np.isfinite(c)):
@@ -131,7 +131,7 @@ class TermsOperator:
 
     # ------------------------------------------------------------------ children
     def child(self) -> dict:
-        """A new law to score: ``source``, ``p0``, ``parents`` and ``meta`` of the Program the search
+        """A new law to score: ``source``, ``p0``, ``parents`` and ``meta`` of the Candidate the search
         makes of it (a mutation of an archive law, or a fresh linear term)."""
         parent, op = None, "new"
         self.prepare()
@@ -166,7 +166,7 @@ class TermsOperator:
         theta0 = np.array([t.theta0 for t in law if t.n_inner], float)
         dummy = T.TermsFit(np.zeros(len(law)), theta0, math.nan, math.nan)
         src, p0 = T.to_source(law, dummy)
-        if src in self.s.cache:
+        if self.s.db.seen(src):
             return src, p0
         try:
             r = T.fit(law, self.s.problem.data, inner_fit=False)

@@ -64,7 +64,7 @@ class StandinServer:
                     body = json.loads(self.rfile.read(n) or b"{}")
                 except ValueError:
                     body = {}
-                outer._serve(self, body)
+                outer.serve(self, body)
 
         class Server(ThreadingHTTPServer):
             def handle_error(self, request, client_address):  # a client cut at its timeout: not an error here
@@ -110,7 +110,8 @@ class StandinServer:
             if d > 0:
                 self.requests += 1
 
-    def _serve(self, h: BaseHTTPRequestHandler, body: dict) -> None:
+    def serve(self, h: BaseHTTPRequestHandler, body: dict) -> None:
+        """Answer one request (the handler's POST)."""
         delay, kind, text = self._draw()
         if self._words is not None and kind == "ok":
             with self._lock:
@@ -155,6 +156,10 @@ class StandinServer:
         self._timer.cancel()
         self._httpd.shutdown()
         self._httpd.server_close()
+
+    def wait(self) -> None:
+        """Block until the server's lifetime ends (or close())."""
+        self._timer.join()
 
     def __enter__(self) -> "StandinServer":
         return self
@@ -220,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
           f"  OPENAI_API_KEY=standin potsearch collect --agent word --provider openai/standin --mode free "
           f"--api-base {srv.api_base} --run runs/rehearsal --max-samples 400", flush=True)
     try:
-        srv._timer.join()
+        srv.wait()
     except KeyboardInterrupt:
         pass
     finally:

@@ -11,15 +11,15 @@ import numpy as _np
 
 from potsearch.law.interp.policy import (
     ALLOWED_MATH, ALLOWED_NUMPY, MAX_INT_BITS, MAX_NESTING, MAX_NUMPY_INT_BITS, REFUSED_KEYWORDS, VALUE_ATTRIBUTES,
-    _BINARY, _BRK, _CNT, _COMPARE, _DTYPES, _INPLACE, _ITERATORS, _RET, _SUBSCRIPTABLE, _UNARY, ProgramRefused,
-    _big_int, _broadcast_units, _predict, _product_work, _python_loop, _units, numpy_max_positional
+    BINARY, BRK, CNT, COMPARE, DTYPES, INPLACE, ITERATORS, RET, SUBSCRIPTABLE, UNARY, ProgramRefused,
+    big_int, broadcast_units, predict, product_work, python_loop, work_units, numpy_max_positional
 )
-from potsearch.law.interp.pybuiltins import _BUILTIN_NAMES, _BUILTINS, _MATH_IMPL, _short
+from potsearch.law.interp.pybuiltins import BUILTIN_NAMES, BUILTINS, MATH_IMPL, short_repr
 
 # >>> embed interp
-class _Compiler:
+class Compiler:
     """Statements and expressions of a program compiled to closures ``run(c, env)`` (``c``: the
-    call's state, :class:`_Call`; ``env``: the local names). A base of :class:`Program`, which holds
+    call's state, :class:`CallBudget`; ``env``: the local names). A base of :class:`Program`, which holds
     the module-level state these methods read (``_scope``, ``_loops``, ``_frames``, the names)."""
 
     def _block(self, stmts, d):
@@ -70,25 +70,25 @@ class _Compiler:
                     note(c)
             return ann_assign
         if isinstance(s, _ast.AugAssign):
-            if not isinstance(s.target, _ast.Name) or type(s.op) not in _BINARY:
+            if not isinstance(s.target, _ast.Name) or type(s.op) not in BINARY:
                 raise ProgramRefused(f"line {line}: augmented assignment to a plain name only")
             load, store, value, op = self._load(s.target), self._store(s.target), self._expr(s.value, d + 1), type(s.op)
 
             def aug_assign(c, env):
                 c.tick()
                 cur = load(c, env)
-                store(c, env, c.arith(op, cur, value(c, env), _INPLACE))
+                store(c, env, c.arith(op, cur, value(c, env), INPLACE))
             return aug_assign
         if isinstance(s, _ast.Return):
             if self._scope is None:
                 raise ProgramRefused(f"line {line}: return outside a function")
             if s.value is None:
-                return lambda c, env: (_RET, None)
+                return lambda c, env: (RET, None)
             value = self._expr(s.value, d + 1)
 
             def ret(c, env):
                 c.tick()
-                return _RET, value(c, env)
+                return RET, value(c, env)
             return ret
         if isinstance(s, _ast.If):
             test, body = self._expr(s.test, d + 1), self._block(s.body, d + 1)
@@ -102,7 +102,7 @@ class _Compiler:
             return if_
         if isinstance(s, _ast.For):
             it = s.iter
-            if not (isinstance(it, _ast.Call) and isinstance(it.func, _ast.Name) and it.func.id in _ITERATORS):
+            if not (isinstance(it, _ast.Call) and isinstance(it.func, _ast.Name) and it.func.id in ITERATORS):
                 raise ProgramRefused(f"line {line}: for loops must use range/enumerate/zip/reversed")
             items, store = self._expr(it, d + 1), self._store(s.target)
             self._loops += 1
@@ -119,9 +119,9 @@ class _Compiler:
                     store(c, env, item)
                     r = body(c, env)
                     if r is not None:
-                        if r is _BRK:
+                        if r is BRK:
                             break
-                        if r is _CNT:
+                        if r is CNT:
                             continue
                         return r
                 else:
@@ -132,9 +132,9 @@ class _Compiler:
         if isinstance(s, (_ast.Break, _ast.Continue)):
             if not self._loops:
                 raise ProgramRefused(f"line {line}: {type(s).__name__.lower()} outside a loop")
-            sig = _BRK if isinstance(s, _ast.Break) else _CNT
+            sig = BRK if isinstance(s, _ast.Break) else CNT
             return lambda c, env: sig
-        if isinstance(s, _ast.Pass) or _docstring(s):
+        if isinstance(s, _ast.Pass) or docstring_of(s):
             return _nothing2
         raise ProgramRefused(f"line {line}: {type(s).__name__} refused")
 
@@ -166,7 +166,7 @@ class _Compiler:
         n = e.id
         if "__" in n:
             raise ProgramRefused(f"line {e.lineno}: name {n!r} refused")
-        if n in ("np", "math") or n in self._function_names or n in _BUILTIN_NAMES:
+        if n in ("np", "math") or n in self._function_names or n in BUILTIN_NAMES:
             raise ProgramRefused(f"line {e.lineno}: {n!r} may only be called (or used as {n}.<name>)")
         if self._scope is not None and n in self._scope:
             def local(c, env):
@@ -199,7 +199,7 @@ class _Compiler:
             return lambda c, env: v
         if isinstance(e, _ast.Name):
             return self._load(e)
-        if isinstance(e, _ast.BinOp) and type(e.op) in _BINARY:
+        if isinstance(e, _ast.BinOp) and type(e.op) in BINARY:
             left, right, op = self._expr(e.left, d + 1), self._expr(e.right, d + 1), type(e.op)
 
             def binop(c, env):
@@ -208,8 +208,8 @@ class _Compiler:
                     c.check()
                 return c.arith(op, left(c, env), right(c, env))
             return binop
-        if isinstance(e, _ast.UnaryOp) and type(e.op) in _UNARY:
-            operand, fn = self._expr(e.operand, d + 1), _UNARY[type(e.op)]
+        if isinstance(e, _ast.UnaryOp) and type(e.op) in UNARY:
+            operand, fn = self._expr(e.operand, d + 1), UNARY[type(e.op)]
 
             def unary(c, env):
                 c.tick()
@@ -233,10 +233,10 @@ class _Compiler:
             return boolop
         if isinstance(e, _ast.Compare):
             for op in e.ops:
-                if type(op) not in _COMPARE:
+                if type(op) not in COMPARE:
                     raise ProgramRefused(f"line {line}: comparison {type(op).__name__} refused (use == / !=)")
             first = self._expr(e.left, d + 1)
-            rest = [(_COMPARE[type(op)], self._expr(x, d + 1)) for op, x in zip(e.ops, e.comparators)]
+            rest = [(COMPARE[type(op)], self._expr(x, d + 1)) for op, x in zip(e.ops, e.comparators)]
 
             def compare(c, env):
                 c.tick()
@@ -245,8 +245,8 @@ class _Compiler:
                 for i, (fn, right_fn) in enumerate(rest):
                     right = right_fn(c, env)
                     if isinstance(left, _np.ndarray) or isinstance(right, _np.ndarray):
-                        c.charge(_broadcast_units((left, right)))
-                        if _big_int(left) or _big_int(right):
+                        c.charge(broadcast_units((left, right)))
+                        if big_int(left) or big_int(right):
                             raise ProgramRefused(f"integers of more than {MAX_NUMPY_INT_BITS} bits in array "
                                                  "comparisons refused")
                     else:
@@ -277,17 +277,17 @@ class _Compiler:
             def subscript(c, env):
                 c.tick()
                 o = obj(c, env)
-                if not isinstance(o, _SUBSCRIPTABLE):
+                if not isinstance(o, SUBSCRIPTABLE):
                     raise ProgramRefused(f"line {line}: subscript of {type(o).__name__} refused")
                 i = index(c, env)
                 if isinstance(o, _np.ndarray) and isinstance(i, (_np.ndarray, list, tuple)):
-                    c.charge(_units(i) if not isinstance(i, tuple) else _broadcast_units(i))
+                    c.charge(work_units(i) if not isinstance(i, tuple) else broadcast_units(i))
                 elif type(o) is dict:
                     c.depth_of(i)
                     try:
                         return o[i]
                     except KeyError:  # the key's text, bounded (a key can be a huge tuple or string)
-                        raise KeyError(_short(i)) from None
+                        raise KeyError(short_repr(i)) from None
                 return c.made(o[i])
             return subscript
         if isinstance(e, _ast.Slice):
@@ -341,8 +341,8 @@ class _Compiler:
                     a = [g(c, env) for g in args]
                     return self._call(c, n, a, {k: g(c, env) for k, g in kws})
                 return user
-            if n in _BUILTIN_NAMES:
-                impl = _BUILTINS[n]
+            if n in BUILTIN_NAMES:
+                impl = BUILTINS[n]
 
                 def builtin(c, env):
                     c.tick()
@@ -363,16 +363,16 @@ class _Compiler:
                     kw = {k: g(c, env) for k, g in kws}
                     for v in a:
                         c.depth_of(v)
-                    c.tick(_python_loop(name, a, kw))
-                    c.charge(_predict(name, a, kw))
+                    c.tick(python_loop(name, a, kw))
+                    c.charge(predict(name, a, kw))
                     if name == "dot" and len(a) == 2:
-                        c.spend(_product_work(a[0], a[1]))
-                    if any(_big_int(v) for v in a) or any(_big_int(v) for v in kw.values()):
+                        c.spend(product_work(a[0], a[1]))
+                    if any(big_int(v) for v in a) or any(big_int(v) for v in kw.values()):
                         raise ProgramRefused(f"np.{name} of integers of more than {MAX_NUMPY_INT_BITS} bits refused "
                                              "(numpy would compute on Python objects)")
                     return c.made(fn(*a, **kw))
                 return numpy_call
-            impl = _MATH_IMPL.get(name)
+            impl = MATH_IMPL.get(name)
 
             def math_call(c, env):
                 c.tick()
@@ -386,15 +386,15 @@ class _Compiler:
 
     @staticmethod
     def _dtype(node):
-        if isinstance(node, _ast.Name) and node.id in _DTYPES:
-            return _DTYPES[node.id]
+        if isinstance(node, _ast.Name) and node.id in DTYPES:
+            return DTYPES[node.id]
         if isinstance(node, _ast.Attribute) and isinstance(node.value, _ast.Name) and node.value.id == "np" \
                 and node.attr in ("float64", "int64"):
             return getattr(_np, node.attr)
         raise ProgramRefused("dtype must be float, int, bool, np.float64 or np.int64")
 
 
-def _nothing(c):
+def no_op(c):
     return None
 
 
@@ -402,6 +402,6 @@ def _nothing2(c, env):
     return None
 
 
-def _docstring(s):
+def docstring_of(s):
     return isinstance(s, _ast.Expr) and isinstance(s.value, _ast.Constant) and isinstance(s.value.value, str)
 # <<< embed interp

@@ -1,7 +1,7 @@
 """What a candidate program may use and how much one call may do: the allowlists of numpy, math
 and builtin names, the numpy argument policy, the bounds (``MAX_*``), the work a numpy call will do
-(predicted before it runs), the state of one call (:class:`_Call`) and the process settings it is
-isolated from (:class:`_Isolated`). Embedded in best_potential.py (``potsearch.law.interp``).
+(predicted before it runs), the state of one call (:class:`CallBudget`) and the process settings it is
+isolated from (:class:`Isolated`). Embedded in best_potential.py (``potsearch.law.interp``).
 """
 # >>> embed interp
 import ast as _ast
@@ -81,7 +81,7 @@ class ProgramRefused(Exception):
     (steps, seconds, array size, work, integer size, nesting): it is never run as Python."""
 
 
-_BINARY = {
+BINARY = {
     _ast.Add: _operator.add, _ast.Sub: _operator.sub, _ast.Mult: _operator.mul,
     _ast.Div: _operator.truediv, _ast.FloorDiv: _operator.floordiv, _ast.Mod: _operator.mod,
     _ast.Pow: _operator.pow, _ast.MatMult: _operator.matmul, _ast.BitAnd: _operator.and_,
@@ -89,24 +89,24 @@ _BINARY = {
     _ast.RShift: _operator.rshift,
 }
 # ``a += b`` updates an array (or a list) in place, as in Python: the same aliasing semantics
-_INPLACE = {
+INPLACE = {
     _ast.Add: _operator.iadd, _ast.Sub: _operator.isub, _ast.Mult: _operator.imul,
     _ast.Div: _operator.itruediv, _ast.FloorDiv: _operator.ifloordiv, _ast.Mod: _operator.imod,
     _ast.Pow: _operator.ipow, _ast.MatMult: _operator.imatmul, _ast.BitAnd: _operator.iand,
     _ast.BitOr: _operator.ior, _ast.BitXor: _operator.ixor, _ast.LShift: _operator.ilshift,
     _ast.RShift: _operator.irshift,
 }
-_UNARY = {_ast.UAdd: _operator.pos, _ast.USub: _operator.neg, _ast.Not: _operator.not_,
+UNARY = {_ast.UAdd: _operator.pos, _ast.USub: _operator.neg, _ast.Not: _operator.not_,
           _ast.Invert: _operator.invert}
 # no ``is`` / ``is not``: object identity is an implementation detail (use ==)
-_COMPARE = {
+COMPARE = {
     _ast.Eq: _operator.eq, _ast.NotEq: _operator.ne, _ast.Lt: _operator.lt, _ast.LtE: _operator.le,
     _ast.Gt: _operator.gt, _ast.GtE: _operator.ge, _ast.In: lambda a, b: a in b,
     _ast.NotIn: lambda a, b: a not in b,
 }
-_DTYPES = {"float": float, "int": int, "bool": bool}
-_ITERATORS = ("range", "enumerate", "zip", "reversed")
-_SUBSCRIPTABLE = (dict, _np.ndarray, list, tuple, _np.generic, range, str)
+DTYPES = {"float": float, "int": int, "bool": bool}
+ITERATORS = ("range", "enumerate", "zip", "reversed")
+SUBSCRIPTABLE = (dict, _np.ndarray, list, tuple, _np.generic, range, str)
 _SEQUENCES = (list, tuple, str, range)
 
 #: the evaluator's bounds for one call (``Program.call``); the sandbox and best_potential.py use the same
@@ -123,17 +123,17 @@ MAX_NESTING = 100             # nesting of one statement or expression
 MAX_CONTAINER_DEPTH = 64      # lists and tuples nested in one another
 MAX_INT_STR = 640             # characters of a string given to int() (Python's smallest digit limit)
 MAX_NUMPY_INT_BITS = 63       # a Python integer handed to numpy (a bigger one makes object arrays)
-_TYPE_NAMES = frozenset({"float", "int", "bool", "str", "dict", "list", "tuple", "complex", "object",
+TYPE_NAMES = frozenset({"float", "int", "bool", "str", "dict", "list", "tuple", "complex", "object",
                          "type", "set", "frozenset", "bytes", "range", "slice"})  # annotations only
 
-_RET, _BRK, _CNT = "return", "break", "continue"
+RET, BRK, CNT = "return", "break", "continue"
 
 
 _MEMO = {}  # id -> (list or tuple, units): containers walked in the current call (emptied around each call)
 PY_UNIT = 16  # work of one element walked by Python's own loops (comparisons, searches, sorts) in numpy units
 
 
-def _units(v):
+def work_units(v):
     """8-byte units a list/tuple/array/string holds, nested items included (a container met again is
     not walked again: ``[a] * 10**6`` costs one walk of ``a``)."""
     if isinstance(v, _np.ndarray):
@@ -149,13 +149,13 @@ def _units(v):
         return got[1]
     total = 0
     for item in v:
-        total += _units(item) if isinstance(item, (list, tuple, _np.ndarray, str, range)) else 1
+        total += work_units(item) if isinstance(item, (list, tuple, _np.ndarray, str, range)) else 1
     if len(v) > 8:
         _MEMO[id(v)] = (v, total)
     return total
 
 
-def _index(v):
+def as_index(v):
     """``v`` as numpy reads a size (ints, bools, numpy integers, 0-d integer arrays), else None."""
     try:
         return _operator.index(v)
@@ -167,7 +167,7 @@ _UNKNOWN = 1 << 62  # a size that cannot be read: refused as too large (numpy wo
 
 
 def _shape_size(shape):
-    i = _index(shape)
+    i = as_index(shape)
     if i is not None:
         return max(i, 0)
     if isinstance(shape, _np.ndarray):
@@ -175,7 +175,7 @@ def _shape_size(shape):
             return _UNKNOWN
         shape = shape.tolist()
     if isinstance(shape, (tuple, list, range)) and len(shape) <= 64:
-        dims = [_index(s) for s in shape]
+        dims = [as_index(s) for s in shape]
         return _UNKNOWN if None in dims else _prod(max(k, 0) for k in dims)
     return _UNKNOWN
 
@@ -200,16 +200,16 @@ def _seq_shape(v):
     return tuple(dims)
 
 
-def _broadcast_units(args):
+def broadcast_units(args):
     """Elements of the broadcast of the array arguments (or of the largest argument, when they do
     not broadcast: numpy then raises)."""
     shapes, biggest = [], 0
     for a in args:
         if isinstance(a, (_np.ndarray, list, tuple, range)):
             shapes.append(_shape_of(a))
-            biggest = max(biggest, a.size if isinstance(a, _np.ndarray) else _units(a))
+            biggest = max(biggest, a.size if isinstance(a, _np.ndarray) else work_units(a))
         elif isinstance(a, str):
-            biggest = max(biggest, _units(a))
+            biggest = max(biggest, work_units(a))
     if len(shapes) > 1:
         try:
             return max(_prod(_np.broadcast_shapes(*shapes)), biggest)
@@ -224,15 +224,15 @@ def _arg(args, kwargs, i, name, default=None):
     return kwargs.get(name, default)
 
 
-def _predict(name, args, kwargs):
+def predict(name, args, kwargs):
     """Elements a call ``np.<name>(*args, **kwargs)`` makes (and the work it does), before it runs."""
     if name in ("zeros", "ones", "full"):
         n = _shape_size(_arg(args, kwargs, 0, "shape", 0))
-        return n * (max(_units(_arg(args, kwargs, 1, "fill_value", 0)), 1) if name == "full" else 1)
+        return n * (max(work_units(_arg(args, kwargs, 1, "fill_value", 0)), 1) if name == "full" else 1)
     if name in ("zeros_like", "ones_like", "full_like"):
         shape = kwargs.get("shape")
-        n = _shape_size(shape) if shape is not None else _units(_arg(args, kwargs, 0, "a"))
-        return n * (max(_units(_arg(args, kwargs, 1, "fill_value", 0)), 1) if name == "full_like" else 1)
+        n = _shape_size(shape) if shape is not None else work_units(_arg(args, kwargs, 0, "a"))
+        return n * (max(work_units(_arg(args, kwargs, 1, "fill_value", 0)), 1) if name == "full_like" else 1)
     if name == "arange":
         try:
             if len(args) <= 1 and "stop" not in kwargs:
@@ -246,32 +246,32 @@ def _predict(name, args, kwargs):
             return 0
     if name == "linspace":
         n = _shape_size(_arg(args, kwargs, 2, "num", 50))
-        return n * max(_broadcast_units([_arg(args, kwargs, 0, "start", 0), _arg(args, kwargs, 1, "stop", 0)]), 1)
+        return n * max(broadcast_units([_arg(args, kwargs, 0, "start", 0), _arg(args, kwargs, 1, "stop", 0)]), 1)
     if name == "tile":
-        return _units(_arg(args, kwargs, 0, "A")) * max(_shape_size(_arg(args, kwargs, 1, "reps", 1)), 1)
+        return work_units(_arg(args, kwargs, 0, "A")) * max(_shape_size(_arg(args, kwargs, 1, "reps", 1)), 1)
     if name == "broadcast_to":
         return _shape_size(_arg(args, kwargs, 1, "shape", 0))
     if name in ("concatenate", "stack", "column_stack", "array", "asarray", "atleast_1d"):
-        return sum(_units(a) for a in args[:1]) + 1
+        return sum(work_units(a) for a in args[:1]) + 1
     if name == "dot" and len(args) == 2:
-        return _product_work(args[0], args[1])
+        return product_work(args[0], args[1])
     if name == "where" and len(args) == 1 and not kwargs:  # one index array per dimension
         shape = _shape_of(args[0])
         return _prod(shape) * max(len(shape), 1)
     if name == "polyval" and len(args) == 2:
-        return _units(args[0]) * _units(args[1])
+        return work_units(args[0]) * work_units(args[1])
     if name == "diff":
-        n = _index(_arg(args, kwargs, 1, "n", 1))
+        n = as_index(_arg(args, kwargs, 1, "n", 1))
         reps = min(max(n, 1), MAX_RANGE) if n is not None else 1
-        return _units(_arg(args, kwargs, 0, "a")) * reps
-    return _broadcast_units(list(args) + list(kwargs.values()))
+        return work_units(_arg(args, kwargs, 0, "a")) * reps
+    return broadcast_units(list(args) + list(kwargs.values()))
 
 
-def _python_loop(name, args, kwargs):
+def python_loop(name, args, kwargs):
     """Turns of the Python loop inside some numpy functions (counted as evaluation steps): np.diff
     loops ``n`` times, np.polyval once per coefficient, stack/concatenate once per array."""
     if name == "diff":
-        n = _index(_arg(args, kwargs, 1, "n", 1))
+        n = as_index(_arg(args, kwargs, 1, "n", 1))
         return max(n, 0) if n is not None else 0
     if name == "polyval" and args:
         p = args[0]
@@ -291,7 +291,7 @@ def _range_len(r):
     return max(0, (r.start - r.stop - r.step - 1) // -r.step)
 
 
-def _product_work(a, b):
+def product_work(a, b):
     """Multiply-adds of ``np.dot(a, b)`` / ``a @ b`` (an upper bound for matmul's batches)."""
     sa, sb = _shape_of(a), _shape_of(b)
     na, nb = _prod(sa), _prod(sb)
@@ -310,26 +310,26 @@ def _prod(shape):
     return n
 
 
-def _big_int(v, depth=0):
+def big_int(v, depth=0):
     """Is there a Python integer numpy cannot hold in 64 bits in ``v`` (it would make object arrays)?"""
     if type(v) is int:
         return v.bit_length() > MAX_NUMPY_INT_BITS
     if isinstance(v, (list, tuple)) and depth < MAX_CONTAINER_DEPTH:
-        return any(_big_int(e, depth + 1) for e in v)
+        return any(big_int(e, depth + 1) for e in v)
     return False
 
 
-def _read_only(v):
+def read_only(v):
     if isinstance(v, _np.ndarray):
         w = v.view()
         w.flags.writeable = False
         return w
     if isinstance(v, dict):
-        return {k: _read_only(a) for k, a in v.items()}
+        return {k: read_only(a) for k, a in v.items()}
     return v
 
 
-class _Call:
+class CallBudget:
     """The state of one evaluation: its own globals, defaults and counters (nothing outlives it)."""
 
     __slots__ = ("steps", "limit", "deadline", "work", "depth", "frames", "globals", "defaults", "prog", "nested")
@@ -402,7 +402,7 @@ class _Call:
             return  # an integer in a range: arithmetic, not a search
         if isinstance(a, (list, tuple, str, range)) or isinstance(b, (list, tuple, str, range)):
             self.depth_of(a), self.depth_of(b)
-            ua, ub = _units(a), _units(b)
+            ua, ub = work_units(a), work_units(b)
             inner = len(b) * ua if isinstance(b, (list, tuple)) and isinstance(a, (list, tuple)) else 0
             self.spend(PY_UNIT * (ua + ub + inner))
 
@@ -442,9 +442,9 @@ class _Call:
         self.charge(4 * len(out), "a list")
         return self.container(out)
 
-    def arith(self, op, a, b, table=_BINARY):
+    def arith(self, op, a, b, table=BINARY):
         if op is _ast.MatMult:
-            self.spend(_product_work(a, b))
+            self.spend(product_work(a, b))
         ta, tb = type(a) is _np.ndarray, type(b) is _np.ndarray
         if ta or tb or isinstance(a, _np.ndarray) or isinstance(b, _np.ndarray):
             if ta and tb and a.shape == b.shape:
@@ -460,8 +460,8 @@ class _Call:
                                              "refused")
                     n = (a if ta else b).size
                 else:
-                    n = _broadcast_units((a, b))
-                    if _big_int(a) or _big_int(b):
+                    n = broadcast_units((a, b))
+                    if big_int(a) or big_int(b):
                         raise ProgramRefused(f"integers of more than {MAX_NUMPY_INT_BITS} bits in array "
                                              "arithmetic refused")
             self.charge(n)
@@ -479,7 +479,7 @@ class _Call:
         if isinstance(a, str) or isinstance(b, str):
             if op not in (_ast.Add, _ast.Mult):
                 raise ProgramRefused("only + and * of strings are evaluated")
-        if table is _INPLACE and type(a) is list:  # the list changes in place: what was known of it goes
+        if table is INPLACE and type(a) is list:  # the list changes in place: what was known of it goes
             _MEMO.pop(id(a), None)
             self.nested.pop(id(a), None)
             if op is _ast.Add and not hasattr(b, "__len__"):
@@ -507,7 +507,7 @@ def _stack_depth():
     return n
 
 
-class _Isolated:
+class Isolated:
     """What the caller's process may have set does not change a program's result: numpy's error
     handling (``np.seterr(all="raise")`` would turn a NaN into an exception) is "ignore" inside, and
     Python's recursion limit leaves room above the caller's stack for the evaluator's own bound

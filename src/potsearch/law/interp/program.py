@@ -10,19 +10,19 @@ import math as _math
 import numpy as _np
 # <<< embed interp
 
-from potsearch.law.interp.compiler import _Compiler, _docstring, _nothing
+from potsearch.law.interp.compiler import Compiler, docstring_of, no_op
 from potsearch.law.interp.policy import (
-    MAX_ARRAY, MAX_DEPTH, MAX_FRAMES, MAX_SECONDS, MAX_STEPS, MAX_WORK, _TYPE_NAMES, ProgramRefused, _Call,
-    _Isolated, _read_only
+    MAX_ARRAY, MAX_DEPTH, MAX_FRAMES, MAX_SECONDS, MAX_STEPS, MAX_WORK, TYPE_NAMES, ProgramRefused, CallBudget,
+    Isolated, read_only
 )
-from potsearch.law.interp.pybuiltins import _BUILTIN_NAMES
+from potsearch.law.interp.pybuiltins import BUILTIN_NAMES
 
 # >>> embed interp
 class _Function:
     __slots__ = ("name", "params", "body", "frames", "line")
 
 
-class Program(_Compiler):
+class Program(Compiler):
     """A candidate program kept as text and evaluated node by node.
 
     ``Program(source).call("potential", x, p)`` evaluates the program's ``potential`` on a feature table
@@ -56,21 +56,21 @@ class Program(_Compiler):
         self._scope = None  # the local names of the function being compiled (None: module level)
         self._loops = 0
         self._frames = 0
-        with _Isolated():
+        with Isolated():
             self._module = [self._module_stmt(s) for s in tree.body]
 
     # ------------------------------------------------------------------ calls
     def call(self, name, *args):
         """Call the program's function ``name`` with positional arguments (arrays are passed read-only)."""
-        c = _Call(self)
-        with _Isolated():
+        c = CallBudget(self)
+        with Isolated():
             self._run_module(c)
-            return self._call(c, name, [_read_only(a) for a in args], {})
+            return self._call(c, name, [read_only(a) for a in args], {})
 
     def constant(self, name, default=None):
         """A module-level value (``N_PARAMS``), from a fresh run of the module's top level."""
-        c = _Call(self)
-        with _Isolated():
+        c = CallBudget(self)
+        with Isolated():
             self._run_module(c)
         return c.globals.get(name, default)
 
@@ -127,20 +127,20 @@ class Program(_Compiler):
             for a in s.names:
                 if (a.name, a.asname) not in (("numpy", "np"), ("math", None), ("math", "math")):
                     raise ProgramRefused(f"line {line}: import of {a.name!r} refused")
-            return _nothing
+            return no_op
         if isinstance(s, _ast.FunctionDef):
             return self._define(s)
         if isinstance(s, (_ast.Assign, _ast.AnnAssign)):
             run = self._stmt(s, 0)
             return lambda c: run(c, c.globals)
-        if isinstance(s, _ast.Pass) or _docstring(s):
-            return _nothing
+        if isinstance(s, _ast.Pass) or docstring_of(s):
+            return no_op
         raise ProgramRefused(f"line {line}: {type(s).__name__} at module level refused")
 
     def _define(self, fn):
         name, a = fn.name, fn.args
         if name in self.functions or name in self.module_names or "__" in name or name in ("np", "math") \
-                or name in _BUILTIN_NAMES:
+                or name in BUILTIN_NAMES:
             raise ProgramRefused(f"line {fn.lineno}: function {name!r} refused")
         if fn.decorator_list or a.vararg or a.kwarg or a.posonlyargs or a.kwonlyargs:
             raise ProgramRefused(f"line {fn.lineno}: decorators, *args, **kwargs, positional-only and "
@@ -186,7 +186,7 @@ class Program(_Compiler):
         if depth > 10:
             raise ProgramRefused(f"line {getattr(node, 'lineno', '?')}: annotation nested too deeply")
         if isinstance(node, _ast.Constant):
-            return _nothing
+            return no_op
         if isinstance(node, _ast.Name):
             n = node.id
             if "__" in n:
@@ -198,8 +198,8 @@ class Program(_Compiler):
                     if n not in getattr(c, table):
                         raise NameError(f"name {n!r} is not defined")
                 return defined
-            if n in ("np", "math") or n in _BUILTIN_NAMES or n in _TYPE_NAMES or hasattr(_builtins, n):
-                return _nothing
+            if n in ("np", "math") or n in BUILTIN_NAMES or n in TYPE_NAMES or hasattr(_builtins, n):
+                return no_op
 
             def undefined(c):
                 raise NameError(f"name {n!r} is not defined")
@@ -229,7 +229,7 @@ class Program(_Compiler):
         return each
 
     def _check_binding(self, n, line):
-        if "__" in n or n in self._function_names or n in ("np", "math") or n in _BUILTIN_NAMES:
+        if "__" in n or n in self._function_names or n in ("np", "math") or n in BUILTIN_NAMES:
             raise ProgramRefused(f"line {line}: assignment to {n!r} refused")
 
 

@@ -8,11 +8,11 @@ import math as _math
 import numpy as _np
 # <<< embed interp
 
-from potsearch.law.interp.policy import MAX_INT_STR, PY_UNIT, ProgramRefused, _index, _units
+from potsearch.law.interp.policy import MAX_INT_STR, PY_UNIT, ProgramRefused, as_index, work_units
 
 # >>> embed interp
 # ---------------------------------------------------------------------- builtins, with Python's meaning
-def _short(v):
+def short_repr(v):
     """A bounded text for an error message (the key of a KeyError, say)."""
     if isinstance(v, str):
         return v if len(v) <= 200 else v[:200] + "..."
@@ -101,13 +101,13 @@ def _materialising(fn):
             return fn(**kw)
         items = c.materialise(a[0])
         if fn is sorted:  # comparisons walk the items: n log n of them
-            c.spend(PY_UNIT * _units(items) * max(1, len(items).bit_length()))
+            c.spend(PY_UNIT * work_units(items) * max(1, len(items).bit_length()))
         return fn(items, **kw)
     return impl
 
 
 def _b_round(c, a, kw):
-    nd = _index(a[1] if len(a) > 1 else kw.get("ndigits"))
+    nd = as_index(a[1] if len(a) > 1 else kw.get("ndigits"))
     if isinstance(a[0] if a else None, int) and nd is not None and nd < -1300:
         raise ProgramRefused("round() of an integer to more than 1,300 digits refused")
     v = round(*a, **kw)
@@ -129,10 +129,10 @@ def _consuming_seq(fn):
             c.depth_of(v)
         if len(a) == 1:
             if isinstance(a[0], (list, tuple)):
-                c.spend(PY_UNIT * _units(a[0]))
+                c.spend(PY_UNIT * work_units(a[0]))
             return fn(c.counted(a[0]), **kw)
         if any(isinstance(v, (list, tuple, str, range)) for v in a):
-            c.spend(PY_UNIT * sum(_units(v) for v in a))
+            c.spend(PY_UNIT * sum(work_units(v) for v in a))
         return fn(*a, **kw)
     return impl
 
@@ -150,13 +150,13 @@ def _sized(fn):
     return impl
 
 
-_BUILTINS = {
+BUILTINS = {
     "abs": _sized(abs), "all": _consuming_seq(all), "any": _consuming_seq(any), "bool": _plain(bool),
     "enumerate": _plain(enumerate), "float": _plain(float), "int": _b_int, "isinstance": _b_isinstance,
     "len": _plain(len), "list": _materialising(list), "max": _consuming_seq(max), "min": _consuming_seq(min),
     "pow": _b_pow, "range": _b_range, "reversed": _plain(reversed), "round": _b_round,
     "sorted": _materialising(sorted), "sum": _b_sum, "tuple": _materialising(tuple), "zip": _plain(zip),
 }
-_BUILTIN_NAMES = frozenset(_BUILTINS)
-_MATH_IMPL = {"prod": _b_prod, "fsum": _consuming(_math.fsum)}
+BUILTIN_NAMES = frozenset(BUILTINS)
+MATH_IMPL = {"prod": _b_prod, "fsum": _consuming(_math.fsum)}
 # <<< embed interp
