@@ -79,3 +79,44 @@ def test_failure_watch_stops_at_once_on_a_fatal_kind_and_after_a_window_otherwis
     for _ in range(10):
         w.record("Timeout", "timeout")
     assert w.verdict() is None
+
+
+def test_a_collect_without_a_key_stops_at_once_with_one_line(tmp_path, monkeypatch, capsys):
+    """No OPENAI_API_KEY: the first failed call stops the collect (exit 2) with the error and what to do,
+    instead of 'plan complete' after minutes of retries; what the store holds is kept."""
+    from potsearch.cli import main
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    run = tmp_path / "r"
+    code = main(["collect", "--agent", "word", "--provider", "openai/standin", "--mode", "free", "--run", str(run),
+                 "--api-base", f"http://127.0.0.1:{_closed_port()}/v1", "--max-samples", "40", "--workers", "1",
+                 "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert "Missing credentials" in err[-1] and "API key" in err[-1]
+
+
+def test_evolve_whose_model_cannot_answer_stops_with_one_line(tmp_path, monkeypatch, capsys, table2):
+    from potsearch.cli import main
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    run = tmp_path / "r"
+    assert main(["import", str(table2), str(run)]) == 0 and main(["fit", str(run)]) == 0
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"loop: lockstep\nllm:\n  models: [openai/standin]\n  mix: 1.0\n"
+                   f"  api_base: http://127.0.0.1:{_closed_port()}/v1\n")
+    capsys.readouterr()
+    code = main(["evolve", str(run), "--config", str(cfg), "--rounds", "3", "--islands", "1", "--quiet", "--force"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "model openai/standin" in err[-1] and "API key" in err[-1]
+
+
+def test_a_collect_that_cannot_be_fitted_says_so_instead_of_suggesting_fit():
+    from potsearch.collector.stats import next_step
+
+    s = {"samples": 60, "unique_transitions": 0, "escape_rate": 1.0, "states_sampled_gt1": 1}
+    assert next_step(s, "runs/x").startswith("nothing to fit yet: every sample is an escape")
+    s.update(escape_rate=0.5)
+    assert "no move between two different states" in next_step(s, "runs/x")
+    s.update(unique_transitions=3)
+    assert next_step(s, "runs/x") == "next: potsearch fit runs/x"

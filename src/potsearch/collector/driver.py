@@ -209,6 +209,7 @@ class _Collection:
     consecutive_fail: int = 0
     fail_counts: dict = field(default_factory=dict)
     given_up: set = field(default_factory=set)
+    watch: object = None       # llm.failures.FailureWatch: stops a collect whose model cannot answer
 
     @property
     def surrogate(self) -> bool:
@@ -228,6 +229,10 @@ def _collect(cfg, agent, store, plan, model, on_batch, out, after_write=None) ->
     """Plan, start the workers, run the loop, record the result; whatever happens, what arrived is
     stored and the workers are stopped."""
     c = _plan(cfg, agent, store, plan, model, after_write)
+    if model is not None:
+        from potsearch.llm.failures import FailureWatch
+
+        c.watch = FailureWatch(model, window=max(8, 2 * cfg.workers))
     owns_ray = _init_ray(cfg)
     progress = None
     try:
@@ -237,7 +242,11 @@ def _collect(cfg, agent, store, plan, model, on_batch, out, after_write=None) ->
         label = f"{agent.name} SURROGATE" if c.surrogate else f"{agent.name} {plan['provider']} {plan['mode']}"
         progress = collect_progress(cfg.progress, cfg.max_samples, label, out)  # bar or plain lines (progress.py)
         t_run = time.time()
-        stop = _loop(c, batch, per_worker, in_order, progress, on_batch, t_run)
+        try:
+            stop = _loop(c, batch, per_worker, in_order, progress, on_batch, t_run)
+        except InputError as exc:       # the model cannot answer, or failed too often: said in the store too
+            c.store.log_event("collect", "stopped", {"error": str(exc)[:400]})
+            raise
         c.flush()
         seconds = time.time() - t_run
         progress.close()
@@ -405,8 +414,13 @@ def _take(c: _Collection, tasks: list[Task], results: list) -> None:
                 if c.fail_counts[t.uid] >= c.cfg.max_failures_per_position:
                     c.given_up.add(t.uid)   # stays planned; skipped in this invocation, retried on --resume
                 proto.failed(t)
+                if c.watch is not None:
+                    c.watch.record(r["failed"], r.get("kind"))
+                    c.watch.check()          # ModelUnavailable: the model cannot answer (llm/failures.py)
                 _check_failing(c.cfg, c.consecutive_fail, r["failed"])
                 continue
+            if c.watch is not None:
+                c.watch.record(None, None)
             c.consecutive_fail = 0
             target, key = r.get("target"), r.get("key")
             s = Sample(uid=t.uid, source=t.source, target=target, reason=r.get("reason"), agent=agent_name,

@@ -55,6 +55,17 @@ def format_summary(summary: dict, run: str) -> str:
         lines.append("escapes: " + ", ".join(f"{k} {v}" for k, v in s["escape_reasons"].items()))
     if s.get("note"):
         lines.append(s["note"])
-    # with no state sampled twice the default --min-visits 1 would leave nothing to fit
-    lines.append(f"next: potsearch fit {run}" + ("" if s["states_sampled_gt1"] else " --min-visits 0"))
+    lines.append(next_step(s, run))
     return "\n".join(lines)
+
+
+def next_step(s: dict, run: str) -> str:
+    """What to run next, or why nothing can be fitted yet: a run whose samples are all escapes, or that
+    never left one state, has no transition between states to fit."""
+    if not s["samples"] or not s["unique_transitions"]:
+        why = ("every sample is an escape" if s["samples"] and s["escape_rate"] >= 1.0 else
+               "no sample yet" if not s["samples"] else "no move between two different states yet")
+        return (f"nothing to fit yet: {why} (the agent's replies are not valid states: check the prompt and the "
+                f"escape reasons above, or --resume with a larger --max-samples)")
+    # with no state sampled twice the default --min-visits 1 would leave nothing to fit
+    return f"next: potsearch fit {run}" + ("" if s["states_sampled_gt1"] else " --min-visits 0")

@@ -91,7 +91,7 @@ class LLMWorkerImpl:
         base = {"uid": t["uid"], "tokens_in": reply.tokens_in, "tokens_out": reply.tokens_out, "cost": reply.cost,
                 "latency": reply.latency, "error": reply.error_note(), "raw": reply.text}
         if not reply.ok:
-            base["failed"] = reply.error
+            base["failed"], base["kind"] = reply.error, reply.kind   # kind: potsearch.llm.failures.classify
             return base
         try:
             outcome = await asyncio.to_thread(self.agent.parse, reply.text, t["source_key"])

@@ -28,6 +28,8 @@ import asyncio
 import re
 from dataclasses import dataclass, field
 
+from potsearch.core.errors import InputError
+
 RETRIED = frozenset({"unreachable", "rate_limit", "timeout", "server"})
 FATAL = frozenset({"auth", "model"})
 
@@ -79,8 +81,9 @@ def classify(exc: BaseException) -> str:
     return "other"
 
 
-class ModelUnavailable(Exception):
-    """A stage's model cannot answer (``FailureWatch``): one line with the first error and advice."""
+class ModelUnavailable(InputError):
+    """A stage's model cannot answer (``FailureWatch``): one line with the first error and advice (exit
+    status 2 from the command line, like every refusal)."""
 
 
 @dataclass

@@ -185,7 +185,8 @@ def model_client(llm, name: str):
 def reply_record(reply) -> dict:
     """A model call (``llmclient.Reply``) as the search records it."""
     return {"text": reply.text if reply.error is None else None, "tokens": reply.tokens, "cost": reply.cost,
-            "error": f"llm: {reply.error}"[:500] if reply.error else None, "seconds": reply.latency}
+            "error": f"llm: {reply.error}"[:500] if reply.error else None, "seconds": reply.latency,
+            "kind": reply.kind}
 
 
 def screen_reply(text: str | None, check_source) -> tuple[str, str, str | None]:

@@ -112,6 +112,10 @@ class LLMProposer:
         self.cfg = cfg
         self.caller = ModelCaller(cfg)
         self.local = all(m == "local" for m in cfg.llm.models)
+        from potsearch.llm.failures import FailureWatch
+
+        # a model whose first calls all fail (or fail for a missing key / unknown model) stops the search
+        self.watch = {m: FailureWatch(m, window=8) for m in cfg.llm.models}
 
     def submit(self, model: str, parents, uid: str) -> Future:
         prompt = self.op.prompt(parents)
@@ -135,6 +139,10 @@ class LLMProposer:
                          round=job.rnd, operator="llm", parents=list(job.parent_uids), model=job.model,
                          tokens=rep["tokens"], cost=rep["cost"],
                          meta={"llm_seconds": rep["seconds"], "reply_chars": len(rep["text"] or "")})
+        watch = self.watch.get(job.model)
+        if watch is not None:
+            watch.record(rep["error"], rep.get("kind"))
+            watch.check()                 # ModelUnavailable (one line, exit 2): llm/failures.py
         if rep["error"]:
             prog.fail(rep["error"], self.cfg.gp.parsimony)
             c["llm_failed"] += 1
