@@ -111,3 +111,11 @@ def test_water_fill():
     d = water_fill(c[:2], N[:2], 30, np.array([100, 100]))
     assert tuple(d) == (23, 7)          # 10 + d = (33.3, 16.7), rounded
     assert water_fill(c, N, 0, np.full(4, 9)).sum() == 0
+
+
+def test_a_state_is_not_met_on_a_handful_of_moves():
+    # A <-> B once each way in 100 samples each: a 2-state SCC whose SE rests on two moves
+    counts = Counts(["A", "B"], np.array([0, 0, 1, 1]), np.array([1, 0, 0, 1]), np.array([1, 99, 1, 99]))
+    thin = allocate(counts, 100, AllocationConfig(target_se=50.0, min_moves=10))
+    assert not thin.done and thin.open_states == ["A", "B"] and thin.samples.sum() > 0
+    assert allocate(counts, 100, AllocationConfig(target_se=50.0, min_moves=2)).done
