@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 from potsearch.science.action import fit_exact
-from potsearch.science.allocation import (FITTED, ONE_WAY, UNSEEN, AllocationConfig, allocate, state_errors,
-                                          water_fill)
+from potsearch.science.allocation import (
+    FITTED,
+    ONE_WAY,
+    UNSEEN,
+    AllocationConfig,
+    allocate,
+    state_errors,
+    water_fill,
+)
 from potsearch.science.graph import build_graph
 from potsearch.science.synthetic import metropolis_chain
 from potsearch.science.uncertainty import resample_counts
@@ -80,10 +87,13 @@ def test_stopped_states_get_nothing():
 def test_discovery_share_goes_to_unseen_states():
     base = _chain(n=10, samples=50)
     counts = _extend(base, ["new1", "new2", "new3"], [(0, 10, 1), (1, 11, 1), (2, 12, 1)])
-    al = allocate(counts, 200, AllocationConfig(target_se=0.01, discovery=0.25))
+    al = allocate(counts, 200, AllocationConfig(target_se=0.01, discovery=0.2))
     unseen = al.kind == UNSEEN
-    assert unseen.sum() == 3 and al.samples[unseen].sum() == 50 and al.shares["discovery"] == 50
+    assert unseen.sum() == 3 and al.samples[unseen].sum() == 40 and al.shares["discovery"] == 40
     assert al.samples[unseen].max() - al.samples[unseen].min() <= 1
+    # an unseen state is explored up to `explore` samples; the share's rest goes to the design
+    big = allocate(counts, 200, AllocationConfig(target_se=0.01, discovery=0.5, explore=16))
+    assert list(big.samples[unseen]) == [16, 16, 16] and big.shares["design"] > 0
     none = allocate(counts, 200, AllocationConfig(target_se=0.01, discovery=0.0))
     assert none.samples[none.kind == UNSEEN].sum() == 0 and none.samples.sum() > 0
 
