@@ -129,3 +129,11 @@ def test_a_state_is_not_met_on_a_handful_of_moves():
     thin = allocate(counts, 100, AllocationConfig(target_se=50.0, min_moves=10))
     assert not thin.done and thin.open_states == ["A", "B"] and thin.samples.sum() > 0
     assert allocate(counts, 100, AllocationConfig(target_se=50.0, min_moves=2)).done
+
+
+def test_before_any_sample_the_round_explores():
+    empty = np.zeros(0, dtype=np.int64)
+    counts = Counts(["a", "b", "c"], empty, empty, empty)
+    al = allocate(counts, 30, AllocationConfig(target_se=0.2))
+    assert list(al.samples) == [10, 10, 10] and not al.done and al.shares["discovery"] == 30
+    assert list(allocate(counts, 100, AllocationConfig(explore=16)).samples) == [16, 16, 16]

@@ -27,7 +27,7 @@ Allocation of a round of ``budget`` samples (:func:`allocate`)
        met the target get nothing at all;
     2. discovery: a share ``discovery`` of the budget goes, one sample at a time round-robin, to UNSEEN and
        ISOLATED states sampled fewer than ``explore`` times (fewest first, ties in a seeded order); an unused
-       share returns to the pool;
+       share returns to the pool, and what the design (4.) cannot use comes back to discovery;
     3. ONE_WAY states get ``oneway_cap`` samples while their bound is not decisive, none once it is;
     4. the rest goes to the open FITTED states by A-optimal design: with weights omega_i on the open states
        the weighted variance sum_i omega_i Var_i = sum_f c_f / N(f), c_f = tr(Phi_f G Omega G), is minimised
@@ -351,13 +351,17 @@ def allocate(counts: Counts, budget: int, config: AllocationConfig = AllocationC
     #    samples first, seeded ties
     cand = np.flatnonzero(explore)
     cand = cand[np.lexsort((rng.permutation(len(cand)), visits[cand]))]
-    left = min(int(config.discovery * budget), budget)
-    while left and len(cand):
-        cand = cand[visits[cand] + samples[cand] < config.explore]
-        take = cand[:left]
-        samples[take] += 1
-        left -= len(take)
-        shares["discovery"] += len(take)
+
+    def discover(left: int) -> None:
+        nonlocal cand
+        while left and len(cand):
+            cand = cand[visits[cand] + samples[cand] < config.explore]
+            take = cand[:left]
+            samples[take] += 1
+            left -= len(take)
+            shares["discovery"] += len(take)
+
+    discover(min(int(config.discovery * budget), budget))
     # 3. one-way states whose bound is not decisive
     ow = np.flatnonzero((kind == ONE_WAY) & ~capped)
     room = budget - int(samples.sum())
@@ -387,4 +391,5 @@ def allocate(counts: Counts, budget: int, config: AllocationConfig = AllocationC
     d = even + water_fill(np.where(eligible, c, 0.0), g.visits + even, room - share, np.where(eligible, room, 0))
     samples[gi] += d
     shares["design"] = int(d.sum())
+    discover(budget - int(samples.sum()))              # what the design cannot use explores further
     return Allocation(list(counts.states), samples, visits, kind, se, gap, met, stopped, capped, done, max_se, shares)
