@@ -84,3 +84,27 @@ surrogate:
     assert len(states) == len(points)
     hidden = [json.loads(s)["x"] ** 2 / 10 - json.loads(s)["y"] for s in states]
     assert np.corrcoef(law_values(run, states), hidden)[0, 1] >= 0.999, law
+
+
+def test_numbered_items_with_the_edit_rule(cli, tmp_path, ray_session):
+    """item-0 .. item-29, neighbours one edit apart (item-3 -> item-13, item-8, item-30 is not a state ...)."""
+    items = [f"item-{i}" for i in range(30)]
+    agent = tmp_path / "items.yaml"
+    agent.write_text(f"""name: items
+kind: text
+prompt: "You hold {{state}}. Name the next item."
+decoding: free
+initial: [item-0]
+initial_random: 30
+text:
+  states: {json.dumps(items)}
+surrogate:
+  hidden_potential: "0.15*item"
+  proposal: edit
+""")
+    run = tmp_path / "runs" / "items"
+    summary = pipeline(cli, tmp_path, agent, run, 1000)
+    law = sp.sympify(summary["selection"]["selected"]["text"])
+    item = sp.Symbol("item")
+    assert law.free_symbols == {item} and sp.Poly(law, item).total_degree() == 1, law
+    assert abs(float(sp.Poly(law, item).coeff_monomial(item)) - 0.15) <= 0.015, law
