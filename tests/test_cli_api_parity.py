@@ -247,10 +247,12 @@ def test_compare_options_are_the_stage_options_are_the_api_keywords(monkeypatch)
         raise _Stop
 
     monkeypatch.setattr(stage, "run", spy)
-    values = dict(bootstrap=7, seed=3, alpha=0.1, correction="bh", force=True, transfer=False, transfer_bootstrap=2)
+    values = dict(bootstrap=7, seed=3, alpha=0.1, correction="bh", force=True, transfer=False, transfer_bootstrap=2,
+                  html="c.html")
+    assert set(values) == set(fields)
     with pytest.raises(_Stop):
         main(["compare", "a", "b", "--bootstrap", "7", "--seed", "3", "--alpha", "0.1", "--correction", "bh",
-              "--force", "--no-transfer", "--transfer-bootstrap", "2"])
+              "--force", "--no-transfer", "--transfer-bootstrap", "2", "--html", "c.html"])
     with pytest.raises(_Stop):
         ps.compare("a", "b", **values)
     assert seen == [(["a", "b"], stage.CompareOptions(**values))] * 2

@@ -101,15 +101,16 @@ def diagnose(source, *, weight: str | None = None, n0: float | None = None, min_
 
 @checked_options
 def compare(*runs, bootstrap: int = 200, seed: int = 0, alpha: float = 0.05, correction: str = "holm",
-            force: bool = False, transfer: bool = True, transfer_bootstrap: int = 20):
+            force: bool = False, transfer: bool = True, transfer_bootstrap: int = 20, html=None):
     """Compare fitted runs of one agent (`potsearch compare`): shared states and SCCs, the scale s in
     V_A = s V_B + c, Spearman / Kendall with intervals, the states that differ after the scale, transition-row
-    homogeneity, law transfer. Returns a ``CompareResult`` (``.pairs[(a, b)]`` with DataFrames ``states``,
+    homogeneity, law transfer; ``html``: also write the compare page there. Returns a ``CompareResult`` (``.pairs[(a, b)]`` with DataFrames ``states``,
     ``aligned``, ``homogeneity`` and ``.summary``; ``.runs``, ``.transfer``)."""
     from potsearch.stages.compare import CompareOptions, run as _run
 
     return _run(list(runs), CompareOptions(bootstrap=bootstrap, seed=seed, alpha=alpha, correction=correction,
-                                           force=force, transfer=transfer, transfer_bootstrap=transfer_bootstrap))
+                                           force=force, transfer=transfer, transfer_bootstrap=transfer_bootstrap,
+                                           html=None if html is None else str(html)))
 
 
 @checked_options
