@@ -38,7 +38,7 @@ API_ONLY = {"fit": {"write"}, "diagnose": {"write"}}
 #: that validate together (show: --top does not combine with --candidate)
 POSITIONALS = {"import": ["t.csv", "r"]}
 VALUES = {
-    "import": [dict(count_column="n", agent="fitter", skip_invalid=True, features="f.csv")],
+    "import": [dict(count_column="n", agent="fitter", skip_invalid=True, features="f.csv", split_by="model")],
     "collect": [dict(agent="word", provider="surrogate", mode="free", protocol="chain", samples_per_state=3, chains=2,
                      sources_per_prompt=4, seed=7, max_samples=10, max_tokens=100, max_cost=1.5, workers=3,
                      address="127.0.0.1:1", ray_timeout=2.0, resume=True, timeout=5.0, retries=1, backoff=0.1,

@@ -31,15 +31,16 @@ def load(path):
 
 @checked_options
 def import_transitions(path, run, *, count_column: str | None = None, agent: str | None = None,
-                       skip_invalid: bool = False, features=None):
+                       skip_invalid: bool = False, features=None, split_by: str | None = None):
     """Import a CSV/TSV/JSONL/paper-JSON file into ``run`` (created if needed; `potsearch import`);
     idempotent. ``agent``: check every state against it (refused unless ``skip_invalid``, which drops
     the rows with an invalid state). Returns an ``ImportResult`` (``["added"]``, ``["duplicates"]``,
-    ``.total``, ``.skipped_rows``)."""
+    ``.total``, ``.skipped_rows``). ``split_by``: a column naming each row's run: one run per value,
+    ``run``/<value>; returns a ``SplitImportResult`` (``.runs``: value -> ImportResult, ``.folders``)."""
     from potsearch.stages.importing import ImportOptions, run as _run
 
     return _run(path, run, ImportOptions(count_column=count_column, agent=agent, skip_invalid=skip_invalid,
-                                         features=None if features is None else str(features)))
+                                         features=None if features is None else str(features), split_by=split_by))
 
 
 @checked_options

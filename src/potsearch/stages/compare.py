@@ -96,7 +96,7 @@ def _load(path: Path, label: str) -> tuple[RunData, dict]:
     from potsearch.collector.stats import table3
     from potsearch.search.problem import agent_of
     from potsearch.store import STORE_FILENAME, RunStore
-    from potsearch.store.rundir import load_fit
+    from potsearch.store.rundir import RunDir, load_fit
 
     if not path.is_dir() or not (path / STORE_FILENAME).exists():
         raise InputError("not a run directory (no store.sqlite inside)", str(path))
@@ -108,7 +108,7 @@ def _load(path: Path, label: str) -> tuple[RunData, dict]:
             k: v for k, v in table3(store).items() if k in ("samples", "unique_states", "unique_transitions",
                                                             "escape_rate", "self_loop_rate", "pairs_both_ways")}}
         law = store.candidates.selected_law() if store.has_table("simplified") else None
-    diag = path / "diagnose" / "diagnostics.json"
+    diag = RunDir(path).diagnostics_json
     info["detailed_balance"] = (json.loads(diag.read_text()).get("verdict") or {}).get("status") if diag.exists() else None
     info["law"] = law
     return RunData.from_fit(label, saved, counts), info
