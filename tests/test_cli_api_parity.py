@@ -54,7 +54,7 @@ VALUES = {
                     compare=True, quiet=True)],
     "attribute": [dict(candidate="7", repeats=2, seed=1, refit_evals=9)],
     "show": [dict(candidate="7", simplify=False, format="latex", symbolic=True, min_ratio=0.1), dict(top=3)],
-    "report": [dict(out="x.html", refresh=True)],
+    "report": [dict(out="x.html", refresh=True, compare=("b", "c"))],
 }
 
 

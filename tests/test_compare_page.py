@@ -119,3 +119,20 @@ def test_compare_page_renders_in_headless_chromium(hostile_pair, tmp_path):
     assert "alert(1)" in run.stdout.replace("&lt;", "<").replace("&gt;", ">")      # shown as text
     console = [ln for ln in run.stderr.splitlines() if ":CONSOLE" in ln]
     assert not console, console
+
+
+def test_report_compare_adds_the_comparison_as_a_section(hostile_pair, tmp_path, capsys):
+    out = tmp_path / "rep.html"
+    assert main(["report", str(hostile_pair / "a"), "--compare", str(hostile_pair / "b"), "--out", str(out)]) == 0
+    page = out.read_text()
+    section = page[page.index('<section id="compare">'):]
+    assert "Comparison with other runs" in section and "States that differ after the scale (2)" in section
+    assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in section
+    assert section.count('src="data:image/png;base64,') == 1
+    plain = tmp_path / "plain.html"
+    assert main(["report", str(hostile_pair / "a"), "--out", str(plain)]) == 0
+    assert 'id="compare"' not in plain.read_text()                 # no --compare: no section
+    capsys.readouterr()
+    assert main(["report", str(hostile_pair / "a"), "--compare", str(tmp_path / "nosuch"), "--out",
+                 str(tmp_path / "x.html")]) == 2
+    assert "not a run directory" in capsys.readouterr().err and not (tmp_path / "x.html").exists()

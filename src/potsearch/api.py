@@ -174,12 +174,13 @@ def show(run, *, candidate=None, simplify: bool = True, top: int = 0, format: st
 
 
 @checked_options
-def report(run, *, out=None, refresh: bool = False):
+def report(run, *, out=None, refresh: bool = False, compare=None):
     """Write runs/NAME/report.html (`potsearch report`), running the diagnostics first when the run has
-    none (or refresh=True); returns its path."""
+    none (or refresh=True); ``compare``: other runs compared with this one in a section; returns its path."""
     from potsearch.stages.report import ReportOptions, run as _run
 
-    return _run(run, ReportOptions(out=None if out is None else str(out), refresh=refresh))
+    return _run(run, ReportOptions(out=None if out is None else str(out), refresh=refresh,
+                                   compare=None if compare is None else tuple(str(c) for c in compare)))
 
 
 def status(run) -> dict:

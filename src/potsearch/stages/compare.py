@@ -65,6 +65,7 @@ class CompareResult:
     transfer: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
     html: Path | None = None           # the compare page, when options.html asked for it
+    notes: list[str] = field(default_factory=list)   # why a part is missing (also among ``warnings``)
 
     @property
     def pairs(self) -> dict:
@@ -174,18 +175,15 @@ def run(runs, options: CompareOptions = CompareOptions()) -> CompareResult:
     transfer, notes = _transfer(data, infos, options) if options.transfer else (pd.DataFrame(), [])
     table = pd.DataFrame([{k: v for k, v in i.items() if k != "law"} for i in infos])
     table["law"] = [(i["law"] or {}).get("text") for i in infos]
-    result = CompareResult(options, comparison, table, transfer, warnings + notes)
+    result = CompareResult(options, comparison, table, transfer, warnings + notes, notes=notes)
     if options.html:
-        result.html = write_page(result, Path(options.html), notes)
+        result.html = write_page(result, Path(options.html))
     return result
 
 
-def write_page(result: CompareResult, out: Path, notes: list[str] = ()) -> Path:
-    """The compare page (``views.compare_page``) from ``result``, written to ``out`` atomically."""
-    import time
-
-    from potsearch.core.atomic import write_text
-    from potsearch.views.compare_page import PairView, compare_document
+def view(result: CompareResult):
+    """The comparison as the plain data ``views.compare_page`` draws (a ``CompareView``), figures drawn."""
+    from potsearch.views.compare_page import CompareView, PairView
     from potsearch.views.plots import compare_scatter
 
     rec = lambda df: df.to_dict("records") if len(df) else []  # noqa: E731
@@ -200,8 +198,16 @@ def write_page(result: CompareResult, out: Path, notes: list[str] = ()) -> Path:
                                        col("se_a"), col("se_b"), al["flagged"].to_numpy(bool),
                                        float(s.get("scale", np.nan)), float(s.get("offset", 0.0) or 0.0),
                                        s.get("scale_ci") or [np.nan, np.nan]) if len(al) else None)
-    labels = result.runs["run"].tolist()
+    return CompareView(rec(result.runs), pairs, figures, rec(result.transfer),
+                       [w for w in result.warnings if w not in result.notes], list(result.notes), result.options.alpha)
+
+
+def write_page(result: CompareResult, out: Path) -> Path:
+    """The compare page (``views.compare_page``) from ``result``, written to ``out`` atomically."""
+    import time
+
+    from potsearch.core.atomic import write_text
+    from potsearch.views.compare_page import compare_document
+
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    page = compare_document(" vs ".join(labels), stamp, rec(result.runs), pairs, figures, rec(result.transfer),
-                            [w for w in result.warnings if w not in notes], list(notes), result.options.alpha)
-    return write_text(out, page)
+    return write_text(out, compare_document(" vs ".join(result.runs["run"].tolist()), stamp, view(result)))

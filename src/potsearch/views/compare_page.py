@@ -29,6 +29,19 @@ class PairView:
     homogeneity: list[dict] = field(default_factory=list)
 
 
+@dataclass
+class CompareView:
+    """What the compare page shows: ``runs`` (one dict per run), ``pairs`` with their ``figures`` (PNG bytes
+    or None, one per pair), ``transfer`` rows, ``warnings``, ``notes`` (why a part is missing), ``alpha``."""
+    runs: list[dict]
+    pairs: list[PairView]
+    figures: list
+    transfer: list[dict]
+    warnings: list[str]
+    notes: list[str]
+    alpha: float
+
+
 def _num(v):
     """A number for a cell (NaN and None as a dash)."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
@@ -155,13 +168,21 @@ def transfer_section(page: Page, transfer: list[dict], notes: list[str]) -> str:
               'carries over when its gap is within about two standard errors of the native one.</p>')
 
 
-def compare_document(title: str, stamp: str, runs: list[dict], pairs: list[PairView], figures: list,
-                     transfer: list[dict], warnings: list[str], notes: list[str], alpha: float) -> str:
-    """The whole compare page; ``figures[i]`` is the PNG of ``pairs[i]`` (or None)."""
-    page = Page()
-    sections = [("runs", "Runs side by side", runs_section(page, runs, warnings))]
-    for i, (p, png) in enumerate(zip(pairs, figures)):
-        sections.append((f"pair-{i}", f"{p.a} vs {p.b}", pair_section(page, p, png, alpha)))
-    sections.append(("transfer", "Law transfer", transfer_section(page, transfer, notes)))
-    return document(title, stamp, sections, subtitle="Comparison of fitted runs: shared potential, scale, "
-                                                     "differing states, law transfer")
+def sections(page: Page, v: CompareView) -> list[tuple[str, str, str]]:
+    """(key, title, HTML) of the runs, of each pair and of the law transfer."""
+    out = [("runs", "Runs side by side", runs_section(page, v.runs, v.warnings))]
+    for i, (p, png) in enumerate(zip(v.pairs, v.figures)):
+        out.append((f"pair-{i}", f"{p.a} vs {p.b}", pair_section(page, p, png, v.alpha)))
+    out.append(("transfer", "Law transfer", transfer_section(page, v.transfer, v.notes)))
+    return out
+
+
+def compare_document(title: str, stamp: str, v: CompareView) -> str:
+    """The whole compare page."""
+    return document(title, stamp, sections(Page(), v), subtitle="Comparison of fitted runs: shared potential, "
+                                                                "scale, differing states, law transfer")
+
+
+def report_section(page: Page, v: CompareView) -> str:
+    """The same content as one section of a run's report (``report RUN --compare OTHER``)."""
+    return "".join(f"<h3>{esc(title)}</h3>{html}" for _, title, html in sections(page, v))
