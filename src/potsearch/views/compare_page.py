@@ -1,5 +1,7 @@
-"""The compare page (`potsearch compare RUN_A RUN_B --html OUT.html`) as HTML, from plain data the compare
-stage gathered: the runs side by side (Table 3 numbers, escape convention, S_min, detailed-balance verdict,
+"""The compare page (`potsearch compare RUN_A RUN_B --html OUT.html`, or a section of `report --compare`) as
+HTML, from plain data the compare stage gathered (``CompareView``).
+
+The runs side by side (Table 3 numbers, escape convention, S_min, detailed-balance verdict,
 selected law), then per pair of runs the state and SCC alignment, the scale with its interval, the rank
 agreement, the scatter of aligned potentials with error bars and the fitted scale line (differing states in
 red), the states that differ after the scale, the transition-row homogeneity, and finally the law-transfer
