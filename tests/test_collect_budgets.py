@@ -11,6 +11,7 @@ instrument, plays the paid API: any key, model ``openai/standin``, ``--api-base`
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,30 @@ def test_prices_file_is_checked(tmp_path):
     bad.write_text("openai/x: {input: 1}\n")
     with pytest.raises(InputError, match="needs input and output"):
         load_prices(str(bad))
+
+
+def test_evolve_model_calls_honour_llm_rpm_and_prices(env):
+    """evolve's model operator (ModelCaller) spreads its calls at llm.rpm and prices them from llm.prices."""
+    from potsearch.search.config import parse_config
+    from potsearch.search.proposers import ModelCaller
+
+    with StandinServer(median=0.01, sigma=0.0, seed=5) as srv:
+        cfg = parse_config(f"llm:\n  models: [openai/standin]\n  mix: [0.5]\n  rpm: 240\n  max_cost: 1.0\n"
+                           f"  api_base: {srv.api_base}\n  prices: {{openai/standin: {{input: 1.0, output: 2.0}}}}\n")
+        caller = ModelCaller(cfg)
+        try:
+            caller.submit("openai/standin", "warm up", None).result(timeout=60)   # litellm's first-call imports
+            time.sleep(0.3)
+            n0 = len(srv.inflight_samples)
+            reps = [f.result(timeout=60) for f in [caller.submit("openai/standin", "hi", None) for _ in range(9)]]
+        finally:
+            caller.close()
+        starts, prev = [], 0
+        for t, k in srv.inflight_samples[n0:]:
+            if k > prev:
+                starts.append(t)
+            prev = k
+    assert all(r["error"] is None and r["cost"] > 0 for r in reps)
+    assert len(starts) == 9
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert min(gaps) >= 0.2 and 8 * 0.25 * 0.9 <= starts[-1] - starts[0] <= 8 * 0.25 * 1.5, gaps

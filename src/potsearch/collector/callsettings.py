@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 
 from potsearch.core.errors import InputError
+from potsearch.llm.limits import check_prices
 
 REACH = ("api_base", "temperature", "max_tokens_per_call", "prices")
 PACE = ("timeout", "retries", "backoff", "rpm", "tpm")
@@ -50,24 +51,6 @@ def load_prices(path: str | None) -> dict | None:
         raise InputError(f"--prices: not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'} "
                          f"({type(exc).__name__})", str(p)) from None
     return check_prices(data, str(p))
-
-
-def check_prices(data, where: str) -> dict:
-    """A prices table, checked: every entry ``{input: >= 0, output: >= 0}`` in dollars per million tokens."""
-    if isinstance(data, dict) and set(data) == {"prices"}:
-        data = data["prices"]
-    if not isinstance(data, dict) or not data:
-        raise InputError("prices: expected a table {MODEL: {input: $/Mtok, output: $/Mtok}}", where)
-    out = {}
-    for model, entry in data.items():
-        try:
-            pin, pout = float(entry["input"]), float(entry["output"])
-        except (KeyError, TypeError, ValueError):
-            raise InputError(f"prices: {model!r} needs input and output in dollars per million tokens", where) from None
-        if not (pin >= 0 and pout >= 0):
-            raise InputError(f"prices: {model!r} has a negative price", where)
-        out[str(model)] = {"input": pin, "output": pout}
-    return out
 
 
 def resolve_call(cfg, plan: dict, model: str | None, temperature, call_tokens, stored: dict, resuming: bool) -> dict:

@@ -379,6 +379,8 @@ def _loop(c: _Collection, batch: int, per_worker: int, in_order: bool, progress,
                 ref = actors[a].run.remote([t.wire() for t in tasks])
             inflight[ref] = (a, tasks, batch_no)
             c.spend.started(len(tasks))
+            if c.pacer is not None:
+                c.pacer.started()
             load[a] += 1
             batch_no += 1
             n_inflight += len(tasks)

@@ -45,8 +45,27 @@ def check_priced(model: str, max_cost: float | None, prices: dict | None, allow_
     """A cost cap on a model without a price cannot hold: refuse it in one line unless allowed."""
     if max_cost is not None and price(model, prices) is None and not allow_unpriced:
         raise InputError(f"--max-cost cannot be enforced: no price is known for model {model!r} (litellm's price "
-                         "map has none); give one in the config (prices: {MODEL: {input: $/Mtok, output: "
-                         "$/Mtok}}) or pass --allow-unpriced to run with the cap counting nothing")
+                         "map has none); give one in a prices table ({MODEL: {input: $/Mtok, output: $/Mtok}}: "
+                         "--prices FILE, or llm.prices in a search config) or pass --allow-unpriced to run "
+                         "with the cap counting nothing")
+
+
+def check_prices(data, where: str) -> dict:
+    """A prices table, checked: every entry ``{input: >= 0, output: >= 0}`` in dollars per million tokens."""
+    if isinstance(data, dict) and set(data) == {"prices"}:
+        data = data["prices"]
+    if not isinstance(data, dict) or not data:
+        raise InputError("prices: expected a table {MODEL: {input: $/Mtok, output: $/Mtok}}", where)
+    out = {}
+    for model, entry in data.items():
+        try:
+            pin, pout = float(entry["input"]), float(entry["output"])
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"prices: {model!r} needs input and output in dollars per million tokens", where) from None
+        if not (pin >= 0 and pout >= 0):
+            raise InputError(f"prices: {model!r} has a negative price", where)
+        out[str(model)] = {"input": pin, "output": pout}
+    return out
 
 
 @dataclass
@@ -122,6 +141,12 @@ class Pacer:
                     self._next = max(self._next, now + wait + 60.0 / self.rpm)
             self._tokens -= need
         return wait
+
+    def started(self, t: float | None = None) -> None:
+        """A call started at ``t`` (now): a start later than its booked time (the caller was busy) moves the
+        next one back, so a late start is never followed by a burst."""
+        if self.rpm:
+            self._next = max(self._next, (self.clock() if t is None else t) + 60.0 / self.rpm)
 
     def used(self, estimated: int, actual: int) -> None:
         """Correct the token booking once a call's real usage is known."""
