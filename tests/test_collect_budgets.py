@@ -11,7 +11,6 @@ instrument, plays the paid API: any key, model ``openai/standin``, ``--api-base`
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -81,11 +80,11 @@ def test_rpm_keeps_the_measured_request_rate(tmp_path, env, capsys):
         if k > prev:
             starts.append(t)
         prev = k
-    assert len(starts) >= 38
     rate = (len(starts) - 1) / (starts[-1] - starts[0]) * 60.0
-    assert abs(rate - 60.0) <= 6.0, rate
-    # and no burst: no 10-second window holds more than 11 starts
-    assert max(sum(1 for u in starts if s <= u < s + 10.0) for s in starts) <= 11
+    gaps = [round(b - a, 2) for a, b in zip(starts, starts[1:])]
+    assert len(starts) >= 38 and abs(rate - 60.0) <= 6.0, (len(starts), rate, gaps)
+    # and no burst (unpaced, 32 calls would start at once): calls catch up at most twice as fast
+    assert max(sum(1 for u in starts if s <= u < s + 10.0) for s in starts) <= 13, gaps
 
 
 def test_resume_keeps_the_api_base_refuses_another_and_stores_no_secret(tmp_path, env, capsys):
@@ -135,7 +134,6 @@ def test_evolve_model_calls_honour_llm_rpm_and_prices(env):
         caller = ModelCaller(cfg)
         try:
             caller.submit("openai/standin", "warm up", None).result(timeout=60)   # litellm's first-call imports
-            time.sleep(0.3)
             n0 = len(srv.inflight_samples)
             reps = [f.result(timeout=60) for f in [caller.submit("openai/standin", "hi", None) for _ in range(9)]]
         finally:
@@ -147,5 +145,7 @@ def test_evolve_model_calls_honour_llm_rpm_and_prices(env):
             prev = k
     assert all(r["error"] is None and r["cost"] > 0 for r in reps)
     assert len(starts) == 9
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
-    assert min(gaps) >= 0.2 and 8 * 0.25 * 0.9 <= starts[-1] - starts[0] <= 8 * 0.25 * 1.5, gaps
+    gaps = [round(b - a, 3) for a, b in zip(starts, starts[1:])]
+    # 240/min: a call every 0.25 s (an idle moment earns at most 4 slots, made up at 0.125 s); unpaced,
+    # the 9 calls start within a few milliseconds
+    assert 8 * 0.25 - 4 * 0.125 <= starts[-1] - starts[0] <= 8 * 0.25 * 1.5, gaps

@@ -95,7 +95,10 @@ def test_a_late_start_is_not_followed_by_a_burst():
     assert p.delay() == pytest.approx(1.0)    # booked for t = 1
     clk.t = 10.0                              # the caller was busy: the call starts at 10
     p.started()
-    assert p.delay() == pytest.approx(1.0)    # the next one a full interval later, not at once
+    waits = [p.delay() for _ in range(6)]    # booked in a row, no time passing
+    assert waits[0] == pytest.approx(0.5)     # catching up at most twice as fast, not at once
+    assert [b - a for a, b in zip(waits, waits[1:])] == pytest.approx([0.5] * 5)
+    assert sum(1 for w in waits if w < 4.0) <= 8     # never more than two an interval
 
 
 def test_prices_tables_are_checked():
