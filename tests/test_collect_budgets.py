@@ -149,3 +149,46 @@ def test_evolve_model_calls_honour_llm_rpm_and_prices(env):
     # 240/min: a call every 0.25 s (an idle moment earns at most 4 slots, made up at 0.125 s); unpaced,
     # the 9 calls start within a few milliseconds
     assert 8 * 0.25 - 4 * 0.125 <= starts[-1] - starts[0] <= 8 * 0.25 * 1.5, gaps
+
+
+def test_429s_are_retried_with_backoff_and_counted(env):
+    """A provider that answers 429 twice, then replies: the call succeeds after backing off and the
+    reply counts the two rate limits (collect sums them into the summary's ``rate_limited``)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from potsearch.llm.client import LLMClient
+
+    seen = []
+
+    class H(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append(1)
+            if len(seen) <= 2:
+                code, body = 429, {"error": {"message": "Rate limit reached", "type": "rate_limit_error"}}
+            else:
+                code, body = 200, {"id": "x", "object": "chat.completion", "created": 0, "model": "standin",
+                                   "choices": [{"index": 0, "message": {"role": "assistant", "content": "OK"},
+                                                "finish_reason": "stop"}],
+                                   "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        client = LLMClient("openai/standin", timeout=10, retries=3, backoff=0.01,
+                           api_base=f"http://127.0.0.1:{srv.server_address[1]}/v1")
+        reply = client.complete_sync([{"role": "user", "content": "hi"}])
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert reply.ok and reply.text == "OK" and reply.throttled == 2 and reply.attempts == 3
