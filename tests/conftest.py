@@ -22,7 +22,7 @@ FAST_FILES = frozenset("""
 #: files whose tests measure time or rates against real clocks (a 0.5 s call timeout, calls per minute,
 #: kills at chosen moments): `make test` runs them alone, after the parallel part, so that another
 #: test's load on the two cores cannot make them fail
-SERIAL_FILES = frozenset({"test_collect_faults", "test_kill_resume", "test_evolve_async"})
+SERIAL_FILES = frozenset({"test_collect_faults", "test_kill_resume", "test_evolve_async", "test_collect_budgets"})
 
 
 def pytest_collection_modifyitems(config, items):

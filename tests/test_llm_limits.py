@@ -86,3 +86,25 @@ def test_bad_limits_and_unpriced_caps_are_refused_in_one_line():
     check_priced("openai/no-such-model-xyz", None, None, allow_unpriced=False)     # no cap: nothing to enforce
     assert price("openai/standin", {"openai/standin": {"input": 1.0, "output": 2.0}}) == (1e-6, 2e-6)
     assert price("openai/gpt-4o-mini") is not None and price("local") == (0.0, 0.0)
+
+
+def test_a_late_start_is_not_followed_by_a_burst():
+    clk = Clock()
+    p = Pacer(rpm=60, clock=clk)
+    assert p.delay() == 0.0
+    assert p.delay() == pytest.approx(1.0)    # booked for t = 1
+    clk.t = 10.0                              # the caller was busy: the call starts at 10
+    p.started()
+    waits = [p.delay() for _ in range(6)]    # booked in a row, no time passing
+    assert waits[0] == pytest.approx(0.5)     # catching up at most twice as fast, not at once
+    assert [b - a for a, b in zip(waits, waits[1:])] == pytest.approx([0.5] * 5)
+    assert sum(1 for w in waits if w < 4.0) <= 8     # never more than two an interval
+
+
+def test_prices_tables_are_checked():
+    from potsearch.llm.limits import check_prices
+
+    assert check_prices({"prices": {"m": {"input": 1, "output": 2}}}, "f") == {"m": {"input": 1.0, "output": 2.0}}
+    for bad in ({}, {"m": {"input": 1}}, {"m": {"input": -1, "output": 1}}, ["m"]):
+        with pytest.raises(InputError):
+            check_prices(bad, "f")

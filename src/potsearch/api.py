@@ -49,9 +49,10 @@ def collect(run, *, agent: str | None = None, provider: str | None = None, mode:
             sources_per_prompt: int | None = None, seed: int | None = None, max_samples: int | None = None,
             max_tokens: int | None = None, max_cost: float | None = None, workers: int | None = None,
             address: str | None = None, ray_timeout: float | None = None, resume: bool = False,
-            timeout: float = 60.0, retries: int = 4, backoff: float = 0.5, temperature: float | None = None,
-            max_tokens_per_call: int | None = None, api_base: str | None = None, batch_size: int | None = None,
-            inflight: int | None = None, setup=None, progress: bool | None = None):
+            timeout: float | None = None, retries: int | None = None, backoff: float | None = None,
+            temperature: float | None = None, max_tokens_per_call: int | None = None, api_base: str | None = None,
+            prices=None, allow_unpriced: bool = False, rpm: float | None = None, tpm: float | None = None,
+            batch_size: int | None = None, inflight: int | None = None, setup=None, progress: bool | None = None):
     """Run an agent (`potsearch collect`) into ``run``; options as the CLI's (see `potsearch collect -h`;
     ``workers=None``: one per core).
 
@@ -63,8 +64,9 @@ def collect(run, *, agent: str | None = None, provider: str | None = None, mode:
         chains=chains, sources_per_prompt=sources_per_prompt, seed=seed, max_samples=max_samples,
         max_tokens=max_tokens, max_cost=max_cost, workers=workers, address=address, ray_timeout=ray_timeout,
         resume=resume, timeout=timeout, retries=retries, backoff=backoff, temperature=temperature,
-        max_tokens_per_call=max_tokens_per_call, api_base=api_base, batch_size=batch_size, inflight=inflight,
-        setup=None if setup is None else tuple(setup), progress=progress))
+        max_tokens_per_call=max_tokens_per_call, api_base=api_base,
+        prices=None if prices is None else str(prices), allow_unpriced=allow_unpriced, rpm=rpm, tpm=tpm,
+        batch_size=batch_size, inflight=inflight, setup=None if setup is None else tuple(setup), progress=progress))
 
 
 @checked_options

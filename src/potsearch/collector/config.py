@@ -23,12 +23,16 @@ class CollectConfig:
     address: str | None = None
     ray_timeout: float | None = None     # seconds to join --address (None: POTSEARCH_RAY_TIMEOUT or 30)
     resume: bool = False
-    timeout: float = 60.0
-    retries: int = 4
-    backoff: float = 0.5
+    timeout: float | None = None         # call settings: None = the stored one on --resume, else the default
+    retries: int | None = None           # (callsettings.PACE_DEFAULTS: 60 s, 4, 0.5 s)
+    backoff: float | None = None
     temperature: float | None = None
     max_tokens_per_call: int | None = None
     api_base: str | None = None
+    prices: str | None = None            # a YAML/JSON prices table {MODEL: {input: $/Mtok, output: $/Mtok}}
+    allow_unpriced: bool = False         # accept --max-cost on a model without a price (the cap counts nothing)
+    rpm: float | None = None             # requests per minute at most (None: no limit)
+    tpm: float | None = None             # tokens per minute at most (None: no limit)
     batch_size: int | None = None        # tasks per actor call
     inflight: int | None = None          # batches in flight per worker
     setup: list[str] = field(default_factory=list)   # provider hooks loaded in every worker

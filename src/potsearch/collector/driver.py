@@ -15,6 +15,7 @@ from potsearch.store.rundir import RunDir
 from potsearch.collector.config import Budget, CollectConfig, CollectResult, PLAN_KEYS
 from potsearch.collector.protocols import CONSTRAINED_NOTE, SURROGATE_NOTE, Task, make_protocol, norm_protocol
 from potsearch.collector.stats import stored_samples, stored_usage, table3
+from potsearch.collector import callsettings as calls
 from potsearch.collector.workers import make_surrogate, ray_classes
 
 
@@ -87,7 +88,7 @@ def _checked(cfg: CollectConfig) -> CollectConfig:
             raise InputError(f"--{name.replace('_', '-')} must be >= 0, got {v}")
     if cfg.max_cost is not None and not cfg.max_cost >= 0:
         raise InputError(f"--max-cost must be >= 0, got {cfg.max_cost}")
-    if not cfg.timeout > 0:
+    if cfg.timeout is not None and not cfg.timeout > 0:
         raise InputError(f"--timeout must be > 0, got {cfg.timeout}")
 
     if cfg.resume:
@@ -130,7 +131,7 @@ def _model(plan: dict, agent) -> str | None:
     return model
 
 
-def _run_config(cfg, agent, plan, model, sur_meta) -> dict:
+def _run_config(cfg, agent, plan, model, sur_meta, call) -> dict:
     ac = agent.config
     conf = {
         "stage": "collect",
@@ -141,7 +142,8 @@ def _run_config(cfg, agent, plan, model, sur_meta) -> dict:
         "mode": plan["mode"],
         "protocol": plan["protocol"],
         "seed": plan["seed"],
-        "decoding": {"temperature": _temperature(cfg, agent), "max_tokens": _call_tokens(cfg, agent, plan["mode"]),
+        "call": call,       # how to reach the model (callsettings.py; never a secret)
+        "decoding": {"temperature": call["temperature"], "max_tokens": call["max_tokens_per_call"],
                      "chat_template": "the model's own (GGUF metadata)" if model and model.startswith("potsearch-local/")
                      else "the provider's"},
         "uids": {"per_state": "s:{state_key}:{k}", "chain": "c{chain}:{step}", "population": "p:{step}"}[plan["protocol"]],
@@ -210,6 +212,12 @@ class _Collection:
     fail_counts: dict = field(default_factory=dict)
     given_up: set = field(default_factory=set)
     watch: object = None       # llm.failures.FailureWatch: stops a collect whose model cannot answer
+    call: dict = field(default_factory=dict)   # the run's call settings (callsettings.resolve_call)
+    spend: object = None       # llm.limits.SpendCap: spent + calls in flight x one call's worst case <= --max-cost
+    pacer: object = None       # llm.limits.Pacer: --rpm / --tpm (None: no limit)
+    held: tuple | None = None  # (tasks, monotonic time): a batch the pacer let start at that time
+    prompt_est: int = 0        # prompt tokens of one call (over-estimated; raised by what calls used)
+    throttled: int = 0         # 429s (rate limits) met, retried or not
 
     @property
     def surrogate(self) -> bool:
@@ -291,8 +299,23 @@ def _plan(cfg, agent, store, plan, model, after_write) -> _Collection:
     if sur_obj is not None:
         sur_meta = dict(sur_obj.metadata()) if hasattr(sur_obj, "metadata") else {}
         sur_meta.setdefault("note", SURROGATE_NOTE)
-    store.set_run_config(_run_config(cfg, agent, plan, model, sur_meta), kind="collect")
-    return _Collection(cfg, agent, store, plan, model, proto, Budget(cfg, n0, tok0, cost0), after_write)
+    stored_call = store.run_info().get("config", {}).get("call", {}) if cfg.resume else {}
+    call = calls.resolve_call(cfg, plan, model, _temperature(cfg, agent), _call_tokens(cfg, agent, plan["mode"]),
+                              stored_call, cfg.resume)
+    store.set_run_config(_run_config(cfg, agent, plan, model, sur_meta, call), kind="collect")
+    c = _Collection(cfg, agent, store, plan, model, proto, Budget(cfg, n0, tok0, cost0), after_write, call=call)
+    _limits(c, initial)
+    return c
+
+
+def _limits(c: _Collection, initial) -> None:
+    """The spending cap and the pacer of a model collect (llm/limits.py)."""
+    from potsearch.llm.limits import Pacer, SpendCap
+
+    c.prompt_est = calls.prompt_estimate(c.agent, initial) if c.model is not None else 0
+    c.spend = SpendCap(c.cfg.max_cost, calls.worst_call(c.model, c.call, c.prompt_est), spent=c.budget.cost)
+    if c.model is not None and (c.call["rpm"] or c.call["tpm"]):
+        c.pacer = Pacer(c.call["rpm"], c.call["tpm"])
 
 
 def _start_workers(c: _Collection) -> tuple[int, int, bool]:
@@ -312,14 +335,15 @@ def _start_workers(c: _Collection) -> tuple[int, int, bool]:
         from potsearch.llm.client import is_local
 
         local = is_local(c.model)
-        client_opts = dict(timeout=cfg.timeout, retries=cfg.retries, backoff=cfg.backoff,
-                           temperature=_temperature(cfg, c.agent),
-                           max_tokens=_call_tokens(cfg, c.agent, plan["mode"]), api_base=cfg.api_base)
+        k = c.call
+        client_opts = dict(timeout=k["timeout"], retries=k["retries"], backoff=k["backoff"],
+                           temperature=k["temperature"], max_tokens=k["max_tokens_per_call"], api_base=k["api_base"],
+                           price=calls.table_price(k, c.model))
         c.actors = [classes["llm"].options(num_cpus=1 if local else 0, max_concurrency=64, **opts)
                     .remote(cfg.agent, c.model, plan["mode"], client_opts, cfg.setup, 1) for _ in range(cfg.workers)]
         # local llama.cpp: one call at a time per actor, a small queue keeps it busy;
         # remote APIs: several concurrent calls per actor
-        batch = cfg.batch_size or (1 if local else 4)
+        batch = cfg.batch_size or (1 if local or c.pacer is not None else 4)   # paced: one call at a time
         in_order = local   # seeded llama.cpp replies are reproducible; remote APIs are not
     try:
         ray.get([a.ready.remote() for a in c.actors])
@@ -345,10 +369,7 @@ def _loop(c: _Collection, batch: int, per_worker: int, in_order: bool, progress,
         # ---- plan and submit (bounded in flight = backpressure)
         n_inflight = sum(len(v[1]) for v in inflight.values())
         while len(inflight) < per_worker * len(actors):
-            room = budget.room(n_inflight)
-            if room <= 0:
-                break
-            tasks = [t for t in proto.take(min(batch, room)) if t.uid not in c.given_up]
+            tasks = _next_tasks(c, batch, n_inflight)
             if not tasks:
                 break
             a = min(range(len(actors)), key=lambda i: load[i])
@@ -357,15 +378,25 @@ def _loop(c: _Collection, batch: int, per_worker: int, in_order: bool, progress,
             else:
                 ref = actors[a].run.remote([t.wire() for t in tasks])
             inflight[ref] = (a, tasks, batch_no)
+            c.spend.started(len(tasks))
+            if c.pacer is not None:
+                c.pacer.started()
             load[a] += 1
             batch_no += 1
             n_inflight += len(tasks)
         if not inflight:
+            if c.held is not None:               # the pacer holds the next batch: wait for its time
+                time.sleep(max(0.0, c.held[1] - time.monotonic()))
+                continue
+            if c.spend.reached and budget.room(0) > 0:
+                return (f"cost budget reached (${c.spend.spent:.4f}; one more call could cost up to "
+                        f"${c.spend.per_call:.4f}, cap ${c.spend.cap})")
             return budget.reason() if budget.room(0) <= 0 else "plan complete"
         # Reproducible runs: take results in submission order, so what is planned next never
         # depends on which worker answered first (remote APIs: first come, first served).
         waiting = [min(inflight, key=lambda r: inflight[r][2])] if in_order else list(inflight)
-        ready, _ = ray.wait(waiting, num_returns=1, timeout=0.5)
+        hold = max(0.01, c.held[1] - time.monotonic()) if c.held is not None else 0.5
+        ready, _ = ray.wait(waiting, num_returns=1, timeout=min(0.5, hold))
         for ref in ready:
             a, tasks, _ = inflight.pop(ref)
             load[a] -= 1
@@ -376,6 +407,8 @@ def _loop(c: _Collection, batch: int, per_worker: int, in_order: bool, progress,
                                                               "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
                 c.failures += len(tasks)
                 c.consecutive_fail += len(tasks)
+                for _t in tasks:
+                    c.spend.finished(0.0)
                 for t in reversed(tasks):
                     proto.failed(t)
                 _check_failing(c.cfg, c.consecutive_fail, str(exc))
@@ -397,6 +430,8 @@ def _take(c: _Collection, tasks: list[Task], results: list) -> None:
     proto, budget, agent_name = c.proto, c.budget, c.agent.name
     now = time.time()
     for t, r in zip(tasks, results):
+        if not c.surrogate:
+            _account(c, r)
         if c.surrogate:
             target, key, reason, meta = r
             s = Sample(uid=t.uid, source=t.source, target=target, reason=reason, agent=agent_name,
@@ -447,7 +482,7 @@ def _finish(c: _Collection, stop: str, seconds: float) -> CollectResult:
                     "samples_per_second": round(c.new / seconds, 2) if seconds > 0 else None,
                     "failed_calls": c.failures, "stop": stop, "provider": plan["provider"], "mode": plan["mode"],
                     "protocol": plan["protocol"], "agent": c.agent.name, "model": c.model or "surrogate",
-                    "positions_given_up": len(c.given_up)})
+                    "positions_given_up": len(c.given_up), "rate_limited": c.throttled})
     if c.surrogate:
         summary["note"] = SURROGATE_NOTE
     c.store.set_stage_result("collect", summary)
@@ -461,3 +496,42 @@ def _check_failing(cfg, consecutive: int, last: str):
                          + " (stored samples are kept; fix the provider and rerun with --resume)")
 
 
+
+
+def _next_tasks(c: _Collection, batch: int, n_inflight: int) -> list:
+    """The next batch to submit now, or [] (the plan or a budget says no more now, or the pacer holds the
+    batch until its time: ``c.held``). The cost cap counts the calls in flight at their worst case."""
+    if c.held is not None:
+        tasks, at = c.held
+        if time.monotonic() < at:
+            return []
+        c.held = None
+        return tasks
+    room = min(c.budget.room(n_inflight), c.spend.may_start(batch))
+    if room <= 0:
+        return []
+    tasks = [t for t in c.proto.take(min(batch, room)) if t.uid not in c.given_up]
+    if tasks and c.pacer is not None:
+        per = c.prompt_est + int(c.call["max_tokens_per_call"] or 0)
+        wait = max(c.pacer.delay(per) for _ in tasks)
+        if wait > 0:
+            c.held = (tasks, time.monotonic() + wait)
+            return []
+    return tasks
+
+
+def _account(c: _Collection, r: dict) -> None:
+    """One model call's result in the limits: its cost in the cap, its tokens in the pacer, its 429s
+    counted (each pushes the pacer's next start back; the client backs off before retrying)."""
+    c.spend.finished(r.get("cost") or 0.0)
+    tin = int(r.get("tokens_in") or 0)
+    if tin > c.prompt_est:        # a longer prompt than estimated: later calls are booked at it
+        c.prompt_est = tin
+        c.spend.per_call = max(c.spend.per_call, calls.worst_call(c.model, c.call, tin))
+    n429 = int(r.get("throttled") or 0)
+    c.throttled += n429
+    if c.pacer is not None:
+        per = c.prompt_est + int(c.call["max_tokens_per_call"] or 0)
+        c.pacer.used(per, tin + int(r.get("tokens_out") or 0))
+        for _ in range(n429):
+            c.pacer.throttle()

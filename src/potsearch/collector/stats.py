@@ -49,7 +49,8 @@ def format_summary(summary: dict, run: str) -> str:
     lines = [head, row,
              f"pairs seen both ways: {s['pairs_both_ways']}   self-loops: {s['self_loop_rate']:.1%}   "
              f"new samples: {s['new_samples']} in {s['seconds']:.1f}s ({s['samples_per_second'] or 0:.1f}/s)   "
-             f"tokens: {s['tokens_in'] + s['tokens_out']:,}   cost: ${s['cost']:.4f}   failed calls: {s['failed_calls']}",
+             f"tokens: {s['tokens_in'] + s['tokens_out']:,}   cost: ${s['cost']:.4f}   failed calls: {s['failed_calls']}"
+             + (f"   rate-limited (429): {s['rate_limited']}" if s.get("rate_limited") else ""),
              f"stopped: {s['stop']}"]
     if s.get("escape_reasons"):
         lines.append("escapes: " + ", ".join(f"{k} {v}" for k, v in s["escape_reasons"].items()))

@@ -89,7 +89,8 @@ class LLMWorkerImpl:
         rng = random.Random(t["seed"])
         reply = await self.client.complete(msgs, grammar=self.grammar, rng=rng, seed=t["seed"])
         base = {"uid": t["uid"], "tokens_in": reply.tokens_in, "tokens_out": reply.tokens_out, "cost": reply.cost,
-                "latency": reply.latency, "error": reply.error_note(), "raw": reply.text}
+                "latency": reply.latency, "error": reply.error_note(), "raw": reply.text,
+                "throttled": reply.throttled}
         if not reply.ok:
             base["failed"], base["kind"] = reply.error, reply.kind   # kind: potsearch.llm.failures.classify
             return base

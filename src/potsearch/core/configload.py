@@ -132,6 +132,10 @@ class _Reader:
         value = self.value(node)
         if value is None and nullable:
             return None
+        if typ is dict or typing.get_origin(typ) is dict:   # a free-form table, checked by the config's own check
+            if not isinstance(value, dict):
+                self.fail(f"{key}: expected a mapping, got {value!r}", node)
+            return value
         if typing.get_origin(typ) is tuple:
             item = (typing.get_args(typ) or (str,))[0]
             items = value if isinstance(value, list) else [value]

@@ -119,6 +119,7 @@ class Reply:
     retried: list[str] = field(default_factory=list)  # errors of earlier attempts, in order
     finish_reason: str | None = None  # "stop", or "length" when max_tokens cut the reply
     kind: str | None = None       # a failure's kind (potsearch.llm.failures.classify), None on success
+    throttled: int = 0            # attempts answered with a rate limit (429), retried or final
 
     @property
     def ok(self) -> bool:
@@ -153,6 +154,7 @@ class LLMClient:
     max_tokens: int = 64
     api_base: str | None = None
     local_threads: int = 1        # llama.cpp threads of the in-process local model
+    price: tuple[float, float] | None = None  # $ per prompt / completion token from a prices table (else litellm's)
 
     def __post_init__(self):
         self._litellm = get_litellm()
@@ -204,6 +206,9 @@ class LLMClient:
     def cost(self, resp) -> float:
         if is_local(self.model):
             return 0.0
+        if self.price is not None:
+            _, tin, tout = _unpack(resp)
+            return tin * self.price[0] + tout * self.price[1]
         hidden = getattr(resp, "_hidden_params", None) or {}
         if hidden.get("response_cost") is not None:  # litellm priced it already
             return float(hidden["response_cost"])
@@ -219,6 +224,7 @@ class _Attempts:
     def __init__(self, client: LLMClient, rng: random.Random | None):
         self.client, self.rng = client, rng or random.Random()
         self.attempt, self.retried, self.reply = 1, [], None
+        self.throttled = 0
 
     def failed(self, exc: Exception, t0: float) -> float | None:
         """The wait before the next attempt, or None (``self.reply`` holds the failure). Whether to retry
@@ -226,20 +232,21 @@ class _Attempts:
         calls it a server error)."""
         c, kind = self.client, classify(exc)
         err = f"Timeout: no reply within {c.timeout:g}s" if isinstance(exc, asyncio.TimeoutError) else _short(exc)
+        self.throttled += kind == "rate_limit"
         if kind in RETRIED and self.attempt <= c.retries:
             self.retried.append(err)
             wait = min(c.backoff_max, c.backoff * 2 ** (self.attempt - 1)) * self.rng.random()
             self.attempt += 1
             return wait
         self.reply = Reply(None, latency=time.perf_counter() - t0, attempts=self.attempt, error=err,
-                           retried=self.retried, kind=kind)
+                           retried=self.retried, kind=kind, throttled=self.throttled)
         return None
 
     def done(self, resp, t0: float) -> Reply:
         latency = time.perf_counter() - t0
         text, tin, tout = _unpack(resp)
         return Reply(text, tin, tout, self.client.cost(resp), latency, self.attempt, None, self.retried,
-                     _finish_reason(resp))
+                     _finish_reason(resp), throttled=self.throttled)
 
 
 def _finish_reason(resp) -> str | None:

@@ -9,7 +9,9 @@ collect and evolve's model operator.
   could still cost (prompt estimate + max completion tokens, at the model's price) stays within the cap.
   So the cap is never passed by more than the error of one call's prompt estimate.
 * :class:`Pacer` — requests and tokens per minute, spread evenly (a request every 60/rpm seconds, tokens
-  refilled continuously): no burst at start-up for a provider to answer with 429s.
+  refilled continuously): no burst at start-up for a provider to answer with 429s. A caller that
+  started late (it was busy) makes the lost slots up at most two requests an interval (``catch_up``
+  slots at most), so the rate over a run stays ``rpm`` without bursts.
 """
 from __future__ import annotations
 
@@ -45,8 +47,27 @@ def check_priced(model: str, max_cost: float | None, prices: dict | None, allow_
     """A cost cap on a model without a price cannot hold: refuse it in one line unless allowed."""
     if max_cost is not None and price(model, prices) is None and not allow_unpriced:
         raise InputError(f"--max-cost cannot be enforced: no price is known for model {model!r} (litellm's price "
-                         "map has none); give one in the config (prices: {MODEL: {input: $/Mtok, output: "
-                         "$/Mtok}}) or pass --allow-unpriced to run with the cap counting nothing")
+                         "map has none); give one in a prices table ({MODEL: {input: $/Mtok, output: $/Mtok}}: "
+                         "--prices FILE, or llm.prices in a search config) or pass --allow-unpriced to run "
+                         "with the cap counting nothing")
+
+
+def check_prices(data, where: str) -> dict:
+    """A prices table, checked: every entry ``{input: >= 0, output: >= 0}`` in dollars per million tokens."""
+    if isinstance(data, dict) and set(data) == {"prices"}:
+        data = data["prices"]
+    if not isinstance(data, dict) or not data:
+        raise InputError("prices: expected a table {MODEL: {input: $/Mtok, output: $/Mtok}}", where)
+    out = {}
+    for model, entry in data.items():
+        try:
+            pin, pout = float(entry["input"]), float(entry["output"])
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"prices: {model!r} needs input and output in dollars per million tokens", where) from None
+        if not (pin >= 0 and pout >= 0):
+            raise InputError(f"prices: {model!r} has a negative price", where)
+        out[str(model)] = {"input": pin, "output": pout}
+    return out
 
 
 @dataclass
@@ -88,7 +109,9 @@ class Pacer:
     rpm: float | None = None
     tpm: float | None = None
     clock: Callable[[], float] = time.monotonic
-    _next: float = field(default=0.0, repr=False)
+    _next: float = field(default=0.0, repr=False)     # the schedule: the next request's slot
+    _prev: float = field(default=float("-inf"), repr=False)   # the last request's (real) start
+    catch_up: int = 4              # slots a late caller may make up (at most two requests an interval)
     _tokens: float | None = field(default=None, repr=False)
     _t_tokens: float = field(default=0.0, repr=False)
     throttled: int = 0           # 429s reported back (counted, they slow the pace)
@@ -103,9 +126,13 @@ class Pacer:
         now = self.clock()
         wait = 0.0
         if self.rpm:
-            start = max(now, self._next)
+            iv = 60.0 / self.rpm
+            # the first request opens the schedule; later, idle time gives at most catch_up slots of credit
+            slot = now if self._prev == float("-inf") else max(self._next, now - self.catch_up * iv)
+            start = max(now, slot, self._prev + iv / 2)
             wait = start - now
-            self._next = start + 60.0 / self.rpm
+            self._next = slot + iv        # the schedule, not the start: a late start is made up, not lost
+            self._prev = start
         if self.tpm:
             if self._tokens is None:
                 self._tokens, self._t_tokens = float(self.tpm) / 60.0, now   # one second's worth at start
@@ -122,6 +149,12 @@ class Pacer:
                     self._next = max(self._next, now + wait + 60.0 / self.rpm)
             self._tokens -= need
         return wait
+
+    def started(self, t: float | None = None) -> None:
+        """A call started at ``t`` (now). After a late start (the caller was busy) the schedule catches up,
+        so the rate over a run stays ``rpm``, but never faster than two calls an interval: no burst."""
+        if self.rpm:
+            self._prev = max(self._prev, self.clock() if t is None else t)
 
     def used(self, estimated: int, actual: int) -> None:
         """Correct the token booking once a call's real usage is known."""

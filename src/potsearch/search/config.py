@@ -40,6 +40,10 @@ class LLMConfig:
     when_busy: str = option("wait", choices=("wait", "gp"))  # an island at its cap of outstanding calls: wait | gp
     grammar: bool = False      # constrain replies by a GBNF grammar of the potential language (local / llama.cpp servers)
     api_base: str = ""         # base URL of an OpenAI-compatible server (passed to litellm); "" = provider default
+    rpm: Optional[float] = option(None, gt=0)   # model requests per minute at most, spread evenly (None: no limit)
+    tpm: Optional[float] = option(None, gt=0)   # model tokens (in + out) per minute at most (None: no limit)
+    prices: Optional[dict] = None  # {MODEL: {input: $/Mtok, output: $/Mtok}}; else litellm's price map
+    allow_unpriced: bool = False   # accept max_cost on a model without a price (the cap then counts nothing)
 
 
 #: The most any sandbox limit may be: the config loader refuses more (``le=``), and polish, attribute and
@@ -122,6 +126,7 @@ def check(cfg: SearchConfig, where: Where | None = None) -> SearchConfig:
               f"(give one value, or one per island)", "llm.mix")
     if any(m > 0 for m in cfg.llm.mix) and not cfg.llm.models:
         w.err("llm.mix > 0 needs llm.models (a litellm model per island, or 'local')", "llm.mix")
+    _check_prices(cfg, w)
     if not 2 <= cfg.llm.parents <= 4:
         w.err(f"llm.parents must be 2..4, got {cfg.llm.parents}", "llm.parents")
     if cfg.gp.init_min_depth > cfg.gp.init_max_depth:
@@ -160,3 +165,19 @@ def with_overrides(cfg: SearchConfig, **kw) -> SearchConfig:
         if k == "seed" and v < 0:
             raise InputError(f"--seed must be >= 0, got {v}")
     return check(dataclasses.replace(cfg, **kw)) if kw else cfg
+
+
+def _check_prices(cfg: SearchConfig, w) -> None:
+    """llm.prices is a valid table, and llm.max_cost can be enforced on every model (or allow_unpriced)."""
+    from potsearch.core.errors import InputError
+    from potsearch.llm.limits import check_priced, check_prices
+
+    try:
+        if cfg.llm.prices is not None:
+            check_prices(cfg.llm.prices, "llm.prices")
+        if cfg.llm.max_cost is not None and cfg.uses_llm:
+            for m in dict.fromkeys(cfg.llm.models):
+                check_priced(m, cfg.llm.max_cost, cfg.llm.prices, cfg.llm.allow_unpriced)
+    except InputError as exc:
+        w.err(str(exc.args[0] if exc.args else exc).replace("--max-cost", "llm.max_cost")
+              .replace("--allow-unpriced", "llm.allow_unpriced: true"), "llm.prices")

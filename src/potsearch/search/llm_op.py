@@ -178,15 +178,17 @@ def model_client(llm, name: str):
     call is one failed candidate, recorded, and the search goes on."""
     from potsearch.llm.client import LLMClient
 
+    entry = (llm.prices or {}).get(name)
+    price = (float(entry["input"]) / 1e6, float(entry["output"]) / 1e6) if entry else None
     return LLMClient(name, timeout=llm.timeout, retries=0, temperature=llm.temperature, max_tokens=llm.max_tokens,
-                     api_base=llm.api_base or None)
+                     api_base=llm.api_base or None, price=price)
 
 
 def reply_record(reply) -> dict:
     """A model call (``llmclient.Reply``) as the search records it."""
     return {"text": reply.text if reply.error is None else None, "tokens": reply.tokens, "cost": reply.cost,
             "error": f"llm: {reply.error}"[:500] if reply.error else None, "seconds": reply.latency,
-            "kind": reply.kind}
+            "kind": reply.kind, "throttled": reply.throttled}
 
 
 def screen_reply(text: str | None, check_source) -> tuple[str, str, str | None]:

@@ -33,6 +33,12 @@ class ModelCaller:
         self.samples: list[tuple[float, int]] = []
         self._lock = threading.Lock()
         self.t0 = time.monotonic()
+        self.pacer = None              # llm.rpm / llm.tpm (llm/limits.py); used on the event-loop thread only
+        self._pace_lock = None
+        if cfg.llm.rpm or cfg.llm.tpm:
+            from potsearch.llm.limits import Pacer
+
+            self.pacer = Pacer(cfg.llm.rpm, cfg.llm.tpm)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="evolve-model-calls", daemon=True)
         self._thread.start()
@@ -51,9 +57,22 @@ class ModelCaller:
         return fut
 
     async def _call(self, model: str, prompt: str, seed: int | None, grammar: str | None) -> dict:
+        est = len(prompt) // 3 + 64 + self.cfg.llm.max_tokens     # tokens, over-estimated (system prompt too)
+        if self.pacer is not None:
+            if self._pace_lock is None:
+                self._pace_lock = asyncio.Lock()
+            async with self._pace_lock:          # one call booked at a time, each at its real start
+                await asyncio.sleep(self.pacer.delay(est))
+                self.pacer.started()
         if self.actor is not None:  # a Ray actor makes the call (anywhere in the cluster)
-            return await self.actor.call.remote(model, prompt, seed, grammar)
-        return await self.clients.call(model, prompt, seed, grammar)
+            rep = await self.actor.call.remote(model, prompt, seed, grammar)
+        else:
+            rep = await self.clients.call(model, prompt, seed, grammar)
+        if self.pacer is not None:
+            self.pacer.used(est, int(rep.get("tokens") or 0))
+            for _ in range(int(rep.get("throttled") or 0)):
+                self.pacer.throttle()       # a 429 pushes the next call back
+        return rep
 
     def close(self) -> None:
         """Cancel the calls still in flight (their replies are dropped) and stop the event loop."""
@@ -131,6 +150,7 @@ class LLMProposer:
 
         c = counters
         c["llm_calls"] += 1
+        c["llm_rate_limited"] = c.get("llm_rate_limited", 0) + int(rep.get("throttled") or 0)
         c["tokens"] += rep["tokens"]
         c["cost"] += rep["cost"]
         self.op.spent += rep["cost"]

@@ -24,7 +24,13 @@ class CollectOptions:
     ``chains`` / ``sources_per_prompt`` / ``seed`` / ``temperature`` / ``max_tokens_per_call``: the
     agent's unless given. Budgets: ``max_samples``, ``max_tokens``, ``max_cost``. ``workers``:
     concurrency slots (None: one per core); ``address`` / ``ray_timeout``: join a Ray cluster.
-    ``timeout`` / ``retries`` / ``backoff``: per model call; ``batch_size`` / ``inflight``: tasks per
+    ``timeout`` / ``retries`` / ``backoff``: per model call (None: the stored ones on ``resume``, else 60 s,
+    4, 0.5 s). How the model is reached (``provider``, ``api_base``, ``temperature``,
+    ``max_tokens_per_call``, the model's price) is stored and kept on ``resume`` (a different value is
+    refused); pace settings (``timeout``, ``retries``, ``backoff``, ``rpm``, ``tpm``) are stored and may be
+    changed on resume. ``prices``: a YAML/JSON table {MODEL: {input: $/Mtok, output: $/Mtok}} (else
+    litellm's price map); ``max_cost`` on a model without a price is refused unless ``allow_unpriced``;
+    ``rpm`` / ``tpm``: requests / tokens per minute at most. ``batch_size`` / ``inflight``: tasks per
     actor call and batches in flight per worker (None: the driver's choice); ``setup``: FILE.py:FUNC hooks
     called in every worker; ``progress``: a progress bar (None: when stderr is a terminal).
     """
@@ -44,12 +50,16 @@ class CollectOptions:
     address: str | None = None
     ray_timeout: float | None = None
     resume: bool = False
-    timeout: float = 60.0
-    retries: int = 4
-    backoff: float = 0.5
+    timeout: float | None = None
+    retries: int | None = None
+    backoff: float | None = None
     temperature: float | None = None
     max_tokens_per_call: int | None = None
     api_base: str | None = None
+    prices: str | None = None
+    allow_unpriced: bool = False
+    rpm: float | None = None
+    tpm: float | None = None
     batch_size: int | None = None
     inflight: int | None = None
     setup: tuple[str, ...] | None = None
@@ -64,8 +74,12 @@ class CollectOptions:
                 raise InputError(f"--{name.replace('_', '-')} must be >= 0, got {v}")
         if self.max_cost is not None and not self.max_cost >= 0:
             raise InputError(f"--max-cost must be >= 0, got {self.max_cost}")
-        if not self.timeout > 0:
+        if self.timeout is not None and not self.timeout > 0:
             raise InputError(f"--timeout must be > 0, got {self.timeout}")
+        for name in ("rpm", "tpm"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise InputError(f"--{name} must be > 0, got {v}")
 
 
 def run(run_dir, options: CollectOptions = CollectOptions()) -> CollectResult:

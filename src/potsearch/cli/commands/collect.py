@@ -38,7 +38,14 @@ def add_arguments(p) -> None:
     p.add_argument("--max-tokens", type=int, default=_D.max_tokens, metavar="T",
                    help="stop planning after T tokens (in + out)")
     p.add_argument("--max-cost", type=float, default=_D.max_cost, metavar="C",
-                   help="stop planning after $C (litellm prices; local = 0)")
+                   help="spend at most $C: a call starts only if the spend plus every call in flight at its worst "
+                        "case stays within $C (prices: --prices, else litellm's map; local = 0)")
+    p.add_argument("--prices", default=_D.prices, metavar="FILE",
+                   help="YAML/JSON prices table {MODEL: {input: $/Mtok, output: $/Mtok}} (stored with the run)")
+    p.add_argument("--allow-unpriced", action="store_true", default=_D.allow_unpriced,
+                   help="accept --max-cost on a model without a price (the cap then counts nothing)")
+    p.add_argument("--rpm", type=float, default=_D.rpm, help="model requests per minute at most (spread evenly)")
+    p.add_argument("--tpm", type=float, default=_D.tpm, help="model tokens (in + out) per minute at most")
     p.add_argument("--workers", type=int, default=_D.workers,
                    help="concurrency slots = Ray actors (default: one per core; for local, one single-threaded "
                         "llama.cpp worker per core)")
@@ -49,16 +56,16 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=_D.seed, help="plan seed (default: the agent's)")
     p.add_argument("--resume", action="store_true", default=_D.resume,
                    help="continue the run's plan after a stop or a crash")
-    p.add_argument("--timeout", type=float, default=_D.timeout, help="seconds per model call (default 60)")
+    p.add_argument("--timeout", type=float, default=_D.timeout, help="seconds per model call (default 60, or the run's on --resume)")
     p.add_argument("--retries", type=int, default=_D.retries,
-                   help="retries per call on time-outs, rate limits, server errors")
+                   help="retries per call on time-outs, rate limits, server errors (default 4, or the run's)")
     p.add_argument("--backoff", type=float, default=_D.backoff, metavar="SECONDS",
-                   help="a retry waits up to SECONDS (random), doubled for each further retry (default 0.5)")
+                   help="a retry waits up to SECONDS (random), doubled for each further retry (default 0.5, or the run's)")
     p.add_argument("--temperature", type=float, default=_D.temperature,
                    help="sampling temperature (default: the agent's)")
     p.add_argument("--max-tokens-per-call", type=int, default=_D.max_tokens_per_call,
                    help="completion tokens per call (default: the agent's)")
-    p.add_argument("--api-base", default=_D.api_base, help="OpenAI-compatible endpoint for the litellm model")
+    p.add_argument("--api-base", default=_D.api_base, help="OpenAI-compatible endpoint for the litellm model (stored; --resume keeps it)")
     p.add_argument("--batch-size", type=int, default=_D.batch_size, metavar="N",
                    help="tasks per worker call, a batch (default: 2000 for the surrogate, 4 for a remote model, 1 for local)")
     p.add_argument("--inflight", type=int, default=_D.inflight, metavar="N",
@@ -80,7 +87,8 @@ def run(args) -> int:
         seed=args.seed, max_samples=args.max_samples, max_tokens=args.max_tokens, max_cost=args.max_cost,
         workers=args.workers, address=args.address, ray_timeout=args.ray_timeout, resume=args.resume,
         timeout=args.timeout, retries=args.retries, backoff=args.backoff, temperature=args.temperature,
-        max_tokens_per_call=args.max_tokens_per_call, api_base=args.api_base, batch_size=args.batch_size,
+        max_tokens_per_call=args.max_tokens_per_call, api_base=args.api_base, prices=args.prices,
+        allow_unpriced=args.allow_unpriced, rpm=args.rpm, tpm=args.tpm, batch_size=args.batch_size,
         inflight=args.inflight, setup=None if args.setup is None else tuple(args.setup), progress=args.progress))
     print(printable(format_summary(res.summary, args.run)))   # agent names, stop reasons: escaped
     sys.stdout.flush()
