@@ -167,6 +167,15 @@ def with_overrides(cfg: SearchConfig, **kw) -> SearchConfig:
     return check(dataclasses.replace(cfg, **kw)) if kw else cfg
 
 
+def unpriced_models(cfg: SearchConfig) -> list[str]:
+    """The models whose spend llm.max_cost cannot count (no price in llm.prices or litellm's map)."""
+    if cfg.llm.max_cost is None or not cfg.uses_llm:
+        return []
+    from potsearch.llm.limits import price
+
+    return [m for m in dict.fromkeys(cfg.llm.models) if price(m, cfg.llm.prices) is None]
+
+
 def _check_prices(cfg: SearchConfig, w) -> None:
     """llm.prices is a valid table, and llm.max_cost can be enforced on every model (or allow_unpriced)."""
     from potsearch.core.errors import InputError

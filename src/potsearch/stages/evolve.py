@@ -118,6 +118,12 @@ def run(run_dir, options: EvolveOptions = EvolveOptions()) -> EvolveResult:
     fit = load_fit(run_dir)  # StageMissing (one line, exit 2) when the run has no fit
     warnings = evolve_check(int(fit.summary.get("states", len(fit.names))), cfg.gp.max_size, options.force,
                             str(run_dir))
+    from potsearch.search.config import unpriced_models
+
+    unpriced = unpriced_models(cfg)   # allowed by llm.allow_unpriced: said, not silent
+    if unpriced:
+        warnings.append(f"llm.max_cost counts nothing for {len(unpriced)} model(s) without a price ("
+                        f"{', '.join(unpriced)}): give llm.prices to cap their spend")
     notes: list[str] = []
 
     def note(msg: str) -> None:
