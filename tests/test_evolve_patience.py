@@ -109,6 +109,8 @@ def test_silent_listener_fails_evolve_within_the_timeout(base, tmp_path):
         srv.close()
     assert p.returncode == 2, p.stderr
     assert time.time() - t < 60
-    assert p.stderr.strip().splitlines()[-1].startswith("error: cannot join the Ray cluster")
-    assert "within 4 s" in p.stderr and "Traceback" not in p.stderr
+    # Ray's connecting thread may still log a line while the process exits: the error is one line of them
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: cannot join the Ray cluster")
+    assert "within 4 s" in errors[0] and "Traceback" not in p.stderr
     assert not (base / "evolve").exists()

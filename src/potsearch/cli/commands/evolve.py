@@ -84,6 +84,11 @@ def run(args) -> int:
         print(f"  train action {law['train_action']:.6g} (S_min train {s['s_min_train']:.6g}, gap "
               f"{law['train_action'] - s['s_min_train']:.4g}); held-out {law['heldout_action']:.6g} vs per-state fit "
               f"{s['baseline_heldout']:.6g}; complexity {law['complexity']}, {len(law['params'])} parameters")
+        from potsearch.stages.show import heldout_warning
+
+        worse = heldout_warning(law.get("heldout_action"), s.get("baseline_heldout"))
+        if worse:
+            print(f"warning: {worse}")
         print(_printable(law["source"].rstrip()))
         print("params = [" + ", ".join(f"{v:.6g}" + (f" ± {e:.2g}" if e is not None else "")
                                        for v, e in zip(law["params"], list(se) + [None] * len(law["params"]))) + "]")
