@@ -44,6 +44,8 @@ def test_off_by_default_and_the_reason_says_why():
     cv = Convergence(patience=4)
     cv.offer([cand(5, 1.0)])
     cv.end_round(2)
+    assert cv.exhausted(6) and cv.reason(6)["reason"] == "rounds"   # patience only when the loop stopped for it
+    cv.stopped = True
     got = cv.reason(6)
     assert got["reason"] == "patience" and got["text"] == "patience (no improvement for 4 rounds)"
     assert got["last_improvement"] == 2
@@ -57,9 +59,11 @@ def test_state_round_trips_through_the_checkpoint_checks():
     other = Convergence(patience=2)
     other.restore(doc, rnd=9)
     assert other.front == cv.front and other.last == 4
-    old = Convergence(patience=2)      # a checkpoint made before the tracker existed: count from the resume
-    old.restore(None, rnd=9, cands=[cand(3, 2.0)])
-    assert old.front == [(3, 2.0)] and old.last == 9 and not old.pending
+    old = Convergence(patience=2)      # a checkpoint made before the tracker existed: the logbook's lowest action
+    book = [{"round": 0, "best": [3.0, None]}, {"round": 1, "best": [2.0, 2.5]}, {"round": 2, "best": [2.0, 1.5]},
+            {"round": 3, "best": [1.9999, 1.6]}, {"round": 4, "best": [None, None]}]
+    old.restore(None, rnd=4, cands=[cand(3, 2.0)], logbook=book)
+    assert old.front == [(3, 2.0)] and old.last == 2 and not old.pending and old.exhausted(4)
 
 
 @pytest.mark.parametrize("bad", [{"front": [[1]], "last": 0}, {"front": [], "last": -1},

@@ -362,6 +362,7 @@ class SearchLoop:
             stop = self.quota > 0 and db.convergence.exhausted(r)   # patience.py: no improvement for N rounds
             if stop:
                 self.quota = 0   # no new children; model calls already out are finished and stored
+                db.convergence.stopped = True
             if r % self.cfg.checkpoint_every == 0 or r == self.cfg.rounds or stop:
                 self.checkpoint()
             if on_round:
@@ -381,8 +382,9 @@ class SearchLoop:
             self.log("no evolve checkpoint in this run: starting a new search")
         if resumed:
             self._restore_extra(extra)
-            if self.db.convergence.exhausted(self.db.round):
+            if self.db.round < cfg.rounds and self.db.convergence.exhausted(self.db.round):
                 self.quota = 0
+                self.db.convergence.stopped = True
                 self.log(f"the search had converged at round {self.db.round} "
                          f"({self.db.convergence.reason(self.db.round)['text']}): raise --patience, or --patience 0, "
                          f"to search on")

@@ -185,4 +185,5 @@ class ProgramsDatabase:
         self.round = int(state["round"])
         if self.terms is not None:
             self.terms.restore(state["terms"])
-        self.convergence.restore(state.get("patience"), self.round, [p for pop in pops for p in pop] + list(hof))
+        self.convergence.restore(state.get("patience"), self.round, [p for pop in pops for p in pop] + list(hof),
+                                 state["logbook"])

@@ -15,8 +15,8 @@ The tracker is kept in every checkpoint (``state``), so ``--resume`` counts on f
 search stood: after a patience stop, a resume with the same ``--patience`` stops again at once (it
 has converged; the summary says so), a larger ``--patience`` searches until that many rounds have
 passed since the last improvement, and ``--patience 0`` searches until ``--rounds``. A checkpoint
-written before this existed starts the count at the resumed round, the front rebuilt from the
-restored populations.
+written before this existed has its front rebuilt from the restored populations and its last
+improvement read from the logbook (the last round that lowered the lowest training action).
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ class Convergence:
         self.front: list[tuple[int, float]] = []   # (complexity ascending, training action strictly descending)
         self.last = 0                              # the last round with an improvement
         self.pending = False                       # an improvement since the last round was recorded
+        self.stopped = False                       # the search loop stopped (or did not go on) for patience
 
     # ------------------------------------------------------------------ what the database calls
     def offer(self, cands) -> None:
@@ -50,8 +51,9 @@ class Convergence:
         return self.patience > 0 and rnd - self.last >= self.patience
 
     def reason(self, rnd: int) -> dict:
-        """What evolve/summary.json says about the stop (``rnd``: the last round searched)."""
-        if self.exhausted(rnd):
+        """What evolve/summary.json says about the stop (``rnd``: the last round searched): patience when
+        the loop stopped for it (``stopped``), else the rounds were done."""
+        if self.stopped:
             return {"reason": "patience", "round": rnd, "last_improvement": self.last, "patience": self.patience,
                     "text": f"patience (no improvement for {rnd - self.last} rounds)"}
         return {"reason": "rounds", "round": rnd, "last_improvement": self.last, "patience": self.patience,
@@ -78,13 +80,22 @@ class Convergence:
     def state(self) -> dict:
         return {"front": [[c, a] for c, a in self.front], "last": self.last}
 
-    def restore(self, state: dict | None, rnd: int, cands=()) -> None:
-        """From a checkpoint's ``patience`` entry; None (an older checkpoint): the front of ``cands``,
-        counting from ``rnd``."""
+    def restore(self, state: dict | None, rnd: int, cands=(), logbook=()) -> None:
+        """From a checkpoint's ``patience`` entry. None (a checkpoint written before the tracker existed):
+        the front of ``cands`` (the restored candidates), and as the last improvement the last round of
+        ``logbook`` whose lowest training action fell by more than the tolerance (the logbook keeps no
+        front: the lowest action is what it can tell)."""
         self.front, self.pending = [], False
         if state is None:
             self.offer(cands)
-            self.pending, self.last = False, rnd
+            self.pending, self.last = False, 0
+            low = math.inf
+            for rec in logbook:
+                vals = [v for v in (rec.get("best") or ()) if v is not None]
+                b = min(vals) if vals else math.inf
+                if b < low - self.tol * abs(low) or (not math.isfinite(low) and math.isfinite(b)):
+                    self.last = int(rec.get("round", 0))
+                low = min(low, b)
             return
         self.front = [(int(c), float(a)) for c, a in state["front"]]
         self.last = int(state["last"])
