@@ -149,7 +149,7 @@ def test_config_minimal_ok(tmp_path):
         (GOOD + "sampling:\n  temprature: 1\n", "unknown key 'sampling.temprature'", 8),
         (GOOD + "decoding: greedy\n", "decoding must be one of free, constrained, got 'greedy'", 7),
         (GOOD + "surrogate:\n  neighbours: 5\n", "neighbours must be even", 8),
-        (GOOD.replace("kind: word", "kind: poem"), "kind must be one of word, fitter, got 'poem'", 2),
+        (GOOD.replace("kind: word", "kind: poem"), "kind must be one of word, fitter, text, python, got 'poem'", 2),
         (GOOD.replace(data_dir().as_posix() + "/", "nowhere/"), "no such file", 6),
         (GOOD + "name: again\n", "duplicate key 'name'", 7),
         ("name: [unclosed\n", "not valid YAML", None),

@@ -38,7 +38,7 @@ API_ONLY = {"fit": {"write"}, "diagnose": {"write"}}
 #: that validate together (show: --top does not combine with --candidate)
 POSITIONALS = {"import": ["t.csv", "r"]}
 VALUES = {
-    "import": [dict(count_column="n", agent="fitter", skip_invalid=True, features="f.csv")],
+    "import": [dict(count_column="n", agent="fitter", skip_invalid=True, features="f.csv", split_by="model")],
     "collect": [dict(agent="word", provider="surrogate", mode="free", protocol="chain", samples_per_state=3, chains=2,
                      sources_per_prompt=4, seed=7, max_samples=10, max_tokens=100, max_cost=1.5, workers=3,
                      address="127.0.0.1:1", ray_timeout=2.0, resume=True, timeout=5.0, retries=1, backoff=0.1,
@@ -54,7 +54,7 @@ VALUES = {
                     compare=True, quiet=True)],
     "attribute": [dict(candidate="7", repeats=2, seed=1, refit_evals=9)],
     "show": [dict(candidate="7", simplify=False, format="latex", symbolic=True, min_ratio=0.1), dict(top=3)],
-    "report": [dict(out="x.html", refresh=True)],
+    "report": [dict(out="x.html", refresh=True, compare=("b", "c"))],
 }
 
 
@@ -247,10 +247,12 @@ def test_compare_options_are_the_stage_options_are_the_api_keywords(monkeypatch)
         raise _Stop
 
     monkeypatch.setattr(stage, "run", spy)
-    values = dict(bootstrap=7, seed=3, alpha=0.1, correction="bh", force=True, transfer=False, transfer_bootstrap=2)
+    values = dict(bootstrap=7, seed=3, alpha=0.1, correction="bh", force=True, transfer=False, transfer_bootstrap=2,
+                  html="c.html")
+    assert set(values) == set(fields)
     with pytest.raises(_Stop):
         main(["compare", "a", "b", "--bootstrap", "7", "--seed", "3", "--alpha", "0.1", "--correction", "bh",
-              "--force", "--no-transfer", "--transfer-bootstrap", "2"])
+              "--force", "--no-transfer", "--transfer-bootstrap", "2", "--html", "c.html"])
     with pytest.raises(_Stop):
         ps.compare("a", "b", **values)
     assert seen == [(["a", "b"], stage.CompareOptions(**values))] * 2

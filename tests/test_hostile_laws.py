@@ -366,7 +366,8 @@ def test_report_does_not_run_model_source(tmp_path, data):
     rows[1]["source"] = f'open({str(marker)!r}, "w").write("ran")\n' + TRUE
     run = _report_run(tmp_path, rows, None)
     ctx = Ctx(run_dir=run)
-    ctx.__dict__["problem"] = SimpleNamespace(data=data, features=data.features, n_states=data.n_states)
+    ctx.__dict__["problem"] = SimpleNamespace(data=data, features=data.features, n_states=data.n_states,
+                                              split={"seed": 0})
     with within(20, "evolve_report.render"):
         sec = evolve_report.render(ctx)
     assert "computed by the report" in sec

@@ -8,7 +8,7 @@ import pytest
 import sympy as sp
 
 from potsearch.law import simplify as S
-from potsearch.law.conditioning import MAX_CANCELLATION, _values, cancellation, min_support, support
+from potsearch.law.conditioning import MAX_CANCELLATION, cancellation, expr_values, min_support, support
 from potsearch.law.formula import additive_terms, feature_symbol, translate
 from potsearch.law.identities import feature_identities, power_identities
 from simplify_helpers import word_problem
@@ -195,8 +195,8 @@ def test_every_step_is_kept_on_the_path():
         e = translate(f["source"], f["params"]).expr
         loc = {k: feature_symbol(k) for k in data.features}
         shown = sp.sympify(f["text"], locals=loc)
-        v = _values(e, x, 50)
-        assert np.allclose(v, _values(shown, x, 50), rtol=0, atol=1e-2 * np.max(np.abs(v)))  # 4 digits shown
+        v = expr_values(e, x, 50)
+        assert np.allclose(v, expr_values(shown, x, 50), rtol=0, atol=1e-2 * np.max(np.abs(v)))  # 4 digits shown
         assert {"complexity", "n_terms", "support", "ill_conditioned", "heldout_action"} <= set(f)
 
 

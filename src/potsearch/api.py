@@ -31,15 +31,16 @@ def load(path):
 
 @checked_options
 def import_transitions(path, run, *, count_column: str | None = None, agent: str | None = None,
-                       skip_invalid: bool = False, features=None):
+                       skip_invalid: bool = False, features=None, split_by: str | None = None):
     """Import a CSV/TSV/JSONL/paper-JSON file into ``run`` (created if needed; `potsearch import`);
     idempotent. ``agent``: check every state against it (refused unless ``skip_invalid``, which drops
     the rows with an invalid state). Returns an ``ImportResult`` (``["added"]``, ``["duplicates"]``,
-    ``.total``, ``.skipped_rows``)."""
+    ``.total``, ``.skipped_rows``). ``split_by``: a column naming each row's run: one run per value,
+    ``run``/<value>; returns a ``SplitImportResult`` (``.runs``: value -> ImportResult, ``.folders``)."""
     from potsearch.stages.importing import ImportOptions, run as _run
 
     return _run(path, run, ImportOptions(count_column=count_column, agent=agent, skip_invalid=skip_invalid,
-                                         features=None if features is None else str(features)))
+                                         features=None if features is None else str(features), split_by=split_by))
 
 
 @checked_options
@@ -101,15 +102,16 @@ def diagnose(source, *, weight: str | None = None, n0: float | None = None, min_
 
 @checked_options
 def compare(*runs, bootstrap: int = 200, seed: int = 0, alpha: float = 0.05, correction: str = "holm",
-            force: bool = False, transfer: bool = True, transfer_bootstrap: int = 20):
+            force: bool = False, transfer: bool = True, transfer_bootstrap: int = 20, html=None):
     """Compare fitted runs of one agent (`potsearch compare`): shared states and SCCs, the scale s in
     V_A = s V_B + c, Spearman / Kendall with intervals, the states that differ after the scale, transition-row
-    homogeneity, law transfer. Returns a ``CompareResult`` (``.pairs[(a, b)]`` with DataFrames ``states``,
+    homogeneity, law transfer; ``html``: also write the compare page there. Returns a ``CompareResult`` (``.pairs[(a, b)]`` with DataFrames ``states``,
     ``aligned``, ``homogeneity`` and ``.summary``; ``.runs``, ``.transfer``)."""
     from potsearch.stages.compare import CompareOptions, run as _run
 
     return _run(list(runs), CompareOptions(bootstrap=bootstrap, seed=seed, alpha=alpha, correction=correction,
-                                           force=force, transfer=transfer, transfer_bootstrap=transfer_bootstrap))
+                                           force=force, transfer=transfer, transfer_bootstrap=transfer_bootstrap,
+                                           html=None if html is None else str(html)))
 
 
 @checked_options
@@ -174,12 +176,13 @@ def show(run, *, candidate=None, simplify: bool = True, top: int = 0, format: st
 
 
 @checked_options
-def report(run, *, out=None, refresh: bool = False):
+def report(run, *, out=None, refresh: bool = False, compare=None):
     """Write runs/NAME/report.html (`potsearch report`), running the diagnostics first when the run has
-    none (or refresh=True); returns its path."""
+    none (or refresh=True); ``compare``: other runs compared with this one in a section; returns its path."""
     from potsearch.stages.report import ReportOptions, run as _run
 
-    return _run(run, ReportOptions(out=None if out is None else str(out), refresh=refresh))
+    return _run(run, ReportOptions(out=None if out is None else str(out), refresh=refresh,
+                                   compare=None if compare is None else tuple(str(c) for c in compare)))
 
 
 def status(run) -> dict:

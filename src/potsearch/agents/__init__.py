@@ -7,6 +7,8 @@
 - ``fitter``: 1-D symbolic regression with safe parsing and least-squares fits
 - ``grammar``: GBNF grammars for constrained decoding
 - ``surrogate``: a test instrument with a known hidden potential (not a model)
+- ``statesurrogate``: the surrogate for your own agent (its states, its features, a neighbour rule)
+- ``hidden``: what the surrogates share (labels, the hidden potential's safe formula)
 - ``data``: the shipped word list and regression data sets (with provenance)
 
 The collector (Ray actors) lives in ``collect/``; the local model in ``local`` (the model client

@@ -18,6 +18,10 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:  # pragma: no cover
     from potsearch.agents.config import AgentConfig
 
+#: The Agent protocol's version (docs/agents.md, "The interface"): raised on an incompatible change to
+#: ``Outcome`` or ``Agent``. A class of your own may declare ``agent_protocol = 1``; another number is refused.
+AGENT_PROTOCOL = 1
+
 ESCAPE_NO_WORD = "no word"
 ESCAPE_NOT_IN_LIST = "not in word list"
 

@@ -85,6 +85,12 @@ class SurrogateOptions:
     # fitter surrogate: states are sums of basis terms
     basis: tuple[str, ...] = ()
     max_terms: int = option(4, ge=1, le=8)
+    # your own agent's surrogate (kind: text, or python with states; agents/statesurrogate.py)
+    proposal: str = option("step", choices=("step", "edit", "moves"))  # the neighbour rule over the states
+    step: float = option(1.0, gt=0.0, le=1e12)       # proposal step: the one feature's difference
+    step_features: tuple[str, ...] = ()             # proposal step: the features compared (default all)
+    moves_from: str | None = option(None, path=True)   # proposal moves: a CSV of transitions or a run directory
+    features: str | None = option(None, path=True)     # a features table (default: the automatic features)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from potsearch.core.errors import InputError
-from potsearch.agents.base import Agent
+from potsearch.agents.base import AGENT_PROTOCOL, Agent
 from potsearch.agents.config import load_config
 from potsearch.agents.fitter import FitterAgent
 from potsearch.agents.text import TextAgent
@@ -44,11 +44,20 @@ def user_class(spec: str, where: str):
             obj = getattr(obj, part)
     except Exception as exc:
         raise InputError(f"cannot load agent class {spec!r}: {type(exc).__name__}: {exc}", where) from None
+    check_protocol(obj, spec, where)
     missing = [m for m in AGENT_METHODS if not callable(getattr(obj, m, None))]
     if missing:
         raise InputError(f"agent class {spec!r} lacks {', '.join(missing)} (the Agent protocol, docs/agents.md)",
                          where)
     return obj
+
+
+def check_protocol(cls, spec: str, where: str) -> None:
+    """Refuse a class that declares another Agent protocol version (``agent_protocol``) than ours."""
+    declared = getattr(cls, "agent_protocol", AGENT_PROTOCOL)
+    if declared != AGENT_PROTOCOL:
+        raise InputError(f"agent class {spec!r} is written for Agent protocol {declared!r}; this potsearch has "
+                         f"protocol {AGENT_PROTOCOL} (docs/agents.md)", where)
 
 
 def _entry_point(spec: str):
@@ -77,6 +86,7 @@ def load_agent(spec: str) -> Agent:
             if isinstance(target, (str, Path)):
                 path = Path(target)
             else:
+                check_protocol(target, spec, spec)
                 return _construct(target, target.default_config(), spec)
     config = load_config(path)
     if config.kind == "python":

@@ -4,7 +4,8 @@ Formats (chosen by file extension):
 
 * ``.csv`` / ``.tsv``: header with columns ``source,target[,count]`` (any other
   column is an error naming it; ``count_column`` names a differently called count
-  column). An empty target or ``<escape>`` is an escape; target == source is a
+  column; ``split_by`` names a column whose value says which run a row belongs to,
+  :func:`read_split`). An empty target or ``<escape>`` is an escape; target == source is a
   self-loop; count defaults to 1 and must be a non-negative integer. Lines
   starting with ``#`` are comments (used for provenance). Large files are read by
   pandas' C parser; on any problem the careful line-by-line reader re-reads the
@@ -51,6 +52,7 @@ class Row:
     target: str | None
     count: int
     line: int
+    group: str | None = None      # the row's value in the split_by column (read_split)
 
 
 def detect_format(path: Path) -> str:
@@ -104,29 +106,51 @@ def _state(value, what: str, where: str, line: int, allow_escape: bool, guarded:
     return s
 
 
-def header_columns(header: list[str], where: str, line: int, count_column: str | None = None) -> tuple[int, int, int | None]:
-    """Positions of source, target and count in a CSV/TSV header. Imports never guess: a column that is
-    not expected is an error naming it (a misspelt count column would otherwise make every count 1)."""
+def header_columns(header: list[str], where: str, line: int, count_column: str | None = None,
+                   split_by: str | None = None) -> tuple[int, int, int | None, int | None]:
+    """Positions of source, target, count and the ``split_by`` column in a CSV/TSV header. Imports never
+    guess: a column that is not expected is an error naming it (a misspelt count column would otherwise make
+    every count 1; a model column would merge several models into one run)."""
     count_name = (count_column or "count").strip().lower()
-    expected = ("source", "target", count_name)
+    split_name = split_by.strip().lower() if split_by is not None else None
+    expected = ("source", "target", count_name) + ((split_name,) if split_name else ())
     for col in ("source", "target"):
         if col not in header:
             raise InputError(f"missing column {col!r} (header: {','.join(header)})", where, line)
+    if split_name in ("source", "target", count_name):
+        raise InputError(f"--split-by {split_name} names the {split_name} column; split by another column", where, line)
     if count_column is not None and count_name not in header:
         raise InputError(f"no column {count_name!r} for --count-column (header: {','.join(header)})", where, line)
+    if split_name is not None and split_name not in header:
+        raise InputError(f"no column {split_name!r} for --split-by (header: {','.join(header)})", where, line)
     for col in header:
         if col not in expected:
             hint = "" if count_column else f"; if {col!r} holds the counts, pass --count-column {col}"
+            hint += "" if split_by else f"; to write one run per value of {col!r}, pass --split-by {col}"
             raise InputError(f"unknown column {col!r} (expected source, target and optionally {count_name}{hint})",
                              where, line)
     dup = [c for c in expected if header.count(c) > 1]
     if dup:
         raise InputError(f"column {dup[0]!r} appears twice", where, line)
-    return header.index("source"), header.index("target"), header.index(count_name) if count_name in header else None
+    return (header.index("source"), header.index("target"), header.index(count_name) if count_name in header
+            else None, header.index(split_name) if split_name else None)
 
 
-def read_rows(path: str | Path, count_column: str | None = None) -> tuple[list[Row], dict[str, dict]]:
-    """Parse a transitions file. Returns rows and per-state metadata (scores from the paper JSON)."""
+def _group(value, what: str, where: str, line) -> str:
+    """A row's value in the split_by column or field: non-empty text (a JSON number is written as text)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)) or (
+            isinstance(value, float) and not math.isfinite(value)):
+        raise InputError(f"{what} must be text or a number, got {json.dumps(value)[:40]}", where, line)
+    s = str(value).strip()
+    if not s:
+        raise InputError(f"{what} is empty: every row needs a value", where, line)
+    return s
+
+
+def read_rows(path: str | Path, count_column: str | None = None,
+              split_by: str | None = None) -> tuple[list[Row], dict[str, dict]]:
+    """Parse a transitions file. Returns rows and per-state metadata (scores from the paper JSON).
+    ``split_by``: a CSV/TSV column, a JSONL field or a paper-JSON record field giving each row's ``group``."""
     path = Path(path)
     where = str(path)
     fmt = detect_format(path)
@@ -156,7 +180,8 @@ def read_rows(path: str | Path, count_column: str | None = None) -> tuple[list[R
             raise InputError("file has no header line", where) from None
         except csv.Error as exc:
             raise InputError(f"malformed {fmt.upper()}: {exc}", where, 1) from None
-        si, ti, ci = header_columns(header, where, reader.line_num, count_column)
+        si, ti, ci, gi = header_columns(header, where, reader.line_num, count_column, split_by)
+        gwhat = f"the --split-by column {split_by!r}"
         try:
             for rec in reader:
                 line = reader.line_num
@@ -166,7 +191,8 @@ def read_rows(path: str | Path, count_column: str | None = None) -> tuple[list[R
                     raise InputError(f"expected {len(header)} fields, found {len(rec)}", where, line)
                 src = _state(rec[si], "source", where, line, allow_escape=False, guarded=True)
                 tgt = _state(rec[ti], "target", where, line, allow_escape=True, guarded=True)
-                rows.append(Row(src, tgt, _count(rec[ci] if ci is not None else None, where, line), line))
+                rows.append(Row(src, tgt, _count(rec[ci] if ci is not None else None, where, line), line,
+                                None if gi is None else _group(rec[gi], gwhat, where, line)))
         except csv.Error as exc:
             raise InputError(f"malformed {fmt.upper()}: {exc}", where, reader.line_num) from None
     elif fmt == "jsonl":
@@ -183,12 +209,15 @@ def read_rows(path: str | Path, count_column: str | None = None) -> tuple[list[R
                 raise InputError("missing field 'source'", where, line)
             if "target" not in obj:
                 raise InputError("missing field 'target' (null for an escape)", where, line)
+            if split_by is not None and split_by not in obj:
+                raise InputError(f"missing field {split_by!r} for --split-by", where, line)
             rows.append(
                 Row(
                     _state(obj["source"], "source", where, line, False),
                     _state(obj["target"], "target", where, line, True),
                     _count(obj.get("count"), where, line),
                     line,
+                    None if split_by is None else _group(obj[split_by], f"field {split_by!r}", where, line),
                 )
             )
     else:
@@ -208,6 +237,9 @@ def read_rows(path: str | Path, count_column: str | None = None) -> tuple[list[R
             tgt = _state(rec["target_expression"], "target_expression", loc, None, allow_escape=True)
             if tgt is not None and rec.get("target_score") is not None:
                 meta.setdefault(tgt, {})["score"] = rec["target_score"]
+            if split_by is not None and split_by not in rec:
+                raise InputError(f"missing field {split_by!r} for --split-by", loc)
+            group = None if split_by is None else _group(rec[split_by], f"field {split_by!r}", loc, None)
             srcs = rec["source_expressions"]
             if not isinstance(srcs, list):
                 raise InputError("source_expressions must be a list", loc)
@@ -217,7 +249,7 @@ def read_rows(path: str | Path, count_column: str | None = None) -> tuple[list[R
                 src = _state(s["expression"], f"source_expressions[{j}].expression", loc, None, False)
                 if s.get("score") is not None:
                     meta.setdefault(src, {})["score"] = s["score"]
-                rows.append(Row(src, tgt, 1, i))
+                rows.append(Row(src, tgt, 1, i, group))
     if not rows:
         raise InputError("no transitions in file", where)
     return rows, meta
@@ -240,9 +272,9 @@ def rows_to_counts(rows: list[Row], meta: dict | None = None) -> Counts:
 FAST_MIN_BYTES = 1 << 22     # smaller files: the careful reader is faster than importing pandas
 
 
-def _fast_csv(path: Path, fmt: str, count_column: str | None):
+def _fast_csv(path: Path, fmt: str, count_column: str | None, split_by: str | None = None):
     """Read a CSV/TSV with pandas' C parser. Returns (state names in order of first appearance, source code,
-    target code (ESCAPE for an escape), count) per data row, or None when anything is unusual (quotes the C
+    target code (ESCAPE for an escape), count, the split_by column's value or None) per data row, or None when anything is unusual (quotes the C
     parser reads differently, a '#' line after the header, a bad field): the careful reader then reads the
     file and names the line."""
     import pandas as pd
@@ -260,7 +292,7 @@ def _fast_csv(path: Path, fmt: str, count_column: str | None):
         header = [h.strip().lower() for h in lines[skip].decode("utf-8").rstrip("\r").split(sep)]
     except UnicodeDecodeError:
         return None
-    si, ti, ci = header_columns(header, str(path), skip + 1, count_column)
+    si, ti, ci, gi = header_columns(header, str(path), skip + 1, count_column, split_by)
     try:
         dtype = {name: "category" for name in header}    # hashed in the parser: no object per field
         if ci is not None:
@@ -272,6 +304,13 @@ def _fast_csv(path: Path, fmt: str, count_column: str | None):
         return None
     if len(df.columns) != len(header):
         return None
+    groups = None
+    if gi is not None:
+        g = df.iloc[:, gi].cat
+        values = pd.Index(g.categories).str.strip()
+        if (values == "").any() or (g.codes < 0).any():
+            return None                                  # an empty value: the careful reader names the line
+        groups = np.asarray(values, dtype=object)[g.codes]
     src, tgt = df.iloc[:, si].cat, df.iloc[:, ti].cat
     if ci is None:
         cnt = np.ones(len(df), dtype=np.int64)
@@ -304,7 +343,7 @@ def _fast_csv(path: Path, fmt: str, count_column: str | None):
     names = [str(u) for u in np.asarray(uniques, dtype=object)[keep]]
     for i in np.flatnonzero(pd.Index(names).str.startswith("'")):   # export's spreadsheet guard undone
         names[i] = csv_value(names[i], EXPORT_START)
-    return names, remap[s_codes], remap[t_codes], cnt
+    return names, remap[s_codes], remap[t_codes], cnt, groups
 
 
 def _aggregate(names, s, t, c, meta) -> Counts:
@@ -323,6 +362,15 @@ def _aggregate(names, s, t, c, meta) -> Counts:
 def read_table(path: str | Path, count_column: str | None = None):
     """Rows of a transitions file as arrays: (state names, source code, target code or ESCAPE, count, meta).
     CSV/TSV files above FAST_MIN_BYTES go through pandas; everything else through :func:`read_rows`."""
+    return _read(path, count_column, None)[0]
+
+
+def read_split(path: str | Path, count_column: str | None, split_by: str):
+    """(:func:`read_table`'s table, each row's value in the ``split_by`` column or field as an object array)."""
+    return _read(path, count_column, split_by)
+
+
+def _read(path, count_column, split_by):
     path = Path(path)
     fmt = detect_format(path)
     if fmt in ("csv", "tsv"):
@@ -330,10 +378,10 @@ def read_table(path: str | Path, count_column: str | None = None):
             big = path.stat().st_size >= FAST_MIN_BYTES
         except OSError:
             big = False
-        fast = _fast_csv(path, fmt, count_column) if big else None
+        fast = _fast_csv(path, fmt, count_column, split_by) if big else None
         if fast is not None:
-            return (*fast, {})
-    rows, meta = read_rows(path, count_column)
+            return (*fast[:4], {}), fast[4]
+    rows, meta = read_rows(path, count_column, split_by)
     index: dict[str, int] = {}
     s = np.empty(len(rows), dtype=np.int64)
     t = np.empty(len(rows), dtype=np.int64)
@@ -342,7 +390,8 @@ def read_table(path: str | Path, count_column: str | None = None):
         s[i] = index.setdefault(r.source, len(index))
         t[i] = ESCAPE if r.target is None else index.setdefault(r.target, len(index))
         c[i] = r.count
-    return list(index), s, t, c, meta
+    groups = np.array([r.group for r in rows], dtype=object) if split_by is not None else None
+    return (list(index), s, t, c, meta), groups
 
 
 def read_counts(path: str | Path, count_column: str | None = None) -> Counts:

@@ -1,7 +1,7 @@
 """The compare stage: two or more fitted runs of one agent side by side (``science.compare``), their
 Table 3 rows and detailed-balance verdicts, and law transfer (each run's selected law refitted on the
 other run's data, ``law.transfer``). Reads each run's saved fit (``store.rundir.load_fit``) and counts
-(its ``RunStore``); writes nothing.
+(its ``RunStore``); writes nothing but, with ``html``, the compare page (``views.compare_page``).
 
 Refused in one line (InputError, exit status 2): fewer than two runs, a run without a fit, runs of
 different agents (unless ``force``), runs fitted with different escape conventions (unless ``force``; then
@@ -25,7 +25,8 @@ class CompareOptions:
     """``bootstrap``: replicates per run (intervals, z-scores); ``seed``; ``alpha``: the level of the
     intervals and of the corrected tests; ``correction``: bh or holm; ``force``: compare runs of different
     agents or escape conventions; ``transfer``: refit each run's selected law on the others' data;
-    ``transfer_bootstrap``: replicates for the transferred gaps' standard errors."""
+    ``transfer_bootstrap``: replicates for the transferred gaps' standard errors; ``html``: write the compare
+    page (one self-contained HTML file) there."""
 
     bootstrap: int = 200
     seed: int = 0
@@ -34,6 +35,7 @@ class CompareOptions:
     force: bool = False
     transfer: bool = True
     transfer_bootstrap: int = 20
+    html: str | None = None
 
     def validate(self) -> "CompareOptions":
         if self.bootstrap < 0 or self.transfer_bootstrap < 0:
@@ -42,6 +44,12 @@ class CompareOptions:
             raise InputError(f"--alpha must be in (0, 1), got {self.alpha}")
         if self.correction not in CORRECTIONS:
             raise InputError(f"--correction must be one of {', '.join(CORRECTIONS)}, got {self.correction!r}")
+        if self.html is not None:
+            out = Path(self.html)
+            if out.is_dir():
+                raise InputError("--html is a directory; give a file name such as compare.html", str(out))
+            if not out.parent.is_dir():
+                raise InputError("--html: its folder does not exist", str(out))
         return self
 
 
@@ -56,6 +64,8 @@ class CompareResult:
     runs: pd.DataFrame
     transfer: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
+    html: Path | None = None           # the compare page, when options.html asked for it
+    notes: list[str] = field(default_factory=list)   # why a part is missing (also among ``warnings``)
 
     @property
     def pairs(self) -> dict:
@@ -87,7 +97,7 @@ def _load(path: Path, label: str) -> tuple[RunData, dict]:
     from potsearch.collector.stats import table3
     from potsearch.search.problem import agent_of
     from potsearch.store import STORE_FILENAME, RunStore
-    from potsearch.store.rundir import load_fit
+    from potsearch.store.rundir import RunDir, load_fit
 
     if not path.is_dir() or not (path / STORE_FILENAME).exists():
         raise InputError("not a run directory (no store.sqlite inside)", str(path))
@@ -99,7 +109,7 @@ def _load(path: Path, label: str) -> tuple[RunData, dict]:
             k: v for k, v in table3(store).items() if k in ("samples", "unique_states", "unique_transitions",
                                                             "escape_rate", "self_loop_rate", "pairs_both_ways")}}
         law = store.candidates.selected_law() if store.has_table("simplified") else None
-    diag = path / "diagnose" / "diagnostics.json"
+    diag = RunDir(path).diagnostics_json
     info["detailed_balance"] = (json.loads(diag.read_text()).get("verdict") or {}).get("status") if diag.exists() else None
     info["law"] = law
     return RunData.from_fit(label, saved, counts), info
@@ -165,4 +175,39 @@ def run(runs, options: CompareOptions = CompareOptions()) -> CompareResult:
     transfer, notes = _transfer(data, infos, options) if options.transfer else (pd.DataFrame(), [])
     table = pd.DataFrame([{k: v for k, v in i.items() if k != "law"} for i in infos])
     table["law"] = [(i["law"] or {}).get("text") for i in infos]
-    return CompareResult(options, comparison, table, transfer, warnings + notes)
+    result = CompareResult(options, comparison, table, transfer, warnings + notes, notes=notes)
+    if options.html:
+        result.html = write_page(result, Path(options.html))
+    return result
+
+
+def view(result: CompareResult):
+    """The comparison as the plain data ``views.compare_page`` draws (a ``CompareView``), figures drawn."""
+    from potsearch.views.compare_page import CompareView, PairView
+    from potsearch.views.plots import compare_scatter
+
+    rec = lambda df: df.to_dict("records") if len(df) else []  # noqa: E731
+    pairs, figures = [], []
+    for p in result.pairs.values():
+        al = p.aligned
+        pairs.append(PairView(p.a, p.b, p.summary, rec(al), p.states.loc[~p.states["in_b"], "state"].tolist(),
+                              p.states.loc[~p.states["in_a"], "state"].tolist(), rec(p.homogeneity)))
+        col = lambda c: al[c].to_numpy(float) if c in al else np.full(len(al), np.nan)  # noqa: E731
+        s = p.summary
+        figures.append(compare_scatter(p.a, p.b, al["state"].tolist(), col("potential_a"), col("potential_b"),
+                                       col("se_a"), col("se_b"), al["flagged"].to_numpy(bool),
+                                       float(s.get("scale", np.nan)), float(s.get("offset", 0.0) or 0.0),
+                                       s.get("scale_ci") or [np.nan, np.nan]) if len(al) else None)
+    return CompareView(rec(result.runs), pairs, figures, rec(result.transfer),
+                       [w for w in result.warnings if w not in result.notes], list(result.notes), result.options.alpha)
+
+
+def write_page(result: CompareResult, out: Path) -> Path:
+    """The compare page (``views.compare_page``) from ``result``, written to ``out`` atomically."""
+    import time
+
+    from potsearch.core.atomic import write_text
+    from potsearch.views.compare_page import compare_document
+
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return write_text(out, compare_document(" vs ".join(result.runs["run"].tolist()), stamp, view(result)))

@@ -6,7 +6,8 @@ The page is a list of sections from a small registry. Each section is a function
 hands plain data to ``potsearch.views`` (``views.html`` the page and its markup helpers on
 ``ctx.page``, ``views.report_sections`` the built-in sections, ``views.evolve_section`` the evolve
 one). Built in: the headline, the fit, the diagnostics, the evolve section
-(``potsearch.stages.report_evolve``), and one generic section per other later stage (polish,
+(``potsearch.stages.report_evolve``), a comparison with other runs when asked (``compare``: the compare
+stage's content, ``views.compare_page``), and one generic section per other later stage (polish,
 attribution) that renders whatever the stage left in its folder — ``summary.json`` as a table
 (captions for figures under its "captions" key), every ``*.png`` as a figure, the first rows of
 every ``*.csv`` — or says "not run yet".
@@ -58,6 +59,7 @@ class Ctx:
     diagnostics: dict | None = None
     fit: dict | None = None
     page: html.Page = field(default_factory=html.Page)
+    compare: object = None       # a views.compare_page.CompareView when the report compares runs
 
     def folder(self, stage: str) -> StageFolder:
         """What ``stage`` left in RUN/<stage>/ (with best_potential.py for evolve)."""
@@ -147,6 +149,15 @@ def _attribution(ctx: Ctx) -> str:
     return stage_section(ctx, "attribution")
 
 
+@register_section("compare", "Comparison with other runs", 60)
+def _compare(ctx: Ctx) -> str | None:
+    if ctx.compare is None:
+        return None
+    from potsearch.views.compare_page import report_section
+
+    return report_section(ctx.page, ctx.compare)
+
+
 # ----------------------------------------------------------------------------- page
 def render(ctx: Ctx) -> str:
     sections = []
@@ -161,8 +172,9 @@ def render(ctx: Ctx) -> str:
     return html.document(ctx.run_dir.resolve().name, stamp, sections)
 
 
-def build_report(run_dir: Path, stage_results: dict | None = None, out: Path | None = None) -> Path:
-    """Read what the run has (fit/, diagnose/, later stages' folders) and write report.html."""
+def build_report(run_dir: Path, stage_results: dict | None = None, out: Path | None = None, compare=None) -> Path:
+    """Read what the run has (fit/, diagnose/, later stages' folders) and write report.html; ``compare``:
+    a ``views.compare_page.CompareView`` shown as its own section."""
     run_dir = Path(run_dir)
     diag = read_json(RunDir(run_dir).diagnostics_json)
     fit = read_json(RunDir(run_dir).fit_json)
@@ -170,7 +182,7 @@ def build_report(run_dir: Path, stage_results: dict | None = None, out: Path | N
         fit = {**fit, "source": "saved"}
     elif diag is not None:
         fit = diag.get("fit")
-    ctx = Ctx(run_dir=run_dir, stage_results=stage_results or {}, diagnostics=diag, fit=fit)
+    ctx = Ctx(run_dir=run_dir, stage_results=stage_results or {}, diagnostics=diag, fit=fit, compare=compare)
     out = out or RunDir(run_dir).report_html
     from potsearch.core.atomic import write_text
 
@@ -180,10 +192,13 @@ def build_report(run_dir: Path, stage_results: dict | None = None, out: Path | N
 @dataclass(frozen=True)
 class ReportOptions:
     """Options of the report stage (the CLI's and the API's defaults): ``out``, the page's file
-    (default RUN/report.html); ``refresh``: rerun the diagnostics even when the run has them."""
+    (default RUN/report.html); ``refresh``: rerun the diagnostics even when the run has them; ``compare``:
+    other fitted runs of the same agent, compared with this one (the compare stage with its defaults) in a
+    section of the page."""
 
     out: str | None = None
     refresh: bool = False
+    compare: tuple[str, ...] | None = None
 
 
 def run(run, options: ReportOptions = ReportOptions(), say=None) -> Path:
@@ -212,7 +227,14 @@ def run(run, options: ReportOptions = ReportOptions(), say=None) -> Path:
         if say is not None:
             say(f"running the diagnostics first ({default_out(inp)})")
         diagnose(inp, DiagnoseOptions())
-    path = build_report(run_dir, inp.store.stage_results() if inp.store else {}, out)
+    view = None
+    if options.compare:
+        from potsearch.stages import compare as cmp
+
+        if say is not None:
+            say(f"comparing with {', '.join(map(str, options.compare))}")
+        view = cmp.view(cmp.run([run_dir, *options.compare], cmp.CompareOptions()))
+    path = build_report(run_dir, inp.store.stage_results() if inp.store else {}, out, compare=view)
     if inp.store is not None:
         with inp.store.exclusive("report"):
             inp.store.set_stage_result("report", {"path": str(path), "kilobytes": round(path.stat().st_size / 1024)})

@@ -95,16 +95,17 @@ def failed_section(exc: BaseException) -> str:
     return f'<p class="warn">this section failed to render: {esc(type(exc).__name__)}: {esc(exc)}</p>'
 
 
-def document(name: str, stamp: str, sections: list[tuple[str, str, str]]) -> str:
-    """The whole page: a header for run ``name`` generated at ``stamp``, a navigation bar and the
-    ``(key, title, html)`` sections in order."""
+def document(name: str, stamp: str, sections: list[tuple[str, str, str]],
+             subtitle: str = "Hidden potential and detailed balance of an LLM agent") -> str:
+    """The whole page: a header for run ``name`` (``subtitle`` under it) generated at ``stamp``, a
+    navigation bar and the ``(key, title, html)`` sections in order."""
     nav = "".join(f'<a href="#{esc(key)}">{esc(title)}</a>' for key, title, _ in sections)
     body = "".join(f'<section id="{esc(key)}"><h2>{esc(title)}</h2>{content}</section>'
                    for key, title, content in sections)
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
             f"<title>potsearch report — {esc(name)}</title><style>{CSS}</style></head><body>"
-            f"<header><h1>potsearch report: {esc(name)}</h1><p>Hidden potential and detailed balance of an LLM agent "
+            f"<header><h1>potsearch report: {esc(name)}</h1><p>{esc(subtitle)} "
             f"· generated {stamp}</p></header><nav>{nav}</nav><main>{body}</main>"
             "<footer>Self-contained page: every figure is embedded; no external resources.</footer></body></html>")
 

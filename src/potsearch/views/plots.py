@@ -251,3 +251,48 @@ def plot_majority(m: int, k: int, out: Path, check: dict | None = None) -> Path:
     ax.set_title(title)
     ax.legend(frameon=False, fontsize=8)
     return _save(fig, out, "majority")
+
+
+def compare_scatter(label_a: str, label_b: str, states: list[str], va, vb, se_a, se_b, flagged, scale: float,
+                    offset: float, scale_ci, max_labels: int = 15) -> bytes:
+    """The compare page's figure (PNG bytes): aligned potentials V_A against V_B with bootstrap error bars,
+    the fitted line V_A = s·V_B + c, the states that differ after the scale in red and named (the largest
+    |residual| first, at most ``max_labels``). Run labels and state names are drawn as plain text."""
+    import io
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    va, vb = np.asarray(va, float), np.asarray(vb, float)
+    se_a = np.broadcast_to(np.asarray(se_a, float), va.shape)
+    se_b = np.broadcast_to(np.asarray(se_b, float), vb.shape)
+    flagged = np.asarray(flagged, bool)
+    ok = np.isfinite(va) & np.isfinite(vb)
+    if ok.any():
+        for sel, col, lab in ((ok & ~flagged, ACCENT, f"{int((ok & ~flagged).sum())} aligned states"),
+                              (ok & flagged, BAD, f"{int((ok & flagged).sum())} differ after the scale")):
+            if sel.any():
+                ax.errorbar(vb[sel], va[sel], xerr=np.where(np.isfinite(se_b[sel]), se_b[sel], 0),
+                            yerr=np.where(np.isfinite(se_a[sel]), se_a[sel], 0), fmt="o", ms=4, color=col,
+                            ecolor=MUTED, elinewidth=0.7, alpha=0.85, label=lab, zorder=3 if col == BAD else 2)
+        if np.isfinite(scale):
+            xs = np.linspace(vb[ok].min(), vb[ok].max(), 50)
+            ci = "" if not all(np.isfinite(scale_ci)) else f" [{scale_ci[0]:.3g}, {scale_ci[1]:.3g}]"
+            ax.plot(xs, scale * xs + offset, color=INK, lw=1.4, label=f"fitted scale s = {scale:.3g}{ci}")
+        resid = np.abs(va - (scale * vb + offset)) if np.isfinite(scale) else np.zeros_like(va)
+        named = [i for i in np.argsort(-np.nan_to_num(resid)) if flagged[i] and ok[i]][:max_labels]
+        for i in named:
+            ax.annotate(str(states[i])[:40], (vb[i], va[i]), xytext=(5, 4), textcoords="offset points", fontsize=8,
+                        color=BAD, **PLAIN)
+        leg = ax.legend(loc="upper left", frameon=True, framealpha=0.9, fontsize=8)
+        for t in leg.get_texts():
+            t.set_parse_math(False)
+    else:
+        _empty(ax, "no aligned state")
+    ax.set_xlabel(f"V {label_b}   (centred on the aligned states)", **PLAIN)
+    ax.set_ylabel(f"V {label_a}", **PLAIN)
+    ax.set_title(f"{label_a} against {label_b}", **PLAIN)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()

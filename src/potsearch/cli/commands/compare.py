@@ -30,6 +30,10 @@ def add_arguments(p):
                    help="skip law transfer (refitting the selected laws)")
     p.add_argument("--transfer-bootstrap", type=int, default=_D.transfer_bootstrap, metavar="B",
                    help=f"replicates for the transferred gaps' standard errors (default {_D.transfer_bootstrap})")
+    p.add_argument("--html", default=_D.html, metavar="OUT.html",
+                   help="also write the compare page there: one self-contained HTML file with the scatter of aligned "
+                        "potentials, the differing states, the SCC and homogeneity summaries, the verdicts side by "
+                        "side and the law-transfer table")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
 
@@ -47,7 +51,7 @@ def run(args) -> int:
 
     res = _run(args.runs, CompareOptions(bootstrap=args.bootstrap, seed=args.seed, alpha=args.alpha,
                                          correction=args.correction, force=args.force, transfer=args.transfer,
-                                         transfer_bootstrap=args.transfer_bootstrap))
+                                         transfer_bootstrap=args.transfer_bootstrap, html=args.html))
     if args.json:
         json.dump(res.to_json(), sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -87,5 +91,7 @@ def run(args) -> int:
         for r in res.transfer.to_dict("records"):
             out.append(f"  law of {r['law_of']} on {r['on']}: {_f(r['gap'], 5)} +- {_f(r['gap_se'], 5)}; "
                        f"{r['on']}'s own law: {_f(r['native_gap'], 5)} +- {_f(r['native_gap_se'], 5)}")
+    if res.html is not None:
+        out.append(f"wrote {res.html} ({res.html.stat().st_size / 1024:.0f} KB, self-contained)")
     print(printable("\n".join(out)))
     return 0
