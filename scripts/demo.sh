@@ -21,7 +21,7 @@ $P fit "$RUN" | keep fit
 echo "== diagnose"
 $P diagnose "$RUN" | keep diagnose
 echo "== evolve"
-$P evolve --run "$RUN" --rounds "$ROUNDS" --islands 4 --seed 0 --resume | keep evolve
+$P evolve --run "$RUN" --config search_configs/demo.yaml --rounds "$ROUNDS" --islands 4 --seed 0 --resume | keep evolve
 echo "== polish"
 $P polish --run "$RUN" | keep polish
 echo "== attribute"

@@ -50,7 +50,7 @@ VALUES = {
     "diagnose": [dict(weight="high_reject", n0=2.0, min_visits=0, alpha=0.1, min_kernel=0.2, vote="3,2", top=5,
                       plots=False, out="o")],
     "evolve": [dict(config="c.yaml", rounds=2, islands=3, seed=4, workers=2, resume=True, address="local",
-                    force=True, features="f.csv", quiet=True)],
+                    force=True, features="f.csv", quiet=True, ray_timeout=2.0, patience=5)],
     "polish": [dict(method="lbfgs", iterations=3, samples=4, keep=2, scale=0.2, seed=1, max_evals=9, candidate="7",
                     compare=True, quiet=True)],
     "attribute": [dict(candidate="7", repeats=2, seed=1, refit_evals=9)],

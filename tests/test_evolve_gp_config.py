@@ -87,6 +87,10 @@ def test_shipped_configs_validate():
     assert p.islands == 16 and p.rounds == 4000 and len(p.llm.models) == 16 and p.uses_llm
     assert len({p.model_for(i) for i in range(16)}) == 16
     assert load_config(root / "local.yaml").model_for(3) == "local"
+    assert d.patience == 0 and p.patience == 0          # early stopping off for the default and the paper
+    demo = load_config(root / "demo.yaml")              # the demo's (scripts/demo.sh): default.yaml + patience
+    assert demo.patience > 0 and dataclasses.replace(demo, source="", patience=0) == SearchConfig()
+    assert "--config search_configs/demo.yaml" in (root.parent / "scripts" / "demo.sh").read_text()
     assert with_overrides(d, rounds=7, islands=2).rounds == 7
     with pytest.raises(InputError):
         with_overrides(d, rounds=0)

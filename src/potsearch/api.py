@@ -119,11 +119,12 @@ def compare(*runs, bootstrap: int = 200, seed: int = 0, alpha: float = 0.05, cor
 @checked_options
 def evolve(run, *, config=None, rounds: int | None = None, islands: int | None = None, seed: int | None = None,
            workers: int | None = None, resume: bool = False, address: str | None = None, force: bool = False,
-           features=None, quiet: bool = True):
+           features=None, quiet: bool = True, ray_timeout: float | None = None, patience: int | None = None):
     """Island search (`potsearch evolve`) on a fitted run. config: a search config YAML (default
     search_configs/default.yaml); rounds / islands / seed / workers override it; resume: continue
     from the last checkpoint (none: a new search). address: run the evaluators and model callers on Ray
-    actors ('local': an embedded Ray; async loop only). force: search a fit below the floor of states
+    actors ('local': an embedded Ray; async loop only); ray_timeout: seconds to join it. patience: stop
+    after that many rounds without improvement (overrides the config; 0 = every round). force: search a fit below the floor of states
     (refused otherwise, as the CLI does). quiet=True (the default here) prints nothing.
 
     Returns an ``EvolveResult`` (``.summary`` = evolve/summary.json, ``.best``, ``.law``, ``.pareto()``)."""
@@ -131,7 +132,8 @@ def evolve(run, *, config=None, rounds: int | None = None, islands: int | None =
 
     return _run(run, EvolveOptions(config=None if config is None else str(config), rounds=rounds, islands=islands,
                                    seed=seed, workers=workers, resume=resume, quiet=quiet, address=address,
-                                   force=force, features=None if features is None else str(features)))
+                                   force=force, features=None if features is None else str(features),
+                                   ray_timeout=ray_timeout, patience=patience))
 
 
 @checked_options

@@ -16,6 +16,7 @@ The document (``VERSION`` 2; 1 was the pickle)::
                   "cache_hits": 0}, ...],
      "counters": {"evaluations": 64, ...}, "features": ["vowels", ...],
      "terms": null | {"1": [{"terms": [law], "uid": "..", "train": 0.41}, ...], "_seeds": [law, ...]},
+     "patience": {"front": [[complexity, train action], ...], "last": 12}   (optional: patience.py),
      "extra": null | {"loop": "async", "made": [..], "applied": 9, "clock": 4, "seq": 3,
                       "pending_llm": [false, ..],
                       "jobs": [{"seq": 2, "uid": "..", "island": 0, "rnd": 5, "model": "..",
@@ -120,7 +121,7 @@ def _document(doc) -> dict:
         raise Malformed("version", f"schema version {_show(version)}, this potsearch reads version {VERSION}"
                         + ("; it was written by a newer potsearch" if newer else ""))
     _keys(doc, "the document", required=("format", "version", "sid", "round", "random", "pops", "hof", "logbook",
-                                         "counters", "features"), optional=("terms", "extra"))
+                                         "counters", "features"), optional=("terms", "extra", "patience"))
     out = {"sid": _str(doc["sid"], "sid", 64), "round": _int(doc["round"], "round", lo=0),
            "random": _random(doc["random"], "random"),
            "pops": [[program(p, f"pops[{i}][{j}]") for j, p in enumerate(_list(pop, f"pops[{i}]"))]
@@ -130,8 +131,25 @@ def _document(doc) -> dict:
            "counters": _counters(doc["counters"], "counters"),
            "features": [_str(f, f"features[{i}]", 200) for i, f in enumerate(_list(doc["features"], "features"))],
            "terms": _terms_state(doc.get("terms"), "terms"),
-           "extra": _extra(doc.get("extra"), "extra")}
+           "extra": _extra(doc.get("extra"), "extra"),
+           "patience": patience_state(doc.get("patience"), "patience")}
     return out
+
+
+def patience_state(v, path: str):
+    """The early stop's tracker (search/patience.py): the front as [complexity, action] pairs, the last
+    round that improved it."""
+    if v is None:
+        return None
+    _dict(v, path)
+    _keys(v, path, required=("front", "last"))
+    front = []
+    for i, pt in enumerate(_list(v["front"], f"{path}.front", 100_000)):
+        pt = _list(pt, f"{path}.front[{i}]", 2)
+        if len(pt) != 2:
+            raise Malformed(f"{path}.front[{i}]", f"a point is [complexity, action], got {len(pt)} items")
+        front.append([_int(pt[0], f"{path}.front[{i}][0]", lo=0), _number(pt[1], f"{path}.front[{i}][1]")])
+    return {"front": front, "last": _int(v["last"], f"{path}.last", lo=0)}
 
 
 def program(d, path: str) -> dict:

@@ -81,6 +81,8 @@ class SearchConfig:
     hall_of_fame: int = option(20, gt=0)
     terms_mix: float = option(0.1, ge=0, le=1)  # share of non-LLM offspring from the term-structured operator
     terms_max: int = option(4, gt=0)            # most terms in a term-structured law
+    patience: int = option(0, ge=0)             # stop after this many rounds without improvement (0 = never)
+    patience_tol: float = option(1e-4, ge=0)    # an improvement: lower by more than this share (search/patience.py)
     fit: FitSettings = field(default_factory=FitSettings)
     gp: GPConfig = field(default_factory=GPConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
@@ -162,6 +164,8 @@ def with_overrides(cfg: SearchConfig, **kw) -> SearchConfig:
     for k, v in kw.items():
         if k in ("rounds", "islands", "workers") and v <= 0:
             raise InputError(f"--{k} must be > 0, got {v}")
+        if k == "patience" and v < 0:
+            raise InputError(f"--patience must be >= 0 (0 = no early stop), got {v}")
         if k == "seed" and v < 0:
             raise InputError(f"--seed must be >= 0, got {v}")
     return check(dataclasses.replace(cfg, **kw)) if kw else cfg

@@ -85,10 +85,11 @@ class Job:
 
 
 class SearchLoop:
-    def __init__(self, search, log=None, ray_address: str | None = None):
+    def __init__(self, search, log=None, ray_address: str | None = None, ray_timeout: float | None = None):
         self.s = search
         self.db = search.db
         self.ray_address = ray_address   # None: this machine; "local" or an address: Ray actors
+        self.ray_timeout = ray_timeout   # seconds to join the cluster (core/raycluster.py)
         cfg = self.cfg = search.cfg
         self.log = log or (lambda msg: None)
         self.lockstep = cfg.loop == "lockstep"
@@ -200,7 +201,7 @@ class SearchLoop:
 
         from potsearch.search.evaluators import RayEvaluator, init_ray, ray_classes
 
-        self._ray_owned = init_ray(self.ray_address)
+        self._ray_owned = init_ray(self.ray_address, self.ray_timeout)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         sb = self.cfg.sandbox
         bases = {"gp": self.s.problem.data.payload()}
@@ -358,10 +359,17 @@ class SearchLoop:
                 s.evaluate(fresh)
                 db.register(fresh, admit=False)
             db.record(r, [self.O] * self.I)
-            if r % self.cfg.checkpoint_every == 0 or r == self.cfg.rounds:
+            stop = self.quota > 0 and db.convergence.exhausted(r)   # patience.py: no improvement for N rounds
+            if stop:
+                self.quota = 0   # no new children; model calls already out are finished and stored
+                db.convergence.stopped = True
+            if r % self.cfg.checkpoint_every == 0 or r == self.cfg.rounds or stop:
                 self.checkpoint()
             if on_round:
                 on_round(s)
+            if stop:
+                self.log(f"stopped at round {r}: {db.convergence.reason(r)['text']}")
+                break
 
     # ------------------------------------------------------------------ driver
     def run(self, resume: bool = False, on_round=None) -> None:
@@ -374,6 +382,12 @@ class SearchLoop:
             self.log("no evolve checkpoint in this run: starting a new search")
         if resumed:
             self._restore_extra(extra)
+            if self.db.round < cfg.rounds and self.db.convergence.exhausted(self.db.round):
+                self.quota = 0
+                self.db.convergence.stopped = True
+                self.log(f"the search had converged at round {self.db.round} "
+                         f"({self.db.convergence.reason(self.db.round)['text']}): raise --patience, or --patience 0, "
+                         f"to search on")
         else:
             s.initialise()
             self.checkpoint()

@@ -13,7 +13,8 @@ checks reach this state only through its methods:
   reset(r, fresh)     every ``reset_every`` rounds the weakest ``reset_fraction`` of islands are
                       re-seeded with the best candidate of a random surviving island plus ``fresh``
                       random trees (FunSearch-style); returns the new candidates, to score and register
-  record(r, n)        one logbook line (best and median train action per island)
+  record(r, n)        one logbook line (best and median train action per island); the round ends for
+                      the early stop (``convergence``: patience.py, fed by every register)
   checkpoint(extra)   the JSON-able state the checkpoint module writes (checkpoint.encode)
   restore(...)        the state of a checked checkpoint (resume.py makes the checks)
 
@@ -29,6 +30,7 @@ from deap import tools
 
 from potsearch.search import checkpoint as ckpt
 from potsearch.search.candidate import Candidate
+from potsearch.search.patience import Convergence
 from potsearch.search.scorecache import ScoreCache, claim_of_row
 
 COUNTERS = ("evaluations", "cache_hits", "candidates", "failed", "llm_calls", "llm_rejected", "llm_failed",
@@ -48,6 +50,7 @@ class ProgramsDatabase:
         self.logbook = tools.Logbook()
         self.cache = ScoreCache()    # canonical -> scores computed here; the store's scores are claims (resume)
         self.round = -1
+        self.convergence = Convergence(getattr(cfg, "patience", 0), getattr(cfg, "patience_tol", 1e-4))
         self.counters = {k: (0.0 if k in ("cost", "eval_seconds") else 0) for k in COUNTERS}
 
     # ------------------------------------------------------------------ selection
@@ -101,6 +104,7 @@ class ProgramsDatabase:
             if self.terms is not None:
                 self.terms.observe(cands)
         self.hof.update([p for p in cands if p.ok])
+        self.convergence.offer(cands)
 
     def survivors(self, pop: list[Candidate], children: list[Candidate]) -> list[Candidate]:
         seen: set[str] = set()
@@ -152,6 +156,7 @@ class ProgramsDatabase:
             median.append(statistics.median(vals) if vals else None)
         self.logbook.record(round=rnd, best=best, median=median, children=sum(n_children),
                             evaluations=self.counters["evaluations"], cache_hits=self.counters["cache_hits"])
+        self.convergence.end_round(rnd)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self, extra: dict | None = None) -> dict:
@@ -162,6 +167,7 @@ class ProgramsDatabase:
             "hof": [p.to_state() for p in self.hof], "logbook": [dict(r) for r in self.logbook],
             "counters": dict(self.counters), "features": list(self.features), "extra": extra,
             "terms": self.terms.state() if self.terms is not None else None,
+            "patience": self.convergence.state(),
         }
 
     def restore(self, state: dict, pops: list[list[Candidate]], hof: list[Candidate]) -> None:
@@ -179,3 +185,5 @@ class ProgramsDatabase:
         self.round = int(state["round"])
         if self.terms is not None:
             self.terms.restore(state["terms"])
+        self.convergence.restore(state.get("patience"), self.round, [p for pop in pops for p in pop] + list(hof),
+                                 state["logbook"])

@@ -201,15 +201,14 @@ class RayEvaluator:
                 pass
 
 
-def init_ray(address: str | None) -> bool:
-    """Join the Ray cluster at ``address``, or start an embedded local Ray (``None`` or ``local``).
+def init_ray(address: str | None, timeout: float | None = None) -> bool:
+    """Join the Ray cluster at ``address`` within ``timeout`` seconds (``core.raycluster.connect``: one
+    line with advice when it fails), or start an embedded local Ray (``None`` or ``local``).
     Returns True when this call started/joined Ray (and so should shut it down)."""
     import logging
     import os
 
     import ray
-
-    from potsearch.core.errors import InputError
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
@@ -217,10 +216,9 @@ def init_ray(address: str | None) -> bool:
         return False
     kw = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
     if address and address != "local":
-        try:
-            ray.init(address=address, **kw)
-        except Exception as exc:
-            raise InputError(f"cannot join the Ray cluster at {address}: {type(exc).__name__}: {exc}"[:400]) from None
+        from potsearch.core.raycluster import connect
+
+        connect(address, timeout, **kw)
     else:  # always a fresh local instance, never a stale cluster found on this machine
         ray.init(address="local", num_cpus=max(1, os.cpu_count() or 1), **kw)
     return True

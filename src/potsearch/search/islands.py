@@ -87,7 +87,7 @@ class Search:
     # ------------------------------------------------------------------ identity
     def search_id(self) -> str:
         d = self.cfg.to_dict()
-        for k in ("rounds", "workers", "source", "checkpoint_every"):
+        for k in ("rounds", "workers", "source", "checkpoint_every", "patience", "patience_tol"):
             d.pop(k, None)
         d.pop("sandbox", None)
         # the async loop names another search (lockstep ids unchanged); the call limit may change

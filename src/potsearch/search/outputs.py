@@ -323,7 +323,8 @@ def write_outputs(search, seconds: float) -> dict:
         json.dump([dict(r) for r in search.logbook], fh)
     c = search.counters
     summary = {
-        "search_id": search.sid, "rounds": search.round, "islands": search.cfg.islands,
+        "search_id": search.sid, "rounds": search.round, "stopped": search.db.convergence.reason(search.round),
+        "islands": search.cfg.islands,
         "seconds": seconds, "candidates": c["candidates"], "evaluations": c["evaluations"],
         "cache_hits": c["cache_hits"], "failed": c["failed"],
         "evaluations_per_second": c["evaluations"] / seconds if seconds > 0 else None,
@@ -370,7 +371,8 @@ def write_outputs(search, seconds: float) -> dict:
         CURVES_PNG: "Best (solid) and median (dotted) training action per island and round; black: best of all "
                       "islands.",
     }
-    order = ["selection", "best", "s_min_train", "baseline_heldout", "s_min_heldout", "s_min_full", "rounds", "islands",
+    order = ["selection", "best", "s_min_train", "baseline_heldout", "s_min_heldout", "s_min_full", "rounds", "stopped",
+             "islands",
              "seconds", "candidates", "evaluations", "evaluations_per_second", "cache_hits", "failed", "llm"]
     summary = {**{k: summary[k] for k in order if k in summary}, **summary}
     write_json(rd.evolve_summary, summary)

@@ -12,10 +12,11 @@ from potsearch.search.config import SearchConfig
 
 
 def evolve(run_dir, cfg: SearchConfig, resume: bool = False, quiet: bool = True, log=None,
-           address: str | None = None) -> dict:
+           address: str | None = None, ray_timeout: float | None = None) -> dict:
     """Run (or resume) the search on ``run_dir``; returns the summary written to evolve/summary.json.
     ``log(message)`` receives the search's one-line notes (e.g. a resume without a checkpoint).
-    ``address``: Ray actors score candidates and call models ('local' = an embedded Ray)."""
+    ``address``: Ray actors score candidates and call models ('local' = an embedded Ray), joined within
+    ``ray_timeout`` seconds (core/raycluster.py)."""
     from potsearch.search.controller import SearchLoop
     from potsearch.search.islands import Search
     from potsearch.search.outputs import write_outputs
@@ -43,7 +44,7 @@ def evolve(run_dir, cfg: SearchConfig, resume: bool = False, quiet: bool = True,
     progress = round_progress(cfg.rounds, quiet=quiet)  # bar or plain lines with an ETA (progress.py)
     t0 = time.perf_counter()
     try:
-        loop = SearchLoop(search, log=log, ray_address=address)   # loop: lockstep is its ordered mode
+        loop = SearchLoop(search, log=log, ray_address=address, ray_timeout=ray_timeout)   # loop: lockstep is its ordered mode
         loop.run(resume=resume, on_round=progress)
         search.loop_stats = loop.stats()
     finally:

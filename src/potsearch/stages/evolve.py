@@ -27,6 +27,10 @@ class EvolveOptions:
     only). ``force``: search even when the fit has fewer states than the floor
     (``science.thindata.EVOLVE_FLOOR``), where any formula reproduces them. ``features``: a features
     table stored with the run first (replacing its table) and searched over (store/features.py).
+    ``ray_timeout``: seconds to join the cluster at ``address`` (None: ``POTSEARCH_RAY_TIMEOUT``, else
+    30; core/raycluster.py): a wrong address fails with one line before anything is written.
+    ``patience``: end the search when the Pareto front (and so the lowest training action) has not
+    improved for that many rounds (overrides the config's ``patience``; 0 = run every round).
     """
 
     config: str | None = None
@@ -39,6 +43,8 @@ class EvolveOptions:
     address: str | None = None
     force: bool = False
     features: str | None = None
+    ray_timeout: float | None = None
+    patience: int | None = None
 
 
 @dataclass
@@ -93,7 +99,7 @@ def search_config(options: EvolveOptions):
     else:  # an installed copy without the source tree: the built-in defaults equal default.yaml
         cfg = SearchConfig(source="built-in defaults")
     return with_overrides(cfg, rounds=options.rounds, islands=options.islands, seed=options.seed,
-                          workers=options.workers)
+                          workers=options.workers, patience=options.patience)
 
 
 def run(run_dir, options: EvolveOptions = EvolveOptions()) -> EvolveResult:
@@ -110,6 +116,10 @@ def run(run_dir, options: EvolveOptions = EvolveOptions()) -> EvolveResult:
     if not RunDir(run_dir).store.exists():
         raise InputError("not a run directory (no store.sqlite inside)", str(run_dir))
     cfg = search_config(options)
+    if options.address and options.address != "local":  # a wrong address fails here, before anything is written
+        from potsearch.core.raycluster import probe
+
+        probe(options.address, options.ray_timeout)
     feats = None
     if options.features:
         from potsearch.store.features import read_features_file
@@ -142,5 +152,6 @@ def run(run_dir, options: EvolveOptions = EvolveOptions()) -> EvolveResult:
             with RunStore.open(run_dir) as st:
                 save(st, feats)
             note(f"stored the {feats.describe()}")
-        summary = evolve(run_dir, cfg, resume=options.resume, quiet=options.quiet, log=note, address=options.address)
+        summary = evolve(run_dir, cfg, resume=options.resume, quiet=options.quiet, log=note, address=options.address,
+                         ray_timeout=options.ray_timeout)
     return EvolveResult(summary, run_dir, notes, warnings)

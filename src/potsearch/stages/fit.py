@@ -168,6 +168,20 @@ def reference_line(summary: dict) -> str | None:
             f"(-inf, upper bounds), {r['incomparable']} incomparable")
 
 
+def column_advice(summary: dict) -> str | None:
+    """Which column of potentials.csv to read when most `potential` cells are empty. At scale the largest
+    SCC often lies upstream of small ones (a state reached once and never sampled again), so most states
+    are +inf in the sink convention and their `potential` cells are empty (the finite ones are each in
+    their own small SCC's gauge), while `ref_potential` holds the reference SCC's numbers in one gauge
+    (docs/concepts.md, "Two conventions"). None when at most half the states are unbounded."""
+    r, n, unb = summary.get("reference"), summary.get("states"), summary.get("unbounded_states")
+    if not r or not n or unb is None or 2 * unb <= n or r.get("reference", 0) < 2:
+        return None
+    return (f"most potential cells are empty ({unb} of {n} states are +inf in the sink convention: their SCC lies "
+            f"upstream of another one); read ref_potential, which gives the {r['reference']} states of the "
+            f"reference SCC in one gauge (or scc_potential within each SCC; docs/concepts.md)")
+
+
 def write_fit(out: Path, g: Graph, res: FitResult) -> dict:
     """fit/potentials.csv and fit/fit.json (``store.rundir.write_fit_files``); returns the summary."""
     summary = fit_summary(g, res)

@@ -108,12 +108,13 @@ def _fit(ctx: Ctx) -> str:
         from potsearch.science.dropped import describe
 
         dropped = describe(fit["dropped"])
-    from potsearch.stages.fit import reference_line
+    from potsearch.stages.fit import column_advice, reference_line
 
     rd = RunDir(ctx.run_dir)
     pot = rd.potentials_csv
     return views.fit_section(ctx.page, fit, rd.diagnose_figure("convergence"), dropped,
-                             reference_line(fit), csv_head(pot, 10 ** 9) if pot.is_file() else None)
+                             " ".join(x for x in (reference_line(fit), column_advice(fit)) if x) or None,
+                             csv_head(pot, 10 ** 9) if pot.is_file() else None)
 
 
 @register_section("diagnose", "Detailed-balance diagnostics", 20)

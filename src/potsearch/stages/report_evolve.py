@@ -213,4 +213,7 @@ def render(ctx) -> str | None:
         if front is not None and len(front) and {"complexity", "train_action"} <= set(front.columns):
             ev.table = _table(front)
         ev.hidden = _hidden(ctx, summary, sel)
+        from potsearch.stages.show import heldout_warning   # the words `show` prints, once
+
+        ev.warning = heldout_warning(sel.get("heldout_action"), summary.get("baseline_heldout")) or ""
     return evolve_section(ctx.page, ev)

@@ -37,7 +37,8 @@ class EvolveView:
     """``selection``: summary.json's selection block (or one made by the stage), ``origin``: where it
     came from (``"lowest"``: no selection, the lowest-action law); ``sel``/``low``: its selected and
     lowest laws, ``formulas``: (text, LaTeX) of each law's card; ``table``: the front rows shown,
-    each with its formula."""
+    each with its formula; ``warning``: what the reader must know about the selected law (it predicts
+    held-out moves worse than the per-state table: ``stages.show.heldout_warning``)."""
     summary: dict
     folder: StageFolder
     selection: dict | None = None
@@ -48,6 +49,7 @@ class EvolveView:
     front: object = None
     table: list = field(default_factory=list)
     hidden: Hidden | None = None
+    warning: str = ""
 
 
 # ----------------------------------------------------------------------------- figures
@@ -214,6 +216,9 @@ SEARCH_KEYS = ("rounds", "islands", "candidates", "evaluations", "cache_hits", "
 
 def search_table(page: Page, summary: dict) -> str:
     rows = [[k.replace("_", " "), summary.get(k)] for k in SEARCH_KEYS if k in summary]
+    stop = summary.get("stopped")
+    if isinstance(stop, dict) and stop.get("text"):   # why the search ended (search/patience.py)
+        rows.insert(1, ["stopped", f"{stop['text']}; last improvement at round {stop.get('last_improvement')}"])
     llm = summary.get("llm") or {}
     if isinstance(llm, dict) and llm.get("llm_calls"):
         rows += [[f"llm {k.replace('llm_', '')}", v] for k, v in llm.items()]
@@ -221,7 +226,8 @@ def search_table(page: Page, summary: dict) -> str:
     out = "<h3>The search</h3>" + page.table(["quantity", "value"], rows, "kv")
     if isinstance(cfg, dict) and cfg:
         out += "<details><summary>configuration</summary>" + page.kv_table(cfg) + "</details>"
-    rest = {k: v for k, v in summary.items() if k not in SEARCH_KEYS and k not in ("config", "captions", "llm")}
+    rest = {k: v for k, v in summary.items()
+            if k not in SEARCH_KEYS and k not in ("config", "captions", "llm", "stopped")}
     if rest:
         out += "<details><summary>summary.json (the other keys)</summary>" + page.kv_table(rest) + "</details>"
     return out
@@ -247,6 +253,8 @@ def evolve_section(page: Page, ev: EvolveView) -> str:
             if low.get("uid") and low.get("uid") == sel.get("uid"):
                 lnote = "The selected law is this candidate, simplified." + (" " + lnote if lnote else "")
             cards.append(law_card(page, "Lowest training action", low, ev.formulas["low"], lnote))
+        if ev.warning:
+            parts.append(f'<p class="warn">Warning: {esc(ev.warning)}</p>')
         parts.append('<div class="laws">' + "".join(cards) + "</div>")
         figs = []
         front = ev.front

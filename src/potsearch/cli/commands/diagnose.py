@@ -50,7 +50,9 @@ def print_table(r: dict, out: Path | None, plots: bool = True) -> None:
     con = Console()
     v, fit = r["verdict"], r["fit"]
     style = {"consistent": "bold green", "violated": "bold red"}.get(v["status"], "bold yellow")
-    con.print(Text.assemble(text(v["status"].upper(), style), text(f": {v['text']}")))
+    # the verdict's label says how strong it is (CONSISTENT / WEAK EVIDENCE / VIOLATED / UNTESTABLE)
+    label = v.get("label") or v["status"].upper()   # a diagnostics.json written before labels existed
+    con.print(Text.assemble(text(label, style), text(f": {v['text']}")))
     if v.get("advice"):  # what a verdict lacks and how to get it (thindata.py)
         con.print(text(v["advice"], "yellow"))
     con.print(text(f"S_min = {fit.get('action', float('nan')):.6g} over {fit.get('states')} states, "

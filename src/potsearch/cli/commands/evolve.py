@@ -24,6 +24,12 @@ def add_arguments(p) -> None:
     p.add_argument("--address", default=_D.address, metavar="ADDR",
                    help="score candidates and call models on Ray actors of the cluster at ADDR "
                         "('local': an embedded Ray on this machine); async loop only")
+    p.add_argument("--ray-timeout", type=float, default=_D.ray_timeout, metavar="SECONDS",
+                   help="seconds to join the cluster at --address before failing with advice "
+                        "(default: POTSEARCH_RAY_TIMEOUT, else 30)")
+    p.add_argument("--patience", type=int, default=_D.patience, metavar="N",
+                   help="stop when the Pareto front (and the lowest training action) has not improved for N "
+                        "rounds (overrides the config's patience; 0 = every round; docs/evolve.md)")
     p.add_argument("--features", default=_D.features, metavar="FILE",
                    help="store this features table with the run first (replacing its table) and search over its "
                         "features; docs/own-agent.md")
@@ -53,7 +59,8 @@ def run(args) -> int:
     res = evolve(args.run, EvolveOptions(config=args.config, rounds=args.rounds, islands=args.islands,
                                          seed=args.seed, workers=args.workers, resume=args.resume,
                                          quiet=args.quiet, address=args.address, force=args.force,
-                                         features=args.features))
+                                         features=args.features, ray_timeout=args.ray_timeout,
+                                         patience=args.patience))
     s, run_dir, thin = res.summary, res.run_dir, res.warnings
     if args.quiet:  # the stage kept its notes to itself; they are not progress, so say them here
         for n in res.notes:
@@ -62,6 +69,9 @@ def run(args) -> int:
     print(f"evolve: {s['rounds']} rounds x {s['islands']} islands in {s['seconds']:.1f} s; "
           f"{s['evaluations']} evaluations ({s['evaluations_per_second'] or 0:.0f}/s), "
           f"{s['cache_hits']} cache hits, {s['failed']} failed")
+    stop = s.get("stopped") or {}
+    if stop:
+        print(f"stopped: {stop['text']}; last improvement at round {stop['last_improvement']}")
     if s["llm"]["llm_calls"]:
         L = s["llm"]
         print(f"llm: {L['llm_calls']} calls, {L['llm_rejected']} rejected, {L['llm_failed']} failed, "
@@ -74,6 +84,11 @@ def run(args) -> int:
         print(f"  train action {law['train_action']:.6g} (S_min train {s['s_min_train']:.6g}, gap "
               f"{law['train_action'] - s['s_min_train']:.4g}); held-out {law['heldout_action']:.6g} vs per-state fit "
               f"{s['baseline_heldout']:.6g}; complexity {law['complexity']}, {len(law['params'])} parameters")
+        from potsearch.stages.show import heldout_warning
+
+        worse = heldout_warning(law.get("heldout_action"), s.get("baseline_heldout"))
+        if worse:
+            print(f"warning: {worse}")
         print(_printable(law["source"].rstrip()))
         print("params = [" + ", ".join(f"{v:.6g}" + (f" ± {e:.2g}" if e is not None else "")
                                        for v, e in zip(law["params"], list(se) + [None] * len(law["params"]))) + "]")

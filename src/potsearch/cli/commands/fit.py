@@ -9,7 +9,7 @@ from pathlib import Path
 from potsearch.cli.runarg import add_run
 from potsearch.science.dropped import describe
 from potsearch.science.graph import WEIGHT_MODES
-from potsearch.stages.fit import FitOptions, reference_line
+from potsearch.stages.fit import FitOptions, column_advice, reference_line
 from potsearch.views.display import short_state, state_line, state_width
 from potsearch.store.rundir import FIT_JSON, POTENTIALS_CSV
 
@@ -81,6 +81,9 @@ def _print_table(res, summary, out: Path) -> None:
     line = reference_line(summary)
     if line:
         con.print(printable(line), soft_wrap=True, markup=False)
+    advice = column_advice(summary)   # most potential cells empty: say which column holds the numbers
+    if advice:
+        con.print(Text.assemble(("note:", "yellow"), " " + printable(advice)), soft_wrap=True)
     import numpy as np
 
     order = np.lexsort((-res.visits, res.target_potential()))
