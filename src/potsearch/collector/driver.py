@@ -12,6 +12,7 @@ import numpy as np
 from potsearch.core.errors import InputError
 from potsearch.store import RunStore, Sample
 from potsearch.store.rundir import RunDir
+from potsearch.collector.adaptive import make_adaptive
 from potsearch.collector.config import Budget, CollectConfig, CollectResult, PLAN_KEYS
 from potsearch.collector.protocols import CONSTRAINED_NOTE, SURROGATE_NOTE, Task, make_protocol, norm_protocol
 from potsearch.collector.stats import stored_samples, stored_usage, table3
@@ -27,7 +28,7 @@ def _resolve(cfg: CollectConfig, agent, store: RunStore, resuming: bool) -> dict
         "mode": ac.decoding, "protocol": ac.protocol,
         "samples_per_state": ac.sampling.samples_per_state,
         "chains": None, "sources_per_prompt": (ac.fitter.population if ac.fitter else 1),
-        "seed": ac.sampling.seed,
+        "seed": ac.sampling.seed, "target_se": None, "round_size": None,   # adaptive: the protocol's defaults
     }
     given = {k: getattr(cfg, k) for k in PLAN_KEYS}
     if given["protocol"]:
@@ -144,7 +145,8 @@ def _run_config(cfg, agent, plan, model, sur_meta) -> dict:
         "decoding": {"temperature": _temperature(cfg, agent), "max_tokens": _call_tokens(cfg, agent, plan["mode"]),
                      "chat_template": "the model's own (GGUF metadata)" if model and model.startswith("potsearch-local/")
                      else "the provider's"},
-        "uids": {"per_state": "s:{state_key}:{k}", "chain": "c{chain}:{step}", "population": "p:{step}"}[plan["protocol"]],
+        "uids": {"per_state": "s:{state_key}:{k}", "chain": "c{chain}:{step}", "population": "p:{step}",
+                 "adaptive": "a:{round}:{state_key}:{j}"}[plan["protocol"]],
     }
     if plan["mode"] == "constrained" and model:
         conf["agent_is"] = CONSTRAINED_NOTE
@@ -271,8 +273,11 @@ def _collect(cfg, agent, store, plan, model, on_batch, out, after_write=None) ->
 
 def _plan(cfg, agent, store, plan, model, after_write) -> _Collection:
     """The protocol rebuilt from the store, the budget from what is stored, the run's config recorded."""
-    proto = make_protocol(plan["protocol"], plan["seed"], plan["samples_per_state"], plan["chains"],
-                          plan["sources_per_prompt"])
+    if plan["protocol"] == "adaptive":
+        proto = make_adaptive(plan["seed"], plan["target_se"], plan["round_size"])
+    else:
+        proto = make_protocol(plan["protocol"], plan["seed"], plan["samples_per_state"], plan["chains"],
+                              plan["sources_per_prompt"])
     init_rng = np.random.default_rng(plan["seed"])
     sur_obj = None
     if model is None:
@@ -386,7 +391,7 @@ def _loop(c: _Collection, batch: int, per_worker: int, in_order: bool, progress,
         el = max(1e-9, time.time() - t_run)
         done_now = budget.samples - n0
         progress.update(budget.samples, done_now / el, c.escapes / max(1, done_now), budget.tokens, budget.cost,
-                        c.failures)
+                        c.failures, proto.status() if hasattr(proto, "status") else "")
         if on_batch is not None:
             on_batch({"actors": actors, "inflight": inflight, "samples": budget.samples, "store": c.store})
 
@@ -450,9 +455,14 @@ def _finish(c: _Collection, stop: str, seconds: float) -> CollectResult:
                     "positions_given_up": len(c.given_up)})
     if c.surrogate:
         summary["note"] = SURROGATE_NOTE
+    if hasattr(c.proto, "summary"):        # adaptive: the stopping rule's verdict (collector/adaptive.py)
+        summary["adaptive"] = ad = c.proto.summary()
+        if stop == "plan complete":
+            summary["stop"] = ("every fitted state within the target SE" if ad["target_met"]
+                               else "the allocation plans no further sample")
     c.store.set_stage_result("collect", summary)
     c.store.log_event("collect", "end", {k: summary[k] for k in ("samples", "new_samples", "failed_calls", "stop")})
-    return CollectResult(Path(c.cfg.run), summary, c.new, seconds, c.failures, stop)
+    return CollectResult(Path(c.cfg.run), summary, c.new, seconds, c.failures, summary["stop"])
 
 
 def _check_failing(cfg, consecutive: int, last: str):
