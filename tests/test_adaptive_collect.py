@@ -17,6 +17,7 @@ import pytest
 
 from potsearch.collector import CollectConfig, collect, make_surrogate
 from potsearch.collector.adaptive import make_adaptive, parse_uid
+from potsearch.core.errors import InputError
 from potsearch.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,6 +88,11 @@ def test_the_stopping_rule_ends_the_collection_before_the_budget(tmp_path, ray_s
     a = res.summary["adaptive"]
     assert a["target_met"] and a["n_open"] == 0 and a["max_se"] < 0.3 and a["within_target"] == a["fitted_states"] > 0
     assert res.summary["samples"] < 100000 and res.stop_reason == "every fitted state within the target SE"
+    with RunStore.open(tmp_path / "small") as st:
+        assert res.summary["adaptive"]["rounds"] == 1 + max(int(r[0].split(":")[1]) for r in st.sample_records())
+    with pytest.raises(InputError, match="target-se applies to --protocol adaptive"):
+        collect(CollectConfig(agent="word", provider="surrogate", run=str(tmp_path / "ps"), protocol="per-state",
+                              target_se=0.3, max_samples=10, workers=2, progress=False))
 
 
 def test_adaptive_same_seed_same_samples(tmp_path, ray_session):

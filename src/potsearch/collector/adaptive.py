@@ -168,7 +168,7 @@ class Adaptive(Protocol):
         fitted = a.kind == FITTED
         open_ = a.open_states
         return {
-            "target_se": self.config.target_se, "round_size": self.round_size, "rounds": self.round + 1,
+            "target_se": self.config.target_se, "round_size": self.round_size, "rounds": max(self.records, default=-1) + 1,
             "fitted_states": int(fitted.sum()), "within_target": int((fitted & a.met).sum()),
             "open_states": open_[:OPEN_LISTED], "n_open": len(open_),
             "max_se": None if not np.isfinite(a.max_se) else round(float(a.max_se), 4),

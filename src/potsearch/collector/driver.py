@@ -43,6 +43,11 @@ def _resolve(cfg: CollectConfig, agent, store: RunStore, resuming: bool) -> dict
         else:
             plan[k] = given[k] if given[k] is not None else default[k]
     plan["protocol"] = norm_protocol(plan["protocol"])
+    if plan["protocol"] != "adaptive":
+        for k in ("target_se", "round_size"):
+            if plan[k] is not None:
+                raise InputError(f"--{k.replace('_', '-')} applies to --protocol adaptive only "
+                                 f"(this run's protocol: {plan['protocol']})", cfg.run)
     if plan["mode"] not in ("free", "constrained"):
         raise InputError(f"unknown decoding mode {plan['mode']!r}; choose free or constrained")
     if plan["chains"] is None:
