@@ -15,14 +15,15 @@ FAST_FILES = frozenset("""
     test_fit_table2 test_graph test_io test_llm_limits test_own_features_unit test_resources test_rundir_owner
     test_search_database test_selection test_simplify test_store test_terms test_yamlio test_agents_text
     test_allocation test_module_map test_private_access test_own_agent_surrogate_unit test_example_board
-    test_import_split test_patience_unit
+    test_import_split test_patience_unit test_adaptive_protocol
 """.split())
 
 
 #: files whose tests measure time or rates against real clocks (a 0.5 s call timeout, calls per minute,
 #: kills at chosen moments): `make test` runs them alone, after the parallel part, so that another
 #: test's load on the two cores cannot make them fail
-SERIAL_FILES = frozenset({"test_collect_faults", "test_kill_resume", "test_evolve_async", "test_collect_budgets"})
+SERIAL_FILES = frozenset({"test_collect_faults", "test_kill_resume", "test_evolve_async", "test_collect_budgets",
+                          "test_adaptive_collect"})
 
 
 def pytest_collection_modifyitems(config, items):

@@ -40,7 +40,7 @@ POSITIONALS = {"import": ["t.csv", "r"]}
 VALUES = {
     "import": [dict(count_column="n", agent="fitter", skip_invalid=True, features="f.csv", split_by="model")],
     "collect": [dict(agent="word", provider="surrogate", mode="free", protocol="chain", samples_per_state=3, chains=2,
-                     sources_per_prompt=4, seed=7, max_samples=10, max_tokens=100, max_cost=1.5, workers=3,
+                     sources_per_prompt=4, target_se=0.2, round_size=50, seed=7, max_samples=10, max_tokens=100, max_cost=1.5, workers=3,
                      address="127.0.0.1:1", ray_timeout=2.0, resume=True, timeout=5.0, retries=1, backoff=0.1,
                      temperature=0.7, max_tokens_per_call=9, api_base="http://x", prices="p.yaml",
                      allow_unpriced=True, rpm=30.0, tpm=9000.0, batch_size=8, inflight=3,

@@ -46,7 +46,8 @@ def import_transitions(path, run, *, count_column: str | None = None, agent: str
 @checked_options
 def collect(run, *, agent: str | None = None, provider: str | None = None, mode: str | None = None,
             protocol: str | None = None, samples_per_state: int | None = None, chains: int | None = None,
-            sources_per_prompt: int | None = None, seed: int | None = None, max_samples: int | None = None,
+            sources_per_prompt: int | None = None, target_se: float | None = None, round_size: int | None = None,
+            seed: int | None = None, max_samples: int | None = None,
             max_tokens: int | None = None, max_cost: float | None = None, workers: int | None = None,
             address: str | None = None, ray_timeout: float | None = None, resume: bool = False,
             timeout: float | None = None, retries: int | None = None, backoff: float | None = None,
@@ -61,7 +62,7 @@ def collect(run, *, agent: str | None = None, provider: str | None = None, mode:
 
     return _run(run, CollectOptions(
         agent=agent, provider=provider, mode=mode, protocol=protocol, samples_per_state=samples_per_state,
-        chains=chains, sources_per_prompt=sources_per_prompt, seed=seed, max_samples=max_samples,
+        chains=chains, sources_per_prompt=sources_per_prompt, target_se=target_se, round_size=round_size, seed=seed, max_samples=max_samples,
         max_tokens=max_tokens, max_cost=max_cost, workers=workers, address=address, ray_timeout=ray_timeout,
         resume=resume, timeout=timeout, retries=retries, backoff=backoff, temperature=temperature,
         max_tokens_per_call=max_tokens_per_call, api_base=api_base,

@@ -4,7 +4,9 @@ Shape
 -----
 * A **protocol** (``protocols``; driver side, deterministic) plans *positions*; each position has
   a uid that depends only on the plan: ``s:{state_key}:{k}`` (per-state: the k-th of K samples of a
-  state), ``c{chain}:{step}`` (chain), ``p:{step}`` (population). The store is idempotent by uid, so
+  state), ``c{chain}:{step}`` (chain), ``p:{step}`` (population),
+  ``a:{round}:{state_key}:{j}`` (adaptive: rounds allocated by the fit's standard errors, ``adaptive``).
+  The store is idempotent by uid, so
   a position is stored at most once, and after a crash the plan is rebuilt *from the store*: every
   stored uid is done, every planned-but-unstored position is planned again with the same uid.
   SIGKILL at any moment then ``--resume`` loses and duplicates nothing.

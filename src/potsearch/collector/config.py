@@ -11,10 +11,12 @@ class CollectConfig:
     provider: str | None = None          # surrogate | local | any litellm model string
     run: str = "runs/collect"
     mode: str | None = None              # free | constrained (default: the agent's)
-    protocol: str | None = None          # per_state | chain | population (default: the agent's)
+    protocol: str | None = None          # per_state | chain | population | adaptive (default: the agent's)
     samples_per_state: int | None = None
     chains: int | None = None
     sources_per_prompt: int | None = None
+    target_se: float | None = None       # adaptive: the stopping rule's standard error (None: allocation's default)
+    round_size: int | None = None        # adaptive: samples a round (None: adaptive.ROUND_SIZE)
     seed: int | None = None
     max_samples: int | None = None
     max_tokens: int | None = None
@@ -41,7 +43,8 @@ class CollectConfig:
     max_consecutive_failures: int = 200
 
 
-PLAN_KEYS = ("agent", "provider", "mode", "protocol", "samples_per_state", "chains", "sources_per_prompt", "seed")
+PLAN_KEYS = ("agent", "provider", "mode", "protocol", "samples_per_state", "chains", "sources_per_prompt", "seed",
+             "target_se", "round_size")
 
 
 @dataclass

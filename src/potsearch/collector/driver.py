@@ -12,6 +12,7 @@ import numpy as np
 from potsearch.core.errors import InputError
 from potsearch.store import RunStore, Sample
 from potsearch.store.rundir import RunDir
+from potsearch.collector.adaptive import make_adaptive
 from potsearch.collector.config import Budget, CollectConfig, CollectResult, PLAN_KEYS
 from potsearch.collector.protocols import CONSTRAINED_NOTE, SURROGATE_NOTE, Task, make_protocol, norm_protocol
 from potsearch.collector.stats import stored_samples, stored_usage, table3
@@ -28,7 +29,7 @@ def _resolve(cfg: CollectConfig, agent, store: RunStore, resuming: bool) -> dict
         "mode": ac.decoding, "protocol": ac.protocol,
         "samples_per_state": ac.sampling.samples_per_state,
         "chains": None, "sources_per_prompt": (ac.fitter.population if ac.fitter else 1),
-        "seed": ac.sampling.seed,
+        "seed": ac.sampling.seed, "target_se": None, "round_size": None,   # adaptive: the protocol's defaults
     }
     given = {k: getattr(cfg, k) for k in PLAN_KEYS}
     if given["protocol"]:
@@ -43,6 +44,11 @@ def _resolve(cfg: CollectConfig, agent, store: RunStore, resuming: bool) -> dict
         else:
             plan[k] = given[k] if given[k] is not None else default[k]
     plan["protocol"] = norm_protocol(plan["protocol"])
+    if plan["protocol"] != "adaptive":
+        for k in ("target_se", "round_size"):
+            if plan[k] is not None:
+                raise InputError(f"--{k.replace('_', '-')} applies to --protocol adaptive only "
+                                 f"(this run's protocol: {plan['protocol']})", cfg.run)
     if plan["mode"] not in ("free", "constrained"):
         raise InputError(f"unknown decoding mode {plan['mode']!r}; choose free or constrained")
     if plan["chains"] is None:
@@ -146,7 +152,8 @@ def _run_config(cfg, agent, plan, model, sur_meta, call) -> dict:
         "decoding": {"temperature": call["temperature"], "max_tokens": call["max_tokens_per_call"],
                      "chat_template": "the model's own (GGUF metadata)" if model and model.startswith("potsearch-local/")
                      else "the provider's"},
-        "uids": {"per_state": "s:{state_key}:{k}", "chain": "c{chain}:{step}", "population": "p:{step}"}[plan["protocol"]],
+        "uids": {"per_state": "s:{state_key}:{k}", "chain": "c{chain}:{step}", "population": "p:{step}",
+                 "adaptive": "a:{round}:{state_key}:{j}"}[plan["protocol"]],
     }
     if plan["mode"] == "constrained" and model:
         conf["agent_is"] = CONSTRAINED_NOTE
@@ -279,8 +286,11 @@ def _collect(cfg, agent, store, plan, model, on_batch, out, after_write=None) ->
 
 def _plan(cfg, agent, store, plan, model, after_write) -> _Collection:
     """The protocol rebuilt from the store, the budget from what is stored, the run's config recorded."""
-    proto = make_protocol(plan["protocol"], plan["seed"], plan["samples_per_state"], plan["chains"],
-                          plan["sources_per_prompt"])
+    if plan["protocol"] == "adaptive":
+        proto = make_adaptive(plan["seed"], plan["target_se"], plan["round_size"])
+    else:
+        proto = make_protocol(plan["protocol"], plan["seed"], plan["samples_per_state"], plan["chains"],
+                              plan["sources_per_prompt"])
     init_rng = np.random.default_rng(plan["seed"])
     sur_obj = None
     if model is None:
@@ -419,7 +429,7 @@ def _loop(c: _Collection, batch: int, per_worker: int, in_order: bool, progress,
         el = max(1e-9, time.time() - t_run)
         done_now = budget.samples - n0
         progress.update(budget.samples, done_now / el, c.escapes / max(1, done_now), budget.tokens, budget.cost,
-                        c.failures)
+                        c.failures, proto.status() if hasattr(proto, "status") else "")
         if on_batch is not None:
             on_batch({"actors": actors, "inflight": inflight, "samples": budget.samples, "store": c.store})
 
@@ -485,9 +495,14 @@ def _finish(c: _Collection, stop: str, seconds: float) -> CollectResult:
                     "positions_given_up": len(c.given_up), "rate_limited": c.throttled})
     if c.surrogate:
         summary["note"] = SURROGATE_NOTE
+    if hasattr(c.proto, "summary"):        # adaptive: the stopping rule's verdict (collector/adaptive.py)
+        summary["adaptive"] = ad = c.proto.summary()
+        if stop == "plan complete":
+            summary["stop"] = ("every fitted state within the target SE" if ad["target_met"]
+                               else "the allocation plans no further sample")
     c.store.set_stage_result("collect", summary)
     c.store.log_event("collect", "end", {k: summary[k] for k in ("samples", "new_samples", "failed_calls", "stop")})
-    return CollectResult(Path(c.cfg.run), summary, c.new, seconds, c.failures, stop)
+    return CollectResult(Path(c.cfg.run), summary, c.new, seconds, c.failures, summary["stop"])
 
 
 def _check_failing(cfg, consecutive: int, last: str):

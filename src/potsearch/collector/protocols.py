@@ -1,4 +1,4 @@
-"""Sampling protocols (driver side, deterministic): per_state, chain, population.
+"""Sampling protocols (driver side, deterministic): per_state, chain, population (adaptive: adaptive.py).
 
 A protocol plans *positions*, each with a uid that depends only on the plan, so after a crash the
 plan is rebuilt from the store (see ``potsearch.collector``)."""
@@ -13,7 +13,7 @@ import numpy as np
 from potsearch.core.errors import InputError
 
 
-PROTOCOLS = ("per_state", "chain", "population")
+PROTOCOLS = ("per_state", "chain", "population", "adaptive")
 CONSTRAINED_NOTE = "the model restricted to valid states (constrained decoding with the agent's GBNF grammar)"
 SURROGATE_NOTE = ("surrogate: a test instrument with a known hidden potential (Metropolis on a symmetric "
                   "neighbour graph); it validates the pipeline and never stands in for a real model")
@@ -22,7 +22,7 @@ SURROGATE_NOTE = ("surrogate: a test instrument with a known hidden potential (M
 def norm_protocol(name: str) -> str:
     p = name.replace("-", "_")
     if p not in PROTOCOLS:
-        raise InputError(f"unknown protocol {name!r}; choose per-state, chain or population")
+        raise InputError(f"unknown protocol {name!r}; choose per-state, chain, population or adaptive")
     return p
 
 
@@ -275,6 +275,7 @@ class Population(Protocol):
 
 
 def make_protocol(name: str, seed: int, samples_per_state: int, chains: int, sources_per_prompt: int) -> Protocol:
+    """per_state, chain or population (the adaptive protocol: ``adaptive.make_adaptive``)."""
     name = norm_protocol(name)
     if name == "per_state":
         return PerState(seed, samples_per_state)

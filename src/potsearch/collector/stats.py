@@ -54,10 +54,25 @@ def format_summary(summary: dict, run: str) -> str:
              f"stopped: {s['stop']}"]
     if s.get("escape_reasons"):
         lines.append("escapes: " + ", ".join(f"{k} {v}" for k, v in s["escape_reasons"].items()))
+    if s.get("adaptive"):
+        lines.append(adaptive_line(s["adaptive"]))
     if s.get("note"):
         lines.append(s["note"])
     lines.append(next_step(s, run))
     return "\n".join(lines)
+
+
+def adaptive_line(a: dict) -> str:
+    """The adaptive protocol's verdict: fitted states within the target SE, the max SE, the open states."""
+    se = "-" if a["max_se"] is None else f"{a['max_se']:.3f}"
+    saved = a.get("calls_saved_vs_per_state")
+    line = (f"adaptive: {a['within_target']} of {a['fitted_states']} fitted states within SE {a['target_se']:g} "
+            f"after {a['rounds']} rounds; max SE {se}; calls saved vs per_state (estimate): "
+            f"{'-' if saved is None else saved}")
+    if a["n_open"]:
+        line += (f"\nopen states (not within the target, {a['n_open']}): {', '.join(a['open_states'][:12])}"
+                 + (" …" if a["n_open"] > 12 else ""))
+    return line
 
 
 def next_step(s: dict, run: str) -> str:

@@ -132,10 +132,12 @@ class CollectProgress(Progress):
     """The collect loop's numbers: samples, rate, escape share, tokens, cost, failed calls."""
 
     def update(self, done: int, rate: float = 0.0, esc: float = 0.0, tokens: int = 0, cost: float = 0.0,
-               failures: int = 0) -> None:  # type: ignore[override]
+               failures: int = 0, extra: str = "") -> None:  # type: ignore[override]
         s = f"escape {esc:5.1%}  tokens {tokens:,}  ${cost:.4f}"
         if failures:
             s += f"  failed calls {failures}"
+        if extra:
+            s += f"  {extra}"
         super().update(done, s)
 
 

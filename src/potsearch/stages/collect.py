@@ -22,7 +22,8 @@ class CollectOptions:
     ``agent``: word, fitter or PATH.yaml; ``provider``: surrogate, local or a litellm model string (on
     ``resume`` both default to the stored plan's). ``mode`` / ``protocol`` / ``samples_per_state`` /
     ``chains`` / ``sources_per_prompt`` / ``seed`` / ``temperature`` / ``max_tokens_per_call``: the
-    agent's unless given. Budgets: ``max_samples``, ``max_tokens``, ``max_cost``. ``workers``:
+    agent's unless given; ``target_se`` / ``round_size``: the adaptive protocol's stopping SE and samples a
+    round (None: its defaults, collector/adaptive.py). Budgets: ``max_samples``, ``max_tokens``, ``max_cost``. ``workers``:
     concurrency slots (None: one per core); ``address`` / ``ray_timeout``: join a Ray cluster.
     ``timeout`` / ``retries`` / ``backoff``: per model call (None: the stored ones on ``resume``, else 60 s,
     4, 0.5 s). How the model is reached (``provider``, ``api_base``, ``temperature``,
@@ -42,6 +43,8 @@ class CollectOptions:
     samples_per_state: int | None = None
     chains: int | None = None
     sources_per_prompt: int | None = None
+    target_se: float | None = None
+    round_size: int | None = None
     seed: int | None = None
     max_samples: int | None = None
     max_tokens: int | None = None
@@ -74,6 +77,10 @@ class CollectOptions:
                 raise InputError(f"--{name.replace('_', '-')} must be >= 0, got {v}")
         if self.max_cost is not None and not self.max_cost >= 0:
             raise InputError(f"--max-cost must be >= 0, got {self.max_cost}")
+        if self.target_se is not None and not self.target_se > 0:
+            raise InputError(f"--target-se must be > 0, got {self.target_se}")
+        if self.round_size is not None and self.round_size < 1:
+            raise InputError(f"--round-size must be >= 1, got {self.round_size}")
         if self.timeout is not None and not self.timeout > 0:
             raise InputError(f"--timeout must be > 0, got {self.timeout}")
         for name in ("rpm", "tpm"):

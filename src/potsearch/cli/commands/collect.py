@@ -6,6 +6,8 @@ Examples::
     potsearch collect --agent word --provider surrogate --run runs/sur --max-samples 20000
     potsearch collect --agent fitter --provider openai/gpt-4o-mini --mode free --run runs/fit --max-cost 0.50
     potsearch collect --run runs/demo --resume --max-samples 800      # continue the same plan
+    potsearch collect --agent word --provider local --mode constrained --protocol adaptive --target-se 0.3 \
+        --run runs/adaptive --max-samples 600
 """
 from __future__ import annotations
 
@@ -26,13 +28,19 @@ def add_arguments(p) -> None:
     add_run(p, "run directory, e.g. runs/NAME")
     p.add_argument("--mode", choices=["free", "constrained"], default=_D.mode,
                    help="decoding mode (default: the agent's)")
-    p.add_argument("--protocol", choices=["per-state", "chain", "population"], default=_D.protocol,
-                   help="sampling protocol (default: the agent's)")
+    p.add_argument("--protocol", choices=["per-state", "chain", "population", "adaptive"], default=_D.protocol,
+                   help="sampling protocol (default: the agent's); adaptive: rounds allocated by the fit's standard "
+                        "errors, stopping when every fitted state meets --target-se")
     p.add_argument("--samples-per-state", type=int, default=_D.samples_per_state, metavar="K",
                    help="per-state protocol: samples of each state")
     p.add_argument("--chains", type=int, default=_D.chains, help="chain protocol: number of parallel walks")
     p.add_argument("--sources-per-prompt", type=int, default=_D.sources_per_prompt,
                    help="population protocol: states shown in one prompt")
+    p.add_argument("--target-se", type=float, default=_D.target_se, metavar="SE",
+                   help="adaptive protocol: stop sampling a state once its potential's standard error is below SE "
+                        "(default 0.1)")
+    p.add_argument("--round-size", type=int, default=_D.round_size, metavar="N",
+                   help="adaptive protocol: samples a round, allocated after a refit (default 100)")
     p.add_argument("--max-samples", type=int, default=_D.max_samples, metavar="N",
                    help="stop when the run holds N samples")
     p.add_argument("--max-tokens", type=int, default=_D.max_tokens, metavar="T",
@@ -84,7 +92,7 @@ def run(args) -> int:
     res = collect(args.run, CollectOptions(
         agent=args.agent, provider=args.provider, mode=args.mode, protocol=args.protocol,
         samples_per_state=args.samples_per_state, chains=args.chains, sources_per_prompt=args.sources_per_prompt,
-        seed=args.seed, max_samples=args.max_samples, max_tokens=args.max_tokens, max_cost=args.max_cost,
+        target_se=args.target_se, round_size=args.round_size, seed=args.seed, max_samples=args.max_samples, max_tokens=args.max_tokens, max_cost=args.max_cost,
         workers=args.workers, address=args.address, ray_timeout=args.ray_timeout, resume=args.resume,
         timeout=args.timeout, retries=args.retries, backoff=args.backoff, temperature=args.temperature,
         max_tokens_per_call=args.max_tokens_per_call, api_base=args.api_base, prices=args.prices,
