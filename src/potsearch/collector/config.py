@@ -1,44 +1,96 @@
-"""Collect options (``CollectConfig``), the result (``CollectResult``) and the budget."""
+"""Collect options (``CollectOptions``, the collect stage's, checked once; ``CollectConfig``, what the
+driver runs), the result (``CollectResult``) and the budget."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from potsearch.core.errors import InputError
 
-@dataclass
-class CollectConfig:
-    agent: str | None = None             # word | fitter | PATH.yaml (on --resume: the stored one)
-    provider: str | None = None          # surrogate | local | any litellm model string
-    run: str = "runs/collect"
-    mode: str | None = None              # free | constrained (default: the agent's)
-    protocol: str | None = None          # per_state | chain | population | adaptive (default: the agent's)
+
+@dataclass(frozen=True)
+class CollectOptions:
+    """Options of the collect stage (the CLI's and the API's defaults come from here).
+
+    ``agent``: word, fitter or PATH.yaml; ``provider``: surrogate, local or a litellm model string (on
+    ``resume`` both default to the stored plan's). ``mode`` / ``protocol`` / ``samples_per_state`` /
+    ``chains`` / ``sources_per_prompt`` / ``seed`` / ``temperature`` / ``max_tokens_per_call``: the
+    agent's unless given; ``target_se`` / ``round_size``: the adaptive protocol's stopping SE and samples a
+    round (None: its defaults, collector/adaptive.py). Budgets: ``max_samples``, ``max_tokens``, ``max_cost``. ``workers``:
+    concurrency slots (None: one per core); ``address`` / ``ray_timeout``: join a Ray cluster.
+    ``timeout`` / ``retries`` / ``backoff``: per model call (None: the stored ones on ``resume``, else 60 s,
+    4, 0.5 s). How the model is reached (``provider``, ``api_base``, ``temperature``,
+    ``max_tokens_per_call``, the model's price) is stored and kept on ``resume`` (a different value is
+    refused); pace settings (``timeout``, ``retries``, ``backoff``, ``rpm``, ``tpm``) are stored and may be
+    changed on resume. ``prices``: a YAML/JSON table {MODEL: {input: $/Mtok, output: $/Mtok}} (else
+    litellm's price map); ``max_cost`` on a model without a price is refused unless ``allow_unpriced``;
+    ``rpm`` / ``tpm``: requests / tokens per minute at most. ``batch_size`` / ``inflight``: tasks per
+    actor call and batches in flight per worker (None: the driver's choice); ``setup``: FILE.py:FUNC hooks
+    called in every worker; ``progress``: a progress bar (None: when stderr is a terminal).
+    """
+
+    agent: str | None = None
+    provider: str | None = None
+    mode: str | None = None
+    protocol: str | None = None
     samples_per_state: int | None = None
     chains: int | None = None
     sources_per_prompt: int | None = None
-    target_se: float | None = None       # adaptive: the stopping rule's standard error (None: allocation's default)
-    round_size: int | None = None        # adaptive: samples a round (None: adaptive.ROUND_SIZE)
+    target_se: float | None = None
+    round_size: int | None = None
     seed: int | None = None
     max_samples: int | None = None
     max_tokens: int | None = None
     max_cost: float | None = None
-    workers: int = 2
+    workers: int | None = None
     address: str | None = None
-    ray_timeout: float | None = None     # seconds to join --address (None: POTSEARCH_RAY_TIMEOUT or 30)
+    ray_timeout: float | None = None
     resume: bool = False
-    timeout: float | None = None         # call settings: None = the stored one on --resume, else the default
-    retries: int | None = None           # (callsettings.PACE_DEFAULTS: 60 s, 4, 0.5 s)
+    timeout: float | None = None
+    retries: int | None = None
     backoff: float | None = None
     temperature: float | None = None
     max_tokens_per_call: int | None = None
     api_base: str | None = None
-    prices: str | None = None            # a YAML/JSON prices table {MODEL: {input: $/Mtok, output: $/Mtok}}
-    allow_unpriced: bool = False         # accept --max-cost on a model without a price (the cap counts nothing)
-    rpm: float | None = None             # requests per minute at most (None: no limit)
-    tpm: float | None = None             # tokens per minute at most (None: no limit)
-    batch_size: int | None = None        # tasks per actor call
-    inflight: int | None = None          # batches in flight per worker
-    setup: list[str] = field(default_factory=list)   # provider hooks loaded in every worker
-    progress: bool | None = None         # None: when stderr is a terminal
+    prices: str | None = None
+    allow_unpriced: bool = False
+    rpm: float | None = None
+    tpm: float | None = None
+    batch_size: int | None = None
+    inflight: int | None = None
+    setup: tuple[str, ...] | None = None
+    progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise InputError(f"--workers must be >= 1, got {self.workers}")
+        for name in ("max_samples", "max_tokens"):
+            v = getattr(self, name)
+            if v is not None and v < 0:
+                raise InputError(f"--{name.replace('_', '-')} must be >= 0, got {v}")
+        if self.max_cost is not None and not self.max_cost >= 0:
+            raise InputError(f"--max-cost must be >= 0, got {self.max_cost}")
+        if self.target_se is not None and not self.target_se > 0:
+            raise InputError(f"--target-se must be > 0, got {self.target_se}")
+        if self.round_size is not None and self.round_size < 1:
+            raise InputError(f"--round-size must be >= 1, got {self.round_size}")
+        if self.timeout is not None and not self.timeout > 0:
+            raise InputError(f"--timeout must be > 0, got {self.timeout}")
+        for name in ("rpm", "tpm"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise InputError(f"--{name} must be > 0, got {v}")
+
+
+
+@dataclass(frozen=True)
+class CollectConfig(CollectOptions):
+    """What the driver runs: the stage's options, the run folder, the resolved worker count, and the
+    driver's own limits on failed calls (not options: a position is retried at most
+    ``max_failures_per_position`` times an invocation; ``max_consecutive_failures`` in a row stop it)."""
+
+    run: str = "runs/collect"
+    workers: int = 2                     # resolved (the stage's default: one per core)
     max_failures_per_position: int = 3
     max_consecutive_failures: int = 200
 

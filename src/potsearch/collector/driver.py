@@ -86,16 +86,7 @@ def _checked(cfg: CollectConfig) -> CollectConfig:
         if n:  # a start that failed before its first sample is reused as if new
             raise InputError(f"run already exists ({n} samples); add --resume to continue it, or choose another --run",
                              str(run_dir))
-    if cfg.workers < 1:
-        raise InputError(f"--workers must be >= 1, got {cfg.workers}")
-    for name in ("max_samples", "max_tokens"):
-        v = getattr(cfg, name)
-        if v is not None and v < 0:
-            raise InputError(f"--{name.replace('_', '-')} must be >= 0, got {v}")
-    if cfg.max_cost is not None and not cfg.max_cost >= 0:
-        raise InputError(f"--max-cost must be >= 0, got {cfg.max_cost}")
-    if cfg.timeout is not None and not cfg.timeout > 0:
-        raise InputError(f"--timeout must be > 0, got {cfg.timeout}")
+    # the values themselves were checked when the options were built (CollectOptions.__post_init__)
 
     if cfg.resume:
         with RunStore.open(run_dir) as s:
