@@ -563,10 +563,10 @@ class FitterAgent:
         return Outcome(key, key, None, dict(meta))
 
     def grammar(self, mode: str) -> str | None:
-        if mode == "free":
+        from potsearch.agents.grammar import constrained
+
+        if not constrained(mode):
             return None
-        if mode != "constrained":
-            raise ValueError(f"unknown decoding mode {mode!r}")
         from potsearch.agents.grammar import expression_grammar
 
         return expression_grammar(

@@ -16,6 +16,14 @@ from __future__ import annotations
 from typing import Iterable
 
 
+def constrained(mode: str) -> bool:
+    """Whether decoding ``mode`` asks for a grammar: True for "constrained", False for "free", ValueError
+    for anything else (every agent's ``grammar(mode)`` starts here)."""
+    if mode not in ("free", "constrained"):
+        raise ValueError(f"unknown decoding mode {mode!r}")
+    return mode == "constrained"
+
+
 def decoding_note(mode: str) -> str:
     if mode == "constrained":
         return "constrained decoding (GBNF): the model restricted to valid states"

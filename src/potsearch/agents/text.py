@@ -156,10 +156,10 @@ class TextAgent:
             return Outcome.escape(f"parse error: {type(exc).__name__}")
 
     def grammar(self, mode: str) -> str | None:
-        if mode == "free":
+        from potsearch.agents.grammar import constrained
+
+        if not constrained(mode):
             return None
-        if mode != "constrained":
-            raise ValueError(f"unknown decoding mode {mode!r}")
         if not self.states:
             return None
         from potsearch.agents.grammar import choice_grammar

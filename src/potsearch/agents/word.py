@@ -111,10 +111,10 @@ class WordAgent:
             return Outcome.escape(f"parse error: {type(exc).__name__}")
 
     def grammar(self, mode: str) -> str | None:
-        if mode == "free":
+        from potsearch.agents.grammar import constrained
+
+        if not constrained(mode):
             return None
-        if mode != "constrained":
-            raise ValueError(f"unknown decoding mode {mode!r}")
         from potsearch.agents.grammar import word_grammar
 
         return word_grammar(self.words)

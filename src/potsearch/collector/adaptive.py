@@ -139,11 +139,7 @@ class Adaptive(Protocol):
     def take(self, n):
         if not self.queue and not self.outstanding and not self.over:
             self._start(self.round + 1)
-        out = []
-        while self.queue and len(out) < n:
-            uid, key = self.queue.popleft()
-            out.append(self._task(uid, key))
-        return out
+        return self._drain(self.queue, n)
 
     def done(self, task, key, text, meta):
         self.outstanding.discard(task.uid)

@@ -85,6 +85,14 @@ class Protocol:
         text, meta = self.states[key]
         return Task(uid, text, key, meta, context, task_seed(self.seed, uid))
 
+    def _drain(self, queue, n: int) -> list[Task]:
+        """Up to ``n`` tasks from a queue of (uid, state key), in order."""
+        out = []
+        while queue and len(out) < n:
+            uid, key = queue.popleft()
+            out.append(self._task(uid, key))
+        return out
+
 
 class PerState(Protocol):
     """Each state in a FIFO queue is sampled K times; every new state joins the queue.
@@ -120,11 +128,7 @@ class PerState(Protocol):
             self._enqueue(key)
 
     def take(self, n):
-        out = []
-        while self.queue and len(out) < n:
-            uid, key = self.queue.popleft()
-            out.append(self._task(uid, key))
-        return out
+        return self._drain(self.queue, n)
 
     def done(self, task, key, text, meta):
         self.done_uids.add(task.uid)
