@@ -530,7 +530,8 @@ NASTY_SOURCE = ('N_PARAMS = 2\ndef potential(x, p):\n    # \x1b[2J\x1b]0;owned\x
 def test_csv_cells_are_never_formulas(tmp_path):
     import csv
 
-    from potsearch.search.outputs import csv_cell, write_pareto
+    from potsearch.core.textsafe import csv_cell
+    from potsearch.search.outputs import write_pareto
 
     assert csv_cell("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
     assert csv_cell("+ p[0] * x") == "'+ p[0] * x" and csv_cell("@SUM(A1)") == "'@SUM(A1)"
@@ -548,7 +549,7 @@ def test_csv_cells_are_never_formulas(tmp_path):
 
 
 def test_printable_escapes_control_characters():
-    from potsearch.search.outputs import printable
+    from potsearch.core.textsafe import printable
 
     assert printable("a\x1b[2Jb\u202ec\rd\te\nf\x07") == "a\\x1b[2Jb\\u202ec\\rd\te\nf\\x07"
     assert printable("[red]x[/red] é ∑") == "[red]x[/red] é ∑"

@@ -40,7 +40,7 @@ from potsearch.core.errors import InputError
 from potsearch.law.features import FITTER_FEATURES as _LIBRARY_FITTER_FEATURES
 from potsearch.law.features import feature_table
 from potsearch.agents.base import Outcome
-from potsearch.agents.hidden import (  # noqa: F401  (the names this module always offered)
+from potsearch.agents.hidden import (
     ESCAPE_REASON, SAFE_FUNCS, SURROGATE_LABEL, SURROGATE_MODEL, UNKNOWN_SOURCE, compile_formula)
 
 

@@ -22,7 +22,7 @@ from potsearch.core.atomic import write_json, write_text
 from potsearch.law.featurelib import builtin
 from potsearch.store.candidates import pareto_front
 from potsearch.store.rundir import CURVES_PNG, PARETO_CSV, PARETO_PNG, RunDir
-from potsearch.core.textsafe import csv_cell, printable  # noqa: F401  (one guard each, in textsafe; re-exported)
+from potsearch.core.textsafe import csv_cell, printable
 
 HEADER = '''#!/usr/bin/env python3
 """Potential found by `potsearch evolve` — self-contained (numpy{extra}; no potsearch import).

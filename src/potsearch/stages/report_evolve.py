@@ -109,7 +109,7 @@ def hidden_law(ctx) -> str | None:
 def _hidden_values(formula: str, prob):
     import numpy as np
 
-    from potsearch.agents.surrogate import compile_formula
+    from potsearch.agents.hidden import compile_formula
     from potsearch.core.errors import InputError
 
     names = tuple(prob.features)
