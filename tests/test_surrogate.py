@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from potsearch.agents.registry import load_agent
+from potsearch.agents.hidden import ESCAPE_REASON, UNKNOWN_SOURCE, compile_formula
 from potsearch.agents.surrogate import (
-    ESCAPE_REASON, UNKNOWN_SOURCE, FitterSurrogate, WordSurrogate, compile_formula, cycle_graph,
-    exact_transition_matrix, make_surrogate
+    FitterSurrogate, WordSurrogate, cycle_graph, exact_transition_matrix, make_surrogate
 )
 from potsearch.agents.word import WordAgent
 from potsearch.core.errors import InputError

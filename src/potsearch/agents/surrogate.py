@@ -30,7 +30,7 @@ symmetric proposal); a move leaving 1..max_terms terms is rejected (self-loop).
 
 The hidden V is a formula of state features (``hidden_potential`` in the
 agent config) read by a small safe evaluator (numbers, feature names,
-+ - * / **, unary -, and the functions in ``SAFE_FUNCS``); never eval.
++ - * / **, unary -, and the functions in ``agents.hidden.SAFE_FUNCS``); never eval.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ from potsearch.law.features import FITTER_FEATURES as _LIBRARY_FITTER_FEATURES
 from potsearch.law.features import feature_table
 from potsearch.agents.base import Outcome
 from potsearch.agents.hidden import (
-    ESCAPE_REASON, SAFE_FUNCS, SURROGATE_LABEL, SURROGATE_MODEL, UNKNOWN_SOURCE, compile_formula)
+    ESCAPE_REASON, SURROGATE_LABEL, SURROGATE_MODEL, UNKNOWN_SOURCE, compile_formula)
 
 
 def cycle_graph(n: int, k: int, seed: int, V: np.ndarray | None = None,
