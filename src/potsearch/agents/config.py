@@ -108,6 +108,7 @@ class AgentConfig:
     word: WordOptions | None = None
     fitter: FitterOptions | None = None
     text: TextOptions | None = None
+    features: str = ""   # "module:function": a features function of the user's code (agents/featurefunc.py)
     agent_class: str = option("", key="class")   # kind: python — "module:Class", the user's own (trusted) code
     surrogate: SurrogateOptions = field(default_factory=SurrogateOptions)
     source: str = ""
@@ -163,6 +164,12 @@ def load_config(path: str | Path) -> AgentConfig:
         w.err("a fitter agent needs a `fitter:` section with `dataset:`")
     if cfg.kind == "text":
         check_text_options(cfg.text, w)
+    if cfg.features:
+        from potsearch.agents.featurefunc import is_function
+
+        if not is_function(cfg.features):
+            w.err(f"features: expected module:function (a features function of your code), got {cfg.features!r}",
+                  "features")
     if (cfg.kind == "python") != bool(cfg.agent_class):
         w.err("`class: module:Class` goes with kind: python (and kind: python needs it)", "class")
     if not cfg.initial and not cfg.initial_random:

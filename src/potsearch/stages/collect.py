@@ -28,7 +28,27 @@ def run(run_dir, options: CollectOptions = CollectOptions()) -> CollectResult:
     if options.address:  # a wrong address fails here, before a run directory exists
         probe(options.address, options.ray_timeout)
     with discard_if_empty(run_dir), run_lock(Path(run_dir), "collect"):
-        return collect(cfg, after_write=_test_pause())
+        res = collect(cfg, after_write=_test_pause())
+        _agent_features(run_dir, cfg)
+        return res
+
+
+def _agent_features(run_dir, cfg) -> None:
+    """The agent file's features function (``features: module:function``, the user's code), run on every
+    state of the run and stored as its features table; the function is named by the agent file the user
+    gave, never read from the store."""
+    from potsearch.agents.registry import load_agent
+    from potsearch.store import RunStore
+
+    spec = cfg.agent and load_agent(cfg.agent).config.features
+    if not spec:
+        return
+    from potsearch.agents.featurefunc import table_from_function
+    from potsearch.store.features import save
+
+    with RunStore.open(run_dir) as store:
+        table = table_from_function(spec, list(store.counts().states))
+        save(store, table)
 
 
 def _test_pause():

@@ -26,7 +26,8 @@ class EvolveOptions:
     call models on Ray actors of the cluster at that address ('local': an embedded Ray; async loop
     only). ``force``: search even when the fit has fewer states than the floor
     (``science.thindata.EVOLVE_FLOOR``), where any formula reproduces them. ``features``: a features
-    table stored with the run first (replacing its table) and searched over (store/features.py).
+    table file, or ``module:function`` (a features function of your own code, agents/featurefunc.py),
+    stored with the run first (replacing its table) and searched over (store/features.py).
     ``ray_timeout``: seconds to join the cluster at ``address`` (None: ``POTSEARCH_RAY_TIMEOUT``, else
     30; core/raycluster.py): a wrong address fails with one line before anything is written.
     ``patience``: end the search when the Pareto front (and so the lowest training action) has not
@@ -120,12 +121,12 @@ def run(run_dir, options: EvolveOptions = EvolveOptions()) -> EvolveResult:
         from potsearch.core.raycluster import probe
 
         probe(options.address, options.ray_timeout)
-    feats = None
-    if options.features:
-        from potsearch.store.features import read_features_file
-
-        feats = read_features_file(options.features)   # checked before the run is touched
     fit = load_fit(run_dir)  # StageMissing (one line, exit 2) when the run has no fit
+    feats = None
+    if options.features:   # a table file, or a features function computed on the fit's states
+        from potsearch.agents.featurefunc import read_features
+
+        feats = read_features(options.features, list(fit.names))   # checked before the run is touched
     warnings = evolve_check(int(fit.summary.get("states", len(fit.names))), cfg.gp.max_size, options.force,
                             str(run_dir))
     from potsearch.search.config import unpriced_models

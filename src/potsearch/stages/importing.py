@@ -28,7 +28,8 @@ class ImportOptions:
     column holding the counts when it is not called 'count'; ``agent``: word, fitter or an agent YAML to
     check every state against; ``skip_invalid``: with ``agent``, drop the rows with an invalid state
     instead of refusing the file; ``features``: a features table (CSV: a ``state`` column and numeric
-    columns; descriptions in a YAML beside it) stored with the run (store/features.py); ``split_by``: the
+    columns; descriptions in a YAML beside it) or ``module:function`` (a features function of your own code,
+    agents/featurefunc.py), stored with the run (store/features.py); ``split_by``: the
     column (or JSON field) naming each row's run: one run per value, RUN/<value> (module doc)."""
 
     count_column: str | None = None
@@ -88,9 +89,9 @@ def run(path, run_dir, options: ImportOptions = ImportOptions()):
         table = read_table(path, options.count_column)
     feats = None
     if options.features:
-        from potsearch.store.features import read_features_file
+        from potsearch.agents.featurefunc import read_features
 
-        feats = read_features_file(options.features)   # checked completely before anything is written
+        feats = read_features(options.features, list(table[0]))   # checked completely before anything is written
         have = set(feats.states)
         miss = [n for n in table[0] if n not in have]
         if miss:

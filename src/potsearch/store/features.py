@@ -3,6 +3,7 @@
 ``potsearch import FILE --run R --features FEATURES.csv`` and ``potsearch evolve --run R --features
 FEATURES.csv`` read the table with :func:`read_features_file` (every check before anything is written)
 and store it with :func:`save` (replacing the run's previous table), so the run stays self-contained.
+A features function's result (agents/featurefunc.py) is checked by the same :func:`table_from_frame`.
 
 The file: CSV (TSV for ``.tsv``), a header row, one row per state; a ``state`` column (the state's
 text, surrounding whitespace stripped, as ``import`` does) and numeric columns, one feature each. A
@@ -83,6 +84,16 @@ def read_features_file(path) -> FeatureTable:
         _fail(path, f"cannot read the features table: {getattr(exc, 'strerror', None) or exc}")
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         _fail(path, f"not a readable features table: {str(exc).splitlines()[0] if str(exc) else 'empty'}")
+    return table_from_frame(df, path, path.name, _descriptions)
+
+
+def table_from_frame(df, where, source: str, descriptions=None) -> FeatureTable:
+    """A checked FeatureTable from a DataFrame with a ``state`` column and feature columns (a file's, or
+    what a features function returned); every problem is one line naming ``where``. ``descriptions(where,
+    names)``: the features' one-line descriptions (None: none)."""
+    import pandas as pd
+
+    path = where
     cols = [str(c).strip() for c in df.columns]
     df.columns = cols
     if "state" not in cols:
@@ -115,7 +126,7 @@ def read_features_file(path) -> FeatureTable:
             why = "empty cell" if pd.isna(cell) or not str(cell).strip() else f"{str(cell)!r} is not a finite number"
             _fail(path, f"column {c!r}, row {i + 2} (state {states.iloc[i]!r}): {why}")
         values[:, j] = col
-    return FeatureTable(list(states), names, values, _descriptions(path, names), path.name)
+    return FeatureTable(list(states), names, values, descriptions(path, names) if descriptions else {}, source)
 
 
 def _descriptions(path: Path, names: list) -> dict:

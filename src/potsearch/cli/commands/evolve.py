@@ -30,8 +30,9 @@ def add_arguments(p) -> None:
     p.add_argument("--patience", type=int, default=_D.patience, metavar="N",
                    help="stop when the Pareto front (and the lowest training action) has not improved for N "
                         "rounds (overrides the config's patience; 0 = every round; docs/evolve.md)")
-    p.add_argument("--features", default=_D.features, metavar="FILE",
-                   help="store this features table with the run first (replacing its table) and search over its "
+    p.add_argument("--features", default=_D.features, metavar="FILE|MODULE:FUNCTION",
+                   help="store this features table (or the table your features function module:function computes "
+                        "for the fit's states) with the run first, replacing its table, and search over its "
                         "features; docs/own-agent.md")
     p.add_argument("--quiet", action="store_true", default=_D.quiet, help="no progress output")
     p.add_argument("--force", action="store_true", default=_D.force,

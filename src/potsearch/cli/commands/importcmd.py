@@ -24,9 +24,10 @@ def add_arguments(p):
                         "must parse as an expression")
     p.add_argument("--skip-invalid", action="store_true", default=_D.skip_invalid,
                    help="with --agent: drop rows with an invalid state (counted in the summary) instead of refusing")
-    p.add_argument("--features", default=_D.features, metavar="FILE",
+    p.add_argument("--features", default=_D.features, metavar="FILE|MODULE:FUNCTION",
                    help="a features table (CSV: a 'state' column and numeric columns; descriptions in FILE's .yaml "
-                        "beside it) stored with the run; docs/own-agent.md")
+                        "beside it), or a features function of your own code (module:function, given the list of "
+                        "states), stored with the run; docs/own-agent.md")
     p.add_argument("--split-by", default=_D.split_by, metavar="COLUMN",
                    help="the file holds several runs (e.g. a 'model' column): write one run per value of COLUMN, "
                         "RUN/<value> (characters other than letters, digits and . _ + - become _; two values that "
