@@ -93,7 +93,8 @@ class Search:
         # the async loop names another search (lockstep ids unchanged); the call limit may change
         if d.pop("loop", "lockstep") != "lockstep":
             d["loop"] = "async"
-        for k in ("concurrency", "api_base"):
+        # how calls are made, paced and priced does not change which search this is
+        for k in ("concurrency", "api_base", "rpm", "tpm", "prices", "allow_unpriced"):
             d["llm"].pop(k, None)
         if not d.get("terms_mix"):  # the term operator off: the id of a search made before it existed
             d.pop("terms_mix", None)
