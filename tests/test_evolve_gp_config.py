@@ -112,3 +112,4 @@ def test_cli_errors_exit_2(cli, tmp_path, tmp_path_factory):
     assert code == 2 and err.count("\n") == 1 and "potsearch fit" in err
     code, out, err = cli("evolve", "--run", tmp_path / "nowhere")
     assert code == 2 and "not a run directory" in err
+

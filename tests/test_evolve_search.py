@@ -235,3 +235,22 @@ def test_fitter_agent_run(tmp_path):
     out = subprocess.run([sys.executable, str(tmp_path / "fitter" / "best_potential.py"), exprs[0], exprs[5]],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and len(out.stdout.strip().splitlines()) == 2
+
+
+def test_the_search_id_ignores_how_model_calls_are_paced_and_priced(tmp_path, table2):
+    """rpm, tpm, prices and allow_unpriced change no candidate: a search that sets them is the same search
+    (same id, so its checkpoints resume), while a setting that changes the search changes the id."""
+    import json
+
+    import potsearch as ps
+
+    run = tmp_path / "r"
+    ps.import_transitions(table2, run)
+    ps.fit(run)
+    ids = []
+    for extra in ("", "llm:\n  rpm: 30\n  tpm: 5000\n  allow_unpriced: true\n", "population: 12\n"):
+        cfg = tmp_path / f"c{len(ids)}.yaml"
+        cfg.write_text("seed: 1\n" + extra)
+        ps.evolve(run, config=cfg, rounds=1, islands=1, force=True)
+        ids.append(json.loads((run / "evolve" / "summary.json").read_text())["search_id"])
+    assert ids[0] == ids[1] != ids[2]
