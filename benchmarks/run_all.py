@@ -27,6 +27,7 @@ def plan(quick: bool) -> list[tuple[str, list[str]]]:
         ("fit", ["fit_bench.py"] + (["--quick"] if quick else [])),
         ("import", ["import_bench.py"] + (["--sizes", "1000000"] if quick else [])),
         ("fit-file", ["fit_file_bench.py"]),
+        ("peer-msm", ["peer_msm_bench.py"]),
         ("diagnose", ["loop_calibration.py", "--reps", "200" if quick else "1000", "--drifts", "0.6"]),
         ("evolve", ["evolve_bench.py"] + ([] if quick else ["--full"])),
         ("evolve_async", ["evolve_async.py", "--seconds", "60" if quick else "90"]),

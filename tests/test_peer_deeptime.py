@@ -9,7 +9,7 @@ from potsearch.science.synthetic import metropolis_chain
 from potsearch.science.uncertainty import bootstrap_stderr
 from potsearch.stages.fit import FitOptions
 
-msm = pytest.importorskip("deeptime.markov.msm")
+from deeptime.markov import msm  # a test dependency (pyproject.toml: test extra), never a runtime one
 
 
 def _msm_potential(counts, names):
