@@ -107,7 +107,7 @@ def test_show_prints_the_simplified_law_first(shipped):
     assert "law selected by evolve (bic rule)" in lines[0]
     assert lines[1] == f"law (simplified): V = {s['selected']['text']}"
     assert lines[2] == f"latex: {s['selected']['latex']}"
-    assert lines[3] == "source:"
+    assert lines[3].startswith("features: the word agent's features: ") and lines[4] == "source:"
     p = next(ln for ln in lines if ln.startswith("parameters ("))
     assert p.count("±") == len(s["selected"]["params"])
     assert any(ln.startswith("selection: BIC (") for ln in lines)
