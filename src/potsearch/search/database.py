@@ -34,7 +34,7 @@ from potsearch.search.patience import Convergence
 from potsearch.search.scorecache import ScoreCache, claim_of_row
 
 COUNTERS = ("evaluations", "cache_hits", "candidates", "failed", "llm_calls", "llm_rejected", "llm_failed",
-            "llm_scored", "tokens", "cost", "eval_seconds")
+            "llm_scored", "llm_rate_limited", "tokens", "cost", "eval_seconds")
 
 
 class ProgramsDatabase:

@@ -329,7 +329,7 @@ def write_outputs(search, seconds: float) -> dict:
         "cache_hits": c["cache_hits"], "failed": c["failed"],
         "evaluations_per_second": c["evaluations"] / seconds if seconds > 0 else None,
         "llm": {**{k: c[k] for k in ("llm_calls", "llm_rejected", "llm_failed", "llm_scored", "tokens", "cost")},
-                "rate_limited": c.get("llm_rate_limited", 0)},
+                "rate_limited": c["llm_rate_limited"]},
         "s_min_train": prob.s_min_train, "s_min_heldout": prob.s_min_heldout, "s_min_full": prob.s_min_full,
         "baseline_heldout": prob.baseline_heldout,
         "problem": prob.summary(), "config": {**search.cfg.to_dict(), "features": prob.library.record()},

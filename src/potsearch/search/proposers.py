@@ -150,7 +150,7 @@ class LLMProposer:
 
         c = counters
         c["llm_calls"] += 1
-        c["llm_rate_limited"] = c.get("llm_rate_limited", 0) + int(rep.get("throttled") or 0)
+        c["llm_rate_limited"] += int(rep.get("throttled") or 0)
         c["tokens"] += rep["tokens"]
         c["cost"] += rep["cost"]
         self.op.spent += rep["cost"]
