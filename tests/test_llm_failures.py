@@ -60,6 +60,9 @@ def test_classify_reads_the_class_and_the_status():
     assert classify(litellm.NotFoundError("gone", "openai", "m")) == "model"
     assert classify(litellm.BadRequestError("max_tokens too large", "m", "openai")) == "bad_request"
     assert classify(ValueError("odd")) == "other"
+    # a bad request that mentions tokens is not a credential problem (that one would stop the stage at once)
+    assert classify(litellm.BadRequestError("Invalid value for max_tokens: 99999", "m", "openai")) == "bad_request"
+    assert classify(litellm.BadRequestError("Incorrect API key provided: sk-...", "m", "openai")) == "auth"
 
 
 def test_failure_watch_stops_at_once_on_a_fatal_kind_and_after_a_window_otherwise():

@@ -33,8 +33,11 @@ from potsearch.core.errors import InputError
 RETRIED = frozenset({"unreachable", "rate_limit", "timeout", "server"})
 FATAL = frozenset({"auth", "model"})
 
-_AUTH = re.compile(r"missing credentials|api[_ ]?key|authenticat|unauthori[sz]ed|permission denied|"
-                   r"invalid.{0,20}token|incorrect api", re.I)
+# phrases of a refused or missing credential (not just any mention of tokens: "invalid value for
+# max_tokens" is a bad request)
+_AUTH = re.compile(r"missing credentials|(missing|invalid|incorrect|no) (x-)?api[_ -]?key|api[_ -]?key (is )?"
+                   r"(missing|invalid|not (set|found|provided))|authenticat|unauthori[sz]ed|permission denied|"
+                   r"invalid (bearer|access) token", re.I)
 _MODEL = re.compile(r"provider not provided|llm provider|model.{0,40}(not found|does not exist|unknown|"
                     r"not supported)|no such model|unknown model|model_not_found", re.I)
 _UNREACHABLE = re.compile(r"connection (error|refused|reset)|failed to establish|name or service not known|"
