@@ -123,3 +123,16 @@ def test_a_collect_that_cannot_be_fitted_says_so_instead_of_suggesting_fit():
     assert "no move between two different states" in next_step(s, "runs/x")
     s.update(unique_transitions=3)
     assert next_step(s, "runs/x") == "next: potsearch fit runs/x"
+
+
+def test_an_endpoint_with_credentials_in_it_is_refused_before_anything_is_stored(tmp_path, capsys):
+    from potsearch.cli import main
+
+    run = tmp_path / "r"
+    code = main(["collect", "--agent", "word", "--provider", "openai/standin", "--mode", "free", "--run", str(run),
+                 "--api-base", "http://user:secret@127.0.0.1:9/v1", "--max-samples", "4", "--workers", "1",
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "holds a user or password" in err and "secret" not in err
+    assert not run.exists() or not any("secret" in p.read_bytes().decode("latin-1") for p in run.rglob("*")
+                                       if p.is_file())

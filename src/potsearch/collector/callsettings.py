@@ -58,6 +58,7 @@ def resolve_call(cfg, plan: dict, model: str | None, temperature, call_tokens, s
     pace: a given value wins), else the given ones or the defaults. ``temperature`` / ``call_tokens``:
     the values this invocation would use (given or the agent's)."""
     table = load_prices(cfg.prices)
+    _no_secret_in(cfg.api_base, cfg.run)
     given = {"api_base": cfg.api_base, "temperature": cfg.temperature, "max_tokens_per_call": cfg.max_tokens_per_call,
              "prices": ({model: table[model]} if table and model in table else None) if cfg.prices else None}
     fallback = {"api_base": None, "temperature": temperature, "max_tokens_per_call": call_tokens, "prices": None}
@@ -86,6 +87,22 @@ def resolve_call(cfg, plan: dict, model: str | None, temperature, call_tokens, s
 
         check_priced(model, cfg.max_cost, call["prices"], cfg.allow_unpriced)
     return call
+
+
+def _no_secret_in(api_base: str | None, where) -> None:
+    """An endpoint is stored with the run: one with a user or password in it is refused (secrets come from
+    the environment, as litellm reads them), never stored."""
+    if not api_base:
+        return
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(api_base)
+    except ValueError:
+        raise InputError(f"--api-base is not a URL: {api_base[:80]!r}", where) from None
+    if parts.username or parts.password or "@" in parts.netloc:
+        raise InputError("--api-base holds a user or password; the endpoint is stored with the run, so give the "
+                         "credentials through the environment (e.g. OPENAI_API_KEY) instead", where)
 
 
 def table_price(call: dict, model: str | None) -> tuple[float, float] | None:
