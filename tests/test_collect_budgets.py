@@ -1,12 +1,9 @@
 """Acceptance: a paid-model collect keeps its budgets and its endpoint (the stand-in server, a test
 instrument, plays the paid API: any key, model ``openai/standin``, ``--api-base``).
 
-* ``--max-cost`` with prices set (a ``--prices`` table) is never passed by more than one call's cost,
-  with 8 workers (the spend cap counts the calls in flight at their worst case).
 * ``--rpm 60`` keeps the rate of requests the server sees within 10 % of 60 a minute (it measures time:
   a SERIAL file).
-* ``--resume`` keeps the run's ``--api-base`` (the stand-in sees the resumed calls) and refuses a
-  different one; no API key set in the environment enters the run folder.
+(tests/test_collect_call_settings.py has the checks that measure no time: the cost cap, prices, resume.)
 """
 from __future__ import annotations
 
@@ -42,34 +39,6 @@ def _samples_cost(run) -> tuple[int, float, float]:
     return len(costs), sum(costs), max(costs, default=0.0)
 
 
-def test_max_cost_is_never_passed_by_more_than_one_call_with_8_workers(tmp_path, env, capsys):
-    prices = tmp_path / "prices.yaml"
-    prices.write_text("prices:\n  openai/standin: {input: 1.0, output: 4.0}\n")
-    cap = 0.015
-    with StandinServer(median=0.05, sigma=0.3, seed=1, mode="word") as srv:
-        code = _collect(tmp_path / "r", srv.api_base, "--workers", "8", "--max-cost", str(cap),
-                        "--prices", str(prices), "--max-samples", "2000")
-        requests = srv.requests
-    out = capsys.readouterr().out
-    assert code == 0
-    n, spent, one = _samples_cost(tmp_path / "r")
-    assert one > 0, "the prices table prices the calls"
-    assert n >= 20 and requests >= n, (n, requests)      # the run is long enough for 8 workers to overlap
-    assert spent <= cap + one, (spent, cap, one)
-    assert "cost budget reached" in out
-
-
-def test_max_cost_on_an_unpriced_model_is_refused_unless_allowed(tmp_path, env, capsys):
-    with StandinServer(median=0.01, sigma=0.0, seed=1, mode="word") as srv:
-        code = _collect(tmp_path / "r", srv.api_base, "--workers", "1", "--max-cost", "1", "--max-samples", "3")
-        err = capsys.readouterr().err.strip().splitlines()
-        assert code == 2 and "no price is known" in err[-1] and "--allow-unpriced" in err[-1]
-        assert srv.requests == 0
-        code = _collect(tmp_path / "r", srv.api_base, "--workers", "1", "--max-cost", "1", "--max-samples", "3",
-                        "--allow-unpriced")
-        assert code == 0 and srv.requests >= 3
-
-
 def test_rpm_keeps_the_measured_request_rate(tmp_path, env, capsys):
     with StandinServer(median=0.05, sigma=0.3, seed=2, mode="word") as srv:
         code = _collect(tmp_path / "r", srv.api_base, "--workers", "4", "--rpm", "60", "--max-samples", "40")
@@ -85,42 +54,6 @@ def test_rpm_keeps_the_measured_request_rate(tmp_path, env, capsys):
     assert len(starts) >= 38 and abs(rate - 60.0) <= 6.0, (len(starts), rate, gaps)
     # and no burst (unpaced, 32 calls would start at once): calls catch up at most twice as fast
     assert max(sum(1 for u in starts if s <= u < s + 10.0) for s in starts) <= 13, gaps
-
-
-def test_resume_keeps_the_api_base_refuses_another_and_stores_no_secret(tmp_path, env, capsys):
-    run = tmp_path / "r"
-    with StandinServer(median=0.01, sigma=0.0, seed=3, mode="word") as srv, \
-            StandinServer(median=0.01, sigma=0.0, seed=4, mode="word") as other:
-        assert _collect(run, srv.api_base, "--workers", "2", "--max-samples", "6", "--timeout", "20") == 0
-        first = srv.requests
-        capsys.readouterr()
-        code = _collect(run, other.api_base, "--resume", "--max-samples", "12")
-        err = capsys.readouterr().err.strip().splitlines()
-        assert code == 2 and len(err) == 1 and "--api-base" in err[0] and srv.api_base in err[0]
-        assert other.requests == 0
-        assert _collect(run, None, "--resume", "--max-samples", "12") == 0
-        assert srv.requests >= first + 6 and other.requests == 0
-    from potsearch.store import RunStore
-
-    with RunStore.open(run) as s:
-        call = s.run_info()["config"]["call"]
-    assert call["api_base"] == srv.api_base and call["timeout"] == 20.0     # pace settings remembered too
-    for f in Path(run).rglob("*"):
-        if f.is_file():
-            assert KEY.encode() not in f.read_bytes(), f"the API key was written to {f.name}"
-
-
-def test_prices_file_is_checked(tmp_path):
-    from potsearch.collector.callsettings import load_prices
-    from potsearch.core.errors import InputError
-
-    good = tmp_path / "p.json"
-    good.write_text(json.dumps({"openai/x": {"input": 1, "output": 2}}))
-    assert load_prices(str(good)) == {"openai/x": {"input": 1.0, "output": 2.0}}
-    bad = tmp_path / "b.yaml"
-    bad.write_text("openai/x: {input: 1}\n")
-    with pytest.raises(InputError, match="needs input and output"):
-        load_prices(str(bad))
 
 
 def test_evolve_model_calls_honour_llm_rpm_and_prices(env):
