@@ -26,19 +26,13 @@ def is_function(spec) -> bool:
 def table_from_function(spec: str, states: list[str]):
     """The features table the function ``spec`` computes for ``states`` (one line, exit 2, when it cannot
     be imported, raises, or returns something that is not one finite number per state and feature)."""
-    import importlib
-
     import pandas as pd
 
     from potsearch.store.features import table_from_frame
 
-    mod, _, name = str(spec).partition(":")
-    try:
-        fn = importlib.import_module(mod)
-        for part in name.split("."):
-            fn = getattr(fn, part)
-    except Exception as exc:
-        raise InputError(f"cannot load the features function: {type(exc).__name__}: {exc}", spec) from None
+    from potsearch.agents.usercode import load_object
+
+    fn = load_object(spec, "the features function")
     if not callable(fn):
         raise InputError("the features function is not callable", spec)
     states = list(states)

@@ -33,17 +33,12 @@ def builtin_agent_path(name: str) -> Path:
 
 def user_class(spec: str, where: str):
     """The class ``module:Class`` names (the user's own code), or one line saying why not."""
-    import importlib
+    from potsearch.agents.usercode import load_object
 
     mod, _, name = spec.partition(":")
     if not mod or not name:
         raise InputError(f"class: expected module:Class, got {spec!r}", where)
-    try:
-        obj = importlib.import_module(mod)
-        for part in name.split("."):
-            obj = getattr(obj, part)
-    except Exception as exc:
-        raise InputError(f"cannot load agent class {spec!r}: {type(exc).__name__}: {exc}", where) from None
+    obj = load_object(spec, f"agent class {spec!r}", where)
     check_protocol(obj, spec, where)
     missing = [m for m in AGENT_METHODS if not callable(getattr(obj, m, None))]
     if missing:
