@@ -8,40 +8,16 @@ instrument, plays the paid API: any key, model ``openai/standin``, ``--api-base`
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
 
 from potsearch.testing.standin_server import StandinServer
 
-KEY = "sk-potsearch-test-secret-5f0c2e9a"
-
-
-@pytest.fixture
-def env(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.delenv("POTSEARCH_TEST_PAUSE_AFTER_WRITE", raising=False)
-
-
-def _collect(run, api_base, *extra):
-    from potsearch.cli import main
-
-    return main(["collect", "--agent", "word", "--provider", "openai/standin", "--mode", "free", "--run", str(run),
-                 *(["--api-base", api_base] if api_base else []), "--no-progress", *extra])
-
-
-def _samples_cost(run) -> tuple[int, float, float]:
-    """(samples, total cost, most one sample cost) as stored."""
-    from potsearch.store import RunStore
-
-    with RunStore.open(Path(run)) as s:
-        costs = [float(x) for x in s.samples_frame()["cost"].fillna(0.0)]
-    return len(costs), sum(costs), max(costs, default=0.0)
+from standin_collect_helpers import KEY, collect_standin, env  # noqa: F401  (env: a fixture)
 
 
 def test_rpm_keeps_the_measured_request_rate(tmp_path, env, capsys):
     with StandinServer(median=0.05, sigma=0.3, seed=2, mode="word") as srv:
-        code = _collect(tmp_path / "r", srv.api_base, "--workers", "4", "--rpm", "60", "--max-samples", "40")
+        code = collect_standin(tmp_path / "r", srv.api_base, "--workers", "4", "--rpm", "60", "--max-samples", "40")
         samples = list(srv.inflight_samples)
     assert code == 0
     starts, prev = [], 0

@@ -17,29 +17,7 @@ import pytest
 
 from potsearch.testing.standin_server import StandinServer
 
-KEY = "sk-potsearch-test-secret-5f0c2e9a"
-
-
-@pytest.fixture
-def env(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.delenv("POTSEARCH_TEST_PAUSE_AFTER_WRITE", raising=False)
-
-
-def _collect(run, api_base, *extra):
-    from potsearch.cli import main
-
-    return main(["collect", "--agent", "word", "--provider", "openai/standin", "--mode", "free", "--run", str(run),
-                 *(["--api-base", api_base] if api_base else []), "--no-progress", *extra])
-
-
-def _samples_cost(run) -> tuple[int, float, float]:
-    """(samples, total cost, most one sample cost) as stored."""
-    from potsearch.store import RunStore
-
-    with RunStore.open(Path(run)) as s:
-        costs = [float(x) for x in s.samples_frame()["cost"].fillna(0.0)]
-    return len(costs), sum(costs), max(costs, default=0.0)
+from standin_collect_helpers import KEY, collect_standin, env, samples_cost  # noqa: F401  (env: a fixture)
 
 
 def test_max_cost_is_never_passed_by_more_than_one_call_with_8_workers(tmp_path, env, capsys):
@@ -47,12 +25,12 @@ def test_max_cost_is_never_passed_by_more_than_one_call_with_8_workers(tmp_path,
     prices.write_text("prices:\n  openai/standin: {input: 1.0, output: 4.0}\n")
     cap = 0.015
     with StandinServer(median=0.05, sigma=0.3, seed=1, mode="word") as srv:
-        code = _collect(tmp_path / "r", srv.api_base, "--workers", "8", "--max-cost", str(cap),
+        code = collect_standin(tmp_path / "r", srv.api_base, "--workers", "8", "--max-cost", str(cap),
                         "--prices", str(prices), "--max-samples", "2000")
         requests = srv.requests
     out = capsys.readouterr().out
     assert code == 0
-    n, spent, one = _samples_cost(tmp_path / "r")
+    n, spent, one = samples_cost(tmp_path / "r")
     assert one > 0, "the prices table prices the calls"
     assert n >= 20 and requests >= n, (n, requests)      # the run is long enough for 8 workers to overlap
     assert spent <= cap + one, (spent, cap, one)
@@ -61,11 +39,11 @@ def test_max_cost_is_never_passed_by_more_than_one_call_with_8_workers(tmp_path,
 
 def test_max_cost_on_an_unpriced_model_is_refused_unless_allowed(tmp_path, env, capsys):
     with StandinServer(median=0.01, sigma=0.0, seed=1, mode="word") as srv:
-        code = _collect(tmp_path / "r", srv.api_base, "--workers", "1", "--max-cost", "1", "--max-samples", "3")
+        code = collect_standin(tmp_path / "r", srv.api_base, "--workers", "1", "--max-cost", "1", "--max-samples", "3")
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and "no price is known" in err[-1] and "--allow-unpriced" in err[-1]
         assert srv.requests == 0
-        code = _collect(tmp_path / "r", srv.api_base, "--workers", "1", "--max-cost", "1", "--max-samples", "3",
+        code = collect_standin(tmp_path / "r", srv.api_base, "--workers", "1", "--max-cost", "1", "--max-samples", "3",
                         "--allow-unpriced")
         assert code == 0 and srv.requests >= 3
 
@@ -74,14 +52,14 @@ def test_resume_keeps_the_api_base_refuses_another_and_stores_no_secret(tmp_path
     run = tmp_path / "r"
     with StandinServer(median=0.01, sigma=0.0, seed=3, mode="word") as srv, \
             StandinServer(median=0.01, sigma=0.0, seed=4, mode="word") as other:
-        assert _collect(run, srv.api_base, "--workers", "2", "--max-samples", "6", "--timeout", "20") == 0
+        assert collect_standin(run, srv.api_base, "--workers", "2", "--max-samples", "6", "--timeout", "20") == 0
         first = srv.requests
         capsys.readouterr()
-        code = _collect(run, other.api_base, "--resume", "--max-samples", "12")
+        code = collect_standin(run, other.api_base, "--resume", "--max-samples", "12")
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and "--api-base" in err[0] and srv.api_base in err[0]
         assert other.requests == 0
-        assert _collect(run, None, "--resume", "--max-samples", "12") == 0
+        assert collect_standin(run, None, "--resume", "--max-samples", "12") == 0
         assert srv.requests >= first + 6 and other.requests == 0
     from potsearch.store import RunStore
 
