@@ -15,7 +15,7 @@ FAST_FILES = frozenset("""
     test_fit_table2 test_graph test_io test_llm_limits test_own_features_unit test_resources test_rundir_owner
     test_search_database test_selection test_simplify test_store test_terms test_yamlio test_agents_text
     test_allocation test_module_map test_private_access test_own_agent_surrogate_unit test_example_board
-    test_import_split test_patience_unit test_adaptive_protocol
+    test_import_split test_patience_unit test_adaptive_protocol test_adaptive_bench
 """.split())
 
 

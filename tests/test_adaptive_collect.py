@@ -44,7 +44,7 @@ def _records(run) -> list[tuple]:
         return s.sample_records()
 
 
-def _plans_hold(run, seed: int, target: float, round_size: int, surrogate: bool = True) -> int:
+def _plans_hold(run, seed: int, target: float, round_size: int, horizon: int | None, surrogate: bool = True) -> int:
     """Every round's stored positions are the ones its allocation plans from the rounds before it (all of
     them but in the last round, which a budget may cut); returns the number of rounds."""
     from potsearch.agents.registry import load_agent
@@ -52,7 +52,7 @@ def _plans_hold(run, seed: int, target: float, round_size: int, surrogate: bool 
     recs = _records(run)
     agent = load_agent("word")     # the driver's initial states: the surrogate's own, else the agent's
     initial = (make_surrogate(agent) if surrogate else agent).initial_states(np.random.default_rng(seed))
-    p = make_adaptive(seed, target, round_size)
+    p = make_adaptive(seed, target, round_size, horizon)
     p.restore(initial, recs)
     by_round: dict[int, set] = {}
     for r in recs:
@@ -75,7 +75,7 @@ def test_adaptive_surrogate_collect_stops_at_the_target_and_says_what_is_open(tm
     assert s["protocol"] == "adaptive" and s["samples"] == 4000 and res.stop_reason.startswith("sample budget")
     assert a["rounds"] >= 10 and a["fitted_states"] > 0 and a["n_open"] > 0 and not a["target_met"]
     assert a["within_target"] + a["n_open"] == a["fitted_states"] and a["max_se"] > 0.3
-    assert _plans_hold(run, 1, 0.3, 300) == a["rounds"]
+    assert _plans_hold(run, 1, 0.3, 300, 4000) == a["rounds"]
     with RunStore.open(run) as st:
         assert st.run_info()["config"]["plan"]["target_se"] == 0.3
 
@@ -158,5 +158,5 @@ def test_sigkill_mid_adaptive_collection_then_resume_loses_and_duplicates_nothin
     assert done.returncode == 0, done.stderr[-2000:]
     uids = [r[0] for r in _records(run)]
     assert len(uids) == len(set(uids)) == total
-    assert _plans_hold(run, 2, 0.05, 12, surrogate=False) >= 5
+    assert _plans_hold(run, 2, 0.05, 12, total, surrogate=False) >= 5
     assert "adaptive:" in done.stdout

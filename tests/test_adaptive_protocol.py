@@ -46,8 +46,8 @@ def drive(p: Adaptive, store: list, limit: int, batch: int = 7, fail_every: int 
             store.append((t.uid, t.source_key, t.source_key, k, k, None))
 
 
-def fresh(round_size=40, target=0.4, seed=3) -> Adaptive:
-    p = make_adaptive(seed, target, round_size)
+def fresh(round_size=40, target=0.4, seed=3, horizon=None) -> Adaptive:
+    p = make_adaptive(seed, target, round_size, horizon)
     p.restore(INIT, [])
     return p
 
@@ -79,20 +79,35 @@ def test_a_budget_stop_names_the_open_states():
     assert "max SE" in p.status()
 
 
+@pytest.mark.parametrize("horizon", [None, 500])
 @pytest.mark.parametrize("cut", [1, 40, 57, 133, 250])
-def test_restore_mid_round_finishes_that_round_and_plans_the_same_next_rounds(cut):
+def test_restore_mid_round_finishes_that_round_and_plans_the_same_next_rounds(cut, horizon):
     """Stored samples are the restore's only input; a restore after any prefix (rounds finished and a
     half-done round) continues with the positions the uninterrupted run planned, and the samples of the
-    whole collection (the agent answers by uid seed) are the same, none lost, none twice."""
+    whole collection (the agent answers by uid seed) are the same, none lost, none twice — also with a
+    sample budget the plan is made for (triage)."""
     whole: list = []
-    drive(fresh(), whole, 500, fail_every=5)
+    drive(fresh(horizon=horizon), whole, 500, fail_every=5)
     part: list = []
-    drive(fresh(), part, cut, batch=3)
-    p = make_adaptive(3, 0.4, 40)
+    drive(fresh(horizon=horizon), part, cut, batch=3)
+    p = make_adaptive(3, 0.4, 40, horizon)
     p.restore(INIT, part)
     drive(p, part, 500, batch=11)
     assert sorted(part) == sorted(whole)
     assert len({u for u, *_ in part}) == len(part)
+
+
+def test_a_sample_budget_changes_the_plan_once_it_binds():
+    """With a horizon the open states cannot all be paid for, the round is planned for the cheapest ones
+    (allocation triage); without one, the same counts are planned for every open state."""
+    store: list = []
+    drive(fresh(target=0.1), store, 200)
+    free, tight = make_adaptive(3, 0.1, 40), make_adaptive(3, 0.1, 40, 240)
+    free.restore(INIT, store)
+    tight.restore(INIT, store)
+    r = free.round + 1
+    assert free.positions(r) != tight.positions(r)
+    assert tight.alloc.shares["triage"] > 0 and free.alloc.shares["triage"] == 0
 
 
 def test_the_plan_does_not_depend_on_the_order_replies_arrive_in():

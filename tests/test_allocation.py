@@ -137,3 +137,38 @@ def test_before_any_sample_the_round_explores():
     al = allocate(counts, 30, AllocationConfig(target_se=0.2))
     assert list(al.samples) == [10, 10, 10] and not al.done and al.shares["discovery"] == 30
     assert list(allocate(counts, 100, AllocationConfig(explore=16)).samples) == [16, 16, 16]
+
+
+def test_a_one_way_state_is_explored_before_it_is_capped():
+    """A state seen moving one way in a handful of samples is explored (up to ``explore``) like an unseen
+    one: a few more samples may show the way back."""
+    base = _chain(n=10, samples=200)
+    counts = _extend(base, ["X", "Y"], [(10, 11, 1), (10, 10, 3), (11, 11, 2)])   # X -> Y once, Y seen twice
+    al = allocate(counts, 300, AllocationConfig(target_se=0.01, explore=16))
+    x = al.states.index("X")
+    assert al.kind[x] == ONE_WAY and not al.capped[x] and al.samples[x] == 12
+
+
+def test_triage_designs_for_the_cheapest_open_states_the_budget_can_pay_for():
+    counts = _chain(n=14, samples=40, escape=0.4, sigma=1.2)
+    cfg = AllocationConfig(target_se=0.15, discovery=0.0, bulk=0.0)
+    free = allocate(counts, 400, cfg)
+    tight = allocate(counts, 400, cfg, remaining=300)
+    assert free.shares["triage"] == 0 and 0 < tight.shares["triage"] < len(free.open_states)
+    need = np.maximum(np.ceil(tight.visits * np.clip(tight.se ** 2 / 0.15 ** 2 - 1, 0, None) * cfg.need_margin) + 1,
+                      cfg.min_samples - tight.visits)
+    open_ = np.isin(tight.states, tight.open_states)
+    got = open_ & (tight.samples > 0)
+    assert got.any() and (open_ & ~got).any()
+    assert need[got].max() <= need[open_ & ~got].min()       # the funded ones need the least
+    assert tight.samples.sum() <= 300
+    # a budget that pays for everything changes nothing
+    assert np.array_equal(allocate(counts, 400, cfg, remaining=10 ** 9).samples, free.samples)
+
+
+def test_met_states_keep_a_small_weight_in_the_design():
+    counts = _chain(n=12, samples=150, escape=0.5, sigma=1.0)
+    base = allocate(counts, 2000, AllocationConfig(target_se=0.3, discovery=0.0, bulk=0.0))
+    assert base.met.any() and (~base.met).any()
+    heavy = allocate(counts, 2000, AllocationConfig(target_se=0.3, discovery=0.0, bulk=0.5))
+    assert heavy.samples[heavy.met].sum() > base.samples[base.met].sum()

@@ -7,7 +7,10 @@ the states' standard errors, the allocation of ``round_size`` samples). The coun
 stored (source, outcome) pairs with the states in sorted key order, so a plan depends on the samples
 and the seed only, never on the order replies arrived in: ``restore`` rebuilds the counts from the stored
 samples of the finished rounds < R (R: the last round with a stored sample), plans round R again (the
-same positions) and finishes it before it plans R + 1. The collection ends when the stopping rule holds
+same positions) and finishes it before it plans R + 1. With a sample budget (``horizon``, --max-samples) a
+round is planned for the samples the collection has left (the allocation's triage: when the open states need
+more than that, the ones that need the fewest are designed for); a resume with another --max-samples plans
+its unfinished round for that budget (what is stored stays). The collection ends when the stopping rule holds
 (every fitted state meets ``target_se`` and no state is still explored), when a round plans nothing, or
 when a budget runs out; ``summary`` says which fitted states did not meet the target.
 """
@@ -36,10 +39,12 @@ def parse_uid(uid: str) -> int | None:
         return None
 
 
-def make_adaptive(seed: int, target_se: float | None, round_size: int | None) -> "Adaptive":
-    """The adaptive protocol with the plan's options (None: the allocation's target SE, ``ROUND_SIZE``)."""
+def make_adaptive(seed: int, target_se: float | None, round_size: int | None,
+                  horizon: int | None = None) -> "Adaptive":
+    """The adaptive protocol with the plan's options (None: the allocation's target SE, ``ROUND_SIZE``);
+    ``horizon``: the collection's sample budget (--max-samples), which the allocation's triage plans for."""
     return Adaptive(seed, AllocationConfig().target_se if target_se is None else target_se,
-                    ROUND_SIZE if round_size is None else round_size)
+                    ROUND_SIZE if round_size is None else round_size, horizon)
 
 
 class Adaptive(Protocol):
@@ -47,8 +52,9 @@ class Adaptive(Protocol):
 
     name = "adaptive"
 
-    def __init__(self, seed: int, target_se: float, round_size: int):
+    def __init__(self, seed: int, target_se: float, round_size: int, horizon: int | None = None):
         super().__init__(seed)
+        self.horizon = horizon
         if not target_se > 0:
             raise InputError(f"--target-se must be > 0, got {target_se}")
         if round_size < 1:
@@ -84,7 +90,8 @@ class Adaptive(Protocol):
         """Round r's positions, from the counts of rounds < r (interleaved: the j-th sample of every state
         before the (j+1)-th of any, so a budget that ends mid-round still spreads over the states)."""
         counts = self.counts(below=r)
-        self.alloc = a = allocate(counts, self.round_size, self.config, self.seed)
+        left = None if self.horizon is None or counts.total >= self.horizon else self.horizon - counts.total
+        self.alloc = a = allocate(counts, self.round_size, self.config, self.seed, remaining=left)
         self.status_text = self._status(counts, a)
         if a.done:
             return []
@@ -115,8 +122,10 @@ class Adaptive(Protocol):
     def _status(self, counts: Counts, a) -> str:
         se = f"{a.max_se:.3f}" if np.isfinite(a.max_se) else "-"
         saved = self._saved(counts, a)
+        within = int(((a.kind == FITTED) & a.met).sum())
         return (f"round {self.round} · max SE {se} (target {self.config.target_se:g}) · "
-                f"open {len(a.open_states)} · saved vs per_state {'-' if saved is None else f'{saved:,}'}")
+                f"within {within}/{int((a.kind == FITTED).sum())} · open {len(a.open_states)} · "
+                f"saved vs per_state {'-' if saved is None else f'{saved:,}'}")
 
     # ---------------------------------------------------------------- the protocol
     def restore(self, initial, stored):

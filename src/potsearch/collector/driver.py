@@ -278,7 +278,7 @@ def _collect(cfg, agent, store, plan, model, on_batch, out, after_write=None) ->
 def _plan(cfg, agent, store, plan, model, after_write) -> _Collection:
     """The protocol rebuilt from the store, the budget from what is stored, the run's config recorded."""
     if plan["protocol"] == "adaptive":
-        proto = make_adaptive(plan["seed"], plan["target_se"], plan["round_size"])
+        proto = make_adaptive(plan["seed"], plan["target_se"], plan["round_size"], cfg.max_samples)
     else:
         proto = make_protocol(plan["protocol"], plan["seed"], plan["samples_per_state"], plan["chains"],
                               plan["sources_per_prompt"])

@@ -24,28 +24,38 @@ State kinds
 Allocation of a round of ``budget`` samples (:func:`allocate`)
     1. met: FITTED states with SE < target_se, >= ``min_samples`` samples and >= ``min_moves`` moves within
        their SCC are no longer sampled for their own variance; stopped: met states of an SCC whose states all
-       met the target get nothing at all;
-    2. discovery: a share ``discovery`` of the budget goes, one sample at a time round-robin, to UNSEEN and
-       ISOLATED states sampled fewer than ``explore`` times (fewest first, ties in a seeded order); an unused
-       share returns to the pool, and what the design (4.) cannot use comes back to discovery;
-    3. ONE_WAY states get ``oneway_cap`` samples while their bound is not decisive, none once it is;
-    4. the rest goes to the open FITTED states by A-optimal design: with weights omega_i on the open states
-       the weighted variance sum_i omega_i Var_i = sum_f c_f / N(f), c_f = tr(Phi_f G Omega G), is minimised
-       over the added samples d_f (sum d_f = rest) by water-filling, N(f) + d_f = lambda sqrt(c_f)
-       (``criterion`` "sum": omega = 1; "max": omega_i = Var_i / target_se^2, leaning on the largest
-       variances), optionally after a share ``spread`` of it is spread evenly over the open states. The
-       defaults ("sum", no spread) were chosen on one landscape family of benchmarks/adaptive_bench.py
-       ("escape", 3 seeds; the rule: within 5 % of the best max-SE ratio, the best worst-case Spearman ratio):
-       max-SE target reached with 3.66x fewer calls than per_state (geometric mean), "max" with spread 0.3
-       3.76x, "sum" with 0.3 3.63x, "max" alone 3.15x; worst Spearman ratio 0.76, 0.64, 0.73, 0.77. The
-       other families were then run once (docs/collect.md, "Adaptive collection"). Met states of the same SCCs stay eligible: a state whose moves in are rare (high
-       potential) is pinned by its neighbours' samples, and forbidding those stalled the max SE at ~2x the
-       target in benchmarks/adaptive_bench.py. The round spends at most the samples the open states' own SEs
-       need, sum ceil(N (SE^2/t^2 - 1) ``need_margin``) + 1, so it ends early rather than overshoot.
-    Stopping rule: done when every FITTED state is met and no UNSEEN/ISOLATED state is still being explored
-    (ONE_WAY states never block: their bound is all more samples of them can give).
-    The allocation is a function of the counts, the config and the seed only (the seed keys the probes and
-    the tie order together with the number of samples so far): a resumed collection plans the same round.
+       met the target get nothing at all. What an open state still needs: N (SE^2/t^2 - 1) ``need_margin``
+       + 1 of its own samples, the samples that bring its moves to the floor at its rate of moving out, and
+       the samples floor; an explored state (2.) needs ``explore`` - N.
+    Triage: when ``remaining`` (the collection's samples left) cannot pay for every open and explored
+       state's need, only the cheapest ones it can pay for are explored (2.) and designed for (4.), the met
+       states keep no weight (``bulk`` 0) and one-way states get nothing (3.): with too small a budget for
+       the target, the most states within it (benchmarks/adaptive_bench.py --budget).
+    2. discovery: a share ``discovery`` of the budget (all of it under triage) goes, one sample at a time
+       round-robin, to UNSEEN and ISOLATED states and to ONE_WAY states whose bound is not decisive, sampled
+       fewer than ``explore`` times (fewest first, ties in a seeded order): a few more samples of a one-way
+       state may show the way back; an unused share returns to the pool, and what the design (4.) cannot
+       use comes back to discovery;
+    3. ONE_WAY states sampled ``explore`` times get ``oneway_cap`` samples while their bound is not
+       decisive, none once it is;
+    4. the rest goes to the FITTED states by A-optimal design: with weights omega_i, sum_i omega_i Var_i =
+       sum_f c_f / N(f), c_f = tr(Phi_f G Omega G), is minimised over the added samples d_f (sum d_f = rest)
+       by water-filling, N(f) + d_f = lambda sqrt(c_f) (``criterion`` "sum": omega = 1 on the open states;
+       "max": omega_i = Var_i / target_se^2), the met states of open SCCs weighing ``bulk`` (0.1), optionally
+       after a share ``spread`` of it is spread evenly over the open states. Met states stay eligible: a
+       state whose moves in are rare (high potential) is pinned by its neighbours' samples, and forbidding
+       those stalled the max SE at ~2x the target. Their small weight keeps the ranking of the bulk: with
+       ``bulk`` 0 the design serves the worst states only, and at its stop adaptive's Spearman against the
+       truth was 0.005-0.024 below per_state's at the same calls on 4 of 6 landscape families; with 0.1,
+       not more than 0.010 below on 29 of 30 runs (6 families x 5 seeds), for max-SE savings 3-22 %
+       smaller (geo-means, seeds 0-2; benchmarks/adaptive_bench.py, docs/collect.md). The round spends
+       at most what the open states need (their needs' sum), so it ends early rather than overshoot.
+    Stopping rule: done when every FITTED state is met and no UNSEEN/ISOLATED (or not yet explored
+    one-way) state is still being explored (ONE_WAY states never block: their bound is all more samples
+    of them can give).
+    The allocation is a function of the counts, the fit, the config, ``remaining`` and the seed only (the
+    seed keys the probes and the tie order together with the number of samples so far): a resumed
+    collection plans the same round.
 """
 from __future__ import annotations
 
@@ -78,6 +88,7 @@ class AllocationConfig:
     explore: int = 16               # an unseen or isolated state is explored until sampled this often
     need_margin: float = 1.2        # a round spends at most the samples the open SEs need, times this
     spread: float = 0.0             # share of the design budget spread evenly over the open states
+    bulk: float = 0.1               # design weight of the met (not stopped) fitted states (open ones: 1)
     probes: int = 64
     exact_limit: int = 1500
     kernel: str = "softplus"
@@ -312,10 +323,14 @@ def water_fill(c: np.ndarray, N: np.ndarray, budget: int, cap: np.ndarray) -> np
 
 
 def allocate(counts: Counts, budget: int, config: AllocationConfig = AllocationConfig(), seed: int = 0,
-             fit: FitResult | None = None, graph: Graph | None = None) -> Allocation:
+             fit: FitResult | None = None, graph: Graph | None = None, remaining: int | None = None) -> Allocation:
     """The next round's samples per state (module docstring). ``fit``/``graph`` may be passed when the caller
-    has just fitted the same counts (low_reject, ``config.min_visits``)."""
+    has just fitted the same counts (low_reject, ``config.min_visits``). ``remaining``: the samples the whole
+    collection has left, this round's included (None: no limit); when the open states need more than that,
+    only the open states that need the fewest samples, as many as it can pay for, are designed for (triage)."""
     rng = np.random.default_rng([int(seed), int(counts.total)])
+    if remaining is not None:
+        budget = min(budget, max(int(remaining), 0))
     n_all = len(counts.states)
     g = graph or build_graph(counts, weight="low_reject", min_visits=config.min_visits)
     fit = fit or fit_exact(g, make_kernel(config.kernel, config.beta))
@@ -332,7 +347,8 @@ def allocate(counts: Counts, budget: int, config: AllocationConfig = AllocationC
     fitted = kind == FITTED
     inner = fit.scc[g.src] == fit.scc[g.dst]
     moves = np.zeros(n_all)
-    moves[gi] = np.bincount(g.src[inner], g.n[inner], g.n_states) + np.bincount(g.dst[inner], g.n[inner], g.n_states)
+    out = np.bincount(g.src[inner], g.n[inner], g.n_states)
+    moves[gi] = out + np.bincount(g.dst[inner], g.n[inner], g.n_states)
     met = (fitted & (np.nan_to_num(se, nan=np.inf) < config.target_se) & (visits >= config.min_samples)
            & (moves >= config.min_moves))
     open_ = fitted & ~met
@@ -341,12 +357,34 @@ def allocate(counts: Counts, budget: int, config: AllocationConfig = AllocationC
     stopped = met & ~np.isin(scc, scc[open_])              # every state of its SCC met the target
     capped = (kind == ONE_WAY) & (gap >= config.decisive_gap)
     samples = np.zeros(n_all, dtype=np.int64)
-    explore = ((kind == UNSEEN) | (kind == ISOLATED)) & (visits < config.explore)
+    explore = ((kind == UNSEEN) | (kind == ISOLATED) | ((kind == ONE_WAY) & ~capped)) & (visits < config.explore)
     done = not open_.any() and not explore.any()
     max_se = float(np.nanmax(se)) if fitted.any() else float("nan")
-    shares = {"discovery": 0, "one_way": 0, "design": 0}
+    shares = {"discovery": 0, "one_way": 0, "design": 0, "triage": 0}
     if done or budget <= 0:
         return Allocation(list(counts.states), samples, visits, kind, se, gap, met, stopped, capped, done, max_se, shares)
+    # what each open state still needs (its own samples only: N (SE^2/t^2 - 1), the moves floor at its rate of
+    # moving out, the samples floor) and each explored state (up to ``explore``)
+    open_g = open_[gi]
+    var = err.se ** 2
+    vg = visits[gi].astype(float)
+    need = vg * np.clip(var / config.target_se ** 2 - 1.0, 0.0, None) * config.need_margin
+    need_moves = np.clip(config.min_moves - moves[gi], 0.0, None) * vg / np.maximum(out, 1.0)
+    need = np.maximum.reduce([np.ceil(np.nan_to_num(need)) + 1, np.ceil(need_moves), config.min_samples - vg])
+    bulk = config.bulk
+    cost = np.full(n_all, np.inf)
+    cost[gi[open_g]] = need[open_g]
+    cost[explore] = config.explore - visits[explore]
+    if remaining is not None and cost[np.isfinite(cost)].sum() > remaining:
+        # triage: the budget cannot pay for every open and explored state: the cheapest it can pay for
+        o = np.flatnonzero(np.isfinite(cost))
+        o = o[np.lexsort((o, cost[o]))]
+        funded = np.zeros(n_all, dtype=bool)
+        funded[o[: max(1, int(np.searchsorted(np.cumsum(cost[o]), remaining, side="right")))]] = True
+        explore &= funded
+        open_g &= funded[gi]
+        shares["triage"] = int(funded.sum())
+        bulk = 0.0                                       # no sample to spare for states already met
     # 2. discovery: round-robin over unseen and isolated states (up to ``explore`` samples each), fewest
     #    samples first, seeded ties
     cand = np.flatnonzero(explore)
@@ -361,9 +399,9 @@ def allocate(counts: Counts, budget: int, config: AllocationConfig = AllocationC
             left -= len(take)
             shares["discovery"] += len(take)
 
-    discover(min(int(config.discovery * budget), budget))
+    discover(budget if shares["triage"] else min(int(config.discovery * budget), budget))
     # 3. one-way states whose bound is not decisive
-    ow = np.flatnonzero((kind == ONE_WAY) & ~capped)
+    ow = np.flatnonzero((kind == ONE_WAY) & ~capped & ~explore) if not shares["triage"] else np.zeros(0, int)
     room = budget - int(samples.sum())
     if len(ow) and config.oneway_cap > 0 and room > 0:
         ow = ow[rng.permutation(len(ow))][: room // config.oneway_cap]
@@ -372,15 +410,14 @@ def allocate(counts: Counts, budget: int, config: AllocationConfig = AllocationC
     # 4. A-optimal design for the open fitted states' variances; samples of met states count when they
     #    reduce those more per call than the open states' own (they are a neighbour's bottleneck)
     room = budget - int(samples.sum())
-    open_g = open_[gi]
-    var = err.se ** 2
     omega = np.zeros(g.n_states)
     omega[open_g] = 1.0 if config.criterion == "sum" else var[open_g] / config.target_se ** 2
+    helpers = met[gi] & ~stopped[gi]
+    if bulk:                                             # the bulk keeps a little weight (module docstring)
+        omega[helpers] = bulk
     c = err.sandwich.contributions(omega)
-    need = visits[gi] * np.clip(var / config.target_se ** 2 - 1.0, 0.0, None) * config.need_margin
-    need = np.maximum(np.ceil(np.nan_to_num(need)) + 1, config.min_samples - visits[gi])
     room = min(room, int(need[open_g].sum()))
-    eligible = open_g | (met[gi] & ~stopped[gi])
+    eligible = open_g | helpers
     even = np.zeros(g.n_states, dtype=np.int64)
     share = int(config.spread * room)
     if share:

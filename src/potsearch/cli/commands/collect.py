@@ -42,7 +42,8 @@ def add_arguments(p) -> None:
     p.add_argument("--round-size", type=int, default=_D.round_size, metavar="N",
                    help="adaptive protocol: samples a round, allocated after a refit (default 100)")
     p.add_argument("--max-samples", type=int, default=_D.max_samples, metavar="N",
-                   help="stop when the run holds N samples")
+                   help="stop when the run holds N samples (adaptive protocol: also the budget its rounds are "
+                        "planned for: when it cannot bring every state within --target-se, the most states it can)")
     p.add_argument("--max-tokens", type=int, default=_D.max_tokens, metavar="T",
                    help="stop planning after T tokens (in + out)")
     p.add_argument("--max-cost", type=float, default=_D.max_cost, metavar="C",
