@@ -85,7 +85,7 @@ class AllocationConfig:
     min_samples: int = 8            # a state is never stopped on fewer samples (its SE is unreliable)
     min_moves: int = 10             # ... nor on fewer moves within its SCC, in and out (p from a handful of
                                     # moves makes the sandwich too small: 2-state SCCs met the target at once)
-    explore: int = 16               # an unseen or isolated state is explored until sampled this often
+    explore: int = 16               # an unseen, isolated or one-way state is explored until sampled this often
     need_margin: float = 1.2        # a round spends at most the samples the open SEs need, times this
     spread: float = 0.0             # share of the design budget spread evenly over the open states
     bulk: float = 0.1               # design weight of the met (not stopped) fitted states (open ones: 1)
