@@ -127,3 +127,13 @@ def test_bad_options_are_input_errors():
         Adaptive(0, 0.0, 10)
     with pytest.raises(InputError, match="round-size"):
         Adaptive(0, 0.1, 0)
+
+
+def test_the_calls_saved_estimate_waits_for_a_state_within_the_target():
+    p = fresh(target=0.4)
+    assert p.summary()["calls_saved_vs_per_state"] is None   # round 0: nothing fitted yet
+    store: list = []
+    drive(p, store, 100000)
+    s = p.summary()
+    assert s["within_target"] > 0 and isinstance(s["calls_saved_vs_per_state"], int)
+    assert "saved vs per_state" in p.status()

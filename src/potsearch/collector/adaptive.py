@@ -108,15 +108,23 @@ class Adaptive(Protocol):
         self.queue = deque(todo)
         self.outstanding = {u for u, _ in todo}
 
-    @staticmethod
-    def _saved(counts: Counts, a) -> int | None:
-        """Calls a per_state collection would need for the same max SE minus the calls made (an estimate:
-        SE_f^2 N_f is state f's per-sample variance; per_state gives every sampled state the samples the
-        largest of them needs, max_f SE_f^2 N_f / max SE^2)."""
-        fitted = a.kind == FITTED
-        if not fitted.any() or not np.isfinite(a.max_se) or a.max_se <= 0:
+    def _saved(self, counts: Counts, a) -> int | None:
+        """Calls a per_state collection would need to bring as many states within the target as are now,
+        minus the calls made. A rough estimate, state by state: SE_f^2 N_f is f's per-sample variance and
+        moves_f / N_f its moves per sample, so K samples a state bring f within once K >= SE_f^2 N_f /
+        target^2, min_samples and min_moves N_f / moves_f; per_state gives every sampled state the k-th
+        smallest of those (k: the states within now). It leaves out what neighbours' samples do to a state's
+        SE, which favours per_state when adaptive has sampled a state's neighbours heavily. None while no
+        state is within."""
+        c = self.config
+        fitted = (a.kind == FITTED) & np.isfinite(a.se)
+        k = int((fitted & a.met).sum())
+        if not k:
             return None
-        per = np.nanmax(a.se[fitted] ** 2 * a.visits[fitted]) / a.max_se ** 2
+        n = a.visits[fitted].astype(float)
+        need = np.maximum.reduce([a.se[fitted] ** 2 * n / c.target_se ** 2, np.full(len(n), float(c.min_samples)),
+                                  c.min_moves * n / np.maximum(a.moves[fitted], 1.0)])
+        per = np.sort(need)[k - 1]
         return int(round(int((a.visits > 0).sum()) * per - counts.total))
 
     def _status(self, counts: Counts, a) -> str:

@@ -67,7 +67,7 @@ def adaptive_line(a: dict) -> str:
     se = "-" if a["max_se"] is None else f"{a['max_se']:.3f}"
     saved = a.get("calls_saved_vs_per_state")
     line = (f"adaptive: {a['within_target']} of {a['fitted_states']} fitted states within SE {a['target_se']:g} "
-            f"after {a['rounds']} rounds; max SE {se}; calls saved vs per_state (estimate): "
+            f"after {a['rounds']} rounds; max SE {se}; calls saved vs per_state for as many within (estimate): "
             f"{'-' if saved is None else saved}")
     if a["n_open"]:
         line += (f"\nopen states (not within the target, {a['n_open']}): {', '.join(a['open_states'][:12])}"

@@ -280,7 +280,8 @@ class Allocation:
     capped: np.ndarray               # one-way states whose bound is decisive
     done: bool                       # every fitted state met the target, no state is still explored
     max_se: float
-    shares: dict                     # samples per part: discovery, one_way, design
+    shares: dict                     # samples per part: discovery, one_way, design (triage: states funded)
+    moves: np.ndarray | None = None  # moves within its SCC per state, in and out
 
     @property
     def open_states(self) -> list[str]:
@@ -362,7 +363,8 @@ def allocate(counts: Counts, budget: int, config: AllocationConfig = AllocationC
     max_se = float(np.nanmax(se)) if fitted.any() else float("nan")
     shares = {"discovery": 0, "one_way": 0, "design": 0, "triage": 0}
     if done or budget <= 0:
-        return Allocation(list(counts.states), samples, visits, kind, se, gap, met, stopped, capped, done, max_se, shares)
+        return Allocation(list(counts.states), samples, visits, kind, se, gap, met, stopped, capped, done, max_se, shares,
+                          moves)
     # what each open state still needs (its own samples only: N (SE^2/t^2 - 1), the moves floor at its rate of
     # moving out, the samples floor) and each explored state (up to ``explore``)
     open_g = open_[gi]
@@ -429,4 +431,5 @@ def allocate(counts: Counts, budget: int, config: AllocationConfig = AllocationC
     samples[gi] += d
     shares["design"] = int(d.sum())
     discover(budget - int(samples.sum()))              # what the design cannot use explores further
-    return Allocation(list(counts.states), samples, visits, kind, se, gap, met, stopped, capped, done, max_se, shares)
+    return Allocation(list(counts.states), samples, visits, kind, se, gap, met, stopped, capped, done, max_se, shares,
+                          moves)
