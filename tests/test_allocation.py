@@ -172,3 +172,16 @@ def test_met_states_keep_a_small_weight_in_the_design():
     assert base.met.any() and (~base.met).any()
     heavy = allocate(counts, 2000, AllocationConfig(target_se=0.3, discovery=0.0, bulk=0.5))
     assert heavy.samples[heavy.met].sum() > base.samples[base.met].sum()
+
+
+def test_under_triage_exploring_is_priced_with_what_an_explored_state_then_needs():
+    """Thirty states seen once and ten fitted states a little short of the target: exploring a new state
+    (15 samples) looks cheaper than finishing a fitted one, but does not bring it within the target."""
+    base = _chain(n=10, samples=60, escape=0.1, sigma=0.5)
+    new = [f"N{i}" for i in range(30)]
+    counts = _extend(base, new, [(i % 10, 10 + i, 1) for i in range(30)] + [(10 + i, 10 + i, 1) for i in range(30)])
+    cfg = AllocationConfig(target_se=0.15, bulk=0.0)
+    al = allocate(counts, 300, cfg, remaining=300)
+    fitted = al.kind == FITTED
+    assert al.shares["triage"] > 0 and (~fitted & (al.samples > 0)).sum() < 30
+    assert al.samples[fitted].sum() > al.samples[~fitted].sum()

@@ -26,7 +26,7 @@ Allocation of a round of ``budget`` samples (:func:`allocate`)
        their SCC are no longer sampled for their own variance; stopped: met states of an SCC whose states all
        met the target get nothing at all. What an open state still needs: N (SE^2/t^2 - 1) ``need_margin``
        + 1 of its own samples, the samples that bring its moves to the floor at its rate of moving out, and
-       the samples floor; an explored state (2.) needs ``explore`` - N.
+       the samples floor; an explored state (2.) needs ``explore`` - N and then what the median open state needs.
     Triage: when ``remaining`` (the collection's samples left) cannot pay for every open and explored
        state's need, only the cheapest ones it can pay for are explored (2.) and designed for (4.), the met
        states keep no weight (``bulk`` 0) and one-way states get nothing (3.): with too small a budget for
@@ -376,7 +376,8 @@ def allocate(counts: Counts, budget: int, config: AllocationConfig = AllocationC
     bulk = config.bulk
     cost = np.full(n_all, np.inf)
     cost[gi[open_g]] = need[open_g]
-    cost[explore] = config.explore - visits[explore]
+    # an explored state is not within the target once explored: it then needs what a typical open state needs
+    cost[explore] = config.explore - visits[explore] + (np.median(need[open_g]) if open_g.any() else 0.0)
     if remaining is not None and cost[np.isfinite(cost)].sum() > remaining:
         # triage: the budget cannot pay for every open and explored state: the cheapest it can pay for
         o = np.flatnonzero(np.isfinite(cost))
