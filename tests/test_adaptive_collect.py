@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from collect_run_helpers import run_samples, stored_count
 
 from potsearch.collector import CollectConfig, collect, make_surrogate
 from potsearch.collector.adaptive import make_adaptive, parse_uid
@@ -100,30 +101,10 @@ def test_adaptive_same_seed_same_samples(tmp_path, ray_session):
         run = tmp_path / name
         collect(CollectConfig(agent="word", provider="surrogate", run=str(run), protocol="adaptive", target_se=0.2,
                               round_size=150, max_samples=1500, workers=2, batch_size=40, seed=5, progress=False))
-        with RunStore.open(run) as s:
-            df = s.samples_frame()
-            return sorted((u, a, b if b is not None else r)
-                          for u, a, b, r in zip(df.uid, df.source_key, df.target_key, df.reason))
+        return run_samples(run)
 
     first = samples("a")
     assert len(first) == 1500 and first == samples("b")
-
-
-def _count(path: Path) -> int:
-    import sqlite3
-
-    from potsearch.core.errors import InputError
-
-    try:
-        store = RunStore.open(path, readonly=True)
-    except (InputError, sqlite3.Error):
-        return 0
-    try:
-        return store.n_samples()
-    except sqlite3.Error:
-        return 0
-    finally:
-        store.close()
 
 
 def test_sigkill_mid_adaptive_collection_then_resume_loses_and_duplicates_nothing(tmp_path):
@@ -140,7 +121,7 @@ def test_sigkill_mid_adaptive_collection_then_resume_loses_and_duplicates_nothin
     try:
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:
-            if (run / "store.sqlite").exists() and _count(run / "store.sqlite") >= 22:
+            if (run / "store.sqlite").exists() and stored_count(run / "store.sqlite") >= 22:
                 break
             time.sleep(0.02)
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]

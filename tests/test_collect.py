@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from collect_run_helpers import run_samples
 
 from potsearch.collector import (
     Chain, CollectConfig, PerState, Population, collect, format_summary, norm_protocol, table3
@@ -224,10 +225,7 @@ def test_same_seed_same_samples_with_two_workers(tmp_path, ray_session, protocol
         collect(CollectConfig(agent=str(agent), provider="surrogate", run=str(run), protocol=protocol,
                               samples_per_state=7, max_samples=1000, workers=2, batch_size=50, seed=3,
                               progress=False))
-        with RunStore.open(run) as s:
-            df = s.samples_frame()
-            return sorted((u, a, b if b is not None else r)
-                          for u, a, b, r in zip(df.uid, df.source_key, df.target_key, df.reason))
+        return run_samples(run)
 
     first = samples("a")
     assert len(first) == 1000 and first == samples("b")

@@ -102,27 +102,6 @@ def _per_source(run) -> dict[str, int]:
         return {k: int(n) for k, n in s.samples_frame().groupby("source_key").size().items()}
 
 
-def _count_now(path: Path) -> int:
-    """Samples stored so far, read while the collector writes. The connection is always closed: a
-    connection left open in this process (e.g. one that failed while the store was being created)
-    would keep a stale mapping of the WAL index after the writer exits."""
-    import sqlite3
-
-    from potsearch.core.errors import InputError
-    from potsearch.store import RunStore
-
-    try:
-        store = RunStore.open(path, readonly=True)
-    except (InputError, sqlite3.Error):
-        return 0
-    try:
-        return store.n_samples()
-    except sqlite3.Error:
-        return 0
-    finally:
-        store.close()
-
-
 def _env():
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
@@ -228,6 +207,8 @@ def test_a_killed_actors_work_is_retried(tmp_path, ray_session):
 @pytest.mark.slow
 @pytest.mark.parametrize("provider,total,kill_at", [("fake/slow0.2", 150, 30), ("surrogate", 60000, 8000)])
 def test_sigkill_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path, provider, total, kill_at):
+    from collect_run_helpers import stored_count   # here, not at the top: workers load this file by path
+
     run = tmp_path / "killed"
     args = [PY, "-m", "potsearch", "collect", "--agent", "word", "--provider", provider, "--run", str(run),
             "--max-samples", str(total), "--workers", "2", "--no-progress", "--setup", SETUP]
@@ -245,7 +226,7 @@ def test_sigkill_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path, prov
         n = 0
         while time.time() < deadline and proc.poll() is None:
             if (run / "store.sqlite").exists():
-                n = _count_now(run / "store.sqlite")
+                n = stored_count(run / "store.sqlite")
                 if n >= kill_at:
                     break
             time.sleep(0.02)
