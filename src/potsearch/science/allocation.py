@@ -363,8 +363,8 @@ def allocate(counts: Counts, budget: int, config: AllocationConfig = AllocationC
     max_se = float(np.nanmax(se)) if fitted.any() else float("nan")
     shares = {"discovery": 0, "one_way": 0, "design": 0, "triage": 0}
     if done or budget <= 0:
-        return Allocation(list(counts.states), samples, visits, kind, se, gap, met, stopped, capped, done, max_se, shares,
-                          moves)
+        return Allocation(list(counts.states), samples, visits, kind, se, gap, met, stopped, capped, done, max_se,
+                          shares, moves)
     # what each open state still needs (its own samples only: N (SE^2/t^2 - 1), the moves floor at its rate of
     # moving out, the samples floor) and each explored state (up to ``explore``)
     open_g = open_[gi]
@@ -373,12 +373,12 @@ def allocate(counts: Counts, budget: int, config: AllocationConfig = AllocationC
     need = vg * np.clip(var / config.target_se ** 2 - 1.0, 0.0, None) * config.need_margin
     need_moves = np.clip(config.min_moves - moves[gi], 0.0, None) * vg / np.maximum(out, 1.0)
     need = np.maximum.reduce([np.ceil(np.nan_to_num(need)) + 1, np.ceil(need_moves), config.min_samples - vg])
-    bulk = config.bulk
     cost = np.full(n_all, np.inf)
     cost[gi[open_g]] = need[open_g]
     # an explored state is not within the target once explored: it then needs what a typical open state needs
     cost[explore] = config.explore - visits[explore] + (np.median(need[open_g]) if open_g.any() else 0.0)
-    if remaining is not None and cost[np.isfinite(cost)].sum() > remaining:
+    triage = remaining is not None and cost[np.isfinite(cost)].sum() > remaining
+    if triage:
         # triage: the budget cannot pay for every open and explored state: the cheapest it can pay for
         o = np.flatnonzero(np.isfinite(cost))
         o = o[np.lexsort((o, cost[o]))]
@@ -387,7 +387,7 @@ def allocate(counts: Counts, budget: int, config: AllocationConfig = AllocationC
         explore &= funded
         open_g &= funded[gi]
         shares["triage"] = int(funded.sum())
-        bulk = 0.0                                       # no sample to spare for states already met
+    bulk = 0.0 if triage else config.bulk                # under triage no sample to spare for states already met
     # 2. discovery: round-robin over unseen and isolated states (up to ``explore`` samples each), fewest
     #    samples first, seeded ties
     cand = np.flatnonzero(explore)
@@ -402,9 +402,9 @@ def allocate(counts: Counts, budget: int, config: AllocationConfig = AllocationC
             left -= len(take)
             shares["discovery"] += len(take)
 
-    discover(budget if shares["triage"] else min(int(config.discovery * budget), budget))
+    discover(budget if triage else min(int(config.discovery * budget), budget))
     # 3. one-way states whose bound is not decisive
-    ow = np.flatnonzero((kind == ONE_WAY) & ~capped & ~explore) if not shares["triage"] else np.zeros(0, int)
+    ow = np.flatnonzero((kind == ONE_WAY) & ~capped & ~explore) if not triage else np.zeros(0, int)
     room = budget - int(samples.sum())
     if len(ow) and config.oneway_cap > 0 and room > 0:
         ow = ow[rng.permutation(len(ow))][: room // config.oneway_cap]
@@ -432,5 +432,5 @@ def allocate(counts: Counts, budget: int, config: AllocationConfig = AllocationC
     samples[gi] += d
     shares["design"] = int(d.sum())
     discover(budget - int(samples.sum()))              # what the design cannot use explores further
-    return Allocation(list(counts.states), samples, visits, kind, se, gap, met, stopped, capped, done, max_se, shares,
-                          moves)
+    return Allocation(list(counts.states), samples, visits, kind, se, gap, met, stopped, capped, done, max_se,
+                      shares, moves)
